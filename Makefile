@@ -1,0 +1,27 @@
+# The two commands of the README, and what they are made of.
+#   make demo   runs the whole lifecycle locally against the stand-ins and prints what happened
+#   make test   installs and starts the stand-ins, runs every test, stops the stand-ins
+SHELL := /bin/bash
+CARGO ?= cargo
+JOBS ?= 2
+
+.PHONY: test demo standins standins-stop build check-infra bench
+
+test:
+	@scripts/standins.sh start
+	@set -o pipefail; status=0; \
+	  scripts/infra-check.sh || status=$$?; \
+	  source .local/standins.env && $(CARGO) test --workspace -j$(JOBS) --no-fail-fast || status=$$?; \
+	  scripts/standins.sh stop; exit $$status
+
+standins:
+	@scripts/standins.sh start
+
+standins-stop:
+	@scripts/standins.sh stop
+
+build:
+	$(CARGO) build --workspace -j$(JOBS)
+
+check-infra:
+	scripts/infra-check.sh

@@ -1,0 +1,766 @@
+//! Configuration: `powerpole.toml`, then environment overrides, then validation into typed values.
+//!
+//! # The override rule
+//!
+//! Every environment variable that starts with `POWERPOLE_` **and contains `__`** overrides one
+//! field: strip the prefix, lower-case the rest, and read each `__` as a step into a table.
+//! `POWERPOLE_SLACK__API_URL` sets `[slack] api_url`; `POWERPOLE_TARGETS__BILLING__PORT` sets
+//! `[targets.billing] port`. Values are parsed as TOML scalars where they can be (numbers,
+//! booleans), otherwise taken as strings.
+//!
+//! Secrets are never values in the file: the Slack signing secret and tokens are *references*
+//! (`{ env = "NAME" }`, `{ secrets_manager = "id", key = "field" }` or `{ ssm_parameter = "/name" }`)
+//! that default to Slack's conventional `SLACK_SIGNING_SECRET`, `SLACK_BOT_TOKEN` and
+//! `SLACK_APP_TOKEN`; each target's admin credential is a Secrets Manager secret id.
+//! AWS endpoints and region come from the SDK's own variables (`AWS_REGION`, `AWS_ENDPOINT_URL`,
+//! `AWS_ENDPOINT_URL_<SERVICE>`).
+//!
+//! [`Config::load`] reports *every* problem at once, each with its field path and what to do.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    AccessDuration, PrivilegeSet, Role, SchemaName, SlackUserId, TargetName, UsernamePolicy,
+};
+
+/// One thing wrong with a configuration, at a field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// A configuration that cannot be used, with every problem found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} problem(s) in the configuration:\n{}", .problems.len(), .problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError {
+    pub problems: Vec<ConfigProblem>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Typed, validated configuration.
+// ---------------------------------------------------------------------------------------------
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub slack: SlackConfig,
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub scheduler: SchedulerConfig,
+    pub access: AccessConfig,
+    pub bastion: BastionConfig,
+    pub targets: BTreeMap<TargetName, TargetConfig>,
+}
+
+/// Where a secret comes from. Never the secret itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    /// An environment variable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// A Secrets Manager secret id or ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets_manager: Option<String>,
+    /// With `secrets_manager`: the field of a JSON secret (the whole string if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// A Parameter Store parameter (SecureString), read with decryption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssm_parameter: Option<String>,
+}
+
+impl SecretRef {
+    pub fn env(name: &str) -> SecretRef {
+        SecretRef { env: Some(name.to_string()), secrets_manager: None, key: None, ssm_parameter: None }
+    }
+
+    fn problem(&self) -> Option<&'static str> {
+        let sources = [self.env.is_some(), self.secrets_manager.is_some(), self.ssm_parameter.is_some()];
+        match sources.iter().filter(|s| **s).count() {
+            1 if self.key.is_some() && self.secrets_manager.is_none() => Some("`key` goes with `secrets_manager` only"),
+            1 => None,
+            0 => Some("name one source: { env = \"NAME\" }, { secrets_manager = \"id\", key = \"field\" } or { ssm_parameter = \"/name\" }"),
+            _ => Some("name exactly one of env, secrets_manager, ssm_parameter"),
+        }
+    }
+}
+
+/// How Slack reaches powerpole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlackMode {
+    /// Slack POSTs to `/slack/*` over HTTPS.
+    Http,
+    /// powerpole opens a WebSocket to Slack (no inbound port).
+    Socket,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackConfig {
+    pub mode: SlackMode,
+    /// Base URL of the Web API, ending in `/` (tests point it at the stand-in).
+    pub api_url: String,
+    pub signing_secret: SecretRef,
+    pub bot_token: SecretRef,
+    /// App-level token (`xapp-`), for Socket Mode only.
+    pub app_token: SecretRef,
+    /// The slash command this app answers to.
+    pub command: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub table: String,
+    pub session_retention: AccessDuration,
+    pub audit_retention: AccessDuration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedulerConfig {
+    pub tick: AccessDuration,
+    pub warning_lead: AccessDuration,
+    pub pending_timeout: AccessDuration,
+    /// A teardown still failing after this long raises an alert in the approvals channel.
+    pub teardown_alert_after: AccessDuration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessConfig {
+    /// No target may allow more than this in one session (extensions included).
+    pub max_duration: AccessDuration,
+    pub usernames: UsernamePolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BastionConfig {
+    pub instance_type: String,
+    pub instance_profile: String,
+    /// The public SSM parameter holding the AMI id (Amazon Linux 2023 by default).
+    pub ami_parameter: String,
+    pub root_volume_gib: u32,
+    pub ssm_online_timeout: AccessDuration,
+}
+
+/// The MySQL flavour a target speaks (statements differ slightly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dialect {
+    /// MySQL 8 and Aurora MySQL 3.
+    Mysql8,
+    /// MariaDB 10.11 (the local stand-in).
+    Mariadb,
+}
+
+/// How to end another account's connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KillStatement {
+    /// `KILL CONNECTION id` (MySQL, MariaDB with SUPER or CONNECTION ADMIN).
+    KillConnection,
+    /// `CALL mysql.rds_kill(id)` (RDS and Aurora, where the admin user has no SUPER).
+    RdsKill,
+}
+
+/// Which host the per-person account is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountHost {
+    /// The bastion's private IP (the database sees the bastion directly).
+    InstanceIp,
+    /// A fixed pattern: `10.1.2.0/255.255.255.0` or `10.1.%`, for databases behind a proxy, NLB
+    /// or PrivateLink endpoint, where the database sees the proxy's address.
+    Pattern(String),
+}
+
+impl AccountHost {
+    /// Parses `instance_ip`, a CIDR (`10.1.0.0/16`, turned into the netmask form both MySQL and
+    /// MariaDB accept), an address/netmask, or a dotted pattern ending in `%`. `%` alone (any
+    /// host) is refused.
+    pub fn parse(text: &str) -> Result<AccountHost, String> {
+        let t = text.trim();
+        if t == "instance_ip" {
+            return Ok(AccountHost::InstanceIp);
+        }
+        let hint = "use instance_ip, a CIDR such as 10.1.0.0/16, or a pattern such as 10.1.%";
+        if let Some((addr, mask)) = t.split_once('/') {
+            let ip: std::net::Ipv4Addr = addr.parse().map_err(|_| format!("`{t}`: `{addr}` is not an IPv4 address; {hint}"))?;
+            let netmask: std::net::Ipv4Addr = match mask.parse::<u8>() {
+                Ok(bits) if (8..=32).contains(&bits) => std::net::Ipv4Addr::from(u32::MAX << (32 - u32::from(bits))),
+                Ok(_) => return Err(format!("`{t}`: a prefix shorter than /8 is too wide; {hint}")),
+                Err(_) => mask.parse().map_err(|_| format!("`{t}`: `{mask}` is not a prefix length or netmask; {hint}"))?,
+            };
+            let masked = std::net::Ipv4Addr::from(u32::from(ip) & u32::from(netmask));
+            return Ok(AccountHost::Pattern(format!("{masked}/{netmask}")));
+        }
+        let parts: Vec<&str> = t.split('.').collect();
+        let octet = |p: &str| p.parse::<u8>().is_ok();
+        let wildcard_ok = parts.len() >= 2
+            && parts.len() <= 4
+            && parts.last() == Some(&"%")
+            && parts[..parts.len() - 1].iter().all(|p| octet(p));
+        let exact_ok = parts.len() == 4 && parts.iter().all(|p| octet(p));
+        if wildcard_ok || exact_ok {
+            Ok(AccountHost::Pattern(t.to_string()))
+        } else {
+            Err(format!("`{t}` is not an account host; {hint}"))
+        }
+    }
+}
+
+/// How approvers are named.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Approvers {
+    pub users: Vec<SlackUserId>,
+    /// A Slack user group id (`S0123`), resolved with `usergroups.users.list`.
+    pub group: Option<String>,
+}
+
+/// One database cluster people can ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetConfig {
+    pub name: TargetName,
+    pub description: Option<String>,
+    pub writer_endpoint: String,
+    pub reader_endpoint: Option<String>,
+    pub port: u16,
+    pub schemas: Vec<SchemaName>,
+    /// Secrets Manager secret id of the admin credential (JSON: host, port, username, password).
+    pub admin_secret: String,
+    pub subnet_id: String,
+    pub security_group_id: String,
+    pub approvers: Approvers,
+    pub approvals_channel: String,
+    pub required_approvals: u8,
+    pub max_duration: AccessDuration,
+    pub account_host: AccountHost,
+    pub dialect: Dialect,
+    pub kill_statement: KillStatement,
+    pub require_ssl: bool,
+    pub max_user_connections: u32,
+    /// The privileges of each role on this target (defaults unless overridden).
+    pub privileges: BTreeMap<Role, PrivilegeSet>,
+    /// An AMI id instead of the default parameter.
+    pub ami: Option<String>,
+    pub instance_type: Option<String>,
+}
+
+impl TargetConfig {
+    /// The endpoint a role connects to: the reader for READ when there is one.
+    pub fn endpoint_for(&self, role: Role) -> &str {
+        match (role, &self.reader_endpoint) {
+            (Role::Read, Some(reader)) => reader,
+            _ => &self.writer_endpoint,
+        }
+    }
+
+    pub fn privileges_for(&self, role: Role) -> PrivilegeSet {
+        self.privileges.get(&role).cloned().unwrap_or_else(|| role.default_privileges())
+    }
+}
+
+impl Config {
+    /// Reads `path`, applies the environment overrides, and validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        if !path.exists() {
+            return Err(ConfigError {
+                problems: vec![ConfigProblem {
+                    path: path.display().to_string(),
+                    message: "no such file; start from powerpole.example.toml".into(),
+                }],
+            });
+        }
+        Self::from_figment(Figment::from(Toml::file(path)).merge(env_overrides()))
+    }
+
+    /// Validates a configuration given as TOML text, with the environment overrides applied.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        Self::from_figment(Figment::from(Toml::string(text)).merge(env_overrides()))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let raw: RawConfig = figment.extract().map_err(|err| ConfigError {
+            problems: err
+                .into_iter()
+                .map(|e| ConfigProblem {
+                    path: if e.path.is_empty() { "(file)".to_string() } else { e.path.join(".") },
+                    message: format!("{}", e.kind),
+                })
+                .collect(),
+        })?;
+        raw.validate()
+    }
+
+    pub fn target(&self, name: &TargetName) -> Option<&TargetConfig> {
+        self.targets.get(name)
+    }
+}
+
+fn env_overrides() -> Env {
+    Env::prefixed("POWERPOLE_").filter(|key| key.as_str().contains("__")).split("__")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw form, exactly as written, and its validation.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    slack: RawSlack,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    scheduler: RawScheduler,
+    #[serde(default)]
+    access: RawAccess,
+    #[serde(default)]
+    bastion: RawBastion,
+    #[serde(default)]
+    targets: BTreeMap<String, RawTarget>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlack {
+    mode: Option<SlackMode>,
+    api_url: Option<String>,
+    signing_secret: Option<SecretRef>,
+    bot_token: Option<SecretRef>,
+    app_token: Option<SecretRef>,
+    command: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    table: Option<String>,
+    session_retention: Option<String>,
+    audit_retention: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScheduler {
+    tick: Option<String>,
+    warning_lead: Option<String>,
+    pending_timeout: Option<String>,
+    teardown_alert_after: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccess {
+    max_duration: Option<String>,
+    #[serde(default)]
+    home_domains: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBastion {
+    instance_type: Option<String>,
+    instance_profile: Option<String>,
+    ami_parameter: Option<String>,
+    root_volume_gib: Option<u32>,
+    ssm_online_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    description: Option<String>,
+    writer_endpoint: Option<String>,
+    reader_endpoint: Option<String>,
+    port: Option<u16>,
+    schemas: Option<Vec<String>>,
+    admin_secret: Option<String>,
+    subnet_id: Option<String>,
+    security_group_id: Option<String>,
+    #[serde(default)]
+    approvers: Vec<String>,
+    approver_group: Option<String>,
+    approvals_channel: Option<String>,
+    required_approvals: Option<u8>,
+    max_duration: Option<String>,
+    account_host: Option<String>,
+    dialect: Option<Dialect>,
+    kill_statement: Option<KillStatement>,
+    require_ssl: Option<bool>,
+    max_user_connections: Option<u32>,
+    #[serde(default)]
+    privileges: BTreeMap<String, Vec<String>>,
+    ami: Option<String>,
+    instance_type: Option<String>,
+}
+
+/// Collects problems while validating, so that every one is reported.
+#[derive(Default)]
+struct Problems(Vec<ConfigProblem>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigProblem { path: path.into(), message: message.into() });
+    }
+
+    fn duration(&mut self, path: &str, value: Option<&str>, default: &str) -> AccessDuration {
+        let text = value.unwrap_or(default);
+        match text.parse::<AccessDuration>() {
+            Ok(d) => d,
+            Err(e) => {
+                self.add(path, e.to_string());
+                default.parse().unwrap_or(ONE_MINUTE)
+            }
+        }
+    }
+
+    fn required<T: Clone>(&mut self, path: &str, value: &Option<T>, what: &str) -> Option<T> {
+        if value.is_none() {
+            self.add(path, format!("missing: {what}"));
+        }
+        value.clone()
+    }
+
+    fn secret(&mut self, path: &str, value: Option<SecretRef>, default_env: &str) -> SecretRef {
+        let value = value.unwrap_or_else(|| SecretRef::env(default_env));
+        if let Some(p) = value.problem() {
+            self.add(path, p);
+        }
+        value
+    }
+}
+
+const ONE_MINUTE: AccessDuration = match AccessDuration::const_minutes(1) {
+    Some(d) => d,
+    None => panic!("one minute is a valid duration"),
+};
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        let mut p = Problems::default();
+        let slack = SlackConfig {
+            mode: self.slack.mode.unwrap_or(SlackMode::Http),
+            api_url: normalise_api_url(self.slack.api_url.as_deref().unwrap_or("https://slack.com/api/"), &mut p),
+            signing_secret: p.secret("slack.signing_secret", self.slack.signing_secret, "SLACK_SIGNING_SECRET"),
+            bot_token: p.secret("slack.bot_token", self.slack.bot_token, "SLACK_BOT_TOKEN"),
+            app_token: p.secret("slack.app_token", self.slack.app_token, "SLACK_APP_TOKEN"),
+            command: self.slack.command.unwrap_or_else(|| "/powerpole".into()),
+        };
+        if !slack.command.starts_with('/') {
+            p.add("slack.command", "a slash command starts with `/`, e.g. /powerpole");
+        }
+        let server = ServerConfig { listen: self.server.listen.unwrap_or_else(|| "127.0.0.1:3000".into()) };
+        if server.listen.parse::<std::net::SocketAddr>().is_err() {
+            p.add("server.listen", format!("`{}` is not an address:port such as 0.0.0.0:3000", server.listen));
+        }
+        let store = StoreConfig {
+            table: self.store.table.unwrap_or_else(|| "powerpole".into()),
+            session_retention: p.duration("store.session_retention", self.store.session_retention.as_deref(), "400d"),
+            audit_retention: p.duration("store.audit_retention", self.store.audit_retention.as_deref(), "400d"),
+        };
+        let table_ok = (3..=255).contains(&store.table.len())
+            && store.table.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+        if !table_ok {
+            p.add("store.table", "a DynamoDB table name is 3 to 255 characters from A-Z, a-z, 0-9, _, - and .");
+        }
+        let scheduler = SchedulerConfig {
+            tick: p.duration("scheduler.tick", self.scheduler.tick.as_deref(), "15s"),
+            warning_lead: p.duration("scheduler.warning_lead", self.scheduler.warning_lead.as_deref(), "10m"),
+            pending_timeout: p.duration("scheduler.pending_timeout", self.scheduler.pending_timeout.as_deref(), "1h"),
+            teardown_alert_after: p.duration("scheduler.teardown_alert_after", self.scheduler.teardown_alert_after.as_deref(), "15m"),
+        };
+        let access = AccessConfig {
+            max_duration: p.duration("access.max_duration", self.access.max_duration.as_deref(), "12h"),
+            usernames: UsernamePolicy { home_domains: self.access.home_domains },
+        };
+        let bastion = BastionConfig {
+            instance_type: self.bastion.instance_type.unwrap_or_else(|| "t3.micro".into()),
+            instance_profile: self.bastion.instance_profile.unwrap_or_else(|| "powerpole-bastion".into()),
+            ami_parameter: self
+                .bastion
+                .ami_parameter
+                .unwrap_or_else(|| "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64".into()),
+            root_volume_gib: self.bastion.root_volume_gib.unwrap_or(8),
+            ssm_online_timeout: p.duration("bastion.ssm_online_timeout", self.bastion.ssm_online_timeout.as_deref(), "5m"),
+        };
+        if !(8..=64).contains(&bastion.root_volume_gib) {
+            p.add("bastion.root_volume_gib", "must be between 8 and 64 (GiB)");
+        }
+        if self.targets.is_empty() {
+            p.add("targets", "no target configured: add a [targets.NAME] table (see powerpole.example.toml)");
+        }
+        let mut targets = BTreeMap::new();
+        for (name, raw) in self.targets {
+            if let Some(target) = raw.validate(&name, &access, &mut p) {
+                targets.insert(target.name.clone(), target);
+            }
+        }
+        if p.0.is_empty() {
+            Ok(Config { slack, server, store, scheduler, access, bastion, targets })
+        } else {
+            Err(ConfigError { problems: p.0 })
+        }
+    }
+}
+
+fn normalise_api_url(url: &str, p: &mut Problems) -> String {
+    match url::Url::parse(url) {
+        Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {
+            let s = u.to_string();
+            if s.ends_with('/') {
+                s
+            } else {
+                format!("{s}/")
+            }
+        }
+        _ => {
+            p.add("slack.api_url", format!("`{url}` is not an http(s) URL such as https://slack.com/api/"));
+            url.to_string()
+        }
+    }
+}
+
+impl RawTarget {
+    fn validate(self, name: &str, access: &AccessConfig, p: &mut Problems) -> Option<TargetConfig> {
+        let at = |field: &str| format!("targets.{name}.{field}");
+        let target_name = match TargetName::parse(name) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                p.add(format!("targets.{name}"), e.to_string());
+                None
+            }
+        };
+        let writer = p.required(&at("writer_endpoint"), &self.writer_endpoint, "the cluster's writer endpoint host name");
+        for (field, host) in [("writer_endpoint", &writer), ("reader_endpoint", &self.reader_endpoint)] {
+            if let Some(h) = host {
+                if !is_host_name(h) {
+                    p.add(at(field), format!("`{h}` is not a host name (no scheme, no port: the port goes in `port`)"));
+                }
+            }
+        }
+        let schemas: Vec<SchemaName> = match p.required(&at("schemas"), &self.schemas, "the list of schemas the grants cover") {
+            Some(list) if list.is_empty() => {
+                p.add(at("schemas"), "empty: name at least one schema");
+                vec![]
+            }
+            Some(list) => list
+                .iter()
+                .filter_map(|s| SchemaName::parse(s).map_err(|e| p.add(at("schemas"), e.to_string())).ok())
+                .collect(),
+            None => vec![],
+        };
+        let admin_secret = p.required(&at("admin_secret"), &self.admin_secret, "the Secrets Manager secret id of the admin credential");
+        let subnet_id = p.required(&at("subnet_id"), &self.subnet_id, "the private subnet for bastions (subnet-...)");
+        if let Some(s) = &subnet_id {
+            if !s.starts_with("subnet-") {
+                p.add(at("subnet_id"), format!("`{s}` is not a subnet id (subnet-...)"));
+            }
+        }
+        let security_group_id = p.required(&at("security_group_id"), &self.security_group_id, "the bastion security group (sg-...)");
+        if let Some(s) = &security_group_id {
+            if !s.starts_with("sg-") {
+                p.add(at("security_group_id"), format!("`{s}` is not a security group id (sg-...)"));
+            }
+        }
+        let users: Vec<SlackUserId> = self
+            .approvers
+            .iter()
+            .filter_map(|u| SlackUserId::parse(u).map_err(|e| p.add(at("approvers"), e.to_string())).ok())
+            .collect();
+        if users.is_empty() && self.approver_group.is_none() {
+            p.add(at("approvers"), "missing: list approver Slack user ids, or set approver_group to a user group id (S...)");
+        }
+        if let Some(g) = &self.approver_group {
+            if !(g.starts_with('S') && g.len() > 2 && g.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())) {
+                p.add(at("approver_group"), format!("`{g}` is not a Slack user group id (S0123ABCD)"));
+            }
+        }
+        let approvals_channel = p.required(&at("approvals_channel"), &self.approvals_channel, "the Slack channel id for approval cards (C...)");
+        let required_approvals = self.required_approvals.unwrap_or(1);
+        if required_approvals == 0 {
+            p.add(at("required_approvals"), "must be at least 1");
+        } else if self.approver_group.is_none() && usize::from(required_approvals) > users.len() {
+            p.add(at("required_approvals"), format!("{required_approvals} approvals required but only {} approver(s) listed", users.len()));
+        }
+        let max_duration = p.duration(&at("max_duration"), self.max_duration.as_deref(), &access.max_duration.to_string());
+        if let Err(e) = max_duration.check_within(access.max_duration, "global limit") {
+            p.add(at("max_duration"), e.to_string());
+        }
+        let account_host = match AccountHost::parse(self.account_host.as_deref().unwrap_or("instance_ip")) {
+            Ok(h) => h,
+            Err(e) => {
+                p.add(at("account_host"), e);
+                AccountHost::InstanceIp
+            }
+        };
+        let mut privileges = BTreeMap::new();
+        for (role_name, names) in &self.privileges {
+            match role_name.parse::<Role>() {
+                Ok(role) => match PrivilegeSet::parse_override_all(name, role, names) {
+                    Ok(set) => {
+                        privileges.insert(role, set);
+                    }
+                    Err(errors) => errors.into_iter().for_each(|e| p.add(at(&format!("privileges.{role_name}")), e.to_string())),
+                },
+                Err(e) => p.add(at(&format!("privileges.{role_name}")), e.to_string()),
+            }
+        }
+        for role in Role::ALL {
+            privileges.entry(role).or_insert_with(|| role.default_privileges());
+        }
+        Some(TargetConfig {
+            name: target_name?,
+            description: self.description,
+            writer_endpoint: writer?,
+            reader_endpoint: self.reader_endpoint,
+            port: self.port.unwrap_or(3306),
+            schemas,
+            admin_secret: admin_secret?,
+            subnet_id: subnet_id?,
+            security_group_id: security_group_id?,
+            approvers: Approvers { users, group: self.approver_group },
+            approvals_channel: approvals_channel?,
+            required_approvals,
+            max_duration,
+            account_host,
+            dialect: self.dialect.unwrap_or(Dialect::Mysql8),
+            kill_statement: self.kill_statement.unwrap_or(KillStatement::RdsKill),
+            require_ssl: self.require_ssl.unwrap_or(false),
+            max_user_connections: self.max_user_connections.unwrap_or(5),
+            privileges,
+            ami: self.ami,
+            instance_type: self.instance_type,
+        })
+    }
+}
+
+fn is_host_name(h: &str) -> bool {
+    !h.is_empty() && h.len() <= 253 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[targets.billing]
+writer_endpoint = "billing.cluster-abc.eu-west-1.rds.amazonaws.com"
+schemas = ["billing"]
+admin_secret = "powerpole/billing-admin"
+subnet_id = "subnet-0123"
+security_group_id = "sg-0123"
+approvers = ["U0APPROVER"]
+approvals_channel = "C0APPROVALS"
+"#;
+
+    #[test]
+    fn a_minimal_target_gets_the_documented_defaults() {
+        let c = Config::from_toml_str(MINIMAL).unwrap();
+        let t = c.target(&TargetName::parse("billing").unwrap()).unwrap();
+        assert_eq!(t.port, 3306);
+        assert_eq!(t.max_duration.to_string(), "12h");
+        assert_eq!(t.account_host, AccountHost::InstanceIp);
+        assert_eq!(t.privileges_for(Role::Read).to_sql_list(), "SELECT, SHOW VIEW");
+        assert_eq!(c.scheduler.warning_lead.to_string(), "10m");
+        assert_eq!(c.scheduler.pending_timeout.to_string(), "1h");
+        assert_eq!(c.slack.bot_token, SecretRef::env("SLACK_BOT_TOKEN"));
+        assert_eq!(c.slack.api_url, "https://slack.com/api/");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let text = r#"
+[access]
+max_duration = "12h"
+[targets.billing]
+writer_endpoint = "billing.example.com"
+schemas = ["billing"]
+subnet_id = "subnet-0123"
+security_group_id = "sg-0123"
+approvers = ["U0APPROVER"]
+approvals_channel = "C0APPROVALS"
+max_duration = "3d"
+[targets.billing.privileges]
+DML = ["SELECT", "SUPER"]
+"#;
+        let err = Config::from_toml_str(text).unwrap_err();
+        let lines: Vec<String> = err.problems.iter().map(|p| p.to_string()).collect();
+        assert!(lines.contains(&"targets.billing.max_duration: 3d exceeds the global limit of 12h".to_string()), "{lines:?}");
+        assert!(lines.iter().any(|l| l.starts_with("targets.billing.admin_secret: missing")), "{lines:?}");
+        assert!(lines.iter().any(|l| l.starts_with("targets.billing.privileges.DML:") && l.contains("SUPER")), "{lines:?}");
+        assert_eq!(lines.len(), 3, "{lines:?}");
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_name_the_field() {
+        let err = Config::from_toml_str(&format!("{MINIMAL}\nportt = 5\n")).unwrap_err();
+        assert!(err.problems[0].to_string().contains("portt"), "{err}");
+        let err = Config::from_toml_str(&MINIMAL.replace("schemas = [\"billing\"]", "schemas = [\"billing\"]\nport = \"x\"")).unwrap_err();
+        assert!(err.problems[0].path.contains("port"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_references_to_exactly_one_source() {
+        let text = format!("[slack]\nsigning_secret = {{ env = \"A\", ssm_parameter = \"/b\" }}\n{MINIMAL}");
+        let err = Config::from_toml_str(&text).unwrap_err();
+        assert_eq!(err.problems[0].path, "slack.signing_secret");
+        let text = format!("[slack]\nbot_token = \"xoxb-inline\"\n{MINIMAL}");
+        assert!(Config::from_toml_str(&text).is_err(), "an inline token is refused");
+    }
+
+    #[test]
+    fn account_hosts_parse_and_refuse_any_host() {
+        assert_eq!(AccountHost::parse("10.1.2.3/16").unwrap(), AccountHost::Pattern("10.1.0.0/255.255.0.0".into()));
+        assert_eq!(AccountHost::parse("10.1.%").unwrap(), AccountHost::Pattern("10.1.%".into()));
+        for bad in ["%", "10.1.0.0/4", "evil'host", "10.%.1", ""] {
+            assert!(AccountHost::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn environment_overrides_follow_the_double_underscore_rule() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("POWERPOLE_SLACK__API_URL", "http://127.0.0.1:9999/api");
+            jail.set_env("POWERPOLE_TARGETS__BILLING__PORT", "3307");
+            jail.set_env("POWERPOLE_TEST_UNRELATED", "ignored: no double underscore");
+            let c = Config::from_toml_str(MINIMAL).map_err(|e| e.to_string())?;
+            assert_eq!(c.slack.api_url, "http://127.0.0.1:9999/api/");
+            assert_eq!(c.targets.values().next().map(|t| t.port), Some(3307));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn read_uses_the_reader_endpoint_when_there_is_one() {
+        let c = Config::from_toml_str(&MINIMAL.replace("schemas =", "reader_endpoint = \"ro.example.com\"\nschemas =")).unwrap();
+        let t = c.targets.values().next().unwrap();
+        assert_eq!(t.endpoint_for(Role::Read), "ro.example.com");
+        assert_eq!(t.endpoint_for(Role::Dml), "billing.cluster-abc.eu-west-1.rds.amazonaws.com");
+    }
+}

@@ -1,0 +1,338 @@
+//! A session: one request and everything it leads to, as the store keeps it, plus the pure rule
+//! for when the scheduler must next look at it ([`Session::next_action_at`]).
+//!
+//! The store persists exactly this; the workflow changes it only through
+//! [`Session::apply`], which runs the transition table and so can never reach an illegal state.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{transition, AccessDuration, DbUsername, Event, Role, SessionId, SlackUserId, State, TargetName, TransitionError};
+
+/// Who asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requester {
+    pub slack_id: SlackUserId,
+    /// Their Slack profile e-mail (the source of `db_user`).
+    pub email: String,
+    pub db_user: DbUsername,
+    /// IANA time zone from their Slack profile, for times in messages.
+    pub tz: Option<String>,
+}
+
+/// One approver's decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub approver: SlackUserId,
+    pub at: DateTime<Utc>,
+}
+
+/// Where powerpole's Slack messages for this session are, so they can be updated in place.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlackRefs {
+    pub approval_channel: Option<String>,
+    pub approval_ts: Option<String>,
+    pub handover_channel: Option<String>,
+    pub handover_ts: Option<String>,
+}
+
+/// An extension the requester asked for and approvers have not decided yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingExtension {
+    pub by: AccessDuration,
+    pub requested_at: DateTime<Utc>,
+    pub card_ts: Option<String>,
+}
+
+/// Progress of a teardown that has not finished yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeardownProgress {
+    pub attempts: u32,
+    pub first_failed_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    /// Set once the "stuck teardown" alert has been posted.
+    pub alerted: bool,
+}
+
+/// Everything powerpole knows about one request. No password or token is ever part of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: SessionId,
+    pub requester: Requester,
+    pub target: TargetName,
+    pub role: Role,
+    /// The approved access time; extensions add to it.
+    pub duration: AccessDuration,
+    pub reason: String,
+    pub state: State,
+    /// Bumped by every stored change; every change is conditioned on the version read.
+    pub version: u64,
+    pub created_at: DateTime<Utc>,
+    pub approvals: Vec<Approval>,
+    pub denied_by: Option<SlackUserId>,
+    /// The approver's reason for a denial or a revocation, or the cause of a failure.
+    pub decision_reason: Option<String>,
+    pub instance_id: Option<String>,
+    pub private_ip: Option<String>,
+    /// The host part of the database account, once created.
+    pub account_host: Option<String>,
+    pub pending_expires_at: DateTime<Utc>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub handed_over_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub warn_at: Option<DateTime<Utc>>,
+    pub warned: bool,
+    pub extension: Option<PendingExtension>,
+    pub teardown: TeardownProgress,
+    pub slack: SlackRefs,
+    /// A worker that claimed this session's due work holds it until then (see [`Session::claim`]).
+    pub lease_until: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+impl Session {
+    /// A new pending request.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: SessionId,
+        requester: Requester,
+        target: TargetName,
+        role: Role,
+        duration: AccessDuration,
+        reason: String,
+        now: DateTime<Utc>,
+        pending_timeout: AccessDuration,
+    ) -> Session {
+        Session {
+            id,
+            requester,
+            target,
+            role,
+            duration,
+            reason,
+            state: State::Pending,
+            version: 0,
+            created_at: now,
+            approvals: Vec::new(),
+            denied_by: None,
+            decision_reason: None,
+            instance_id: None,
+            private_ip: None,
+            account_host: None,
+            pending_expires_at: now + pending_timeout.to_chrono(),
+            approved_at: None,
+            handed_over_at: None,
+            expires_at: None,
+            warn_at: None,
+            warned: false,
+            extension: None,
+            teardown: TeardownProgress::default(),
+            slack: SlackRefs::default(),
+            lease_until: None,
+            closed_at: None,
+        }
+    }
+
+    /// Moves to the state the transition table gives for `event`, or refuses it.
+    pub fn apply(&mut self, event: Event) -> Result<State, TransitionError> {
+        self.state = transition(self.state, event)?;
+        Ok(self.state)
+    }
+
+    /// Starts the access clock: expiry = hand-over + approved duration, warning `warning_lead`
+    /// before it (or at once, for a session shorter than the lead).
+    pub fn start_clock(&mut self, now: DateTime<Utc>, warning_lead: AccessDuration) {
+        let expires = now + self.duration.to_chrono();
+        self.handed_over_at = Some(now);
+        self.expires_at = Some(expires);
+        self.warn_at = Some(std::cmp::max(now, expires - warning_lead.to_chrono()));
+        self.warned = false;
+    }
+
+    /// Moves the expiry by `by` (an approved extension) and re-arms the warning.
+    pub fn extend(&mut self, by: AccessDuration, warning_lead: AccessDuration, now: DateTime<Utc>) {
+        if let Some(expires) = self.expires_at {
+            let expires = expires + by.to_chrono();
+            self.expires_at = Some(expires);
+            self.warn_at = Some(std::cmp::max(now, expires - warning_lead.to_chrono()));
+            self.warned = false;
+        }
+        self.extension = None;
+    }
+
+    /// Takes this session's due work until `now + lease`. The store writes it conditioned on the
+    /// version read, so of two workers that saw the same due session exactly one gets it; if that
+    /// worker dies, the session becomes due again when the lease runs out.
+    pub fn claim(&mut self, now: DateTime<Utc>, lease: Duration) {
+        self.lease_until = Some(now + lease);
+    }
+
+    /// When the scheduler must next act on this session, or `None` once closed.
+    ///
+    /// - pending: when the approval window closes;
+    /// - approved: at once (provisioning is due);
+    /// - provisioning: at once (it is always claimed with a lease while a worker runs it);
+    /// - active: the warning if not yet sent, else the expiry;
+    /// - tearing down: at once (retries are spaced by leases).
+    ///
+    /// A live lease pushes any of these to its end.
+    pub fn next_action_at(&self) -> Option<DateTime<Utc>> {
+        let base = match self.state {
+            State::Pending => self.pending_expires_at,
+            State::Approved | State::Provisioning => self.approved_at.unwrap_or(self.created_at),
+            State::Active => {
+                let expires = self.expires_at.unwrap_or(self.created_at);
+                match self.warn_at {
+                    Some(warn) if !self.warned => std::cmp::min(warn, expires),
+                    _ => expires,
+                }
+            }
+            // At once: any time in the past will do.
+            State::TearingDown(_) => self.created_at,
+            State::Closed(_) => return None,
+        };
+        Some(match self.lease_until {
+            Some(lease) if lease > base => lease,
+            _ => base,
+        })
+    }
+}
+
+/// What an audit record is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    Requested,
+    ApprovalRecorded,
+    Approved,
+    Denied,
+    PendingTimedOut,
+    Cancelled,
+    Launched,
+    Granted,
+    HandedOver,
+    Warned,
+    ExtensionRequested,
+    Extended,
+    ExtensionDenied,
+    Ended,
+    Revoked,
+    Expired,
+    TeardownFailed,
+    TornDown,
+    Failed,
+    Alerted,
+}
+
+impl AuditKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::Requested => "requested",
+            AuditKind::ApprovalRecorded => "approval_recorded",
+            AuditKind::Approved => "approved",
+            AuditKind::Denied => "denied",
+            AuditKind::PendingTimedOut => "pending_timed_out",
+            AuditKind::Cancelled => "cancelled",
+            AuditKind::Launched => "launched",
+            AuditKind::Granted => "granted",
+            AuditKind::HandedOver => "handed_over",
+            AuditKind::Warned => "warned",
+            AuditKind::ExtensionRequested => "extension_requested",
+            AuditKind::Extended => "extended",
+            AuditKind::ExtensionDenied => "extension_denied",
+            AuditKind::Ended => "ended",
+            AuditKind::Revoked => "revoked",
+            AuditKind::Expired => "expired",
+            AuditKind::TeardownFailed => "teardown_failed",
+            AuditKind::TornDown => "torn_down",
+            AuditKind::Failed => "failed",
+            AuditKind::Alerted => "alerted",
+        }
+    }
+}
+
+/// Who caused an audit event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type", content = "id")]
+pub enum Actor {
+    User(SlackUserId),
+    /// powerpole itself (the scheduler, a timeout).
+    System,
+}
+
+/// One append-only audit record. `detail` is free text for humans and must never hold a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub kind: AuditKind,
+    pub actor: Actor,
+    pub at: DateTime<Utc>,
+    /// `ok`, or the error that made this step fail.
+    pub outcome: Result<(), String>,
+    pub detail: String,
+}
+
+impl AuditEvent {
+    pub fn ok(kind: AuditKind, actor: Actor, at: DateTime<Utc>, detail: impl Into<String>) -> AuditEvent {
+        AuditEvent { kind, actor, at, outcome: Ok(()), detail: detail.into() }
+    }
+
+    pub fn failed(kind: AuditKind, actor: Actor, at: DateTime<Utc>, error: impl Into<String>) -> AuditEvent {
+        AuditEvent { kind, actor, at, outcome: Err(error.into()), detail: String::new() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Outcome, UsernamePolicy};
+    use chrono::TimeZone;
+
+    fn session(now: DateTime<Utc>) -> Session {
+        let requester = Requester {
+            slack_id: SlackUserId::parse("U0ALICE").unwrap(),
+            email: "alice@example.com".into(),
+            db_user: DbUsername::from_slack_email("alice@example.com", &UsernamePolicy::default()).unwrap(),
+            tz: None,
+        };
+        Session::new(SessionId::random(), requester, TargetName::parse("billing").unwrap(), Role::Read, "2h".parse().unwrap(), "INC-1".into(), now, "1h".parse().unwrap())
+    }
+
+    #[test]
+    fn pending_is_due_when_the_approval_window_closes() {
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();
+        let s = session(now);
+        assert_eq!(s.next_action_at(), Some(now + Duration::hours(1)));
+    }
+
+    #[test]
+    fn the_clock_starts_at_hand_over_and_warns_before_expiry() {
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();
+        let mut s = session(t0);
+        for e in [Event::Approved, Event::ProvisioningStarted, Event::HandedOver] {
+            s.apply(e).unwrap();
+        }
+        let handover = t0 + Duration::minutes(7);
+        s.start_clock(handover, "10m".parse().unwrap());
+        assert_eq!(s.expires_at, Some(handover + Duration::hours(2)));
+        assert_eq!(s.next_action_at(), Some(handover + Duration::minutes(110)));
+        s.warned = true;
+        assert_eq!(s.next_action_at(), s.expires_at);
+        s.extend("30m".parse().unwrap(), "10m".parse().unwrap(), handover);
+        assert!(!s.warned);
+        assert_eq!(s.expires_at, Some(handover + Duration::minutes(150)));
+    }
+
+    #[test]
+    fn a_lease_defers_due_work_and_closed_sessions_are_never_due() {
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();
+        let mut s = session(t0);
+        s.apply(Event::Approved).unwrap();
+        s.approved_at = Some(t0);
+        assert_eq!(s.next_action_at(), Some(t0));
+        s.claim(t0, Duration::minutes(2));
+        assert_eq!(s.next_action_at(), Some(t0 + Duration::minutes(2)));
+        s.apply(Event::Cancelled).unwrap();
+        assert_eq!(s.state, State::Closed(Outcome::Cancelled));
+        assert_eq!(s.next_action_at(), None);
+    }
+}

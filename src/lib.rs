@@ -1,0 +1,11 @@
+//! powerpole: just-in-time, approved, per-person access to Aurora MySQL through ephemeral
+//! SSM-only bastions, driven from Slack. See ARCHITECTURE.md for the map.
+
+pub mod bastion;
+pub mod config;
+pub mod domain;
+pub mod grants;
+pub mod notify;
+pub mod slack;
+pub mod store;
+pub mod workflow;

@@ -1,0 +1,1 @@
+//! Outbound Slack: the Web API client and every message powerpole sends.

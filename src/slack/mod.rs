@@ -1,0 +1,1 @@
+//! Inbound Slack: verify, parse and acknowledge slash commands, interactions and events.

@@ -1,0 +1,3 @@
+//! The durable request store and append-only audit trail on DynamoDB.
+
+pub mod schema;

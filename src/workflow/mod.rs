@@ -1,0 +1,1 @@
+//! The one place that decides what happens next in a session's life.
