@@ -1,3 +1,93 @@
 //! The durable request store and append-only audit trail on DynamoDB.
+//!
+//! Everything powerpole knows lives here, so any replica, a restarted service or a Lambda picks up
+//! exactly where another left off. The [`Store`] trait is what the workflow sees; [`schema`] is the
+//! one definition of the table.
+//!
+//! Rules every implementation keeps:
+//! - every change of a session is conditioned on the version (and state) that was read; losing a
+//!   race is [`StoreError::Conflict`], never a silent overwrite;
+//! - a change and its audit event are written in one transaction, so the trail cannot miss a step;
+//! - audit events are written once (condition: the item does not exist) and never changed;
+//! - no password, token or secret is ever written.
 
 pub mod schema;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::{AuditEvent, Role, Session, SessionId, SlackUserId, State, TargetName};
+
+/// Why the store could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Someone else changed the session since it was read: read it again and decide again.
+    #[error("session {0} was changed by someone else since it was read")]
+    Conflict(SessionId),
+    #[error("session {0} already exists")]
+    AlreadyExists(SessionId),
+    #[error("no session {0}")]
+    NotFound(SessionId),
+    #[error("the request store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("a stored item could not be read: {0}")]
+    Corrupt(String),
+}
+
+/// Sessions with work due, and what reading them cost (for tests and metrics).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DueBatch {
+    pub sessions: Vec<Session>,
+    /// Query pages read, over all shards.
+    pub pages: u32,
+    /// Items DynamoDB examined (`ScannedCount`), over all shards.
+    pub items_read: u32,
+}
+
+/// One stored audit event with the facts that make it readable on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub session_id: SessionId,
+    /// Position in the session's trail (the session version the event was written with).
+    pub seq: u64,
+    pub target: TargetName,
+    pub role: Role,
+    pub requester: SlackUserId,
+    pub db_user: String,
+    pub event: AuditEvent,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Stores a new session (its `version` as given) and its first audit event; refuses a
+    /// duplicate id with [`StoreError::AlreadyExists`].
+    async fn create(&self, session: &Session, event: &AuditEvent) -> Result<(), StoreError>;
+
+    async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError>;
+
+    /// Writes `next` if the stored session still has `expected_state` and version
+    /// `next.version` (the version that was read), storing it with version + 1 and
+    /// `next_action_at` recomputed; appends `event` (if any) in the same transaction.
+    /// Returns the session as stored. Losing a race is [`StoreError::Conflict`].
+    async fn update(&self, expected_state: State, next: &Session, event: Option<&AuditEvent>) -> Result<Session, StoreError>;
+
+    /// Sessions whose `next_action_at` is at or before `now`, soonest first, at most `limit`,
+    /// read from the sharded due index without scanning the table.
+    async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<DueBatch, StoreError>;
+
+    /// Every session that is not closed (for reconcile and `list`).
+    async fn live(&self) -> Result<Vec<Session>, StoreError>;
+
+    /// A requester's sessions, newest first.
+    async fn by_requester(&self, user: &SlackUserId, limit: usize) -> Result<Vec<Session>, StoreError>;
+
+    /// A target's sessions created at or after `since`, newest first.
+    async fn by_target(&self, target: &TargetName, since: Option<DateTime<Utc>>, limit: usize) -> Result<Vec<Session>, StoreError>;
+
+    /// A session's audit trail, in order.
+    async fn audit_trail(&self, id: &SessionId) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Records `key` (a Slack event id, a click's action id) the first time it is seen; returns
+    /// false if it was already recorded, so retries and repeated clicks are done once.
+    async fn remember_once(&self, key: &str, ttl: chrono::Duration) -> Result<bool, StoreError>;
+}
