@@ -14,6 +14,9 @@ test:
 	  source .local/standins.env && $(CARGO) test --workspace -j$(JOBS) --no-fail-fast || status=$$?; \
 	  scripts/standins.sh stop; exit $$status
 
+demo:
+	@CARGO="$(CARGO)" JOBS="$(JOBS)" scripts/demo.sh
+
 standins:
 	@scripts/standins.sh start
 

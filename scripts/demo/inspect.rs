@@ -1,0 +1,126 @@
+//! What the outside systems say, independently of powerpole: the instance as moto's EC2 reports it
+//! and the account as MariaDB's `mysql.user` and `SHOW GRANTS` show it.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use aws_sdk_ec2::types::{Filter, Instance};
+use mysql_async::prelude::Queryable;
+
+/// A bastion as moto reports it.
+#[derive(Debug, Clone)]
+pub struct Bastion {
+    pub id: String,
+    pub state: String,
+    pub instance_type: String,
+    pub private_ip: Option<String>,
+    pub subnet_id: Option<String>,
+    pub public_ip: Option<String>,
+    pub http_tokens: Option<String>,
+    pub key_name: Option<String>,
+    pub instance_profile: Option<String>,
+    pub security_groups: Vec<String>,
+    pub tags: Vec<(String, String)>,
+}
+
+impl Bastion {
+    fn from_ec2(i: &Instance) -> Bastion {
+        let text = |s: Option<&str>| s.map(str::to_owned);
+        let mut tags: Vec<(String, String)> =
+            i.tags().iter().map(|t| (t.key().unwrap_or_default().to_owned(), t.value().unwrap_or_default().to_owned())).collect();
+        tags.sort();
+        Bastion {
+            id: i.instance_id().unwrap_or_default().to_owned(),
+            state: i.state().and_then(|s| s.name()).map(|n| n.as_str().to_owned()).unwrap_or_default(),
+            instance_type: i.instance_type().map(|t| t.as_str().to_owned()).unwrap_or_default(),
+            private_ip: text(i.private_ip_address()),
+            subnet_id: text(i.subnet_id()),
+            public_ip: text(i.public_ip_address()),
+            http_tokens: i.metadata_options().and_then(|m| m.http_tokens()).map(|t| t.as_str().to_owned()),
+            key_name: text(i.key_name()),
+            instance_profile: i.iam_instance_profile().and_then(|p| p.arn()).map(str::to_owned),
+            security_groups: i.security_groups().iter().filter_map(|g| g.group_id()).map(str::to_owned).collect(),
+            tags,
+        }
+    }
+
+    /// The instance, one fact a line.
+    pub fn describe(&self) -> String {
+        let none = || "none".to_owned();
+        let mut lines = vec![
+            format!("InstanceId        {}", self.id),
+            format!("State             {}", self.state),
+            format!("InstanceType      {}", self.instance_type),
+            format!("SubnetId          {}", self.subnet_id.clone().unwrap_or_else(none)),
+            format!("PrivateIpAddress  {}", self.private_ip.clone().unwrap_or_else(none)),
+            format!("PublicIpAddress   {}", self.public_ip.clone().unwrap_or_else(none)),
+            format!("KeyName           {}", self.key_name.clone().unwrap_or_else(none)),
+            format!("HttpTokens        {} (IMDSv2 {})", self.http_tokens.clone().unwrap_or_else(none), if self.imdsv2_required() { "required" } else { "optional" }),
+            format!("InstanceProfile   {}", self.instance_profile.clone().unwrap_or_else(none)),
+            format!("SecurityGroups    {}", self.security_groups.join(", ")),
+        ];
+        lines.extend(self.tags.iter().map(|(k, v)| format!("Tag               {k} = {v}")));
+        lines.join("\n")
+    }
+
+    pub fn imdsv2_required(&self) -> bool {
+        self.http_tokens.as_deref() == Some("required")
+    }
+}
+
+/// Every instance moto has in `subnet_id` (the demo's own subnet), oldest first.
+pub async fn bastions_in_subnet(ec2: &aws_sdk_ec2::Client, subnet_id: &str) -> Result<Vec<Bastion>> {
+    let answer = ec2
+        .describe_instances()
+        .filters(Filter::builder().name("subnet-id").values(subnet_id).build())
+        .send()
+        .await
+        .context("moto: DescribeInstances")?;
+    Ok(answer.reservations().iter().flat_map(|r| r.instances()).map(Bastion::from_ec2).collect())
+}
+
+/// The instance `id` as moto reports it now.
+pub async fn bastion(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<Bastion> {
+    let answer = ec2.describe_instances().instance_ids(id).send().await.context("moto: DescribeInstances")?;
+    let found = answer.reservations().iter().flat_map(|r| r.instances()).next().map(Bastion::from_ec2);
+    found.with_context(|| format!("moto does not know instance {id}"))
+}
+
+/// The hosts `mysql.user` has an account `user` for.
+pub async fn account_hosts(pool: &mysql_async::Pool, user: &str) -> Result<Vec<String>> {
+    let mut conn = pool.get_conn().await.context("connect to MariaDB as its admin")?;
+    let hosts: Vec<String> = conn.exec("SELECT Host FROM mysql.user WHERE User = ? ORDER BY Host", (user,)).await?;
+    Ok(hosts)
+}
+
+/// `SHOW GRANTS FOR 'user'@'host'`, one statement a line.
+pub async fn grants(pool: &mysql_async::Pool, user: &str, host: &str) -> Result<Vec<String>> {
+    // SHOW GRANTS takes no placeholders: quote only what cannot need quoting.
+    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-%/".contains(&b));
+    if !plain(user) || !plain(host) {
+        bail!("refusing to build SHOW GRANTS for an unusual account name `{user}`@`{host}`");
+    }
+    let mut conn = pool.get_conn().await.context("connect to MariaDB as its admin")?;
+    let rows: Vec<String> = conn.query(format!("SHOW GRANTS FOR '{user}'@'{host}'")).await?;
+    Ok(rows)
+}
+
+/// Calls `probe` every `interval` until it returns `Some`, or fails after `timeout` saying that
+/// `what` did not happen.
+pub async fn poll_until<T, F, Fut>(what: &str, timeout: Duration, interval: Duration, mut probe: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(found) = probe().await? {
+            return Ok(found);
+        }
+        if Instant::now() >= deadline {
+            bail!("{what} did not happen within {timeout:?}");
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
