@@ -106,6 +106,46 @@ pub async fn grants(pool: &mysql_async::Pool, user: &str, host: &str) -> Result<
     Ok(rows)
 }
 
+/// MariaDB's audit log (server_audit, which records what Aurora's audit log does: user, client
+/// address, statement).
+pub struct DbAuditLog {
+    path: String,
+}
+
+impl DbAuditLog {
+    pub async fn locate(pool: &mysql_async::Pool) -> Result<Self> {
+        let mut conn = pool.get_conn().await.context("connect to MariaDB as its admin")?;
+        let path: Option<String> = conn.query_first("SELECT @@server_audit_file_path").await?;
+        Ok(Self { path: path.context("MariaDB has no server_audit_file_path: is server_audit loaded?")? })
+    }
+
+    /// Where the log ends now.
+    pub async fn end(&self) -> Result<u64> {
+        Ok(tokio::fs::metadata(&self.path).await.with_context(|| format!("read MariaDB's audit log {}", self.path))?.len())
+    }
+
+    /// The lines about `user` written after `offset`, oldest first.
+    pub async fn lines_since(&self, offset: u64, user: &str) -> Result<Vec<String>> {
+        let bytes = tokio::fs::read(&self.path).await.with_context(|| format!("read MariaDB's audit log {}", self.path))?;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+        let text = String::from_utf8_lossy(&bytes[start..]);
+        // date time,server,user,host,connection,query id,operation,database,object,return code
+        Ok(text.lines().filter(|line| line.split(',').nth(2) == Some(user)).map(str::to_owned).collect())
+    }
+}
+
+/// A `SHOW GRANTS` line with the account's password hash left out (it is a secret too).
+pub fn without_password_hash(grant: &str) -> String {
+    match grant.find("IDENTIFIED BY PASSWORD '") {
+        Some(start) => {
+            let rest = &grant[start + "IDENTIFIED BY PASSWORD '".len()..];
+            let end = rest.find('\'').map(|i| i + 1).unwrap_or(rest.len());
+            format!("{}IDENTIFIED BY PASSWORD '<hash not shown>'{}", &grant[..start], &rest[end..])
+        }
+        None => grant.to_owned(),
+    }
+}
+
 /// Calls `probe` every `interval` until it returns `Some`, or fails after `timeout` saying that
 /// `what` did not happen.
 pub async fn poll_until<T, F, Fut>(what: &str, timeout: Duration, interval: Duration, mut probe: F) -> Result<T>

@@ -277,7 +277,7 @@ impl Demo<'_> {
         self.report.check("the account is bound to the bastion's IP", hosts.iter().any(|h| h == ip), format!("'{}'@'{ip}'", login.user));
         let grants = inspect::grants(&self.world.admin, &login.user, ip).await?;
         self.report.say(format!("SHOW GRANTS FOR '{}'@'{ip}'", login.user));
-        self.report.quote(&grants.join("\n"));
+        self.report.quote(&grants.iter().map(|g| inspect::without_password_hash(g)).collect::<Vec<_>>().join("\n"));
         let on_schema = grants.iter().any(|g| g.contains("GRANT SELECT, SHOW VIEW ON `billing`.*"));
         let nothing_else = grants.iter().all(|g| g.contains("`billing`.*") || g.starts_with("GRANT USAGE ON *.*"));
         let no_grant_option = grants.iter().all(|g| !g.contains("WITH GRANT OPTION"));
@@ -292,7 +292,10 @@ impl Demo<'_> {
 
     async fn logins(&mut self, from_bastion: &Namespace, login: &MysqlLogin, ip: &str) -> Result<()> {
         self.report.step("Alice logs in with the handed-over password");
+        let db_log = inspect::DbAuditLog::locate(&self.world.admin).await?;
+        let db_log_start = db_log.end().await?;
         let select = format!("SELECT CURRENT_USER(), COUNT(*) FROM {SCHEMA}.{}", self.world.data_table);
+
         let run = self.client(from_bastion, login, &select).await?;
         let current_user = format!("{}@{ip}", login.user);
         self.report.check("login from the bastion's address works and reads billing", run.ok && run.stdout.contains(&current_user), current_user);
@@ -306,6 +309,17 @@ impl Demo<'_> {
         let insert = format!("INSERT INTO {SCHEMA}.{} (order_ref, amount_cents, status) VALUES ('ORD-9999', 1, 'fixed')", self.world.data_table);
         let run = self.client(from_bastion, login, &insert).await?;
         self.report.check("READ cannot INSERT", !run.ok && run.stderr.contains("1142"), "");
+
+        self.database_audit_log(&db_log, db_log_start, login, ip).await
+    }
+
+    /// What the database itself recorded during the logins: Alice's own name and her address.
+    async fn database_audit_log(&mut self, log: &inspect::DbAuditLog, since: u64, login: &MysqlLogin, ip: &str) -> Result<()> {
+        let lines = log.lines_since(since, &login.user).await?;
+        self.report.say(format!("MariaDB's audit log (server_audit, like Aurora's) about {} meanwhile:", login.user));
+        self.report.quote(&lines.join("\n"));
+        let attributed = lines.iter().any(|l| l.contains(&format!(",{},{ip},", login.user)) && l.contains("SELECT CURRENT_USER()"));
+        self.report.check("the database's own audit log names alice at the bastion's address", attributed, "");
         Ok(())
     }
 

@@ -61,8 +61,14 @@ impl Report {
     pub fn check(&mut self, what: &str, ok: bool, detail: impl Into<String>) -> bool {
         let detail = detail.into();
         let mark = if ok { "✓" } else { "✗" };
-        let shown = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
-        println!("{}    {mark} {what}{shown}", stamp(self.elapsed()));
+        match detail.split_once('\n') {
+            None if detail.is_empty() => println!("{}    {mark} {what}", stamp(self.elapsed())),
+            None => println!("{}    {mark} {what} ({detail})", stamp(self.elapsed())),
+            Some(_) => {
+                println!("{}    {mark} {what}:", stamp(self.elapsed()));
+                self.quote(&detail);
+            }
+        }
         self.checks.push(Check { what: what.to_owned(), ok, detail });
         ok
     }
@@ -84,7 +90,9 @@ impl Report {
         for c in &self.checks {
             let mark = if c.ok { "✓" } else { "✗" };
             let shown = if c.ok || c.detail.is_empty() { String::new() } else { format!(": {}", c.detail) };
-            println!("  {mark} {}{shown}", c.what);
+            let mut lines = shown.lines();
+            println!("  {mark} {}{}", c.what, lines.next().unwrap_or_default());
+            lines.for_each(|line| println!("      {line}"));
         }
         println!();
         if self.all_passed() {
