@@ -11,6 +11,7 @@
 //! - audit events are written once (condition: the item does not exist) and never changed;
 //! - no password, token or secret is ever written.
 
+pub mod dynamo;
 pub mod schema;
 
 use async_trait::async_trait;
