@@ -62,7 +62,7 @@ impl TestTable {
     pub async fn new() -> TestTable {
         let client = client().await;
         let name = format!("powerpole-store-test-{}", SessionId::random());
-        let created = dynamo::create_table(&client, &name).await.unwrap_or_else(|e| panic!("creating {name}: {e}"));
+        let created = dynamo::create_table(&client, &name).await.unwrap_or_else(|e| panic!("creating {name}: {e}\n(is moto up? `scripts/standins.sh start`)"));
         assert_eq!(created, TableCreated::Created);
         let store = DynamoStore::new(client.clone(), &store_config(&name));
         TestTable { client, name, store }

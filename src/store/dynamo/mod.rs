@@ -41,11 +41,6 @@ impl DynamoStore {
     pub fn table(&self) -> &str {
         &self.table
     }
-
-    /// The SDK client, for callers (tests, `powerpole doctor`) that need to look at the table itself.
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
 }
 
 #[async_trait]

@@ -33,7 +33,9 @@ pub async fn get(store: &DynamoStore, id: &SessionId) -> Result<Option<Session>,
 ///
 /// The index holds whole seconds rounded down, so the key condition uses `now` rounded down and
 /// each session is checked against the exact `now`: nothing is returned early, and the few that
-/// share `now`'s second but are later are read and dropped.
+/// share `now`'s second but are later are read and dropped. The index is eventually consistent, so
+/// a session may come back a moment after it changed; the version condition on the caller's next
+/// write turns that into a [`StoreError::Conflict`], never a double action.
 pub async fn due(store: &DynamoStore, now: DateTime<Utc>, limit: usize) -> Result<DueBatch, StoreError> {
     if limit == 0 {
         return Ok(DueBatch::default());
