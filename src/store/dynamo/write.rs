@@ -19,6 +19,9 @@ use crate::domain::{AuditEvent, Session, State};
 use crate::store::schema::{PK, TTL_ATTRIBUTE};
 use crate::store::StoreError;
 
+/// A condition expression with its attribute names and values.
+type Condition = (String, HashMap<String, String>, Item);
+
 /// An item that must not exist yet: sessions on create, audit events always.
 const NEW_ITEM: &str = "attribute_not_exists(#pk)";
 
@@ -41,50 +44,55 @@ pub async fn create(store: &DynamoStore, session: &Session, event: &AuditEvent) 
 }
 
 pub async fn update(store: &DynamoStore, expected_state: State, next: &Session, event: Option<&AuditEvent>) -> Result<Session, StoreError> {
-    let read_version = next.version;
     let mut stored = next.clone();
-    stored.version = read_version.checked_add(1).ok_or_else(|| StoreError::Corrupt(format!("session {} has reached the largest version", next.id)))?;
-    let (condition, names, values) = unchanged_since_read(expected_state, read_version);
+    stored.version = next.version.checked_add(1).ok_or_else(|| StoreError::Corrupt(format!("session {} has reached the largest version", next.id)))?;
+    let condition = unchanged_since_read(expected_state, next.version);
     let item = session_item(&stored, &store.retention)?;
     match event {
-        Some(event) => {
-            let session_put = put(store, item, &condition, names, values)?;
-            let audit_put = new_audit_put(store, &stored, stored.version, event)?;
-            let result = store.client.transact_write_items().transact_items(session_put).transact_items(audit_put).send().await;
-            match result {
-                Ok(_) => Ok(stored),
-                Err(err) => {
-                    let reasons = cancellation_reasons(&err);
-                    match (reason_code(reasons, 0), reason_code(reasons, 1)) {
-                        (Some(CONDITION_FAILED), _) if reasons.first().and_then(|r| r.item()).is_none() => Err(StoreError::NotFound(next.id.clone())),
-                        (Some(CONDITION_FAILED | TRANSACTION_CONFLICT), _) | (_, Some(TRANSACTION_CONFLICT)) => Err(StoreError::Conflict(next.id.clone())),
-                        (None, Some(CONDITION_FAILED)) => Err(orphan_audit_event(&stored, stored.version)),
-                        _ => Err(unavailable(&store.table, "updating a session", &err)),
-                    }
-                }
-            }
-        }
-        None => {
-            let result = store
-                .client
-                .put_item()
-                .table_name(&store.table)
-                .set_item(Some(item))
-                .condition_expression(condition)
-                .set_expression_attribute_names(Some(names))
-                .set_expression_attribute_values(Some(values))
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-                .send()
-                .await;
-            match result {
-                Ok(_) => Ok(stored),
-                Err(err) => match err.as_service_error() {
-                    Some(PutItemError::ConditionalCheckFailedException(failed)) if failed.item().is_none() => Err(StoreError::NotFound(next.id.clone())),
-                    Some(PutItemError::ConditionalCheckFailedException(_)) => Err(StoreError::Conflict(next.id.clone())),
-                    _ => Err(unavailable(&store.table, "updating a session", &err)),
-                },
-            }
-        }
+        Some(event) => update_with_event(store, item, condition, &stored, event).await?,
+        None => update_alone(store, item, condition, &stored).await?,
+    }
+    Ok(stored)
+}
+
+/// The session Put and its audit event, all or nothing.
+async fn update_with_event(store: &DynamoStore, item: Item, (condition, names, values): Condition, stored: &Session, event: &AuditEvent) -> Result<(), StoreError> {
+    let session_put = put(store, item, &condition, names, values)?;
+    let audit_put = new_audit_put(store, stored, stored.version, event)?;
+    let Err(err) = store.client.transact_write_items().transact_items(session_put).transact_items(audit_put).send().await else {
+        return Ok(());
+    };
+    let reasons = cancellation_reasons(&err);
+    let id = stored.id.clone();
+    match (reason_code(reasons, 0), reason_code(reasons, 1)) {
+        // ALL_OLD returns the stored item with a failed condition; none means there is no session.
+        (Some(CONDITION_FAILED), _) if reasons.first().and_then(|r| r.item()).is_none() => Err(StoreError::NotFound(id)),
+        (Some(CONDITION_FAILED | TRANSACTION_CONFLICT), _) | (_, Some(TRANSACTION_CONFLICT)) => Err(StoreError::Conflict(id)),
+        (None, Some(CONDITION_FAILED)) => Err(orphan_audit_event(stored, stored.version)),
+        _ => Err(unavailable(&store.table, "updating a session", &err)),
+    }
+}
+
+/// A change with nothing to audit (a lease): one conditional Put.
+async fn update_alone(store: &DynamoStore, item: Item, (condition, names, values): Condition, stored: &Session) -> Result<(), StoreError> {
+    let result = store
+        .client
+        .put_item()
+        .table_name(&store.table)
+        .set_item(Some(item))
+        .condition_expression(condition)
+        .set_expression_attribute_names(Some(names))
+        .set_expression_attribute_values(Some(values))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(err) => match err.as_service_error() {
+            Some(PutItemError::ConditionalCheckFailedException(failed)) if failed.item().is_none() => Err(StoreError::NotFound(stored.id.clone())),
+            Some(PutItemError::ConditionalCheckFailedException(_)) => Err(StoreError::Conflict(stored.id.clone())),
+            _ => Err(unavailable(&store.table, "updating a session", &err)),
+        },
     }
 }
 
@@ -110,7 +118,7 @@ pub async fn remember_once(store: &DynamoStore, key: &str, ttl: chrono::Duration
 
 /// The condition that the stored session is still the one that was read: same version, same
 /// state and same outcome (two tearing-down sessions with different outcomes are different states).
-fn unchanged_since_read(expected: State, read_version: u64) -> (String, HashMap<String, String>, Item) {
+fn unchanged_since_read(expected: State, read_version: u64) -> Condition {
     let names = names(&[("#version", VERSION), ("#state", STATE), ("#outcome", OUTCOME)]);
     let mut values = HashMap::from([(":read".to_string(), n(read_version)), (":state".to_string(), s(expected.name()))]);
     let outcome_condition = match expected.outcome() {
