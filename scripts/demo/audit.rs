@@ -1,10 +1,14 @@
 //! The session and its audit trail as powerpole stored them in DynamoDB, read back through the
-//! powerpole library's own store.
+//! powerpole library's own store (the same code `powerpole serve` writes with).
 
-use anyhow::{bail, Result};
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
 use chrono::{DateTime, Utc};
-
-use crate::world::World;
+use powerpole::config::Config;
+use powerpole::domain::{Actor, Session, SessionId};
+use powerpole::store::dynamo::DynamoStore;
+use powerpole::store::Store;
 
 /// One audit event, as the demo prints it.
 pub struct AuditLine {
@@ -13,12 +17,50 @@ pub struct AuditLine {
     pub text: String,
 }
 
-/// The session's audit trail, in order.
-pub async fn trail(_world: &World, _session_id: &str) -> Result<Vec<AuditLine>> {
-    bail!("powerpole's DynamoDB store (issue 3) is not in this build yet, so the audit trail cannot be read")
+/// The demo's session in powerpole's table.
+pub struct StoredSession {
+    store: DynamoStore,
+    id: SessionId,
 }
 
-/// When the session expires, as the store has it.
-pub async fn expires_at(_world: &World, _session_id: &str) -> Result<DateTime<Utc>> {
-    bail!("powerpole's DynamoDB store (issue 3) is not in this build yet")
+impl StoredSession {
+    /// The session `id` in the table the demo's config names.
+    pub fn open(aws: &aws_config::SdkConfig, config: &Path, id: &str) -> Result<Self> {
+        let config = Config::load(config).map_err(|e| anyhow!("{e}"))?;
+        let id = SessionId::parse(id).map_err(|e| anyhow!("the session id on the Approve button: {e}"))?;
+        Ok(Self { store: DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), &config.store), id })
+    }
+
+    pub async fn session(&self) -> Result<Session> {
+        self.store.get(&self.id).await?.with_context(|| format!("powerpole's table has no session {}", self.id))
+    }
+
+    /// When the session expires, as the store has it (set at hand-over).
+    pub async fn expires_at(&self) -> Result<DateTime<Utc>> {
+        self.session().await?.expires_at.with_context(|| format!("session {} has no expiry yet", self.id))
+    }
+
+    /// The session's audit trail, in order.
+    pub async fn trail(&self) -> Result<Vec<AuditLine>> {
+        let records = self.store.audit_trail(&self.id).await?;
+        Ok(records
+            .into_iter()
+            .map(|r| {
+                let actor = match &r.event.actor {
+                    Actor::User(user) => user.to_string(),
+                    Actor::System => "powerpole".to_owned(),
+                };
+                let outcome = match &r.event.outcome {
+                    Ok(()) => "ok".to_owned(),
+                    Err(cause) => format!("FAILED: {cause}"),
+                };
+                let detail = if r.event.detail.is_empty() { String::new() } else { format!(" · {}", r.event.detail) };
+                AuditLine {
+                    at: r.event.at,
+                    kind: r.event.kind.as_str().to_owned(),
+                    text: format!("#{:<2} by {actor:<9} {outcome}{detail}", r.seq),
+                }
+            })
+            .collect())
+    }
 }

@@ -28,6 +28,7 @@ use powerpole_standins::driver::{ButtonClick, SlackDriver, SlashCommand};
 use powerpole_standins::slack::{render_message, RecordedCall, SlackStandin};
 use powerpole_standins::ssm::SsmStandin;
 
+use audit::StoredSession;
 use handover::MysqlLogin;
 use inspect::Bastion;
 use netns::Namespace;
@@ -154,7 +155,7 @@ async fn session(report: &mut Report, root: &Path, powerpole: &Powerpole, world:
     report.check("powerpole serve answers /healthz", true, format!("{}, pid {}, log {}", service.url, service.pid().unwrap_or(0), service.log.display()));
 
     let driver = SlackDriver::new(&service.url, &signing_secret).with_slack(&slack);
-    let mut demo = Demo { report, world, slack, driver, log: SlackLog::default(), netns: netns_script(root) };
+    let mut demo = Demo { report, world, slack, driver, log: SlackLog::default(), netns: netns_script(root), config };
     let outcome = demo.play(&mut service).await;
     if outcome.is_err() {
         demo.log.print_new(demo.report, &demo.slack);
@@ -172,6 +173,7 @@ struct Demo<'a> {
     driver: SlackDriver,
     log: SlackLog,
     netns: PathBuf,
+    config: PathBuf,
 }
 
 /// What the hand-over gave Alice.
@@ -186,7 +188,8 @@ impl Demo<'_> {
     async fn play(&mut self, service: &mut Service) -> Result<()> {
         let card = self.request().await?;
         let session_id = self.approve(&card).await?;
-        let handed = self.hand_over(&session_id).await?;
+        let stored = StoredSession::open(&self.world.aws, &self.config, &session_id)?;
+        let handed = self.hand_over(&stored).await?;
         let bastion = self.bastion().await?;
         let ip = bastion.private_ip.clone().context("the bastion has no private IP")?;
         self.account(&handed.login, &ip).await?;
@@ -195,7 +198,7 @@ impl Demo<'_> {
         let warning = self.warning(&handed).await?;
         self.teardown(&handed, warning).await?;
         self.end_state(&bastion, &handed, &from_bastion).await?;
-        self.audit_trail(&session_id).await?;
+        self.audit_trail(&stored, &session_id).await?;
         self.report.check("powerpole serve ran throughout", service.is_running(), "");
         Ok(())
     }
@@ -232,7 +235,7 @@ impl Demo<'_> {
         Ok(session_id)
     }
 
-    async fn hand_over(&mut self, session_id: &str) -> Result<HandedOver> {
+    async fn hand_over(&mut self, stored: &StoredSession) -> Result<HandedOver> {
         self.report.step("powerpole provisions: bastion, account, hand-over");
         let alice = dm_channel(REQUESTER.0);
         let (position, dm) = wait_message(&self.slack, "hand-over DM to Alice with a `mysql -h` line", Duration::from_secs(120), 0, |c| {
@@ -247,12 +250,10 @@ impl Demo<'_> {
             (login.host.as_str(), login.port, login.user.as_str()) == expected,
             format!("mysql -h {} -P {} -u {}", login.host, login.port, login.user),
         );
-        let expires_at = match audit::expires_at(self.world, session_id).await {
-            Ok(at) => at,
-            Err(_) => dm.received_at + chrono::Duration::from_std(SESSION_LENGTH)?,
-        };
-        let approve_to_dm = self.report.offset_of(dm.received_at);
-        self.report.say(format!("handed over at +{approve_to_dm:.1}s; the session expires at +{:.1}s", self.report.offset_of(expires_at)));
+        let expires_at = stored.expires_at().await?;
+        let length = (expires_at - dm.received_at).num_milliseconds() as f64 / 1000.0;
+        let two_minutes = (SESSION_LENGTH.as_secs_f64() - 5.0..=SESSION_LENGTH.as_secs_f64() + 1.0).contains(&length);
+        self.report.check("the 2-minute clock starts at the hand-over", two_minutes, format!("expires {length:.1}s after the DM, at +{:.1}s", self.report.offset_of(expires_at)));
         Ok(HandedOver { dm, position, login, expires_at })
     }
 
@@ -400,15 +401,9 @@ impl Demo<'_> {
         Ok(())
     }
 
-    async fn audit_trail(&mut self, session_id: &str) -> Result<()> {
+    async fn audit_trail(&mut self, stored: &StoredSession, session_id: &str) -> Result<()> {
         self.report.step(&format!("The audit trail of {session_id}, as powerpole stored it in DynamoDB"));
-        let trail = match audit::trail(self.world, session_id).await {
-            Ok(trail) => trail,
-            Err(e) => {
-                self.report.fail("the audit trail lists every step in order", &e);
-                return Ok(());
-            }
-        };
+        let trail = stored.trail().await?;
         for line in &trail {
             self.report.say_at(line.at, format!("{:<13} {}", line.kind, line.text));
         }
