@@ -87,6 +87,18 @@ pub async fn bastion(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<Bastion> {
     found.with_context(|| format!("moto does not know instance {id}"))
 }
 
+/// Whether every volume attached to instance `id` is encrypted (and there is at least one).
+pub async fn root_volume_encrypted(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<bool> {
+    let answer = ec2
+        .describe_volumes()
+        .filters(Filter::builder().name("attachment.instance-id").values(id).build())
+        .send()
+        .await
+        .context("moto: DescribeVolumes")?;
+    let volumes = answer.volumes();
+    Ok(!volumes.is_empty() && volumes.iter().all(|v| v.encrypted() == Some(true)))
+}
+
 /// The hosts `mysql.user` has an account `user` for.
 pub async fn account_hosts(pool: &mysql_async::Pool, user: &str) -> Result<Vec<String>> {
     let mut conn = pool.get_conn().await.context("connect to MariaDB as its admin")?;

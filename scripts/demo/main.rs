@@ -190,7 +190,7 @@ impl Demo<'_> {
         let session_id = self.approve(&card).await?;
         let stored = StoredSession::open(&self.world.aws, &self.config, &session_id)?;
         let handed = self.hand_over(&stored).await?;
-        let bastion = self.bastion().await?;
+        let bastion = self.bastion(&session_id).await?;
         let ip = bastion.private_ip.clone().context("the bastion has no private IP")?;
         self.account(&handed.login, &ip).await?;
         let from_bastion = self.namespace("bastion", &ip).await?;
@@ -257,7 +257,7 @@ impl Demo<'_> {
         Ok(HandedOver { dm, position, login, expires_at })
     }
 
-    async fn bastion(&mut self) -> Result<Bastion> {
+    async fn bastion(&mut self, session_id: &str) -> Result<Bastion> {
         self.report.step("The bastion, as moto's EC2 reports it");
         let found = inspect::bastions_in_subnet(&self.world.ec2, &self.world.subnet_id).await?;
         self.report.check("exactly one bastion in the demo's subnet", found.len() == 1, format!("{} found", found.len()));
@@ -267,6 +267,10 @@ impl Demo<'_> {
         self.report.check("it is running", bastion.state == "running", bastion.state.clone());
         self.report.check("private IP in 10.200.8.0/24, no public IP", ip.starts_with(SUBNET_PREFIX) && bastion.public_ip.is_none(), ip);
         self.report.check("IMDSv2 required, no key pair", bastion.imdsv2_required() && bastion.key_name.is_none(), "");
+        let encrypted = inspect::root_volume_encrypted(&self.world.ec2, &bastion.id).await?;
+        self.report.check("its root volume is encrypted", encrypted, "");
+        let tagged = bastion.tags.iter().any(|(_, value)| value == session_id);
+        self.report.check("it is tagged with its session", tagged, session_id);
         Ok(bastion)
     }
 
