@@ -1,17 +1,21 @@
 //! The account host binding, for real: an account bound to one address logs in from a network
 //! namespace holding that address and is refused from a namespace holding another. Needs root
-//! (network namespaces) and the stand-ins (`make test`), and starts a private MariaDB bound to
-//! the namespaces' gateway, because the shared stand-in listens on 127.0.0.1 only.
+//! (network namespaces) and the stand-ins (`make test`).
+//!
+//! The namespaces need a MariaDB address they can route to. When the shared stand-in also listens
+//! on one (`POWERPOLE_TEST_MYSQL_NETNS_HOST`, e.g. 10.200.0.1 on `lo`: the change proposed for
+//! scripts/standins.sh), the test uses it; otherwise it starts a private MariaDB bound to
+//! 127.0.0.1 and the first namespace's gateway, because the shared one listens on 127.0.0.1 only
+//! and restarting it would break other tests.
 
 mod grants_support;
 
 use std::net::Ipv4Addr;
 
-use mysql_async::prelude::Queryable;
 
 use grants_support::netns::Lab;
 use grants_support::private_mariadb::PrivateMariadb;
-use grants_support::{put_admin_secret, suffix, target};
+use grants_support::{put_admin_secret, suffix, target, Cleanup, Server};
 use powerpole::domain::{DbUsername, Role};
 use powerpole::grants::{AccountRequest, Grants, RevokeOutcome};
 
@@ -22,12 +26,13 @@ async fn an_account_bound_to_an_address_logs_in_only_from_that_address() {
     let a = lab.namespace();
     let b = lab.namespace();
     let (a_addr, a_gateway) = (a.addr, a.host_addr);
-    let db = PrivateMariadb::start(&[Ipv4Addr::LOCALHOST, a_gateway]);
+    let (server, db_addr, _private) = database(a_gateway);
+    let mut cleanup = Cleanup::new(&server);
     let schema = format!("pp_ns_{tag}");
-    let mut root = db.server.root().await;
-    root.query_drop(format!("CREATE DATABASE `{schema}`")).await.unwrap();
-    let target = target(&db.server, &put_admin_secret(&db.server).await, &[&schema]);
+    cleanup.schema(&mut server.root().await, &schema).await;
+    let target = target(&server, &put_admin_secret(&server).await, &[&schema]);
     let user = DbUsername::parse(&format!("ns_{tag}")).unwrap();
+    cleanup.account(user.as_str(), &a_addr.to_string());
     let grants = grants_support::grants();
 
     let password = grants
@@ -37,8 +42,8 @@ async fn an_account_bound_to_an_address_logs_in_only_from_that_address() {
 
     // The command line the hand-over DM gives, run by a shell inside each namespace.
     let command = format!(
-        "mariadb --no-defaults -h {a_gateway} -P {} -u {user} -p'{}' -N -e 'SELECT CURRENT_USER(), USER()'",
-        db.server.port,
+        "mariadb --no-defaults -h {db_addr} -P {} -u {user} -p'{}' -N -e 'SELECT CURRENT_USER(), USER()'",
+        server.port,
         password.expose()
     );
     let from_a = a.sh(&command);
@@ -56,4 +61,16 @@ async fn an_account_bound_to_an_address_logs_in_only_from_that_address() {
     let report = grants.revoke(&target, &user, &a_addr.to_string()).await.expect("revoke");
     assert_eq!(report.outcome, RevokeOutcome::Dropped);
     assert!(!a.sh(&command).status.success(), "after revoke the bound address is refused too");
+}
+
+/// The server the namespaces log in to, the address they reach it on, and the private server
+/// to stop at the end if one was needed.
+fn database(gateway: Ipv4Addr) -> (Server, Ipv4Addr, Option<PrivateMariadb>) {
+    match std::env::var("POWERPOLE_TEST_MYSQL_NETNS_HOST").ok().and_then(|h| h.parse().ok()) {
+        Some(shared_addr) => (Server::shared(), shared_addr, None),
+        None => {
+            let private = PrivateMariadb::start(&[Ipv4Addr::LOCALHOST, gateway]);
+            (private.server.clone(), gateway, Some(private))
+        }
+    }
 }
