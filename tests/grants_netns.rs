@@ -12,7 +12,6 @@ mod grants_support;
 
 use std::net::Ipv4Addr;
 
-
 use grants_support::netns::Lab;
 use grants_support::private_mariadb::PrivateMariadb;
 use grants_support::{put_admin_secret, suffix, target, Cleanup, Server};
