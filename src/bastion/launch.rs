@@ -12,6 +12,8 @@ use super::{tags, BastionError, LaunchSpec};
 
 /// The bastion's only job is to run `mysql` against the target: install a client and nothing
 /// else. (Amazon Linux 2023 ships the SSM agent; no other software is wanted on the host.)
+/// dnf reads the AL2023 repositories from S3, so a private subnet without a NAT needs the S3
+/// gateway endpoint for this to succeed.
 pub const USER_DATA: &str = "#!/bin/bash
 # powerpole bastion: a MySQL client and nothing else. Access is through SSM Session Manager only.
 set -euo pipefail

@@ -49,6 +49,8 @@ pub struct InvalidHost(pub String);
 pub struct Account {
     user: DbUsername,
     host: String,
+    /// `'user'@'host'`, quoted once here so that no later step can fall back to anything else.
+    quoted: String,
 }
 
 impl Account {
@@ -57,10 +59,16 @@ impl Account {
     /// 8.0.23+ would also take `/16`, MariaDB would not), an address/netmask, or a dotted prefix
     /// ending in `%`. Never `%` alone, never a name.
     pub fn new(user: DbUsername, host: &str) -> Result<Account, InvalidHost> {
-        match AccountHost::parse(host) {
-            Ok(AccountHost::Pattern(host)) => Ok(Account { user, host }),
-            _ => Err(InvalidHost(host.to_string())),
-        }
+        let invalid = || InvalidHost(host.to_string());
+        let Ok(AccountHost::Pattern(pattern)) = AccountHost::parse(host) else {
+            return Err(invalid());
+        };
+        let quoted = format!(
+            "{}@{}",
+            string_literal(user.as_str()).map_err(|_| invalid())?,
+            string_literal(&pattern).map_err(|_| invalid())?
+        );
+        Ok(Account { user, host: pattern, quoted })
     }
 
     pub fn user(&self) -> &DbUsername {
@@ -72,10 +80,8 @@ impl Account {
     }
 
     /// `'user'@'host'` for a statement.
-    pub fn sql(&self) -> String {
-        // Both parts are validated to [a-z0-9_] and [0-9./%]: quoting cannot fail.
-        let quote = |s: &str| string_literal(s).unwrap_or_else(|_| "''".to_string());
-        format!("{}@{}", quote(self.user.as_str()), quote(&self.host))
+    pub fn sql(&self) -> &str {
+        &self.quoted
     }
 
     /// Whether a connection listed in `information_schema.PROCESSLIST` with `HOST` =
