@@ -8,7 +8,6 @@
 #![allow(dead_code)] // each test binary uses part of this module
 
 pub mod netns;
-pub mod private_mariadb;
 
 use std::collections::BTreeMap;
 use std::process::Command;
