@@ -199,6 +199,7 @@ async fn hostile_email_local_parts_become_exactly_the_intended_accounts() {
     ];
     let policy = UsernamePolicy::default();
     let mut intended = BTreeSet::new();
+    let started = Instant::now();
     for local in locals {
         let name = DbUsername::from_slack_email(&format!("{local}@example.com"), &policy).unwrap_or_else(|e| panic!("{local:?}: {e}"));
         cleanup.account(name.as_str(), &host);
@@ -206,6 +207,7 @@ async fn hostile_email_local_parts_become_exactly_the_intended_accounts() {
         grants.create_account(&f.target, &request).await.unwrap_or_else(|e| panic!("{local:?} -> {name}: {e}"));
         intended.insert(name.to_string());
     }
+    eprintln!("create_account, warm pool: {} ms each over {}", started.elapsed().as_millis() / locals.len() as u128, locals.len());
     for refused in ["a b", "tab\there", "new\nline", &"y".repeat(65)] {
         assert!(DbUsername::from_slack_email(&format!("{refused}@example.com"), &policy).is_err(), "{refused:?} is refused before SQL");
     }
@@ -217,10 +219,12 @@ async fn hostile_email_local_parts_become_exactly_the_intended_accounts() {
     assert!(!roots.is_empty(), "root is still there");
     let listed: BTreeSet<String> = grants.list_accounts(&f.target).await.unwrap().into_iter().filter(|(_, h)| *h == host).map(|(u, _)| u).collect();
     assert_eq!(listed, intended, "list_accounts finds each of them");
+    let started = Instant::now();
     for name in &intended {
         let report = grants.revoke(&f.target, &DbUsername::parse(name).unwrap(), &host).await.unwrap();
         assert_eq!(report.outcome, RevokeOutcome::Dropped, "{name}");
     }
+    eprintln!("revoke, no open session, warm pool: {} ms each over {}", started.elapsed().as_millis() / intended.len() as u128, intended.len());
     let left: Vec<String> = root.exec("SELECT User FROM mysql.user WHERE Host = ?", (host.as_str(),)).await.unwrap();
     assert!(left.is_empty(), "{left:?}");
 }
