@@ -124,13 +124,22 @@ impl ButtonClick {
     /// `user_id` clicks the button `action_id` in a message the product posted, found in a
     /// recorded `chat.postMessage` or `chat.update` call: the block id, value, label, channel
     /// and ts are taken from it. `None` if the message has no such button or was not posted.
-    pub fn on(call: &RecordedCall, action_id: &str, user_id: &str, user_name: &str) -> Option<Self> {
+    pub fn on(
+        call: &RecordedCall,
+        action_id: &str,
+        user_id: &str,
+        user_name: &str,
+    ) -> Option<Self> {
         let message = call.response.get("message")?.clone();
         let channel_id = call.response.get("channel")?.as_str()?.to_owned();
         let message_ts = call.response.get("ts")?.as_str()?.to_owned();
         // The message as the stand-in answered it has the blocks parsed and, after an update,
         // the blocks kept from before.
-        let blocks = message.get("blocks").and_then(Value::as_array).cloned().unwrap_or_default();
+        let blocks = message
+            .get("blocks")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let (block_id, button) = blocks.into_iter().find_map(|block| {
             let mut elements = block
                 .get("elements")
@@ -141,7 +150,10 @@ impl ButtonClick {
             let button = elements
                 .into_iter()
                 .find(|e| e.get("action_id").and_then(Value::as_str) == Some(action_id))?;
-            let block_id = block.get("block_id").and_then(Value::as_str).unwrap_or_default();
+            let block_id = block
+                .get("block_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             Some((block_id.to_owned(), button))
         })?;
         Some(Self {
@@ -151,8 +163,16 @@ impl ButtonClick {
             message_ts,
             action_id: action_id.to_owned(),
             block_id,
-            value: button.get("value").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            label: button.pointer("/text/text").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            value: button
+                .get("value")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            label: button
+                .pointer("/text/text")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
             message: Some(message),
             response_url: None,
         })
@@ -189,21 +209,31 @@ impl ViewSubmission {
     /// or `views.update` call, with no inputs filled yet (add them with [`ViewSubmission::input`]).
     pub fn of(call: &RecordedCall, user_id: &str, user_name: &str) -> Option<Self> {
         let view = call.response.get("view")?;
-        let text = |name: &str| view.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let text = |name: &str| {
+            view.get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
         Some(Self {
             user_id: user_id.to_owned(),
             user_name: user_name.to_owned(),
             view_id: text("id"),
             callback_id: text("callback_id"),
             private_metadata: text("private_metadata"),
-            blocks: view.get("blocks").and_then(Value::as_array).cloned().unwrap_or_default(),
+            blocks: view
+                .get("blocks")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
             values: Vec::new(),
         })
     }
 
     /// Fills the input `action_id` in block `block_id`.
     pub fn input(mut self, block_id: &str, action_id: &str, value: InputValue) -> Self {
-        self.values.push((block_id.to_owned(), action_id.to_owned(), value));
+        self.values
+            .push((block_id.to_owned(), action_id.to_owned(), value));
         self
     }
 }
@@ -243,7 +273,9 @@ impl SlackDriver {
     /// Sends a slash command to `/slack/commands`, form-encoded with Slack's fields in Slack's
     /// order.
     pub async fn command(&self, command: SlashCommand) -> Result<DriverResponse, reqwest::Error> {
-        let response_url = command.response_url.unwrap_or_else(|| self.fresh_response_url());
+        let response_url = command
+            .response_url
+            .unwrap_or_else(|| self.fresh_response_url());
         let trigger_id = command.trigger_id.unwrap_or_else(fresh_trigger_id);
         let body = form(&[
             ("token", VERIFICATION_TOKEN),
@@ -272,13 +304,26 @@ impl SlackDriver {
 
     /// Sends an Events API body (see [`url_verification`], [`event_callback`]) to
     /// `/slack/events`; with `retry_num`, as Slack's retry number `n` after a timeout.
-    pub async fn event(&self, body: Value, retry_num: Option<u32>) -> Result<DriverResponse, reqwest::Error> {
+    pub async fn event(
+        &self,
+        body: Value,
+        retry_num: Option<u32>,
+    ) -> Result<DriverResponse, reqwest::Error> {
         let retry = retry_num.map(|n| n.to_string());
         let headers: Vec<(&str, &str)> = match &retry {
-            Some(n) => vec![("X-Slack-Retry-Num", n), ("X-Slack-Retry-Reason", "http_timeout")],
+            Some(n) => vec![
+                ("X-Slack-Retry-Num", n),
+                ("X-Slack-Retry-Reason", "http_timeout"),
+            ],
             None => Vec::new(),
         };
-        self.post("/slack/events", "application/json", body.to_string(), &headers).await
+        self.post(
+            "/slack/events",
+            "application/json",
+            body.to_string(),
+            &headers,
+        )
+        .await
     }
 
     /// Sends `body` to `{base_url}{path}`, signed (or tampered) like every other request: for
@@ -308,9 +353,9 @@ impl SlackDriver {
 
     /// The `block_actions` payload Slack sends when `click.user_id` clicks the button.
     pub fn block_actions(&self, click: &ButtonClick) -> Value {
-        let message = click.message.clone().unwrap_or_else(|| {
-            json!({"type": "message", "user": BOT_USER_ID, "ts": click.message_ts, "text": ""})
-        });
+        let message = click.message.clone().unwrap_or_else(
+            || json!({"type": "message", "user": BOT_USER_ID, "ts": click.message_ts, "text": ""}),
+        );
         json!({
             "type": "block_actions",
             "user": user(&click.user_id, &click.user_name),
@@ -356,9 +401,7 @@ impl SlackDriver {
                 }),
                 InputValue::Raw(state) => state.clone(),
             };
-            let block = values
-                .entry(block_id.clone())
-                .or_insert_with(|| json!({}));
+            let block = values.entry(block_id.clone()).or_insert_with(|| json!({}));
             block[action_id] = state;
         }
         json!({
@@ -405,7 +448,9 @@ impl SlackDriver {
         let stale = now - SIGNATURE_MAX_AGE.as_secs() as i64 - 60;
         match &self.tamper {
             None => sign::headers(&self.signing_secret, now, body).to_vec(),
-            Some(Tamper::StaleTimestamp) => sign::headers(&self.signing_secret, stale, body).to_vec(),
+            Some(Tamper::StaleTimestamp) => {
+                sign::headers(&self.signing_secret, stale, body).to_vec()
+            }
             Some(Tamper::WrongSecret(secret)) => sign::headers(secret, now, body).to_vec(),
             Some(Tamper::ForgedSignature) => {
                 let forged = sign::signature(&self.signing_secret, now, b"some other body");

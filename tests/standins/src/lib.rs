@@ -26,7 +26,9 @@ pub enum StartError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
-    #[error("`{0}` is not an http:// URL; give the moto server's base URL, e.g. http://127.0.0.1:5000")]
+    #[error(
+        "`{0}` is not an http:// URL; give the moto server's base URL, e.g. http://127.0.0.1:5000"
+    )]
     InvalidUrl(String),
 }
 

@@ -41,7 +41,8 @@ mod tests {
     // Slack's published example, from the page linked in the module docs.
     const DOC_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
     const DOC_TIMESTAMP: i64 = 1531420618;
-    const DOC_BODY: &str = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow\
+    const DOC_BODY: &str =
+        "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow\
         &channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner\
         &command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands\
         %2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN\
@@ -68,10 +69,19 @@ mod tests {
     #[test]
     fn any_change_to_body_timestamp_or_secret_changes_the_signature() {
         let body = DOC_BODY.as_bytes();
-        assert_ne!(signature(DOC_SECRET, DOC_TIMESTAMP + 1, body), DOC_SIGNATURE);
-        assert_ne!(signature("another-secret", DOC_TIMESTAMP, body), DOC_SIGNATURE);
+        assert_ne!(
+            signature(DOC_SECRET, DOC_TIMESTAMP + 1, body),
+            DOC_SIGNATURE
+        );
+        assert_ne!(
+            signature("another-secret", DOC_TIMESTAMP, body),
+            DOC_SIGNATURE
+        );
         let mut changed = body.to_vec();
         changed.push(b'x');
-        assert_ne!(signature(DOC_SECRET, DOC_TIMESTAMP, &changed), DOC_SIGNATURE);
+        assert_ne!(
+            signature(DOC_SECRET, DOC_TIMESTAMP, &changed),
+            DOC_SIGNATURE
+        );
     }
 }

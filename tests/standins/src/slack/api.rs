@@ -11,8 +11,8 @@ use chrono::{Offset, Utc};
 use serde_json::{json, Map, Value};
 
 use super::{
-    DirectoryUser, Params, RateLimits, UnknownTimeZone, API_APP_ID, BOT_ID, BOT_USER_ID, TEAM_DOMAIN,
-    TEAM_ID, TEAM_NAME,
+    DirectoryUser, Params, RateLimits, UnknownTimeZone, API_APP_ID, BOT_ID, BOT_USER_ID,
+    TEAM_DOMAIN, TEAM_ID, TEAM_NAME,
 };
 
 /// A Slack error code such as `"channel_not_found"`.
@@ -102,7 +102,9 @@ impl World {
         let message = Value::Object(message);
         self.messages
             .insert((channel.clone(), ts.clone()), message.clone());
-        Ok(fields(json!({"channel": channel, "ts": ts, "message": message})))
+        Ok(fields(
+            json!({"channel": channel, "ts": ts, "message": message}),
+        ))
     }
 
     fn update_message(&mut self, p: &Params) -> Answer {
@@ -126,7 +128,9 @@ impl World {
         );
         let message = Value::Object(stored.clone());
         let text = message.get("text").cloned().unwrap_or(json!(""));
-        Ok(fields(json!({"channel": channel, "ts": ts, "text": text, "message": message})))
+        Ok(fields(
+            json!({"channel": channel, "ts": ts, "text": text, "message": message}),
+        ))
     }
 
     fn post_ephemeral(&mut self, p: &Params) -> Answer {
@@ -149,7 +153,9 @@ impl World {
 
     fn open_conversation(&mut self, p: &Params) -> Answer {
         if let Some(channel) = str_param(p, "channel") {
-            return Ok(fields(json!({"channel": {"id": channel}, "no_op": true, "already_open": true})));
+            return Ok(fields(
+                json!({"channel": {"id": channel}, "no_op": true, "already_open": true}),
+            ));
         }
         let users = list_param(p, "users");
         let id = match users.as_slice() {
@@ -259,7 +265,15 @@ impl World {
                 return Err("hash_conflict");
             }
         }
-        for key in ["id", "team_id", "state", "root_view_id", "previous_view_id", "app_id", "bot_id"] {
+        for key in [
+            "id",
+            "team_id",
+            "state",
+            "root_view_id",
+            "previous_view_id",
+            "app_id",
+            "bot_id",
+        ] {
             content.remove(key);
         }
         stored.extend(content);
@@ -318,7 +332,8 @@ pub(crate) fn authorise(headers: &HeaderMap, params: &Params) -> Result<(), Erro
 }
 
 fn form_fields(bytes: &[u8]) -> Params {
-    // Form decoding cannot fail on bytes: invalid percent escapes are kept as they are.
+    // Only bytes that are not UTF-8 after decoding fail; no Slack client sends those, and
+    // reading them as no fields makes the call fail the way a missing argument does.
     serde_urlencoded::from_bytes::<Vec<(String, String)>>(bytes)
         .unwrap_or_default()
         .into_iter()
@@ -359,7 +374,11 @@ fn bot_message(ts: &str) -> Params {
 /// `metadata`, with JSON-in-form fields parsed.
 fn message_content(p: &Params) -> Answer {
     let mut content = Params::new();
-    if let Some(text) = p.get("text").filter(|t| !t.is_null()) {
+    // Slack treats an empty `text` as no text.
+    if let Some(text) = p
+        .get("text")
+        .filter(|t| !t.is_null() && t.as_str() != Some(""))
+    {
         content.insert("text".to_owned(), text.clone());
     }
     for (name, error) in [

@@ -24,6 +24,7 @@
 //! - rate limits happen only when a test asks for them ([`SlackStandin::rate_limit_next`]).
 //! - `trigger_id`s are never checked for expiry, `response_url`s never expire or run out, and
 //!   multipart bodies (file uploads) are not understood (`invalid_form_data`).
+//! - `users.info` gives `tz_label` as the zone's abbreviation (`CET`), not Slack's long name.
 //! - a message posted to a user id (`U...`) lands in the DM channel `D{user id}`, the same id
 //!   `conversations.open` gives; `chat.update`/`chat.delete` accept either id for it.
 
@@ -163,6 +164,14 @@ struct Shared {
     calls: Mutex<Vec<RecordedCall>>,
     /// Bumped after every recorded call; waiters watch it instead of polling.
     recorded: watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for SlackStandin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackStandin")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SlackStandin {
@@ -346,7 +355,9 @@ impl Shared {
 
 /// A panicking test thread must not take every later assertion down with it.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn router(shared: Arc<Shared>) -> Router {

@@ -42,7 +42,11 @@ pub fn render_message(message: &Value) -> String {
 
 fn render_blocks(blocks: Option<&Value>, lines: &mut Vec<String>) {
     for block in blocks.and_then(Value::as_array).into_iter().flatten() {
-        match block.get("type").and_then(Value::as_str).unwrap_or_default() {
+        match block
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+        {
             "header" | "section" => {
                 push_text_object(block.get("text"), lines);
                 for field in array(block.get("fields")) {

@@ -57,7 +57,11 @@ pub(crate) struct Query {
     offset: usize,
 }
 
-pub(crate) async fn answer(ec2: &aws_sdk_ec2::Client, controls: &Controls, body: &[u8]) -> Response {
+pub(crate) async fn answer(
+    ec2: &aws_sdk_ec2::Client,
+    controls: &Controls,
+    body: &[u8],
+) -> Response {
     let query = match parse_query(body) {
         Ok(query) => query,
         Err(refusal) => return refusal.into_response(),
@@ -65,12 +69,21 @@ pub(crate) async fn answer(ec2: &aws_sdk_ec2::Client, controls: &Controls, body:
     let instances = match running_instances(ec2).await {
         Ok(instances) => instances,
         Err(message) => {
-            return aws_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", &message)
+            return aws_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                &message,
+            )
         }
     };
     let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
     match select(&instances, controls, now, &query) {
-        Ok(page) => (StatusCode::OK, [(header::CONTENT_TYPE, JSON_1_1)], page.to_string()).into_response(),
+        Ok(page) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, JSON_1_1)],
+            page.to_string(),
+        )
+            .into_response(),
         Err(refusal) => refusal.into_response(),
     }
 }
@@ -121,7 +134,10 @@ pub(crate) fn parse_query(body: &[u8]) -> Result<Query, Refusal> {
             .filter(|n| (5..=50).contains(n))
             .map(|n| n as usize)
             .ok_or_else(|| {
-                Refusal::bad("ValidationException", format!("MaxResults must be 5 to 50, not {n}"))
+                Refusal::bad(
+                    "ValidationException",
+                    format!("MaxResults must be 5 to 50, not {n}"),
+                )
             })?,
     };
     let offset = match request.get("NextToken").and_then(Value::as_str) {
@@ -138,17 +154,30 @@ pub(crate) fn parse_query(body: &[u8]) -> Result<Query, Refusal> {
     })
 }
 
-fn parse_filters(list: &Value, key_name: &str, values_name: &str, tags: bool) -> Result<Vec<Filter>, Refusal> {
+fn parse_filters(
+    list: &Value,
+    key_name: &str,
+    values_name: &str,
+    tags: bool,
+) -> Result<Vec<Filter>, Refusal> {
     let list = list
         .as_array()
         .ok_or_else(|| Refusal::bad("SerializationException", "filters must be a list"))?;
     list.iter()
         .map(|filter| {
-            let key = filter.get(key_name).and_then(Value::as_str).unwrap_or_default();
+            let key = filter
+                .get(key_name)
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let values: Vec<String> = filter
                 .get(values_name)
                 .and_then(Value::as_array)
-                .map(|vs| vs.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .map(|vs| {
+                    vs.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default();
             if values.is_empty() {
                 return Err(Refusal::bad(
@@ -165,7 +194,10 @@ fn parse_filter(key: &str, values: Vec<String>, tags: bool) -> Result<Filter, Re
     let field = match key {
         "InstanceIds" => {
             if let Some(bad) = values.iter().find(|id| !is_instance_id(id)) {
-                return Err(Refusal::bad("InvalidInstanceId", format!("{bad} is not a valid instance id")));
+                return Err(Refusal::bad(
+                    "InvalidInstanceId",
+                    format!("{bad} is not a valid instance id"),
+                ));
             }
             "InstanceId"
         }
@@ -179,7 +211,12 @@ fn parse_filter(key: &str, values: Vec<String>, tags: bool) -> Result<Filter, Re
         "tag-key" if tags => return Ok(Filter::TagKey(values)),
         _ => match key.strip_prefix("tag:") {
             Some(tag) if tags && !tag.is_empty() => return Ok(Filter::Tag(tag.to_owned(), values)),
-            _ => return Err(Refusal::bad("InvalidFilterKey", format!("{key} is not a valid filter key"))),
+            _ => {
+                return Err(Refusal::bad(
+                    "InvalidFilterKey",
+                    format!("{key} is not a valid filter key"),
+                ))
+            }
         },
     };
     Ok(Filter::Field(field, values))
@@ -187,7 +224,9 @@ fn parse_filter(key: &str, values: Vec<String>, tags: bool) -> Result<Filter, Re
 
 /// `i-` and 8 or 17 hex digits (EC2), or `mi-` and 17 (hybrid nodes).
 fn is_instance_id(id: &str) -> bool {
-    let hex = |s: &str, lens: &[usize]| lens.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let hex = |s: &str, lens: &[usize]| {
+        lens.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
+    };
     match (id.strip_prefix("i-"), id.strip_prefix("mi-")) {
         (Some(rest), _) => hex(rest, &[8, 17]),
         (_, Some(rest)) => hex(rest, &[17]),
@@ -196,7 +235,12 @@ fn is_instance_id(id: &str) -> bool {
 }
 
 /// The page of the answer: online instances that pass every filter, ordered by launch.
-pub(crate) fn select(instances: &[Instance], controls: &Controls, now: f64, query: &Query) -> Result<Value, Refusal> {
+pub(crate) fn select(
+    instances: &[Instance],
+    controls: &Controls,
+    now: f64,
+    query: &Query,
+) -> Result<Value, Refusal> {
     let mut online: Vec<&Instance> = instances
         .iter()
         .filter(|i| controls.is_online(&i.id, i.launch_time, now))
@@ -209,7 +253,10 @@ pub(crate) fn select(instances: &[Instance], controls: &Controls, now: f64, quer
         .map(|(_, info)| info)
         .collect();
     if query.offset > matching.len() {
-        return Err(Refusal::bad("InvalidNextToken", "The specified token isn't valid."));
+        return Err(Refusal::bad(
+            "InvalidNextToken",
+            "The specified token isn't valid.",
+        ));
     }
     let end = (query.offset + query.max_results).min(matching.len());
     let mut page = json!({"InstanceInformationList": matching[query.offset..end]});
@@ -238,7 +285,11 @@ impl Filter {
 /// One `InstanceInformation`, as SSM describes an online EC2 instance.
 fn information(instance: &Instance, now: f64) -> Value {
     let (platform_type, platform_name, platform_version) = if instance.windows {
-        ("Windows", "Microsoft Windows Server 2022 Datacenter", "10.0.20348")
+        (
+            "Windows",
+            "Microsoft Windows Server 2022 Datacenter",
+            "10.0.20348",
+        )
     } else {
         ("Linux", "Amazon Linux", "2023")
     };
@@ -287,7 +338,9 @@ async fn running_instances(ec2: &aws_sdk_ec2::Client) -> Result<Vec<Instance>, S
                 )
             })?;
         for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-            let Some(id) = instance.instance_id() else { continue };
+            let Some(id) = instance.instance_id() else {
+                continue;
+            };
             instances.push(Instance {
                 id: id.to_owned(),
                 launch_time: instance.launch_time().map(|t| t.secs()).unwrap_or_default(),
@@ -300,11 +353,19 @@ async fn running_instances(ec2: &aws_sdk_ec2::Client) -> Result<Vec<Instance>, S
                 tags: instance
                     .tags()
                     .iter()
-                    .map(|t| (t.key().unwrap_or_default().to_owned(), t.value().unwrap_or_default().to_owned()))
+                    .map(|t| {
+                        (
+                            t.key().unwrap_or_default().to_owned(),
+                            t.value().unwrap_or_default().to_owned(),
+                        )
+                    })
                     .collect(),
             });
         }
-        next_token = page.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+        next_token = page
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
         if next_token.is_none() {
             return Ok(instances);
         }

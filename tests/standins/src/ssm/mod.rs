@@ -76,6 +76,15 @@ impl Controls {
     }
 }
 
+impl std::fmt::Debug for SsmStandin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SsmStandin")
+            .field("url", &self.url)
+            .field("moto_url", &self.shared.moto_url)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SsmStandin {
     /// Starts the stand-in on a free loopback port, in front of the moto server at `moto_url`.
     pub async fn start(moto_url: &str) -> Result<Self, StartError> {
@@ -203,7 +212,11 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
 }
 
 /// Passes a request to moto unchanged and moto's answer back unchanged.
-async fn forward(shared: &Shared, parts: axum::http::request::Parts, body: reqwest::Body) -> Response {
+async fn forward(
+    shared: &Shared,
+    parts: axum::http::request::Parts,
+    body: reqwest::Body,
+) -> Response {
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -225,7 +238,10 @@ async fn forward(shared: &Shared, parts: axum::http::request::Parts, body: reqwe
             return describe::aws_error(
                 StatusCode::BAD_GATEWAY,
                 "InternalServerError",
-                &format!("the SSM stand-in could not reach moto at {}: {err}", shared.moto_url),
+                &format!(
+                    "the SSM stand-in could not reach moto at {}: {err}",
+                    shared.moto_url
+                ),
             )
         }
     };

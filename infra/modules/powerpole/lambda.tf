@@ -1,0 +1,186 @@
+# The two Lambda entry points (lambdas/ in this repository): the Slack handler behind a function
+# URL, and the sweeper on an EventBridge schedule. Both run as the orchestrator role, inside the
+# VPC (they open admin connections to the databases), with KMS-encrypted environment and logs.
+
+locals {
+  lambda_environment = merge(
+    {
+      RUST_LOG                                         = var.log_level
+      POWERPOLE_STORE__TABLE                           = aws_dynamodb_table.sessions.name
+      POWERPOLE_SLACK__MODE                            = "http"
+      POWERPOLE_SLACK__SIGNING_SECRET__SECRETS_MANAGER = var.slack_secret_arn
+      POWERPOLE_SLACK__SIGNING_SECRET__KEY             = var.slack_secret_keys.signing_secret
+      POWERPOLE_SLACK__BOT_TOKEN__SECRETS_MANAGER      = var.slack_secret_arn
+      POWERPOLE_SLACK__BOT_TOKEN__KEY                  = var.slack_secret_keys.bot_token
+      POWERPOLE_BASTION__INSTANCE_PROFILE              = aws_iam_instance_profile.bastion.name
+      POWERPOLE_BASTION__INSTANCE_TYPE                 = var.bastion_instance_types[0]
+      POWERPOLE_BASTION__AMI_PARAMETER                 = var.bastion_ami_parameter
+    },
+    merge([
+      for name, target in var.targets : {
+        "POWERPOLE_TARGETS__${upper(name)}__ADMIN_SECRET"      = target.admin_secret_arn
+        "POWERPOLE_TARGETS__${upper(name)}__PORT"              = tostring(target.db_port)
+        "POWERPOLE_TARGETS__${upper(name)}__SECURITY_GROUP_ID" = aws_security_group.bastion[name].id
+        "POWERPOLE_TARGETS__${upper(name)}__SUBNET_ID"         = coalesce(target.bastion_subnet_id, var.bastion_subnet_ids[0])
+      }
+    ]...),
+    var.lambda_environment,
+  )
+}
+
+# --- Log groups (created before the functions so that retention and encryption apply) -----------
+
+resource "aws_cloudwatch_log_group" "slack_handler" {
+  name              = "/aws/lambda/${local.slack_handler_function_name}"
+  retention_in_days = var.lambda_log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
+  tags              = local.tags
+}
+
+resource "aws_cloudwatch_log_group" "sweeper" {
+  name              = "/aws/lambda/${local.sweeper_function_name}"
+  retention_in_days = var.lambda_log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
+  tags              = local.tags
+}
+
+# --- Slack handler -------------------------------------------------------------------------------
+
+resource "aws_lambda_function" "slack_handler" {
+  #checkov:skip=CKV_AWS_272:Zips are built from source by the operator (cargo lambda) and pinned by source_code_hash; AWS Signer is optional for operators who use it.
+  #checkov:skip=CKV_AWS_116:No DLQ: every request is in DynamoDB before the ack and the sweeper re-drives due work each minute, so a lost async event loses nothing.
+  function_name                  = local.slack_handler_function_name
+  description                    = "powerpole: Slack commands, interactions and events (function URL)"
+  role                           = aws_iam_role.orchestrator.arn
+  filename                       = var.slack_handler_zip_path
+  source_code_hash               = filebase64sha256(var.slack_handler_zip_path)
+  handler                        = "bootstrap"
+  runtime                        = "provided.al2023"
+  architectures                  = [var.lambda_architecture]
+  memory_size                    = var.lambda_memory_mb
+  timeout                        = var.slack_handler_timeout_seconds
+  reserved_concurrent_executions = var.slack_handler_reserved_concurrency
+  kms_key_arn                    = aws_kms_key.this.arn
+  tags                           = local.tags
+
+  environment {
+    variables = local.lambda_environment
+  }
+
+  vpc_config {
+    subnet_ids         = var.lambda_subnet_ids
+    security_group_ids = [aws_security_group.lambda.id]
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  depends_on = [aws_cloudwatch_log_group.slack_handler, aws_iam_role_policy.orchestrator]
+}
+
+# Slack cannot sign requests with SigV4, so the URL is public; every request is authenticated by
+# the handler with Slack's signing secret (HMAC-SHA256 over the body, 5-minute timestamp window).
+# With authorization NONE the provider adds the `lambda:InvokeFunctionUrl` permission itself.
+resource "aws_lambda_function_url" "slack_handler" {
+  #checkov:skip=CKV_AWS_258:Slack cannot sign with SigV4; the handler verifies Slack's request signature on every request.
+  function_name      = aws_lambda_function.slack_handler.function_name
+  authorization_type = "NONE"
+  invoke_mode        = "BUFFERED"
+}
+
+# Since October 2025 a function URL also needs `lambda:InvokeFunction`, limited to calls through
+# the URL by the condition lambda:InvokedViaFunctionUrl. AWS provider 5.x cannot express that
+# condition (`invoked_via_function_url` arrived in 6.29), so it is one CloudFormation resource.
+# With provider >= 6.29, replace this stack by an aws_lambda_permission with
+# invoked_via_function_url = true.
+resource "aws_cloudformation_stack" "slack_handler_url_invoke" {
+  #checkov:skip=CKV_AWS_124:A one-resource stack holding a Lambda permission; Terraform is the change log, no SNS topic is needed.
+  name = "${var.name_prefix}-slack-handler-url-invoke"
+  tags = local.tags
+
+  template_body = jsonencode({
+    AWSTemplateFormatVersion = "2010-09-09"
+    Description              = "powerpole: allow lambda:InvokeFunction only through the function URL"
+    Resources = {
+      InvokeThroughFunctionUrlOnly = {
+        Type = "AWS::Lambda::Permission"
+        Properties = {
+          Action                = "lambda:InvokeFunction"
+          FunctionName          = aws_lambda_function.slack_handler.function_name
+          Principal             = "*"
+          InvokedViaFunctionUrl = true
+        }
+      }
+    }
+  })
+
+  depends_on = [aws_lambda_function_url.slack_handler]
+}
+
+# --- Sweeper -------------------------------------------------------------------------------------
+
+resource "aws_lambda_function" "sweeper" {
+  #checkov:skip=CKV_AWS_272:Zips are built from source by the operator (cargo lambda) and pinned by source_code_hash; AWS Signer is optional for operators who use it.
+  #checkov:skip=CKV_AWS_116:No DLQ: a tick carries no data; a failed tick is redone by the next one a minute later (retries are off on purpose).
+  function_name                  = local.sweeper_function_name
+  description                    = "powerpole: one scheduler tick (warnings, expiries, teardown retries)"
+  role                           = aws_iam_role.orchestrator.arn
+  filename                       = var.sweeper_zip_path
+  source_code_hash               = filebase64sha256(var.sweeper_zip_path)
+  handler                        = "bootstrap"
+  runtime                        = "provided.al2023"
+  architectures                  = [var.lambda_architecture]
+  memory_size                    = var.lambda_memory_mb
+  timeout                        = var.sweeper_timeout_seconds
+  reserved_concurrent_executions = var.sweeper_reserved_concurrency
+  kms_key_arn                    = aws_kms_key.this.arn
+  tags                           = local.tags
+
+  environment {
+    variables = local.lambda_environment
+  }
+
+  vpc_config {
+    subnet_ids         = var.lambda_subnet_ids
+    security_group_ids = [aws_security_group.lambda.id]
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  depends_on = [aws_cloudwatch_log_group.sweeper, aws_iam_role_policy.orchestrator]
+}
+
+# A stale tick is worthless: the next one comes a minute later.
+resource "aws_lambda_function_event_invoke_config" "sweeper" {
+  function_name                = aws_lambda_function.sweeper.function_name
+  maximum_retry_attempts       = 0
+  maximum_event_age_in_seconds = 60
+}
+
+resource "aws_cloudwatch_event_rule" "sweeper" {
+  name                = "${var.name_prefix}-sweeper"
+  description         = "powerpole: run one scheduler tick"
+  schedule_expression = var.sweeper_schedule_expression
+  tags                = local.tags
+}
+
+resource "aws_cloudwatch_event_target" "sweeper" {
+  rule = aws_cloudwatch_event_rule.sweeper.name
+  arn  = aws_lambda_function.sweeper.arn
+
+  retry_policy {
+    maximum_retry_attempts       = 0
+    maximum_event_age_in_seconds = 60
+  }
+}
+
+resource "aws_lambda_permission" "sweeper_schedule" {
+  statement_id  = "AllowPowerpoleSchedule"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.sweeper.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.sweeper.arn
+}

@@ -1,0 +1,207 @@
+# Network: VPC endpoints so that private subnets need no NAT for AWS APIs, and security groups
+# chained by group id. No rule here names a CIDR except the Lambda's HTTPS egress to Slack
+# (var.lambda_https_egress_cidrs), which has no VPC endpoint.
+
+locals {
+  interface_endpoint_services = toset(concat(
+    ["ssm", "ssmmessages", "ec2messages", "logs", "kms", "secretsmanager"],
+    var.additional_interface_endpoint_services,
+  ))
+
+  # Every principal that may reach the interface endpoints, by security group.
+  endpoint_clients = merge(
+    { lambda = aws_security_group.lambda.id },
+    { for name, sg in aws_security_group.bastion : "bastion-${name}" => sg.id },
+  )
+}
+
+# --- Interface endpoints (PrivateLink) --------------------------------------------------------
+
+resource "aws_security_group" "endpoints" {
+  name        = "${var.name_prefix}-vpc-endpoints"
+  description = "powerpole: HTTPS to the VPC interface endpoints, from bastions and Lambdas only"
+  vpc_id      = var.vpc_id
+  tags        = merge(local.tags, { Name = "${var.name_prefix}-vpc-endpoints" })
+}
+
+resource "aws_vpc_security_group_ingress_rule" "endpoints_https" {
+  for_each = local.endpoint_clients
+
+  security_group_id            = aws_security_group.endpoints.id
+  description                  = "HTTPS from ${each.key}"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = each.value
+  tags                         = local.tags
+}
+
+resource "aws_vpc_endpoint" "interface" {
+  for_each = local.interface_endpoint_services
+
+  vpc_id              = var.vpc_id
+  service_name        = "com.amazonaws.${local.region}.${each.key}"
+  vpc_endpoint_type   = "Interface"
+  private_dns_enabled = true
+  subnet_ids          = var.endpoint_subnet_ids
+  security_group_ids  = [aws_security_group.endpoints.id]
+  tags                = merge(local.tags, { Name = "${var.name_prefix}-${each.key}" })
+}
+
+# --- DynamoDB gateway endpoint ----------------------------------------------------------------
+
+data "aws_iam_policy_document" "dynamodb_endpoint" {
+  statement {
+    sid    = "OnlyThePowerpoleTableFromThisAccount"
+    effect = "Allow"
+    actions = [
+      "dynamodb:BatchGetItem",
+      "dynamodb:ConditionCheckItem",
+      "dynamodb:DescribeTable",
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:Query",
+      "dynamodb:UpdateItem",
+    ]
+    resources = [aws_dynamodb_table.sessions.arn, "${aws_dynamodb_table.sessions.arn}/index/*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:PrincipalAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_vpc_endpoint" "dynamodb" {
+  count = var.create_dynamodb_gateway_endpoint ? 1 : 0
+
+  vpc_id            = var.vpc_id
+  service_name      = "com.amazonaws.${local.region}.dynamodb"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = var.route_table_ids
+  policy            = data.aws_iam_policy_document.dynamodb_endpoint.json
+  tags              = merge(local.tags, { Name = "${var.name_prefix}-dynamodb" })
+}
+
+data "aws_ec2_managed_prefix_list" "dynamodb" {
+  name = "com.amazonaws.${local.region}.dynamodb"
+}
+
+# --- Bastions: one security group per target, no ingress at all -------------------------------
+
+resource "aws_security_group" "bastion" {
+  for_each = var.targets
+
+  #checkov:skip=CKV2_AWS_5:Attached at run time: the orchestrator launches each bastion with this group (RunInstances is restricted to it in policies/orchestrator.json).
+  name        = "${var.name_prefix}-bastion-${each.key}"
+  description = "powerpole bastions for target ${each.key}: no ingress; egress to the database and the VPC endpoints only"
+  vpc_id      = var.vpc_id
+  tags        = merge(local.tags, { Name = "${var.name_prefix}-bastion-${each.key}" })
+}
+
+resource "aws_vpc_security_group_egress_rule" "bastion_to_database" {
+  for_each = var.targets
+
+  security_group_id            = aws_security_group.bastion[each.key].id
+  description                  = "MySQL to the ${each.key} database"
+  ip_protocol                  = "tcp"
+  from_port                    = each.value.db_port
+  to_port                      = each.value.db_port
+  referenced_security_group_id = each.value.db_security_group_id
+  tags                         = local.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "bastion_to_endpoints" {
+  for_each = var.targets
+
+  security_group_id            = aws_security_group.bastion[each.key].id
+  description                  = "HTTPS to the VPC interface endpoints (SSM, logs, KMS)"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.endpoints.id
+  tags                         = local.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "database_from_bastion" {
+  for_each = var.targets
+
+  security_group_id            = each.value.db_security_group_id
+  description                  = "MySQL from powerpole bastions (${each.key})"
+  ip_protocol                  = "tcp"
+  from_port                    = each.value.db_port
+  to_port                      = each.value.db_port
+  referenced_security_group_id = aws_security_group.bastion[each.key].id
+  tags                         = local.tags
+}
+
+# --- Lambdas: the orchestrator creates and drops the per-person database accounts ---------------
+
+resource "aws_security_group" "lambda" {
+  name        = "${var.name_prefix}-lambda"
+  description = "powerpole Lambdas: no ingress; egress to the databases, AWS APIs and Slack over HTTPS"
+  vpc_id      = var.vpc_id
+  tags        = merge(local.tags, { Name = "${var.name_prefix}-lambda" })
+}
+
+resource "aws_vpc_security_group_egress_rule" "lambda_to_database" {
+  for_each = var.targets
+
+  security_group_id            = aws_security_group.lambda.id
+  description                  = "MySQL (admin connection) to the ${each.key} database"
+  ip_protocol                  = "tcp"
+  from_port                    = each.value.db_port
+  to_port                      = each.value.db_port
+  referenced_security_group_id = each.value.db_security_group_id
+  tags                         = local.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "database_from_lambda" {
+  for_each = var.targets
+
+  security_group_id            = each.value.db_security_group_id
+  description                  = "MySQL from the powerpole orchestrator Lambdas (${each.key})"
+  ip_protocol                  = "tcp"
+  from_port                    = each.value.db_port
+  to_port                      = each.value.db_port
+  referenced_security_group_id = aws_security_group.lambda.id
+  tags                         = local.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "lambda_to_endpoints" {
+  security_group_id            = aws_security_group.lambda.id
+  description                  = "HTTPS to the VPC interface endpoints"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.endpoints.id
+  tags                         = local.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "lambda_to_dynamodb" {
+  security_group_id = aws_security_group.lambda.id
+  description       = "HTTPS to DynamoDB through the gateway endpoint"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  prefix_list_id    = data.aws_ec2_managed_prefix_list.dynamodb.id
+  tags              = local.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "lambda_to_slack" {
+  for_each = toset(var.lambda_https_egress_cidrs)
+
+  security_group_id = aws_security_group.lambda.id
+  description       = "HTTPS to the Slack Web API (and EC2 API) through the NAT or egress proxy"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = each.value
+  tags              = local.tags
+}

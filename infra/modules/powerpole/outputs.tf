@@ -1,0 +1,80 @@
+locals {
+  slack_base_url = trimsuffix(aws_lambda_function_url.slack_handler.function_url, "/")
+}
+
+output "slack_request_urls" {
+  description = "URLs to enter in the Slack app: slash command Request URL, Interactivity Request URL, Event Subscriptions Request URL."
+  value = {
+    commands     = "${local.slack_base_url}/slack/commands"
+    interactions = "${local.slack_base_url}/slack/interactions"
+    events       = "${local.slack_base_url}/slack/events"
+  }
+}
+
+output "function_url" {
+  description = "The Slack handler's function URL."
+  value       = aws_lambda_function_url.slack_handler.function_url
+}
+
+output "table_name" {
+  description = "DynamoDB table ([store] table in powerpole.toml)."
+  value       = aws_dynamodb_table.sessions.name
+}
+
+output "table_arn" {
+  description = "DynamoDB table ARN."
+  value       = aws_dynamodb_table.sessions.arn
+}
+
+output "kms_key_arn" {
+  description = "The powerpole KMS key. Engineers who start sessions need kms:GenerateDataKey on it (see infra/README.md)."
+  value       = aws_kms_key.this.arn
+}
+
+output "session_log_group_name" {
+  description = "CloudWatch Logs group with the Session Manager session logs."
+  value       = aws_cloudwatch_log_group.sessions.name
+}
+
+output "bastion_security_group_ids" {
+  description = "Per target: the bastion security group ([targets.NAME] security_group_id in powerpole.toml)."
+  value       = { for name, sg in aws_security_group.bastion : name => sg.id }
+}
+
+output "bastion_instance_profile_name" {
+  description = "Instance profile for bastions ([bastion] instance_profile in powerpole.toml)."
+  value       = aws_iam_instance_profile.bastion.name
+}
+
+output "orchestrator_role_arn" {
+  description = "Role of both Lambda functions (and of `powerpole serve` if you run it instead)."
+  value       = aws_iam_role.orchestrator.arn
+}
+
+output "security_team_role_arn" {
+  description = "Read-only role on the session logs, for the security team."
+  value       = aws_iam_role.security_team.arn
+}
+
+output "lambda_security_group_id" {
+  description = "Security group of the Lambda functions."
+  value       = aws_security_group.lambda.id
+}
+
+output "endpoint_security_group_id" {
+  description = "Security group of the interface VPC endpoints."
+  value       = aws_security_group.endpoints.id
+}
+
+output "function_names" {
+  description = "Names of the two Lambda functions."
+  value = {
+    slack_handler = aws_lambda_function.slack_handler.function_name
+    sweeper       = aws_lambda_function.sweeper.function_name
+  }
+}
+
+output "lambda_environment" {
+  description = "Environment passed to both functions (no secret values: secrets are referenced by ARN)."
+  value       = local.lambda_environment
+}

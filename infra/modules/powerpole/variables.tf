@@ -1,0 +1,459 @@
+# --- Naming and tags -----------------------------------------------------------------------------
+
+variable "name_prefix" {
+  description = "Prefix for every resource name (roles, functions, security groups, KMS alias)."
+  type        = string
+  default     = "powerpole"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,23}$", var.name_prefix))
+    error_message = "name_prefix must be 2-24 characters: lower-case letters, digits and '-', starting with a letter."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource that takes tags."
+  type        = map(string)
+  default     = {}
+}
+
+# --- Network -------------------------------------------------------------------------------------
+
+variable "vpc_id" {
+  description = "The VPC that holds the databases, the bastions and the Lambdas."
+  type        = string
+
+  validation {
+    condition     = can(regex("^vpc-[0-9a-f]{8,17}$", var.vpc_id))
+    error_message = "vpc_id must look like vpc-0123456789abcdef0."
+  }
+}
+
+variable "bastion_subnet_ids" {
+  description = "Private subnets the bastions may be launched in. They need no NAT and no internet route: the bastions reach AWS only through the VPC endpoints. The orchestrator may launch into these subnets only."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.bastion_subnet_ids) > 0 && alltrue([for s in var.bastion_subnet_ids : can(regex("^subnet-[0-9a-f]{8,17}$", s))])
+    error_message = "bastion_subnet_ids must name at least one subnet, each like subnet-0123456789abcdef0."
+  }
+}
+
+variable "lambda_subnet_ids" {
+  description = "Private subnets for the Lambda functions. They need a route to the Slack Web API (a NAT gateway or an egress proxy): Slack has no VPC endpoint."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.lambda_subnet_ids) > 0 && alltrue([for s in var.lambda_subnet_ids : can(regex("^subnet-[0-9a-f]{8,17}$", s))])
+    error_message = "lambda_subnet_ids must name at least one subnet, each like subnet-0123456789abcdef0."
+  }
+}
+
+variable "endpoint_subnet_ids" {
+  description = "Subnets for the interface VPC endpoints, at most one per Availability Zone; cover every zone the bastions and Lambdas use."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.endpoint_subnet_ids) > 0 && alltrue([for s in var.endpoint_subnet_ids : can(regex("^subnet-[0-9a-f]{8,17}$", s))])
+    error_message = "endpoint_subnet_ids must name at least one subnet, each like subnet-0123456789abcdef0."
+  }
+}
+
+variable "route_table_ids" {
+  description = "Route tables of the bastion and Lambda subnets, for the DynamoDB gateway endpoint. The endpoint's policy admits only the powerpole table, so give route tables that no other DynamoDB user shares, or set create_dynamodb_gateway_endpoint = false."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for r in var.route_table_ids : can(regex("^rtb-[0-9a-f]{8,17}$", r))])
+    error_message = "route_table_ids must each look like rtb-0123456789abcdef0."
+  }
+}
+
+variable "create_dynamodb_gateway_endpoint" {
+  description = "Create the DynamoDB gateway endpoint on route_table_ids. Set false when those route tables already have one."
+  type        = bool
+  default     = true
+}
+
+variable "additional_interface_endpoint_services" {
+  description = "More interface endpoints to create besides ssm, ssmmessages, ec2messages, logs, kms and secretsmanager, e.g. [\"ec2\", \"lambda\"] to keep the Lambdas' EC2 and Lambda API calls off the NAT."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition = alltrue([
+      for s in var.additional_interface_endpoint_services :
+      can(regex("^[a-z0-9][a-z0-9.-]*$", s)) && !contains(["ssm", "ssmmessages", "ec2messages", "logs", "kms", "secretsmanager", "dynamodb"], s)
+    ])
+    error_message = "additional_interface_endpoint_services takes short service names (ec2, lambda, sts) other than those the module always creates."
+  }
+}
+
+variable "lambda_https_egress_cidrs" {
+  description = "Destinations the Lambdas may reach on TCP 443 by CIDR: the Slack Web API (and the EC2 API unless it has an endpoint). Slack publishes no address ranges, so the default is any address through the subnet's NAT; narrow it to an egress proxy if you have one. Bastions never get this rule."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+
+  validation {
+    condition     = length(var.lambda_https_egress_cidrs) > 0 && alltrue([for c in var.lambda_https_egress_cidrs : can(cidrhost(c, 0)) && !can(regex(":", c))])
+    error_message = "lambda_https_egress_cidrs must be one or more IPv4 CIDR blocks."
+  }
+}
+
+# --- Targets -------------------------------------------------------------------------------------
+
+variable "targets" {
+  description = <<-EOT
+    The databases powerpole grants access to, keyed by target name (the same names as the
+    [targets.NAME] tables of powerpole.toml). For each: the database (or proxy) security group,
+    which gets ingress from this target's bastion group and the Lambdas; the MySQL port; the ARN
+    of the Secrets Manager secret holding the admin credential; optionally the bastion subnet
+    (default: the first of bastion_subnet_ids).
+  EOT
+  type = map(object({
+    db_security_group_id = string
+    db_port              = optional(number, 3306)
+    admin_secret_arn     = string
+    bastion_subnet_id    = optional(string)
+  }))
+
+  validation {
+    condition     = length(var.targets) > 0 && alltrue([for name in keys(var.targets) : can(regex("^[a-z][a-z0-9_]{0,31}$", name))])
+    error_message = "targets needs at least one entry; names are 1-32 characters of a-z, 0-9 and '_' (they become POWERPOLE_TARGETS__NAME__* variables)."
+  }
+
+  validation {
+    condition     = alltrue([for t in values(var.targets) : can(regex("^sg-[0-9a-f]{8,17}$", t.db_security_group_id))])
+    error_message = "Each target's db_security_group_id must look like sg-0123456789abcdef0."
+  }
+
+  validation {
+    condition     = alltrue([for t in values(var.targets) : t.db_port >= 1 && t.db_port <= 65535 && floor(t.db_port) == t.db_port])
+    error_message = "Each target's db_port must be an integer between 1 and 65535."
+  }
+
+  validation {
+    condition     = alltrue([for t in values(var.targets) : can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$", t.admin_secret_arn))])
+    error_message = "Each target's admin_secret_arn must be a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-xxxxxx)."
+  }
+
+  validation {
+    condition     = alltrue([for t in values(var.targets) : t.bastion_subnet_id == null || can(regex("^subnet-[0-9a-f]{8,17}$", t.bastion_subnet_id))])
+    error_message = "A target's bastion_subnet_id, when set, must look like subnet-0123456789abcdef0 (and be one of bastion_subnet_ids)."
+  }
+}
+
+# --- Secrets -------------------------------------------------------------------------------------
+
+variable "slack_secret_arn" {
+  description = "ARN of the Secrets Manager secret (a JSON object) holding the Slack signing secret and bot token."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$", var.slack_secret_arn))
+    error_message = "slack_secret_arn must be a Secrets Manager secret ARN."
+  }
+}
+
+variable "slack_secret_keys" {
+  description = "JSON keys inside the Slack secret."
+  type = object({
+    signing_secret = optional(string, "signing_secret")
+    bot_token      = optional(string, "bot_token")
+  })
+  default = {}
+}
+
+variable "secrets_kms_key_arns" {
+  description = "Customer managed KMS keys that encrypt the Slack or admin secrets, if any (secrets under the AWS managed aws/secretsmanager key need nothing). The orchestrator may decrypt with them only through Secrets Manager."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for k in var.secrets_kms_key_arns : can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f-]+$", k))])
+    error_message = "secrets_kms_key_arns must be KMS key ARNs (arn:aws:kms:REGION:ACCOUNT:key/ID)."
+  }
+}
+
+# --- Table, key, logs ----------------------------------------------------------------------------
+
+variable "table_name" {
+  description = "Name of the DynamoDB session and audit table ([store] table in powerpole.toml)."
+  type        = string
+  default     = "powerpole"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9_.-]{3,255}$", var.table_name))
+    error_message = "table_name must be 3-255 characters of a-z, A-Z, 0-9, '_', '-' and '.'."
+  }
+}
+
+variable "kms_key_deletion_window_days" {
+  description = "Days a deleted KMS key can still be recovered before it and everything it encrypts is gone."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.kms_key_deletion_window_days >= 7 && var.kms_key_deletion_window_days <= 30
+    error_message = "kms_key_deletion_window_days must be between 7 and 30."
+  }
+}
+
+variable "session_log_group_name" {
+  description = "CloudWatch Logs group that receives every Session Manager session (what was typed and shown)."
+  type        = string
+  default     = "/powerpole/ssm-sessions"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_./#-]{1,512}$", var.session_log_group_name)) && !startswith(var.session_log_group_name, "aws/")
+    error_message = "session_log_group_name must be a valid log group name (A-Z a-z 0-9 _ - / . #, not starting with aws/)."
+  }
+}
+
+variable "additional_log_group_names" {
+  description = "Other CloudWatch log groups in this account and region that may be encrypted with the powerpole key (e.g. the VPC's flow logs). The key policy lets CloudWatch Logs use the key for these names only."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for n in var.additional_log_group_names : can(regex("^[A-Za-z0-9_./#-]{1,512}$", n))])
+    error_message = "additional_log_group_names must be valid log group names."
+  }
+}
+
+variable "session_log_retention_days" {
+  description = "Retention of the session logs, in days. Keep at least a year for audit."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.session_log_retention_days)
+    error_message = "session_log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)."
+  }
+}
+
+variable "lambda_log_retention_days" {
+  description = "Retention of the Lambda functions' own logs, in days."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.lambda_log_retention_days)
+    error_message = "lambda_log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, ...)."
+  }
+}
+
+# --- Session Manager preferences -----------------------------------------------------------------
+
+variable "idle_session_timeout_minutes" {
+  description = "Session Manager ends a session idle for this many minutes."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.idle_session_timeout_minutes >= 1 && var.idle_session_timeout_minutes <= 60 && floor(var.idle_session_timeout_minutes) == var.idle_session_timeout_minutes
+    error_message = "idle_session_timeout_minutes must be a whole number from 1 to 60."
+  }
+}
+
+variable "max_session_duration_minutes" {
+  description = "Session Manager ends any one session after this many minutes (the bastion itself lives until the approved expiry)."
+  type        = number
+  default     = 480
+
+  validation {
+    condition     = var.max_session_duration_minutes >= 1 && var.max_session_duration_minutes <= 1440 && floor(var.max_session_duration_minutes) == var.max_session_duration_minutes
+    error_message = "max_session_duration_minutes must be a whole number from 1 to 1440."
+  }
+}
+
+variable "session_shell_profile" {
+  description = "Commands Session Manager runs at the start of every Linux session."
+  type        = string
+  default     = "echo 'powerpole: this session is recorded for the security team.'; cd ~"
+
+  validation {
+    condition     = length(var.session_shell_profile) <= 1024
+    error_message = "session_shell_profile must be at most 1024 characters."
+  }
+}
+
+# --- Bastion launch shape (enforced by the orchestrator's IAM policy) -----------------------------
+
+variable "bastion_instance_types" {
+  description = "Instance types the orchestrator may launch; the first is the default passed to the service. Their architecture must match the AMI parameter."
+  type        = list(string)
+  default     = ["t3.micro"]
+
+  validation {
+    condition     = length(var.bastion_instance_types) > 0 && alltrue([for t in var.bastion_instance_types : can(regex("^[a-z][a-z0-9-]*\\.[a-z0-9]+$", t))])
+    error_message = "bastion_instance_types must list one or more instance types such as t3.micro."
+  }
+}
+
+variable "bastion_ami_parameter" {
+  description = "SSM parameter holding the bastion AMI id. The default is the public Amazon Linux 2023 parameter; an AMI of your own (with a mysql client baked in) goes in a parameter of your account."
+  type        = string
+  default     = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+
+  validation {
+    condition     = can(regex("^/[A-Za-z0-9_./-]+$", var.bastion_ami_parameter))
+    error_message = "bastion_ami_parameter must be a parameter name starting with '/'."
+  }
+}
+
+variable "bastion_ami_owners" {
+  description = "Owners (account ids or 'amazon') whose AMIs the orchestrator may launch."
+  type        = list(string)
+  default     = ["amazon"]
+
+  validation {
+    condition     = length(var.bastion_ami_owners) > 0 && alltrue([for o in var.bastion_ami_owners : o == "amazon" || can(regex("^[0-9]{12}$", o))])
+    error_message = "bastion_ami_owners must list 'amazon' and/or 12-digit account ids."
+  }
+}
+
+# --- IAM -----------------------------------------------------------------------------------------
+
+variable "security_team_principal_arns" {
+  description = "IAM principals (roles, e.g. the security team's SSO permission-set role, or users) allowed to assume the read-only session-log role."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.security_team_principal_arns) > 0 && alltrue([for a in var.security_team_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(root|role/.+|user/.+)$", a))])
+    error_message = "security_team_principal_arns must list one or more IAM role, user or account-root ARNs."
+  }
+}
+
+variable "permissions_boundary_arn" {
+  description = "Permissions boundary attached to every role the module creates, if your organisation requires one."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.permissions_boundary_arn == null || can(regex("^arn:aws[a-z-]*:iam::([0-9]{12}|aws):policy/.+$", var.permissions_boundary_arn))
+    error_message = "permissions_boundary_arn must be an IAM policy ARN."
+  }
+}
+
+# --- Lambda --------------------------------------------------------------------------------------
+
+variable "slack_handler_zip_path" {
+  description = "Path of the slack-handler deployment zip (a `bootstrap` executable at its root), e.g. target/lambda/slack-handler/bootstrap.zip from `cargo lambda build --release --output-format zip`."
+  type        = string
+
+  validation {
+    condition     = endswith(var.slack_handler_zip_path, ".zip")
+    error_message = "slack_handler_zip_path must name a .zip file."
+  }
+}
+
+variable "sweeper_zip_path" {
+  description = "Path of the sweeper deployment zip (a `bootstrap` executable at its root)."
+  type        = string
+
+  validation {
+    condition     = endswith(var.sweeper_zip_path, ".zip")
+    error_message = "sweeper_zip_path must name a .zip file."
+  }
+}
+
+variable "lambda_architecture" {
+  description = "Instruction set the zips were built for."
+  type        = string
+  default     = "x86_64"
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.lambda_architecture)
+    error_message = "lambda_architecture must be x86_64 or arm64."
+  }
+}
+
+variable "lambda_memory_mb" {
+  description = "Memory of each function, in MB."
+  type        = number
+  default     = 256
+
+  validation {
+    condition     = var.lambda_memory_mb >= 128 && var.lambda_memory_mb <= 10240
+    error_message = "lambda_memory_mb must be between 128 and 10240."
+  }
+}
+
+variable "slack_handler_timeout_seconds" {
+  description = "Timeout of the Slack handler. Slack's 3-second acknowledgement does not depend on it; the slow work it hands off (launch, SSM wait, grants) does."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.slack_handler_timeout_seconds >= 3 && var.slack_handler_timeout_seconds <= 900
+    error_message = "slack_handler_timeout_seconds must be between 3 and 900."
+  }
+}
+
+variable "sweeper_timeout_seconds" {
+  description = "Timeout of one sweeper tick."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.sweeper_timeout_seconds >= 3 && var.sweeper_timeout_seconds <= 900
+    error_message = "sweeper_timeout_seconds must be between 3 and 900."
+  }
+}
+
+variable "slack_handler_reserved_concurrency" {
+  description = "Concurrency reserved for (and capping) the Slack handler; -1 for none. Accounts with a low concurrency quota may need -1."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.slack_handler_reserved_concurrency >= -1
+    error_message = "slack_handler_reserved_concurrency must be -1 (unreserved) or more."
+  }
+}
+
+variable "sweeper_reserved_concurrency" {
+  description = "Concurrency reserved for (and capping) the sweeper; -1 for none."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.sweeper_reserved_concurrency >= -1
+    error_message = "sweeper_reserved_concurrency must be -1 (unreserved) or more."
+  }
+}
+
+variable "sweeper_schedule_expression" {
+  description = "EventBridge schedule of the sweeper."
+  type        = string
+  default     = "rate(1 minute)"
+
+  validation {
+    condition     = can(regex("^(rate\\(.+\\)|cron\\(.+\\))$", var.sweeper_schedule_expression))
+    error_message = "sweeper_schedule_expression must be rate(...) or cron(...)."
+  }
+}
+
+variable "log_level" {
+  description = "RUST_LOG filter for both functions."
+  type        = string
+  default     = "info"
+
+  validation {
+    condition     = length(var.log_level) > 0
+    error_message = "log_level must not be empty."
+  }
+}
+
+variable "lambda_environment" {
+  description = "Extra environment variables for both functions, e.g. POWERPOLE_* overrides of powerpole.toml. Never put a secret here: reference Secrets Manager instead."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.lambda_environment) : can(regex("^[A-Za-z][A-Za-z0-9_]*$", k)) && !startswith(k, "AWS_")])
+    error_message = "lambda_environment keys must be valid variable names and must not start with AWS_ (reserved by Lambda)."
+  }
+}
