@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use powerpole::config::Config;
+use powerpole::slack::serve::{serve as run_service, ServeOptions};
 use powerpole::store::schema;
 
 /// Just-in-time, approved, per-person access to Aurora MySQL through ephemeral SSM-only bastions,
@@ -26,6 +27,16 @@ enum Command {
     /// Describe the DynamoDB table.
     #[command(subcommand)]
     Table(TableCommand),
+    /// Serve Slack (HTTP or Socket Mode, as configured) until stopped. Logs are JSON lines on
+    /// stderr; RUST_LOG filters them (default: info).
+    Serve {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Listen here instead of `[server] listen` (HTTP mode), e.g. 127.0.0.1:3000.
+        #[arg(long)]
+        listen: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -45,8 +56,11 @@ enum TableCommand {
 }
 
 fn main() -> ExitCode {
+    // Two TLS stacks (ring, aws-lc-rs) are linked in: choose one before any client exists.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve { config, listen } => serve(ServeOptions { config, listen }),
         Command::Config(ConfigCommand::Check { file }) => match Config::load(&file) {
             Ok(config) => {
                 println!("{}: valid ({} target(s): {})", file.display(), config.targets.len(), config.targets.keys().map(|t| t.as_str()).collect::<Vec<_>>().join(", "));
@@ -67,5 +81,25 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+fn serve(options: ServeOptions) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(err) => {
+            eprintln!("cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_service(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "powerpole serve stopped");
+            eprintln!("powerpole serve: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
