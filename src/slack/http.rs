@@ -36,12 +36,12 @@ async fn healthz() -> &'static str {
 }
 
 /// Checks the signature; on failure, the 401 to answer.
-fn check(app: &SlackApp, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+fn check(app: &SlackApp, headers: &HeaderMap, body: &[u8]) -> Result<(), Box<Response>> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let now = app.workflow.clock.now().timestamp();
     verify(&app.signing_secret, header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER), body, now).map_err(|reason| {
         tracing::warn!(%reason, "refused a request that is not signed by Slack");
-        (StatusCode::UNAUTHORIZED, "the request is not signed by Slack").into_response()
+        Box::new((StatusCode::UNAUTHORIZED, "the request is not signed by Slack").into_response())
     })
 }
 
@@ -69,7 +69,7 @@ async fn commands(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: By
     let span = tracing::info_span!("slack_command", request_id = %id);
     let response = async {
         if let Err(refused) = check(&app, &headers, &body) {
-            return refused;
+            return *refused;
         }
         match serde_urlencoded::from_bytes::<SlackCommandEvent>(&body) {
             Ok(event) => json_or_empty(super::command::handle(&app, event, &id).body()),
@@ -86,7 +86,7 @@ async fn interactions(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body
     let span = tracing::info_span!("slack_interaction", request_id = %id);
     let response = async {
         if let Err(refused) = check(&app, &headers, &body) {
-            return refused;
+            return *refused;
         }
         let payload = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
             .ok()
@@ -109,7 +109,7 @@ async fn events_route(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body
     let span = tracing::info_span!("slack_event", request_id = %id);
     let response = async {
         if let Err(refused) = check(&app, &headers, &body) {
-            return refused;
+            return *refused;
         }
         let retry = headers.get("x-slack-retry-num").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u32>().ok());
         match serde_json::from_slice::<SlackPushEvent>(&body) {

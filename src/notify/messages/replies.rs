@@ -23,7 +23,7 @@ pub fn usage_of(command: &str, sub: &str) -> String {
 
 /// `help`: every subcommand, and the targets one can ask for.
 pub fn usage(command: &str, targets: &[(String, String)]) -> Message {
-    let mut text = format!("*powerpole*: just-in-time, approved access to production databases.\n");
+    let mut text = "*powerpole*: just-in-time, approved access to production databases.\n".to_string();
     for (_, line) in usage_lines(command) {
         text.push_str(&format!("• {line}\n"));
     }
