@@ -160,6 +160,38 @@ mod tests {
     }
 
     #[test]
+    fn every_message_is_blocks_slack_morphism_accepts() {
+        use crate::domain::{AccessDuration, Role, SlackUserId};
+        use fixtures::{session, target};
+        let s = session(Role::Dml);
+        let t = target();
+        let bob = SlackUserId::parse("U0BOB").unwrap();
+        let by: AccessDuration = "30m".parse().unwrap();
+        let decision = approval::ExtensionDecision { by: bob.clone(), approved: false, at: fixtures::t0() };
+        let all = [
+            approval_card(&s, &t),
+            decision_dm(&s, &t, &bob),
+            extension_card(&s, by, None),
+            extension_card(&s, by, Some(&decision)),
+            extension_decision_dm(&s, &decision, by),
+            stuck_teardown_alert(&s, by),
+            handover_dm(&s, &t, Handover { region: "eu-west-1", instance_id: "i-1", password: Some("p") }),
+            redacted_handover(&s, &t, "eu-west-1", "i-1"),
+            warning_dm(&s),
+            teardown_notice(&s),
+            usage("/powerpole", &[]),
+            problem("x", "y"),
+            request_submitted(&s.id, "billing", "C1"),
+            list(&[s.clone()]),
+        ];
+        for m in all {
+            let blocks = serde_json::json!(m.blocks);
+            serde_json::from_value::<Vec<slack_morphism::prelude::SlackBlock>>(blocks.clone()).unwrap_or_else(|e| panic!("{e}: {blocks}"));
+            assert!(!m.text.is_empty());
+        }
+    }
+
+    #[test]
     fn slack_time_has_a_readable_fallback() {
         let at = Utc.with_ymd_and_hms(2026, 3, 3, 15, 30, 0).single().unwrap();
         assert_eq!(slack_time(at), format!("<!date^{}^{{date_short_pretty}} at {{time}}|2026-03-03 15:30 UTC>", at.timestamp()));
