@@ -81,7 +81,7 @@ async fn two_approvers_clicking_at_once_make_one_decision() {
     let winner = stored.approvals[0].approver.to_string();
     assert_eq!(told[0], format!(":warning: {} was already approved by <@{winner}>", session.id));
     assert_eq!(t.audit_kinds(&session.id).await, [AuditKind::Requested, AuditKind::Approved]);
-    t.slack.wait_for("chat.update", 1, SOON).await.unwrap();
+    t.slack.wait_until("the card update and the DM", SOON, |calls| calls.iter().any(|c| c.response["channel"] == format!("D{ALICE}"))).await.unwrap();
     assert_eq!(t.slack.calls_to("chat.update").len(), 1, "the card is updated once");
     assert_eq!(t.posts_to(&format!("D{ALICE}")).len(), 1, "one DM for one decision");
 }
@@ -99,7 +99,9 @@ async fn one_approver_double_clicking_makes_one_decision() {
     let stored = t.wait_for_session(&session.id, |s| s.state == State::Approved).await;
     assert_eq!(stored.approvals.len(), 1);
     assert_eq!(t.audit_kinds(&session.id).await, [AuditKind::Requested, AuditKind::Approved]);
+    t.slack.wait_until("the DM", SOON, |calls| calls.iter().any(|c| c.response["channel"] == format!("D{ALICE}"))).await.unwrap();
     assert_eq!(t.slack.calls_to("chat.update").len(), 1);
+    assert_eq!(t.posts_to(&format!("D{ALICE}")).len(), 1);
 }
 
 #[tokio::test]

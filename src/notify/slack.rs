@@ -159,10 +159,18 @@ impl Notifier for SlackNotifier {
             "text": message.text,
             "blocks": message.blocks,
         });
-        let session = self.client.open_session(&self.token);
-        self.retrying("response_url", || session.http_session_api.http_post_uri::<_, SlackApiPostWebhookMessageResponse>(url.clone(), &body, None))
-            .await
-            .map(|_| ())
+        // A response_url needs no token, so none is sent (and the URL is not logged).
+        let span = tracing::debug_span!("slack_response_url");
+        let connector = self.client.http_api.connector.clone();
+        self.retrying("response_url", || {
+            let context = SlackClientApiCallContext { rate_control_params: None, token: None, tracing_span: &span, is_sensitive_url: true };
+            let connector = connector.clone();
+            let url = url.clone();
+            let body = &body;
+            async move { connector.http_post_uri::<_, SlackApiPostWebhookMessageResponse>(url, body, context).await }
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn open_view(&self, trigger_id: &str, view: &View) -> Result<(), NotifyError> {
