@@ -53,10 +53,12 @@ start_mariadb() {
       --auth-root-authentication-method=normal --skip-test-db >"$RUN/install.log" 2>&1
     fresh=1
   fi
-  # 10.200.0.1 is the host end of the veth pairs the namespace tests create; binding it is harmless
-  # when absent only if it exists, so it is added by the tests' own setup, not here.
+  # MariaDB also listens on the test-host bridge (scripts/netns.sh), so that connections from a
+  # namespace holding a bastion's IP arrive with that IP, as they would from a real bastion.
+  local bind=127.0.0.1
+  if "$ROOT/scripts/netns.sh" bridge 2>/dev/null; then bind=127.0.0.1,10.200.0.1; else log "no test-host bridge (needs root and iproute2): IP-binding tests will fail"; fi
   mariadbd --no-defaults --user=mysql --datadir="$DATA" --port="$MYSQL_PORT" \
-    --bind-address="${POWERPOLE_MYSQL_BIND:-127.0.0.1}" --socket="$RUN/mysqld.sock" \
+    --bind-address="$bind" --socket="$RUN/mysqld.sock" \
     --pid-file="$RUN/mysqld.pid" --log-error="$RUN/error.log" --skip-name-resolve \
     --plugin-load-add=server_audit --server-audit-logging=ON --server-audit-events=CONNECT,QUERY \
     --server-audit-file-path="$RUN/audit.log" --max-connections=500 >/dev/null 2>&1 &
@@ -76,7 +78,8 @@ start_mariadb() {
 start_moto() {
   if curl -fsS "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null 2>&1; then log "moto already answers on $MOTO_PORT"; return; fi
   mkdir -p "$LOCAL"
-  MOTO_IAM_LOAD_MANAGED_POLICIES=true nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$LOCAL/moto.log" 2>&1 &
+  # scripts/moto_serial.py: moto with each request applied atomically, as DynamoDB guarantees.
+  MOTO_PORT="$MOTO_PORT" MOTO_IAM_LOAD_MANAGED_POLICIES=true nohup "$VENV/bin/python" "$ROOT/scripts/moto_serial.py" 127.0.0.1 "$MOTO_PORT" >"$LOCAL/moto.log" 2>&1 &
   echo $! >"$LOCAL/moto.pid"
   for _ in $(seq 1 150); do
     if curl -fsS "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null 2>&1; then log "moto answers on 127.0.0.1:$MOTO_PORT"; return; fi
@@ -97,6 +100,8 @@ export AWS_EC2_METADATA_DISABLED=true
 export POWERPOLE_TEST_MOTO_URL=http://127.0.0.1:$MOTO_PORT
 export POWERPOLE_TEST_MYSQL_URL=mysql://root:$MYSQL_ROOT_PASSWORD@127.0.0.1:$MYSQL_PORT
 export POWERPOLE_TEST_MYSQL_RUN_DIR=$RUN
+# MariaDB as seen from a test host (a network namespace on the ppbr0 bridge, see scripts/netns.sh).
+export POWERPOLE_TEST_MYSQL_BRIDGE_ADDR=10.200.0.1:$MYSQL_PORT
 ENV
 }
 

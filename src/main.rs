@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use powerpole::config::Config;
 use powerpole::slack::serve::{serve as run_service, ServeOptions};
+use powerpole::store::dynamo::{self, TableCreated};
 use powerpole::store::schema;
 
 /// Just-in-time, approved, per-person access to Aurora MySQL through ephemeral SSM-only bastions,
@@ -24,7 +25,7 @@ enum Command {
     /// Check configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Describe the DynamoDB table.
+    /// Describe or create the DynamoDB table.
     #[command(subcommand)]
     Table(TableCommand),
     /// Serve Slack (HTTP or Socket Mode, as configured) until stopped. Logs are JSON lines on
@@ -53,6 +54,14 @@ enum ConfigCommand {
 enum TableCommand {
     /// Print the table definition as JSON (what infra/ must match).
     Schema,
+    /// Create the table named in FILE (`store.table`) with its indexes and TTL, for local use.
+    /// Uses the usual AWS credentials and honours AWS_ENDPOINT_URL. An existing table that
+    /// matches is left as it is.
+    Create {
+        /// The configuration file (start from powerpole.example.toml).
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,7 +69,6 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, listen } => serve(ServeOptions { config, listen }),
         Command::Config(ConfigCommand::Check { file }) => match Config::load(&file) {
             Ok(config) => {
                 println!("{}: valid ({} target(s): {})", file.display(), config.targets.len(), config.targets.keys().map(|t| t.as_str()).collect::<Vec<_>>().join(", "));
@@ -71,6 +79,8 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Table(TableCommand::Create { config }) => table_create(&config),
+        Command::Serve { config, listen } => serve(ServeOptions { config, listen }),
         Command::Table(TableCommand::Schema) => match serde_json::to_string_pretty(&schema::table_definition()) {
             Ok(json) => {
                 println!("{json}");
@@ -81,6 +91,45 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// `powerpole table create --config FILE`.
+fn table_create(file: &std::path::Path) -> ExitCode {
+    let config = match Config::load(file) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("{}: {err}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    // Both ring and aws-lc-rs end up linked; without a chosen provider the first TLS client panics.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let table = config.store.table;
+    let result = runtime.block_on(async {
+        let aws = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        dynamo::create_table(&aws_sdk_dynamodb::Client::new(&aws), &table).await
+    });
+    match result {
+        Ok(TableCreated::Created) => {
+            println!("table `{table}` created with its indexes and TTL");
+            ExitCode::SUCCESS
+        }
+        Ok(TableCreated::AlreadyExisted) => {
+            println!("table `{table}` already exists and matches the schema; TTL is on");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            ExitCode::FAILURE
+        }
     }
 }
 

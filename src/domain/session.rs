@@ -208,6 +208,8 @@ pub enum AuditKind {
     Denied,
     PendingTimedOut,
     Cancelled,
+    /// A worker claimed an approved session and began creating its instance and account.
+    ProvisioningStarted,
     Launched,
     Granted,
     HandedOver,
@@ -233,6 +235,7 @@ impl AuditKind {
             AuditKind::Denied => "denied",
             AuditKind::PendingTimedOut => "pending_timed_out",
             AuditKind::Cancelled => "cancelled",
+            AuditKind::ProvisioningStarted => "provisioning_started",
             AuditKind::Launched => "launched",
             AuditKind::Granted => "granted",
             AuditKind::HandedOver => "handed_over",

@@ -11,6 +11,7 @@
 //! - audit events are written once (condition: the item does not exist) and never changed;
 //! - no password, token or secret is ever written.
 
+pub mod dynamo;
 pub mod schema;
 
 use async_trait::async_trait;
@@ -24,9 +25,10 @@ pub enum StoreError {
     /// Someone else changed the session since it was read: read it again and decide again.
     #[error("session {0} was changed by someone else since it was read")]
     Conflict(SessionId),
-    #[error("session {0} already exists")]
+    /// A create with an id already in use (ids are random: make a new one and create again).
+    #[error("session {0} already exists: create it again under a new id")]
     AlreadyExists(SessionId),
-    #[error("no session {0}")]
+    #[error("no session {0}: check the id; closed sessions are removed after their retention")]
     NotFound(SessionId),
     #[error("the request store is unavailable: {0}")]
     Unavailable(String),
@@ -67,8 +69,10 @@ pub trait Store: Send + Sync {
 
     /// Writes `next` if the stored session still has `expected_state` and version
     /// `next.version` (the version that was read), storing it with version + 1 and
-    /// `next_action_at` recomputed; appends `event` (if any) in the same transaction.
-    /// Returns the session as stored. Losing a race is [`StoreError::Conflict`].
+    /// `next_action_at` recomputed; appends `event` (if any) in the same transaction, as audit
+    /// event number version + 1. Returns the session as stored. Losing a race (or a wrong
+    /// `expected_state`) is [`StoreError::Conflict`]; a session that does not exist is
+    /// [`StoreError::NotFound`].
     async fn update(&self, expected_state: State, next: &Session, event: Option<&AuditEvent>) -> Result<Session, StoreError>;
 
     /// Sessions whose `next_action_at` is at or before `now`, soonest first, at most `limit`,
@@ -88,6 +92,7 @@ pub trait Store: Send + Sync {
     async fn audit_trail(&self, id: &SessionId) -> Result<Vec<AuditRecord>, StoreError>;
 
     /// Records `key` (a Slack event id, a click's action id) the first time it is seen; returns
-    /// false if it was already recorded, so retries and repeated clicks are done once.
+    /// false if it was already recorded, so retries and repeated clicks are done once. A marker
+    /// older than its `ttl` counts as absent, whether or not the table has deleted it yet.
     async fn remember_once(&self, key: &str, ttl: chrono::Duration) -> Result<bool, StoreError>;
 }

@@ -1,11 +1,14 @@
 //! The DynamoDB table, defined once. `powerpole table create` builds it from this, the Terraform
 //! in `infra/` must match it (a test compares them), and the store reads and writes only these names.
 //!
-//! One table holds two item kinds, both under the session's partition:
+//! One table holds three item kinds:
 //! - the session itself: `pk = SESSION#<id>`, `sk = SESSION`;
-//! - its audit events: `pk = SESSION#<id>`, `sk = AUDIT#<seq, zero-padded>`, written once, never changed.
+//! - its audit events, in the session's partition: `pk = SESSION#<id>`, `sk = AUDIT#<seq, zero-padded
+//!   to 10>`, written once, never changed;
+//! - once-markers for deduplicating Slack retries and repeated clicks: `pk = ONCE#<key>`, `sk = ONCE`.
 //!
-//! Only session items carry the index attributes, so audit events never appear in an index.
+//! Only session items carry the index attributes, so nothing else ever appears in an index.
+//! The layout of each item is in [`crate::store::dynamo::item`].
 
 use serde::Serialize;
 

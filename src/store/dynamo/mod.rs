@@ -1,0 +1,83 @@
+//! [`Store`] on one DynamoDB table (see [`schema`](crate::store::schema) for its shape).
+//!
+//! Writes are conditional and go with their audit event in one transaction ([`write`]); reads go
+//! through the indexes and never scan the table ([`read`]). [`create_table`] builds the table for
+//! local use from the same schema the Terraform in `infra/` must match.
+
+mod errors;
+pub mod item;
+mod read;
+pub mod shard;
+mod tables;
+mod write;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
+
+pub use item::Retention;
+pub use tables::{create_table, TableCreated, TableError};
+
+use crate::config::StoreConfig;
+use crate::domain::{AuditEvent, Session, SessionId, SlackUserId, State, TargetName};
+use crate::store::{AuditRecord, DueBatch, Store, StoreError};
+
+/// The request store on DynamoDB. Cheap to clone (the SDK client is shared).
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    retention: Retention,
+}
+
+impl DynamoStore {
+    /// A store on `config.table`, keeping closed sessions and audit events as long as `config` says.
+    pub fn new(client: Client, config: &StoreConfig) -> DynamoStore {
+        let retention = Retention { session: config.session_retention.to_chrono(), audit: config.audit_retention.to_chrono() };
+        DynamoStore { client, table: config.table.clone(), retention }
+    }
+
+    /// The table this store reads and writes.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn create(&self, session: &Session, event: &AuditEvent) -> Result<(), StoreError> {
+        write::create(self, session, event).await
+    }
+
+    async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        read::get(self, id).await
+    }
+
+    async fn update(&self, expected_state: State, next: &Session, event: Option<&AuditEvent>) -> Result<Session, StoreError> {
+        write::update(self, expected_state, next, event).await
+    }
+
+    async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<DueBatch, StoreError> {
+        read::due(self, now, limit).await
+    }
+
+    async fn live(&self) -> Result<Vec<Session>, StoreError> {
+        read::live(self).await
+    }
+
+    async fn by_requester(&self, user: &SlackUserId, limit: usize) -> Result<Vec<Session>, StoreError> {
+        read::by_requester(self, user, limit).await
+    }
+
+    async fn by_target(&self, target: &TargetName, since: Option<DateTime<Utc>>, limit: usize) -> Result<Vec<Session>, StoreError> {
+        read::by_target(self, target, since, limit).await
+    }
+
+    async fn audit_trail(&self, id: &SessionId) -> Result<Vec<AuditRecord>, StoreError> {
+        read::audit_trail(self, id).await
+    }
+
+    async fn remember_once(&self, key: &str, ttl: chrono::Duration) -> Result<bool, StoreError> {
+        write::remember_once(self, key, ttl, Utc::now()).await
+    }
+}
