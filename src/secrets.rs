@@ -39,6 +39,8 @@ pub enum SecretError {
     NoKey { id: String, key: String },
     #[error("the secret reference names no source")]
     NoSource,
+    #[error("the secret is empty")]
+    Empty,
 }
 
 /// Reads secrets from the environment, Secrets Manager and Parameter Store.

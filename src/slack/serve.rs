@@ -63,6 +63,9 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         // Socket Mode requests are not signed; the WebSocket is authenticated by the app token.
         SlackMode::Socket => crate::secrets::Secret::new(""),
     };
+    if config.slack.mode == SlackMode::Http && signing_secret.expose().is_empty() {
+        return Err(ServeError::Secret { what: "signing secret", source: SecretError::Empty });
+    }
     let app = SlackApp::new(workflow, notifier, signing_secret);
     check_targets(&app, &secrets).await;
     let recheck = (app.clone(), secrets.clone());

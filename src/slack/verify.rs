@@ -47,7 +47,10 @@ pub fn verify(secret: &Secret, timestamp: Option<&str>, signature: Option<&str>,
     if expected.len() != 32 {
         return Err(VerifyError::Malformed);
     }
-    // HMAC takes keys of any length; an empty secret is refused at start-up.
+    // Anyone can sign with an empty key: never accept one (start-up refuses it too).
+    if secret.expose().is_empty() {
+        return Err(VerifyError::Mismatch);
+    }
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).map_err(|_| VerifyError::Mismatch)?;
     mac.update(b"v0:");
     mac.update(timestamp.as_bytes());
@@ -99,6 +102,8 @@ mod tests {
         let other = sign::signature("another secret", NOW, BODY);
         assert_eq!(verify(&secret(), Some(&ts), Some(&other), BODY, NOW), Err(VerifyError::Mismatch));
         assert_eq!(verify(&secret(), Some(&ts), Some(&good), b"token=x&text=revoke", NOW), Err(VerifyError::Mismatch));
+        let empty = sign::signature("", NOW, BODY);
+        assert_eq!(verify(&Secret::new(""), Some(&ts), Some(&empty), BODY, NOW), Err(VerifyError::Mismatch));
         // The signature covers the timestamp too: moving it breaks the signature.
         assert_eq!(verify(&secret(), Some(&(NOW + 1).to_string()), Some(&good), BODY, NOW), Err(VerifyError::Mismatch));
     }
