@@ -38,9 +38,8 @@ async fn serve_starts_with_the_example_config_and_refuses_an_unreachable_target(
         .send()
         .await
         .expect("moto stores the Slack secret");
-    let table = format!("pp-serve-{}", unique.trim_start_matches("pp-"));
-    let store = powerpole::store::dynamo::DynamoStore::new(&aws, &table);
-    store.create_table().await.expect("the table is created");
+    let table = format!("powerpole-slack-serve-test-{unique}");
+    powerpole::store::dynamo::create_table(&dynamodb().await, &table).await.expect("the table is created");
 
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/powerpole.example.toml");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_powerpole"))

@@ -17,6 +17,7 @@ use super::{router, SlackApp, TargetHealth};
 use crate::config::{Config, ConfigError, SlackMode};
 use crate::notify::{slack_client, SlackNotifier};
 use crate::secrets::{SecretError, Secrets};
+use crate::store::dynamo::DynamoStore;
 use crate::store::Store;
 use crate::workflow::{SystemClock, Workflow};
 
@@ -90,8 +91,9 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
 }
 
 /// The store named in the configuration.
-async fn build_store(_aws: &aws_config::SdkConfig, config: &Config) -> Result<Arc<dyn Store>, ServeError> {
-    Err(ServeError::Store(format!("the DynamoDB store (table `{}`) is not built into this version yet", config.store.table)))
+async fn build_store(aws: &aws_config::SdkConfig, config: &Config) -> Result<Arc<dyn Store>, ServeError> {
+    let client = aws_sdk_dynamodb::Client::new(aws);
+    Ok(Arc::new(DynamoStore::new(client, &config.store)))
 }
 
 /// A running HTTP listener.

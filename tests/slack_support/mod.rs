@@ -8,11 +8,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use powerpole::config::Config;
+use powerpole::config::{Config, StoreConfig};
 use powerpole::domain::{AuditKind, Session, SessionId, SlackUserId};
 use powerpole::notify::{Notifier, SlackNotifier};
 use powerpole::secrets::Secret;
 use powerpole::slack::{serve, SlackApp};
+use powerpole::store::dynamo::DynamoStore;
 use powerpole::store::Store;
 use powerpole::workflow::{SystemClock, Workflow};
 use powerpole_standins::driver::{ButtonClick, DriverResponse, SlackDriver, SlashCommand};
@@ -87,14 +88,24 @@ pub fn install_crypto() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-/// A store on moto with its own fresh table.
-pub async fn fresh_store() -> Arc<dyn Store> {
+/// An SDK client for moto with few retries (moto answers what it lacks with a 500).
+pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
     powerpole_standins::moto_url_from_env();
-    let table = format!("pp-slack-{}", SessionId::random().as_str().trim_start_matches("pp-"));
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let store = powerpole::store::dynamo::DynamoStore::new(&aws, &table);
-    store.create_table().await.expect("the test table is created on moto");
-    Arc::new(store)
+    install_crypto();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&config)
+}
+
+/// A store on moto with a fresh table of its own (shared moto: never reset it).
+pub async fn fresh_store() -> Arc<dyn Store> {
+    let client = dynamodb().await;
+    let table = format!("powerpole-slack-test-{}", SessionId::random());
+    powerpole::store::dynamo::create_table(&client, &table).await.unwrap_or_else(|e| panic!("creating {table} on moto: {e}"));
+    let config = StoreConfig { table, session_retention: "400d".parse().expect("valid"), audit_retention: "400d".parse().expect("valid") };
+    Arc::new(DynamoStore::new(client, &config))
 }
 
 /// Starts the service against the stand-ins.
