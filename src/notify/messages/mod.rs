@@ -182,7 +182,7 @@ mod tests {
             usage("/powerpole", &[]),
             problem("x", "y"),
             request_submitted(&s.id, "billing", "C1"),
-            list(&[s.clone()]),
+            list(std::slice::from_ref(&s)),
         ];
         for m in all {
             let blocks = serde_json::json!(m.blocks);
