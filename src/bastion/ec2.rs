@@ -1,0 +1,145 @@
+//! [`Bastions`] over the AWS SDK: EC2 for the instances, SSM for the AMI parameter and the
+//! agent's status.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_ec2::types::{InstanceType, ShutdownBehavior};
+
+use crate::config::BastionConfig;
+use crate::domain::SessionId;
+
+use super::instances::{describe, is_instance_id, not_terminated, tag, tag_filter, to_instance, to_managed};
+use super::{launch, online, tags, BastionError, Bastions, Instance, InstanceState, LaunchSpec, ManagedInstance};
+
+/// What EC2 says about an instance id it does not know (any more).
+const NOT_FOUND: &str = "InvalidInstanceID.NotFound";
+
+/// The production [`Bastions`].
+pub struct Ec2Bastions {
+    ec2: aws_sdk_ec2::Client,
+    ssm: aws_sdk_ssm::Client,
+    config: BastionConfig,
+    poll_interval: Duration,
+}
+
+impl Ec2Bastions {
+    /// An agent takes tens of seconds to register; polling every 5 s costs little and answers
+    /// soon enough.
+    pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+
+    pub fn new(ec2: aws_sdk_ec2::Client, ssm: aws_sdk_ssm::Client, config: BastionConfig) -> Ec2Bastions {
+        Ec2Bastions { ec2, ssm, config, poll_interval: Self::DEFAULT_POLL_INTERVAL }
+    }
+
+    /// Both clients from one SDK configuration (region, credentials, endpoint overrides).
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig, config: BastionConfig) -> Ec2Bastions {
+        Self::new(aws_sdk_ec2::Client::new(sdk), aws_sdk_ssm::Client::new(sdk), config)
+    }
+
+    /// How often `wait_online` asks SSM (tests make it short).
+    pub fn with_poll_interval(mut self, interval: Duration) -> Ec2Bastions {
+        self.poll_interval = interval;
+        self
+    }
+
+    async fn run(&self, spec: &LaunchSpec) -> Result<Instance, BastionError> {
+        let ami = launch::resolve_ami(&self.ssm, spec, &self.config.ami_parameter).await?;
+        let root_device = launch::root_device(&self.ec2, &ami).await?;
+        let instance_type = spec.instance_type.as_deref().unwrap_or(&self.config.instance_type);
+        let answer = self
+            .ec2
+            .run_instances()
+            .client_token(spec.session.as_str())
+            .image_id(&ami)
+            .instance_type(InstanceType::from(instance_type))
+            .min_count(1)
+            .max_count(1)
+            .network_interfaces(launch::network_interface(spec))
+            .metadata_options(launch::metadata_options())
+            .block_device_mappings(launch::root_volume(&root_device, self.config.root_volume_gib))
+            .iam_instance_profile(launch::instance_profile(&self.config.instance_profile))
+            .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate)
+            .user_data(launch::user_data())
+            .set_tag_specifications(Some(launch::tag_specifications(spec)))
+            .send()
+            .await
+            .map_err(|e| BastionError::Ec2 { action: "RunInstances", message: DisplayErrorContext(&e).to_string() })?;
+        let launched = answer.instances().first().ok_or_else(|| BastionError::Ec2 {
+            action: "RunInstances",
+            message: "the answer holds no instance".into(),
+        })?;
+        to_instance(launched)
+    }
+}
+
+/// A session's bastion is handed out only while it lives.
+fn alive(session: &SessionId, instance: Instance) -> Result<Instance, BastionError> {
+    if instance.state.is_ending() {
+        return Err(BastionError::Ended { session: session.to_string(), instance_id: instance.id, state: instance.state.as_str().to_string() });
+    }
+    Ok(instance)
+}
+
+#[async_trait]
+impl Bastions for Ec2Bastions {
+    async fn launch(&self, spec: &LaunchSpec) -> Result<Instance, BastionError> {
+        if let Some(existing) = self.find(&spec.session).await? {
+            tracing::info!(session = %spec.session, instance = %existing.id, "bastion already launched");
+            return alive(&spec.session, existing);
+        }
+        // With the same ClientToken, EC2 answers a retry with the first launch's instance,
+        // terminated or not; `alive` refuses a terminated one.
+        let instance = alive(&spec.session, self.run(spec).await?)?;
+        tracing::info!(session = %spec.session, instance = %instance.id, ip = %instance.private_ip, "bastion launched");
+        Ok(instance)
+    }
+
+    async fn find(&self, session: &SessionId) -> Result<Option<Instance>, BastionError> {
+        let found = describe(&self.ec2, vec![tag_filter(tags::SESSION, session.as_str()), not_terminated()]).await?;
+        if found.len() > 1 {
+            // Only possible where ClientToken is not honoured (moto) or was bypassed by hand.
+            tracing::warn!(session = %session, count = found.len(), "more than one bastion for a session; using the oldest, reconcile removes the rest");
+        }
+        let oldest = found.iter().min_by_key(|i| (i.launch_time().map(|t| t.secs()), i.instance_id().map(str::to_string)));
+        oldest.map(to_instance).transpose()
+    }
+
+    async fn wait_online(&self, instance_id: &str, timeout: Duration) -> Result<(), BastionError> {
+        online::wait(&self.ssm, instance_id, timeout, self.poll_interval).await
+    }
+
+    async fn terminate(&self, instance_id: &str) -> Result<(), BastionError> {
+        if !is_instance_id(instance_id) {
+            return Err(BastionError::InvalidInstanceId(instance_id.to_string()));
+        }
+        let found = match self.ec2.describe_instances().instance_ids(instance_id).send().await {
+            Ok(answer) => answer.reservations().iter().flat_map(|r| r.instances()).next().cloned(),
+            Err(e) if e.code() == Some(NOT_FOUND) => None,
+            Err(e) => return Err(BastionError::Ec2 { action: "DescribeInstances", message: DisplayErrorContext(&e).to_string() }),
+        };
+        let Some(instance) = found else {
+            return Ok(());
+        };
+        if super::instances::state(&instance) == InstanceState::Terminated {
+            return Ok(());
+        }
+        if tag(&instance, tags::MANAGED) != Some("true") {
+            return Err(BastionError::NotManaged { instance_id: instance_id.to_string() });
+        }
+        match self.ec2.terminate_instances().instance_ids(instance_id).send().await {
+            Ok(_) => {
+                tracing::info!(instance = %instance_id, "bastion terminated");
+                Ok(())
+            }
+            Err(e) if e.code() == Some(NOT_FOUND) => Ok(()),
+            Err(e) => Err(BastionError::Ec2 { action: "TerminateInstances", message: DisplayErrorContext(&e).to_string() }),
+        }
+    }
+
+    async fn list_managed(&self) -> Result<Vec<ManagedInstance>, BastionError> {
+        let found = describe(&self.ec2, vec![tag_filter(tags::MANAGED, "true"), not_terminated()]).await?;
+        Ok(found.iter().map(to_managed).collect())
+    }
+}

@@ -1,0 +1,30 @@
+//! What can go wrong with bastions, each said so that an operator knows what to check.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BastionError {
+    #[error("could not read the bastion AMI id from SSM parameter `{parameter}`: {message}; check that the parameter exists in this region and powerpole may ssm:GetParameter on it, or set the target's `ami`")]
+    AmiParameter { parameter: String, message: String },
+
+    #[error("EC2 {action} failed: {message}; check powerpole's IAM permissions (policies/) and the target's subnet, security group and AMI")]
+    Ec2 { action: &'static str, message: String },
+
+    #[error("SSM DescribeInstanceInformation failed for {instance_id}: {message}; check that powerpole may ssm:DescribeInstanceInformation")]
+    Ssm { instance_id: String, message: String },
+
+    #[error("bastion {instance_id} has no private IP address in EC2's answer; it cannot be bound to a database account")]
+    NoPrivateIp { instance_id: String },
+
+    #[error("bastion {instance_id} did not come online in SSM within {}s: check that the AMI runs the SSM agent, that the subnet reaches SSM (VPC endpoints for ssm, ssmmessages and ec2messages, or a NAT), and that the instance profile allows the agent (AmazonSSMManagedInstanceCore)", waited.as_secs())]
+    NotOnline { instance_id: String, waited: Duration },
+
+    #[error("the bastion {instance_id} of session {session} is {state}; a session's bastion is never launched twice: end the session and request access again")]
+    Ended { session: String, instance_id: String, state: String },
+
+    #[error("refusing to terminate {instance_id}: it is not tagged powerpole:managed=true, and powerpole terminates only its own bastions")]
+    NotManaged { instance_id: String },
+
+    #[error("`{0}` is not an EC2 instance id (i- and hex digits)")]
+    InvalidInstanceId(String),
+}

@@ -1,0 +1,190 @@
+//! The parameters of `RunInstances` for a bastion, one function per concern so that each can be
+//! read (and tested) on its own.
+
+use aws_sdk_ec2::types::{
+    BlockDeviceMapping, EbsBlockDevice, HttpTokensState, IamInstanceProfileSpecification, InstanceMetadataEndpointState,
+    InstanceMetadataOptionsRequest, InstanceMetadataTagsState, InstanceNetworkInterfaceSpecification, ResourceType, Tag,
+    TagSpecification, VolumeType,
+};
+use base64::Engine;
+
+use super::{tags, BastionError, LaunchSpec};
+
+/// The bastion's only job is to run `mysql` against the target: install a client and nothing
+/// else. (Amazon Linux 2023 ships the SSM agent; no other software is wanted on the host.)
+/// dnf reads the AL2023 repositories from S3, so a private subnet without a NAT needs the S3
+/// gateway endpoint for this to succeed.
+pub const USER_DATA: &str = "#!/bin/bash
+# powerpole bastion: a MySQL client and nothing else. Access is through SSM Session Manager only.
+set -euo pipefail
+dnf install -y mariadb105
+";
+
+/// The AMI's root device when `DescribeImages` does not say (Amazon Linux 2023's).
+pub const DEFAULT_ROOT_DEVICE: &str = "/dev/xvda";
+
+/// `USER_DATA`, base64-encoded as `RunInstances` expects it from SDK callers.
+pub fn user_data() -> String {
+    base64::engine::general_purpose::STANDARD.encode(USER_DATA)
+}
+
+/// The `Name` tag: what a person sees in the console.
+pub fn name(spec: &LaunchSpec) -> String {
+    format!("powerpole-{}", spec.session)
+}
+
+/// The session's tags, on the instance and on its root volume.
+pub fn tag_specifications(spec: &LaunchSpec) -> Vec<TagSpecification> {
+    let tags = [
+        (tags::SESSION, spec.session.to_string()),
+        (tags::REQUESTER, spec.requester.to_string()),
+        (tags::TARGET, spec.target.to_string()),
+        (tags::MANAGED, "true".to_string()),
+        ("Name", name(spec)),
+    ];
+    [ResourceType::Instance, ResourceType::Volume]
+        .into_iter()
+        .map(|kind| {
+            let list = tags.iter().map(|(k, v)| Tag::builder().key(*k).value(v).build()).collect();
+            TagSpecification::builder().resource_type(kind).set_tags(Some(list)).build()
+        })
+        .collect()
+}
+
+/// One interface in the target's private subnet and bastion security group; never a public IP.
+pub fn network_interface(spec: &LaunchSpec) -> InstanceNetworkInterfaceSpecification {
+    InstanceNetworkInterfaceSpecification::builder()
+        .device_index(0)
+        .subnet_id(&spec.subnet_id)
+        .groups(&spec.security_group_id)
+        .associate_public_ip_address(false)
+        .delete_on_termination(true)
+        .build()
+}
+
+/// IMDSv2 only, and a hop limit of 1 so that nothing forwarded (a container) reaches the
+/// instance credentials.
+pub fn metadata_options() -> InstanceMetadataOptionsRequest {
+    InstanceMetadataOptionsRequest::builder()
+        .http_endpoint(InstanceMetadataEndpointState::Enabled)
+        .http_tokens(HttpTokensState::Required)
+        .http_put_response_hop_limit(1)
+        .instance_metadata_tags(InstanceMetadataTagsState::Disabled)
+        .build()
+}
+
+/// An encrypted gp3 root volume (the account's default EBS key), deleted with the instance.
+pub fn root_volume(device_name: &str, size_gib: u32) -> BlockDeviceMapping {
+    let ebs = EbsBlockDevice::builder()
+        .volume_type(VolumeType::Gp3)
+        .volume_size(i32::try_from(size_gib).unwrap_or(8))
+        .encrypted(true)
+        .delete_on_termination(true)
+        .build();
+    BlockDeviceMapping::builder().device_name(device_name).ebs(ebs).build()
+}
+
+/// The bastion instance profile, by ARN when config gives one, else by name.
+pub fn instance_profile(profile: &str) -> IamInstanceProfileSpecification {
+    let builder = IamInstanceProfileSpecification::builder();
+    if profile.starts_with("arn:") {
+        builder.arn(profile).build()
+    } else {
+        builder.name(profile).build()
+    }
+}
+
+/// The AMI: the target's own, else the id in the public SSM parameter.
+pub async fn resolve_ami(ssm: &aws_sdk_ssm::Client, spec: &LaunchSpec, parameter: &str) -> Result<String, BastionError> {
+    if let Some(ami) = &spec.ami {
+        return Ok(ami.clone());
+    }
+    let failed = |message: String| BastionError::AmiParameter { parameter: parameter.to_string(), message };
+    let answer = ssm
+        .get_parameter()
+        .name(parameter)
+        .send()
+        .await
+        .map_err(|e| failed(aws_sdk_ssm::error::DisplayErrorContext(&e).to_string()))?;
+    answer
+        .parameter()
+        .and_then(|p| p.value())
+        .filter(|v| v.starts_with("ami-"))
+        .map(str::to_string)
+        .ok_or_else(|| failed("the parameter does not hold an AMI id (ami-...)".into()))
+}
+
+/// The AMI's root device name, so that the volume settings apply to the root volume instead of
+/// adding a second one.
+pub async fn root_device(ec2: &aws_sdk_ec2::Client, ami: &str) -> Result<String, BastionError> {
+    let answer = ec2.describe_images().image_ids(ami).send().await.map_err(|e| BastionError::Ec2 {
+        action: "DescribeImages",
+        message: aws_sdk_ec2::error::DisplayErrorContext(&e).to_string(),
+    })?;
+    let image = answer.images().first().ok_or_else(|| BastionError::Ec2 {
+        action: "DescribeImages",
+        message: format!("AMI {ami} is not visible to this account in this region"),
+    })?;
+    Ok(image.root_device_name().unwrap_or(DEFAULT_ROOT_DEVICE).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{SessionId, SlackUserId, TargetName};
+
+    fn spec() -> LaunchSpec {
+        LaunchSpec {
+            session: SessionId::parse("pp-abcdefghij").unwrap(),
+            requester: SlackUserId::parse("U0ALICE").unwrap(),
+            target: TargetName::parse("billing").unwrap(),
+            subnet_id: "subnet-1".into(),
+            security_group_id: "sg-1".into(),
+            ami: None,
+            instance_type: None,
+        }
+    }
+
+    #[test]
+    fn user_data_installs_a_mysql_client_and_nothing_else() {
+        let decoded = base64::engine::general_purpose::STANDARD.decode(user_data()).unwrap();
+        assert_eq!(String::from_utf8(decoded).unwrap(), USER_DATA);
+        let commands: Vec<&str> = USER_DATA.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).collect();
+        assert_eq!(commands, ["set -euo pipefail", "dnf install -y mariadb105"]);
+    }
+
+    #[test]
+    fn instance_and_volume_carry_the_session_tags() {
+        let specs = tag_specifications(&spec());
+        assert_eq!(specs.len(), 2);
+        for s in &specs {
+            let tags: Vec<(&str, &str)> = s.tags().iter().map(|t| (t.key().unwrap(), t.value().unwrap())).collect();
+            assert_eq!(
+                tags,
+                [
+                    ("powerpole:session", "pp-abcdefghij"),
+                    ("powerpole:requester", "U0ALICE"),
+                    ("powerpole:target", "billing"),
+                    ("powerpole:managed", "true"),
+                    ("Name", "powerpole-pp-abcdefghij"),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn profiles_go_by_arn_or_name() {
+        assert_eq!(instance_profile("powerpole-bastion").name(), Some("powerpole-bastion"));
+        let arn = "arn:aws:iam::123456789012:instance-profile/powerpole-bastion";
+        assert_eq!(instance_profile(arn).arn(), Some(arn));
+    }
+
+    #[test]
+    fn no_public_ip_and_imdsv2_with_one_hop() {
+        let nic = network_interface(&spec());
+        assert_eq!(nic.associate_public_ip_address(), Some(false));
+        let md = metadata_options();
+        assert_eq!(md.http_tokens(), Some(&HttpTokensState::Required));
+        assert_eq!(md.http_put_response_hop_limit(), Some(1));
+    }
+}

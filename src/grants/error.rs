@@ -1,0 +1,38 @@
+//! What can go wrong with a target's accounts, each said so that an operator knows what to do.
+//! No variant ever holds a password: server messages are scrubbed of it before they get here.
+
+use crate::domain::TargetName;
+
+use super::sql::{InvalidHost, Unquotable};
+
+/// The privileges the admin user needs, named in errors that are probably about them.
+pub const ADMIN_NEEDS: &str = "the admin user needs CREATE USER, CREATE ROLE, ROLE_ADMIN on MySQL 8, \
+the granted privileges WITH GRANT OPTION on the target's schemas, SELECT on mysql.*, PROCESS, and \
+CONNECTION_ADMIN (or rds_kill on RDS/Aurora)";
+
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error(transparent)]
+    InvalidHost(#[from] InvalidHost),
+
+    #[error("refusing to build SQL: {0}; this is a bug in powerpole's validation, please report it")]
+    Unquotable(#[from] Unquotable),
+
+    #[error("target `{target}`: could not read the admin secret `{secret_id}` from Secrets Manager: {message}; check that the secret exists in this region and that powerpole may secretsmanager:GetSecretValue on it")]
+    AdminSecretUnreadable { target: TargetName, secret_id: String, message: String },
+
+    #[error("target `{target}`: the admin secret `{secret_id}` is not usable: {problem}; it must be JSON with `username` and `password` (and optionally `host`, `port`)")]
+    AdminSecretMalformed { target: TargetName, secret_id: String, problem: String },
+
+    #[error("target `{target}`: cannot connect to {host}:{port} as admin user `{user}`: {message}; check the endpoint, the security group between powerpole and the database, and the admin secret (`powerpole doctor` checks all three)")]
+    AdminConnect { target: TargetName, host: String, port: u16, user: String, message: String },
+
+    #[error("target `{target}` refused the generated password under its password policy (error 1819: validate_password or simple_password_check); relax the policy for powerpole's accounts or report it so the generator can follow it")]
+    PasswordPolicy { target: TargetName },
+
+    #[error("target `{target}`: could not {what} (MySQL error {code}): {message}; {}", ADMIN_NEEDS)]
+    Statement { target: TargetName, what: &'static str, code: u16, message: String },
+
+    #[error("target `{target}`: the connection broke while trying to {what}: {message}; the step is safe to retry")]
+    Connection { target: TargetName, what: &'static str, message: String },
+}
