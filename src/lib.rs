@@ -6,6 +6,7 @@ pub mod config;
 pub mod domain;
 pub mod grants;
 pub mod notify;
+pub mod secrets;
 pub mod slack;
 pub mod store;
 pub mod workflow;

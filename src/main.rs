@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use powerpole::config::Config;
+use powerpole::slack::serve::{serve as run_service, ServeOptions};
 use powerpole::store::dynamo::{self, TableCreated};
 use powerpole::store::schema;
 
@@ -27,6 +28,16 @@ enum Command {
     /// Describe or create the DynamoDB table.
     #[command(subcommand)]
     Table(TableCommand),
+    /// Serve Slack (HTTP or Socket Mode, as configured) until stopped. Logs are JSON lines on
+    /// stderr; RUST_LOG filters them (default: info).
+    Serve {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Listen here instead of `[server] listen` (HTTP mode), e.g. 127.0.0.1:3000.
+        #[arg(long)]
+        listen: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +65,8 @@ enum TableCommand {
 }
 
 fn main() -> ExitCode {
+    // Two TLS stacks (ring, aws-lc-rs) are linked in: choose one before any client exists.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
         Command::Config(ConfigCommand::Check { file }) => match Config::load(&file) {
@@ -67,6 +80,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Table(TableCommand::Create { config }) => table_create(&config),
+        Command::Serve { config, listen } => serve(ServeOptions { config, listen }),
         Command::Table(TableCommand::Schema) => match serde_json::to_string_pretty(&schema::table_definition()) {
             Ok(json) => {
                 println!("{json}");
@@ -114,6 +128,26 @@ fn table_create(file: &std::path::Path) -> ExitCode {
         }
         Err(err) => {
             eprintln!("{err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(options: ServeOptions) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(err) => {
+            eprintln!("cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_service(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "powerpole serve stopped");
+            eprintln!("powerpole serve: {err}");
             ExitCode::FAILURE
         }
     }

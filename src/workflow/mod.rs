@@ -34,3 +34,9 @@ pub struct Workflow {
     /// Wakes the sweeper at once when work became due (an approval), instead of at the next tick.
     pub wake: Arc<Notify>,
 }
+
+pub mod decide;
+pub mod request;
+
+pub use decide::{already_decided, ActionError, Decision, Done};
+pub use request::{RequestDraft, RequestError, RequestProblem};

@@ -1,0 +1,200 @@
+//! The messages of a session that has a bastion: the hand-over DM (and its redaction at
+//! teardown), the expiry warning, and the teardown notice.
+
+use super::{actions, button, context, escape, header, local_time, mention, section};
+use crate::config::TargetConfig;
+use crate::domain::{Outcome, Session, State};
+use crate::notify::Message;
+
+/// What the hand-over needs beyond the session: where the bastion is and the password.
+#[derive(Clone, Copy)]
+pub struct Handover<'a> {
+    pub region: &'a str,
+    pub instance_id: &'a str,
+    /// `None` renders the redacted form (after teardown).
+    pub password: Option<&'a str>,
+}
+
+impl std::fmt::Debug for Handover<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handover").field("region", &self.region).field("instance_id", &self.instance_id).finish_non_exhaustive()
+    }
+}
+
+/// The Session Manager console URL of an instance.
+pub fn console_url(region: &str, instance_id: &str) -> String {
+    format!("https://{region}.console.aws.amazon.com/systems-manager/session-manager/{instance_id}?region={region}")
+}
+
+/// Quotes a value for a POSIX shell in single quotes.
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// The DM that hands the session over: how to reach the bastion, the `mysql` command line (the
+/// reader endpoint for READ when the target has one), the password and the expiry in the
+/// requester's time zone.
+pub fn handover_dm(session: &Session, target: &TargetConfig, handover: Handover<'_>) -> Message {
+    let Handover { region, instance_id, password } = handover;
+    let endpoint = target.endpoint_for(session.role);
+    let user = &session.requester.db_user;
+    let expiry = session.expires_at.map(|e| local_time(e, session.requester.tz.as_deref())).unwrap_or_else(|| "when revoked".into());
+    let ssm = format!("aws ssm start-session --target {instance_id} --region {region}");
+    let (title, mysql, password_line) = match password {
+        Some(p) => (
+            format!("Your {} access to {} is ready ({})", session.role, session.target, session.id),
+            format!("mysql -h {endpoint} -P {} -u {user} -p{}", target.port, shell_quote(p)),
+            format!("*Password* `{p}` (it stops working when the session ends)"),
+        ),
+        None => (
+            format!("Your {} access to {} has ended ({})", session.role, session.target, session.id),
+            format!("mysql -h {endpoint} -P {} -u {user} -p", target.port),
+            "*Password* redacted: the session has ended and the account was dropped.".to_string(),
+        ),
+    };
+    let text = format!("{title}. Expires {expiry}.");
+    let blocks = vec![
+        header(&title),
+        section(&format!("*{}* on `{}` until *{expiry}*", session.role, session.target)),
+        section(&format!(
+            "*1. Open a shell on your bastion*\n<{}|Open it in the Session Manager console> or run\n```{ssm}```",
+            console_url(region, instance_id)
+        )),
+        section(&format!("*2. Connect to the database from there*\n```{mysql}```")),
+        section(&password_line),
+        context(&format!(
+            "Everything you type is recorded. Finish early with `/powerpole end {}`; ask for more time with `/powerpole extend {} 30m`.",
+            session.id, session.id
+        )),
+    ];
+    Message { text, blocks }
+}
+
+/// The hand-over DM with the password removed, for `chat.update` at teardown.
+pub fn redacted_handover(session: &Session, target: &TargetConfig, region: &str, instance_id: &str) -> Message {
+    handover_dm(session, target, Handover { region, instance_id, password: None })
+}
+
+/// The DM sent `warning_lead` before expiry, with Extend and End-now buttons.
+pub fn warning_dm(session: &Session) -> Message {
+    let expiry = session.expires_at.map(|e| local_time(e, session.requester.tz.as_deref())).unwrap_or_else(|| "soon".into());
+    let text = format!("Your {} access to {} ({}) ends at {expiry}.", session.role, session.target, session.id);
+    let mut end = button(actions::END_NOW, "End now", session.id.as_str(), Some("danger"));
+    end["confirm"] = serde_json::json!({
+        "title": {"type": "plain_text", "text": "End the session now?"},
+        "text": {"type": "plain_text", "text": "The bastion is terminated and your database account dropped."},
+        "confirm": {"type": "plain_text", "text": "End now"},
+        "deny": {"type": "plain_text", "text": "Keep it"}
+    });
+    let blocks = vec![
+        section(&format!(":alarm_clock: {text} Need longer? Ask the approvers for an extension.")),
+        super::actions("expiry", vec![button(actions::EXTEND, "Extend", session.id.as_str(), Some("primary")), end]),
+    ];
+    Message { text, blocks }
+}
+
+/// The notice when a session's resources are gone.
+pub fn teardown_notice(session: &Session) -> Message {
+    let why = match session.state.outcome() {
+        Some(Outcome::Expired) => "it expired".to_string(),
+        Some(Outcome::EndedByRequester) => "you ended it".to_string(),
+        Some(Outcome::RevokedByApprover) => format!(
+            "an approver revoked it{}",
+            session.decision_reason.as_deref().filter(|r| !r.trim().is_empty()).map(|r| format!(" ({})", escape(r))).unwrap_or_default()
+        ),
+        Some(Outcome::Failed) => format!(
+            "provisioning failed{}",
+            session.decision_reason.as_deref().map(|r| format!(": {}", escape(r))).unwrap_or_default()
+        ),
+        _ => "it was closed".to_string(),
+    };
+    let gone = if session.state == State::Closed(Outcome::Failed) && session.instance_id.is_none() {
+        "Nothing was left running.".to_string()
+    } else {
+        format!("The bastion was terminated and the database account `{}` dropped.", session.requester.db_user)
+    };
+    Message::plain(format!(
+        "Your {} access to `{}` ({}) has ended: {why}. {gone} {}",
+        session.role,
+        session.target,
+        session.id,
+        mention(&session.requester.slack_id)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Event, Role};
+    use crate::notify::messages::fixtures::{session, t0, target};
+
+    fn active(role: Role) -> Session {
+        let mut s = session(role);
+        for e in [Event::Approved, Event::ProvisioningStarted, Event::HandedOver] {
+            s.apply(e).unwrap();
+        }
+        s.start_clock(t0(), "10m".parse().unwrap());
+        s
+    }
+
+    const HANDOVER: Handover<'static> = Handover { region: "eu-west-1", instance_id: "i-0123456789abcdef0", password: Some("s3cr'et") };
+
+    #[test]
+    fn the_handover_has_everything_to_connect() {
+        let m = handover_dm(&active(Role::Dml), &target(), HANDOVER);
+        let all = m.readable();
+        for expected in [
+            "https://eu-west-1.console.aws.amazon.com/systems-manager/session-manager/i-0123456789abcdef0?region=eu-west-1",
+            "aws ssm start-session --target i-0123456789abcdef0 --region eu-west-1",
+            "mysql -h billing.cluster-abc.eu-west-1.rds.amazonaws.com -P 3307 -u alice -p's3cr'\\''et'",
+            "`s3cr'et`",
+            "16:00 CET on Tue 3 Mar (Europe/Berlin)",
+        ] {
+            assert!(all.contains(expected), "{expected} missing in\n{all}");
+        }
+    }
+
+    #[test]
+    fn read_sessions_connect_to_the_reader() {
+        let all = handover_dm(&active(Role::Read), &target(), HANDOVER).readable();
+        assert!(all.contains("mysql -h billing.cluster-ro-abc.eu-west-1.rds.amazonaws.com -P 3307"), "{all}");
+    }
+
+    #[test]
+    fn the_redacted_handover_has_no_password() {
+        let m = redacted_handover(&active(Role::Dml), &target(), "eu-west-1", "i-0123456789abcdef0");
+        assert!(!m.readable().contains("s3cr"));
+        assert!(m.readable().contains("redacted"));
+        assert!(m.readable().contains("-u alice -p```"));
+    }
+
+    #[test]
+    fn a_message_never_debug_prints_its_content() {
+        let m = handover_dm(&active(Role::Dml), &target(), HANDOVER);
+        assert!(!format!("{m:?}").contains("s3cr"));
+        assert!(!format!("{HANDOVER:?}").contains("s3cr"));
+    }
+
+    #[test]
+    fn the_warning_offers_extend_and_end_now() {
+        let m = warning_dm(&active(Role::Read));
+        assert!(m.text.contains("ends at 16:00 CET"), "{}", m.text);
+        let elements = &m.blocks[1]["elements"];
+        assert_eq!(elements[0]["action_id"], "extend");
+        assert_eq!(elements[1]["action_id"], "end_now");
+        assert_eq!(elements[1]["value"], "pp-7k2m9xq4ab");
+        assert!(elements[1]["confirm"].is_object());
+    }
+
+    #[test]
+    fn the_teardown_notice_says_why() {
+        let mut s = active(Role::Read);
+        s.apply(Event::Expired).unwrap();
+        s.apply(Event::TornDown).unwrap();
+        assert!(teardown_notice(&s).text.contains("has ended: it expired. The bastion was terminated and the database account `alice` dropped."));
+        let mut r = active(Role::Read);
+        r.apply(Event::Revoked).unwrap();
+        r.decision_reason = Some("incident over".into());
+        assert!(teardown_notice(&r).text.contains("an approver revoked it (incident over)"));
+    }
+}

@@ -1,0 +1,199 @@
+//! What powerpole says in Slack: pure functions from a session (and its target) to a
+//! [`Message`](super::Message). No I/O, so every message is unit-tested below each builder.
+//!
+//! - [`approval`]: the approval card (updated in place as decisions arrive), the requester's
+//!   decision DMs, the extension card and the stuck-teardown alert;
+//! - [`access`]: the hand-over DM and its redaction, the expiry warning, the teardown notice;
+//! - [`replies`]: ephemeral answers to commands: usage, problems, confirmations, `list`.
+//!
+//! Everything a user typed is escaped before it goes into `mrkdwn`, so a reason cannot ping
+//! `@channel` or fake a link.
+
+pub mod access;
+pub mod approval;
+pub mod replies;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+pub use access::{handover_dm, redacted_handover, teardown_notice, warning_dm, Handover};
+pub use approval::{approval_card, decision_dm, extension_card, extension_decision_dm, stuck_teardown_alert};
+pub use replies::{list, problem, request_submitted, usage, usage_lines};
+
+/// `action_id`s of the buttons powerpole posts; the inbound side dispatches on them.
+pub mod actions {
+    pub const APPROVE: &str = "approve";
+    pub const DENY: &str = "deny";
+    pub const EXTEND: &str = "extend";
+    pub const END_NOW: &str = "end_now";
+    pub const APPROVE_EXTENSION: &str = "approve_extension";
+    pub const DENY_EXTENSION: &str = "deny_extension";
+}
+
+/// Escapes text a user typed for Slack `mrkdwn` (`&`, `<`, `>`), as Slack asks.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// A time every reader sees in their own zone (Slack's date token), with a UTC fallback.
+pub fn slack_time(at: DateTime<Utc>) -> String {
+    format!("<!date^{}^{{date_short_pretty}} at {{time}}|{}>", at.timestamp(), at.format("%Y-%m-%d %H:%M UTC"))
+}
+
+/// A time in the zone `tz` (an IANA name from the Slack profile), e.g.
+/// `16:30 CET on Tue 3 Mar (Europe/Berlin)`; UTC when the zone is missing or unknown.
+pub fn local_time(at: DateTime<Utc>, tz: Option<&str>) -> String {
+    match tz.and_then(|t| t.parse::<chrono_tz::Tz>().ok()) {
+        Some(zone) => {
+            let local = at.with_timezone(&zone);
+            format!("{} on {} ({})", local.format("%H:%M %Z"), local.format("%a %-d %b"), zone.name())
+        }
+        None => format!("{} on {}", at.format("%H:%M UTC"), at.format("%a %-d %b")),
+    }
+}
+
+pub(crate) fn mention(user: &crate::domain::SlackUserId) -> String {
+    format!("<@{user}>")
+}
+
+pub(crate) fn header(text: &str) -> Value {
+    json!({"type": "header", "text": {"type": "plain_text", "text": text}})
+}
+
+pub(crate) fn section(text: &str) -> Value {
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+}
+
+pub(crate) fn fields(pairs: &[(&str, String)]) -> Value {
+    let fields: Vec<Value> = pairs.iter().map(|(k, v)| json!({"type": "mrkdwn", "text": format!("*{k}*\n{v}")})).collect();
+    json!({"type": "section", "fields": fields})
+}
+
+pub(crate) fn context(text: &str) -> Value {
+    json!({"type": "context", "elements": [{"type": "mrkdwn", "text": text}]})
+}
+
+pub(crate) fn button(action_id: &str, label: &str, value: &str, style: Option<&str>) -> Value {
+    let mut b = json!({"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": label}, "value": value});
+    if let Some(style) = style {
+        b["style"] = json!(style);
+    }
+    b
+}
+
+pub(crate) fn actions(block_id: &str, buttons: Vec<Value>) -> Value {
+    json!({"type": "actions", "block_id": block_id, "elements": buttons})
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use chrono::TimeZone;
+
+    use crate::config::{Config, TargetConfig};
+    use crate::domain::*;
+
+    pub const CONFIG: &str = r#"
+[targets.billing]
+description = "Billing"
+writer_endpoint = "billing.cluster-abc.eu-west-1.rds.amazonaws.com"
+reader_endpoint = "billing.cluster-ro-abc.eu-west-1.rds.amazonaws.com"
+port = 3307
+schemas = ["billing"]
+admin_secret = "powerpole/billing-admin"
+subnet_id = "subnet-0123"
+security_group_id = "sg-0123"
+approvers = ["U0BOB", "U0CAROL"]
+required_approvals = 2
+approvals_channel = "C0APPROVALS"
+max_duration = "4h"
+"#;
+
+    pub fn config() -> Config {
+        Config::from_toml_str(CONFIG).expect("the fixture config is valid")
+    }
+
+    pub fn target() -> TargetConfig {
+        config().targets.into_values().next().expect("one target")
+    }
+
+    pub fn t0() -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc.with_ymd_and_hms(2026, 3, 3, 14, 0, 0).single().expect("a valid time")
+    }
+
+    pub fn session(role: Role) -> Session {
+        let requester = Requester {
+            slack_id: SlackUserId::parse("U0ALICE").expect("valid"),
+            email: "alice@example.com".into(),
+            db_user: DbUsername::from_slack_email("alice@example.com", &UsernamePolicy::default()).expect("valid"),
+            tz: Some("Europe/Berlin".into()),
+        };
+        Session::new(
+            SessionId::parse("pp-7k2m9xq4ab").expect("valid"),
+            requester,
+            TargetName::parse("billing").expect("valid"),
+            role,
+            "1h".parse().expect("valid"),
+            "INC-42: fix <!channel> orders & refunds".into(),
+            t0(),
+            "1h".parse().expect("valid"),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn user_text_cannot_mention_or_link() {
+        assert_eq!(escape("<!channel> & <http://x|y>"), "&lt;!channel&gt; &amp; &lt;http://x|y&gt;");
+    }
+
+    #[test]
+    fn local_time_uses_the_profile_zone_and_falls_back_to_utc() {
+        let at = Utc.with_ymd_and_hms(2026, 3, 3, 15, 30, 0).single().unwrap();
+        assert_eq!(local_time(at, Some("Europe/Berlin")), "16:30 CET on Tue 3 Mar (Europe/Berlin)");
+        assert_eq!(local_time(at, Some("America/New_York")), "10:30 EST on Tue 3 Mar (America/New_York)");
+        assert_eq!(local_time(at, Some("Not/AZone")), "15:30 UTC on Tue 3 Mar");
+        assert_eq!(local_time(at, None), "15:30 UTC on Tue 3 Mar");
+    }
+
+    #[test]
+    fn every_message_is_blocks_slack_morphism_accepts() {
+        use crate::domain::{AccessDuration, Role, SlackUserId};
+        use fixtures::{session, target};
+        let s = session(Role::Dml);
+        let t = target();
+        let bob = SlackUserId::parse("U0BOB").unwrap();
+        let by: AccessDuration = "30m".parse().unwrap();
+        let decision = approval::ExtensionDecision { by: bob.clone(), approved: false, at: fixtures::t0() };
+        let all = [
+            approval_card(&s, &t),
+            decision_dm(&s, &t, &bob),
+            extension_card(&s, by, None),
+            extension_card(&s, by, Some(&decision)),
+            extension_decision_dm(&s, &decision, by),
+            stuck_teardown_alert(&s, by),
+            handover_dm(&s, &t, Handover { region: "eu-west-1", instance_id: "i-1", password: Some("p") }),
+            redacted_handover(&s, &t, "eu-west-1", "i-1"),
+            warning_dm(&s),
+            teardown_notice(&s),
+            usage("/powerpole", &[]),
+            problem("x", "y"),
+            request_submitted(&s.id, "billing", "C1"),
+            list(std::slice::from_ref(&s)),
+        ];
+        for m in all {
+            let blocks = serde_json::json!(m.blocks);
+            serde_json::from_value::<Vec<slack_morphism::prelude::SlackBlock>>(blocks.clone()).unwrap_or_else(|e| panic!("{e}: {blocks}"));
+            assert!(!m.text.is_empty());
+        }
+    }
+
+    #[test]
+    fn slack_time_has_a_readable_fallback() {
+        let at = Utc.with_ymd_and_hms(2026, 3, 3, 15, 30, 0).single().unwrap();
+        assert_eq!(slack_time(at), format!("<!date^{}^{{date_short_pretty}} at {{time}}|2026-03-03 15:30 UTC>", at.timestamp()));
+    }
+}

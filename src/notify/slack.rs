@@ -1,0 +1,199 @@
+//! [`SlackNotifier`]: the [`Notifier`] over slack-morphism's Web API client.
+//!
+//! Rate limits: Slack answers 429 with `Retry-After`; every call waits that long (capped by
+//! [`RetryPolicy::max_wait`]) and tries again, up to [`RetryPolicy::max_attempts`] times, then
+//! returns [`NotifyError::RateLimited`] so the caller can log it or retry later. Nothing is dropped
+//! silently.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::json;
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::*;
+
+use super::{Message, Notifier, NotifyError, Posted, Profile, View};
+use crate::domain::SlackUserId;
+
+/// How hard to try when Slack rate-limits a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// The longest single wait, whatever `Retry-After` says.
+    pub max_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_attempts: 4, max_wait: Duration::from_secs(30) }
+    }
+}
+
+/// A Slack Web API client for `api_url` (`https://slack.com/api/`, or a stand-in's `http://`
+/// URL). slack-morphism's default connector is https-only; this one also speaks plain http, for
+/// the local stand-in.
+pub fn slack_client(api_url: &str) -> SlackHyperClient {
+    let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
+        Ok(builder) => builder,
+        Err(err) => {
+            tracing::warn!(error = %err, "no CA certificates found; only plain-http Slack URLs (the stand-in) will work");
+            let empty = rustls::ClientConfig::builder().with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth();
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(empty)
+        }
+    };
+    let connector = builder.https_or_http().enable_http1().enable_http2().build();
+    let connector = SlackClientHyperConnector::with_connector(connector).with_slack_api_url(api_url.trim_end_matches('/'));
+    SlackClient::new(connector)
+}
+
+/// The [`Notifier`] that talks to Slack.
+#[derive(Clone)]
+pub struct SlackNotifier {
+    client: Arc<SlackHyperClient>,
+    token: SlackApiToken,
+    retry: RetryPolicy,
+}
+
+impl SlackNotifier {
+    /// A notifier calling `api_url` with the bot token `bot_token` (`xoxb-...`).
+    pub fn new(api_url: &str, bot_token: &str) -> SlackNotifier {
+        SlackNotifier::with_client(Arc::new(slack_client(api_url)), bot_token)
+    }
+
+    /// A notifier sharing an existing client (Socket Mode hands one to its callbacks).
+    pub fn with_client(client: Arc<SlackHyperClient>, bot_token: &str) -> SlackNotifier {
+        let token = SlackApiToken::new(SlackApiTokenValue::new(bot_token.to_string()));
+        SlackNotifier { client, token, retry: RetryPolicy::default() }
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> SlackNotifier {
+        self.retry = retry;
+        self
+    }
+
+    pub fn client(&self) -> Arc<SlackHyperClient> {
+        self.client.clone()
+    }
+
+    /// Runs `call` until it is not rate-limited, within the retry policy.
+    async fn retrying<T, Fut>(&self, method: &'static str, call: impl Fn() -> Fut) -> Result<T, NotifyError>
+    where
+        Fut: Future<Output = ClientResult<T>>,
+    {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match call().await {
+                Ok(value) => return Ok(value),
+                Err(SlackClientError::RateLimitError(limit)) => {
+                    let wait = limit.retry_after.unwrap_or(Duration::from_secs(1));
+                    if attempts >= self.retry.max_attempts {
+                        return Err(NotifyError::RateLimited { method, attempts, retry_after_secs: wait.as_secs() });
+                    }
+                    let wait = wait.min(self.retry.max_wait);
+                    tracing::warn!(method, attempt = attempts, wait_secs = wait.as_secs_f64(), "Slack rate-limited the call; waiting as asked");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(other) => return Err(describe(method, other)),
+            }
+        }
+    }
+}
+
+/// Turns a client error into a [`NotifyError`] without any response body (which can echo a
+/// message, and so a password).
+fn describe(method: &'static str, err: SlackClientError) -> NotifyError {
+    match err {
+        SlackClientError::ApiError(api) => NotifyError::Refused { method, code: api.code },
+        SlackClientError::HttpError(http) => NotifyError::Unreachable { method, reason: format!("HTTP {}", http.status_code) },
+        SlackClientError::HttpProtocolError(e) => NotifyError::Unreachable {
+            method,
+            reason: e.cause.map(|c| c.to_string()).unwrap_or_else(|| "connection failed".into()),
+        },
+        SlackClientError::RateLimitError(_) => NotifyError::RateLimited { method, attempts: 1, retry_after_secs: 0 },
+        SlackClientError::ProtocolError(_) | SlackClientError::EndOfStream(_) => {
+            NotifyError::Unreachable { method, reason: "the answer was not what the Web API sends".into() }
+        }
+        SlackClientError::SocketModeProtocolError(_) | SlackClientError::SystemError(_) => {
+            NotifyError::Unreachable { method, reason: "the Slack client failed".into() }
+        }
+    }
+}
+
+fn content(message: &Message) -> Result<SlackMessageContent, NotifyError> {
+    let blocks: Vec<SlackBlock> = serde_json::from_value(json!(message.blocks))
+        .map_err(|e| NotifyError::Malformed { what: "message", reason: e.to_string() })?;
+    Ok(SlackMessageContent::new().with_text(message.text.clone()).with_blocks(blocks))
+}
+
+#[async_trait]
+impl Notifier for SlackNotifier {
+    async fn post(&self, channel: &str, message: &Message) -> Result<Posted, NotifyError> {
+        let request = SlackApiChatPostMessageRequest::new(channel.into(), content(message)?);
+        let session = self.client.open_session(&self.token);
+        let posted = self.retrying("chat.postMessage", || session.chat_post_message(&request)).await?;
+        Ok(Posted { channel: posted.channel.to_string(), ts: posted.ts.to_string() })
+    }
+
+    async fn update(&self, at: &Posted, message: &Message) -> Result<(), NotifyError> {
+        let request = SlackApiChatUpdateRequest::new(at.channel.as_str().into(), content(message)?, at.ts.as_str().into());
+        let session = self.client.open_session(&self.token);
+        self.retrying("chat.update", || session.chat_update(&request)).await.map(|_| ())
+    }
+
+    async fn dm(&self, user: &SlackUserId, message: &Message) -> Result<Posted, NotifyError> {
+        // Posting to a user id lands in the app's DM with that user.
+        self.post(user.as_str(), message).await
+    }
+
+    async fn respond(&self, response_url: &str, message: &Message) -> Result<(), NotifyError> {
+        let url: url::Url = response_url
+            .parse()
+            .map_err(|_| NotifyError::Unreachable { method: "response_url", reason: "the response_url is not a URL".into() })?;
+        let body = json!({
+            "response_type": "ephemeral",
+            "replace_original": false,
+            "text": message.text,
+            "blocks": message.blocks,
+        });
+        // A response_url needs no token, so none is sent (and the URL is not logged).
+        let span = tracing::debug_span!("slack_response_url");
+        let connector = self.client.http_api.connector.clone();
+        self.retrying("response_url", || {
+            let context = SlackClientApiCallContext { rate_control_params: None, token: None, tracing_span: &span, is_sensitive_url: true };
+            let connector = connector.clone();
+            let url = url.clone();
+            let body = &body;
+            async move { connector.http_post_uri::<_, SlackApiPostWebhookMessageResponse>(url, body, context).await }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn open_view(&self, trigger_id: &str, view: &View) -> Result<(), NotifyError> {
+        let view: SlackView = serde_json::from_value(view.0.clone()).map_err(|e| NotifyError::Malformed { what: "modal", reason: e.to_string() })?;
+        let request = SlackApiViewsOpenRequest::new(trigger_id.into(), view);
+        let session = self.client.open_session(&self.token);
+        self.retrying("views.open", || session.views_open(&request)).await.map(|_| ())
+    }
+
+    async fn profile(&self, user: &SlackUserId) -> Result<Profile, NotifyError> {
+        let request = SlackApiUsersInfoRequest::new(user.as_str().into());
+        let session = self.client.open_session(&self.token);
+        let found = self.retrying("users.info", || session.users_info(&request)).await?;
+        Ok(Profile {
+            email: found.user.profile.and_then(|p| p.email).map(|e| e.0),
+            tz: found.user.tz,
+        })
+    }
+
+    async fn group_members(&self, group: &str) -> Result<Vec<SlackUserId>, NotifyError> {
+        let request = SlackApiUserGroupsUsersListRequest::new(group.into());
+        let session = self.client.open_session(&self.token);
+        let found = self.retrying("usergroups.users.list", || session.usergroups_users_list(&request)).await?;
+        Ok(found.users.iter().filter_map(|u| SlackUserId::parse(u.as_ref()).ok()).collect())
+    }
+}

@@ -1,0 +1,180 @@
+//! The modals powerpole opens: the request form, the deny reason and the extension form. Their
+//! `callback_id`s and input ids are what the inbound side reads back on submission.
+
+use serde_json::{json, Value};
+
+use super::View;
+use crate::config::{Config, TargetConfig};
+use crate::domain::{AccessDuration, Role, Session};
+
+/// `callback_id`s of the modals.
+pub mod callbacks {
+    pub const REQUEST: &str = "request";
+    pub const DENY: &str = "deny";
+    pub const EXTEND: &str = "extend";
+}
+
+/// `block_id`s of the inputs; each input's `action_id` is the same as its block's.
+pub mod inputs {
+    pub const TARGET: &str = "target";
+    pub const ROLE: &str = "role";
+    pub const DURATION: &str = "duration";
+    pub const REASON: &str = "reason";
+}
+
+/// The duration choices offered, before bounding by a maximum.
+const CHOICES: [&str; 9] = ["15m", "30m", "1h", "2h", "3h", "4h", "6h", "8h", "12h"];
+
+/// Choices no longer than `max`, with `max` itself if it is not one of them.
+pub fn duration_choices(max: AccessDuration) -> Vec<AccessDuration> {
+    let mut out: Vec<AccessDuration> = CHOICES.iter().filter_map(|c| c.parse().ok()).filter(|d| *d <= max).collect();
+    if !out.contains(&max) {
+        out.push(max);
+    }
+    out
+}
+
+fn plain(text: &str) -> Value {
+    json!({"type": "plain_text", "text": text})
+}
+
+fn option(value: &str, label: &str) -> Value {
+    json!({"text": plain(label), "value": value})
+}
+
+fn select(id: &str, label: &str, options: Vec<Value>, hint: Option<String>) -> Value {
+    let mut block = json!({
+        "type": "input",
+        "block_id": id,
+        "label": plain(label),
+        "element": {"type": "static_select", "action_id": id, "options": options, "placeholder": plain("Choose")},
+    });
+    if let Some(hint) = hint {
+        block["hint"] = plain(&hint);
+    }
+    block
+}
+
+fn text_input(id: &str, label: &str, placeholder: &str) -> Value {
+    json!({
+        "type": "input",
+        "block_id": id,
+        "label": plain(label),
+        "element": {"type": "plain_text_input", "action_id": id, "multiline": true, "min_length": 3, "max_length": 500, "placeholder": plain(placeholder)},
+    })
+}
+
+fn modal(callback_id: &str, title: &str, submit: &str, private_metadata: &str, blocks: Vec<Value>) -> View {
+    View(json!({
+        "type": "modal",
+        "callback_id": callback_id,
+        "title": plain(title),
+        "submit": plain(submit),
+        "close": plain("Cancel"),
+        "private_metadata": private_metadata,
+        "blocks": blocks,
+    }))
+}
+
+/// The request form: target (from config, without those refused right now), role, duration
+/// (bounded by the largest target maximum; each target's own maximum is in the hint and checked
+/// on submit), reason. `channel` is where the command was typed, for the confirmation.
+pub fn request_modal(config: &Config, available: &[&TargetConfig], channel: &str) -> View {
+    let targets: Vec<Value> = available
+        .iter()
+        .map(|t| option(t.name.as_str(), &t.description.as_ref().map(|d| format!("{} ({d})", t.name)).unwrap_or_else(|| t.name.to_string())))
+        .collect();
+    let roles: Vec<Value> = Role::ALL.iter().map(|r| option(r.as_str(), r.as_str())).collect();
+    let max = available.iter().map(|t| t.max_duration).max().unwrap_or(config.access.max_duration);
+    let durations: Vec<Value> = duration_choices(max).iter().map(|d| option(&d.to_string(), &d.to_string())).collect();
+    let limits = available.iter().map(|t| format!("{}: up to {}", t.name, t.max_duration)).collect::<Vec<_>>().join(", ");
+    modal(
+        callbacks::REQUEST,
+        "Request access",
+        "Request",
+        channel,
+        vec![
+            select(inputs::TARGET, "Database", targets, None),
+            select(inputs::ROLE, "Role", roles, Some("READ: SELECT. DML: also INSERT, UPDATE, DELETE. DDL: also CREATE, ALTER, DROP.".into())),
+            select(inputs::DURATION, "Duration", durations, Some(limits)),
+            text_input(inputs::REASON, "Reason", "Ticket and what you need to do"),
+        ],
+    )
+}
+
+/// Asks an approver why they deny. `private_metadata` carries the session and the card.
+pub fn deny_modal(session: &Session, card_channel: &str, card_ts: &str) -> View {
+    modal(
+        callbacks::DENY,
+        "Deny request",
+        "Deny",
+        &format!("{}|{card_channel}|{card_ts}", session.id),
+        vec![
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("Deny {} ({} on `{}` for {})?", session.id, session.role, session.target, session.duration)}}),
+            text_input(inputs::REASON, "Reason", "The requester will see this"),
+        ],
+    )
+}
+
+/// The extension form: durations that keep the session within the target's maximum.
+pub fn extend_modal(session: &Session, target: &TargetConfig) -> Option<View> {
+    let headroom = AccessDuration::from_secs(target.max_duration.as_secs().saturating_sub(session.duration.as_secs())).ok()?;
+    let durations: Vec<Value> = duration_choices(headroom).iter().map(|d| option(&d.to_string(), &d.to_string())).collect();
+    Some(modal(
+        callbacks::EXTEND,
+        "Extend session",
+        "Ask approvers",
+        session.id.as_str(),
+        vec![select(inputs::DURATION, "Extend by", durations, Some(format!("{} allows {} in all; this session has {}.", target.name, target.max_duration, session.duration)))],
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::messages::fixtures::{config, session, target};
+
+    #[test]
+    fn durations_never_exceed_the_maximum() {
+        let four: AccessDuration = "4h".parse().unwrap();
+        let got: Vec<String> = duration_choices(four).iter().map(|d| d.to_string()).collect();
+        assert_eq!(got, ["15m", "30m", "1h", "2h", "3h", "4h"]);
+        let odd: AccessDuration = "45m".parse().unwrap();
+        assert_eq!(duration_choices(odd).last(), Some(&odd));
+    }
+
+    #[test]
+    fn the_request_modal_offers_configured_targets_and_bounded_durations() {
+        let config = config();
+        let t = target();
+        let View(v) = request_modal(&config, &[&t], "C0ACCESS");
+        assert_eq!(v["callback_id"], "request");
+        assert_eq!(v["private_metadata"], "C0ACCESS");
+        assert_eq!(v["blocks"][0]["element"]["options"][0]["value"], "billing");
+        let durations = v["blocks"][2]["element"]["options"].as_array().unwrap();
+        assert_eq!(durations.last().unwrap()["value"], "4h");
+        assert_eq!(v["blocks"][3]["block_id"], "reason");
+    }
+
+    #[test]
+    fn every_modal_is_a_view_slack_morphism_accepts() {
+        let config = config();
+        let t = target();
+        let s = session(Role::Read);
+        let views = [request_modal(&config, &[&t], "C1"), deny_modal(&s, "C0APPROVALS", "1.2"), extend_modal(&s, &t).unwrap()];
+        for View(v) in views {
+            serde_json::from_value::<slack_morphism::prelude::SlackView>(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
+        }
+    }
+
+    #[test]
+    fn extension_choices_keep_the_session_within_the_maximum() {
+        let mut s = session(Role::Read);
+        s.duration = "3h30m".parse().unwrap();
+        let View(v) = extend_modal(&s, &target()).unwrap();
+        let opts = v["blocks"][0]["element"]["options"].as_array().unwrap();
+        assert_eq!(opts.last().unwrap()["value"], "30m");
+        s.duration = "4h".parse().unwrap();
+        assert!(extend_modal(&s, &target()).is_none(), "no headroom, no form");
+    }
+}

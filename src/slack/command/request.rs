@@ -1,0 +1,85 @@
+//! `/powerpole request`: with no arguments, opens the request modal; with
+//! `<target> <role> <duration> <reason...>`, files the request directly.
+
+use std::sync::Arc;
+
+use super::super::{Reply, SlackApp};
+use super::{Invocation, Problem};
+use crate::domain::SessionId;
+use crate::notify::{messages, views};
+use crate::workflow::RequestDraft;
+
+/// A request for access.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// Open the modal.
+    Form,
+    /// Everything was typed and checked.
+    Direct(RequestDraft),
+}
+
+impl Request {
+    /// `args` are the words after `request`; `reason` is the text after the fourth word, as typed.
+    pub fn parse(args: &[&str], reason: &str, app: &SlackApp) -> Result<Request, Problem> {
+        let usage = messages::replies::usage_of(app.command_name(), "request");
+        if args.is_empty() {
+            return Ok(Request::Form);
+        }
+        let names = ["a target", "a role", "a duration", "a reason"];
+        if args.len() < names.len() {
+            let missing = names[args.len()..].join(", ");
+            return Err(Problem::new(format!("`request` needs a target, a role, a duration and a reason; missing: {missing}"), usage));
+        }
+        let draft = app
+            .workflow
+            .check_request(args[0], args[1], args[2], reason)
+            .map_err(|p| Problem::new(messages::escape(&p.to_string()), usage.clone()))?;
+        if let Some(why) = app.health.refusal(&draft.target) {
+            return Err(Problem::new(format!("`{}` cannot be requested right now: {why}", draft.target), ""));
+        }
+        Ok(Request::Direct(draft))
+    }
+
+    pub fn apply(self, app: &Arc<SlackApp>, inv: Invocation) -> Reply {
+        match self {
+            Request::Form => open_form(app, inv),
+            Request::Direct(draft) => file(app, inv, draft),
+        }
+    }
+}
+
+fn open_form(app: &Arc<SlackApp>, inv: Invocation) -> Reply {
+    let config = &app.workflow.config;
+    let available: Vec<_> = config.targets.values().filter(|t| app.health.refusal(&t.name).is_none()).collect();
+    if available.is_empty() {
+        return Problem::new("no database can be requested right now; the platform team has been told by the logs", "").reply();
+    }
+    let view = views::request_modal(config, &available, &inv.channel);
+    let app2 = app.clone();
+    app.spawn(&inv.request_id, "open request form", async move {
+        if let Err(e) = app2.notifier.open_view(&inv.trigger_id, &view).await {
+            tracing::error!(error = %e, "the request form did not open");
+            app2.tell(&inv.response_url, &messages::problem(&format!("the request form did not open: {e}"), "")).await;
+        }
+    });
+    Reply::Nothing
+}
+
+fn file(app: &Arc<SlackApp>, inv: Invocation, draft: RequestDraft) -> Reply {
+    let id = SessionId::random();
+    let Some(target) = app.workflow.config.target(&draft.target) else {
+        return Problem::new("that target is no longer configured", "").reply();
+    };
+    let reply = messages::request_submitted(&id, draft.target.as_str(), &target.approvals_channel);
+    let app2 = app.clone();
+    app.spawn(&inv.request_id, "file request", async move {
+        match app2.workflow.request(app2.notifier.as_ref(), id, &inv.user, draft).await {
+            Ok(session) => tracing::info!(session = %session.id, target = %session.target, role = %session.role, "request filed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "the request could not be filed");
+                app2.tell(&inv.response_url, &messages::problem(&e.to_string(), "")).await;
+            }
+        }
+    });
+    Reply::Ephemeral(reply)
+}

@@ -1,0 +1,43 @@
+//! Events API callbacks. Slack retries an event it thinks was not acknowledged
+//! (`X-Slack-Retry-Num`), so every event is done once: its `event_id` is remembered in the store
+//! first, and a retry (or a replica that got the same event) finds it there and does nothing.
+//!
+//! The only event acted on is `app_mention`: powerpole answers in the thread with its usage.
+
+use std::sync::Arc;
+
+use slack_morphism::prelude::{SlackEventCallbackBody, SlackPushEventCallback};
+
+use super::{RequestId, SlackApp};
+use crate::notify::messages;
+
+/// How long an event id is remembered (Slack retries within minutes).
+pub const REMEMBER_FOR: chrono::Duration = chrono::Duration::hours(24);
+
+/// Acknowledges at once and handles the event after, once.
+pub fn handle(app: &Arc<SlackApp>, callback: SlackPushEventCallback, retry: Option<u32>, id: &RequestId) {
+    let app2 = app.clone();
+    app.spawn(id, "event", async move {
+        let key = format!("event:{}", callback.event_id);
+        match app2.workflow.store.remember_once(&key, REMEMBER_FOR).await {
+            Ok(true) => apply(&app2, callback).await,
+            Ok(false) => tracing::info!(event_id = %callback.event_id, retry, "a repeated event was ignored"),
+            Err(e) => tracing::error!(event_id = %callback.event_id, error = %e, "the event could not be recorded; Slack will retry it"),
+        }
+    });
+}
+
+async fn apply(app: &SlackApp, callback: SlackPushEventCallback) {
+    if let SlackEventCallbackBody::AppMention(mention) = callback.event {
+        let targets = target_limits(app);
+        let message = messages::usage(app.command_name(), &targets);
+        if let Err(e) = app.notifier.post(mention.channel.as_ref(), &message).await {
+            tracing::error!(error = %e, "the answer to a mention was not posted");
+        }
+    }
+}
+
+/// `(target, maximum)` for the usage text.
+pub fn target_limits(app: &SlackApp) -> Vec<(String, String)> {
+    app.workflow.config.targets.values().map(|t| (t.name.to_string(), t.max_duration.to_string())).collect()
+}

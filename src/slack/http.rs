@@ -1,0 +1,131 @@
+//! The HTTP transport: an axum router over [`SlackApp`]. Every POST is verified before it is
+//! parsed; a request that fails is answered 401 with no side effect and logged with the reason
+//! and its request id (never the secret, the signature or the body).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use slack_morphism::prelude::{SlackCommandEvent, SlackInteractionEvent, SlackPushEvent};
+use tracing::Instrument;
+
+use super::verify::{verify, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use super::{events, RequestId, SlackApp};
+
+/// Slack's payloads are small; anything larger is not from Slack.
+const MAX_BODY: usize = 256 * 1024;
+
+/// The service's routes: `POST /slack/commands`, `/slack/interactions`, `/slack/events`,
+/// and `GET /healthz`.
+pub fn router(app: Arc<SlackApp>) -> Router {
+    Router::new()
+        .route("/slack/commands", post(commands))
+        .route("/slack/interactions", post(interactions))
+        .route("/slack/events", post(events_route))
+        .route("/healthz", get(healthz))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(app)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Checks the signature; on failure, the 401 to answer.
+fn check(app: &SlackApp, headers: &HeaderMap, body: &[u8]) -> Result<(), Box<Response>> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let now = app.workflow.clock.now().timestamp();
+    verify(&app.signing_secret, header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER), body, now).map_err(|reason| {
+        tracing::warn!(%reason, "refused a request that is not signed by Slack");
+        Box::new((StatusCode::UNAUTHORIZED, "the request is not signed by Slack").into_response())
+    })
+}
+
+fn bad_request(what: &'static str) -> Response {
+    tracing::warn!(what, "a signed request did not have the expected shape");
+    (StatusCode::BAD_REQUEST, what).into_response()
+}
+
+fn with_id(mut response: Response, id: &RequestId) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+fn json_or_empty(body: Option<serde_json::Value>) -> Response {
+    match body {
+        Some(b) => Json(b).into_response(),
+        None => StatusCode::OK.into_response(),
+    }
+}
+
+async fn commands(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: Bytes) -> Response {
+    let id = RequestId::new();
+    let span = tracing::info_span!("slack_command", request_id = %id);
+    let response = async {
+        if let Err(refused) = check(&app, &headers, &body) {
+            return *refused;
+        }
+        match serde_urlencoded::from_bytes::<SlackCommandEvent>(&body) {
+            Ok(event) => json_or_empty(super::command::handle(&app, event, &id).body()),
+            Err(_) => bad_request("the form does not have a slash command's fields"),
+        }
+    }
+    .instrument(span)
+    .await;
+    with_id(response, &id)
+}
+
+async fn interactions(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: Bytes) -> Response {
+    let id = RequestId::new();
+    let span = tracing::info_span!("slack_interaction", request_id = %id);
+    let response = async {
+        if let Err(refused) = check(&app, &headers, &body) {
+            return *refused;
+        }
+        let payload = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+            .ok()
+            .and_then(|fields| fields.into_iter().find(|(k, _)| k == "payload").map(|(_, v)| v));
+        let Some(payload) = payload else {
+            return bad_request("the form has no `payload` field");
+        };
+        match serde_json::from_str::<SlackInteractionEvent>(&payload) {
+            Ok(event) => json_or_empty(super::interaction::handle(&app, event, &id).body()),
+            Err(_) => bad_request("the payload is not an interaction Slack sends"),
+        }
+    }
+    .instrument(span)
+    .await;
+    with_id(response, &id)
+}
+
+async fn events_route(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: Bytes) -> Response {
+    let id = RequestId::new();
+    let span = tracing::info_span!("slack_event", request_id = %id);
+    let response = async {
+        if let Err(refused) = check(&app, &headers, &body) {
+            return *refused;
+        }
+        let retry = headers.get("x-slack-retry-num").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u32>().ok());
+        match serde_json::from_slice::<SlackPushEvent>(&body) {
+            Ok(SlackPushEvent::UrlVerification(v)) => Json(serde_json::json!({"challenge": v.challenge})).into_response(),
+            Ok(SlackPushEvent::EventCallback(callback)) => {
+                events::handle(&app, callback, retry, &id);
+                StatusCode::OK.into_response()
+            }
+            Ok(SlackPushEvent::AppRateLimited(_)) => {
+                tracing::warn!("Slack says the app is rate-limited for events");
+                StatusCode::OK.into_response()
+            }
+            Err(_) => bad_request("the body is not an Events API payload"),
+        }
+    }
+    .instrument(span)
+    .await;
+    with_id(response, &id)
+}

@@ -1,0 +1,33 @@
+//! The Approve button on an approval card.
+
+use std::sync::Arc;
+
+use super::super::{Ack, SlackApp};
+use super::Click;
+
+/// An approver approves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Approve(pub Click);
+
+impl Approve {
+    pub fn apply(self, app: &Arc<SlackApp>) -> Ack {
+        let app2 = app.clone();
+        let click = self.0;
+        app.spawn(&click.request_id.clone(), "approve", async move {
+            match app2.workflow.approve(app2.notifier.as_ref(), &click.user, &click.session, click.message.clone()).await {
+                Ok(done) => {
+                    tracing::info!(session = %done.session.id, state = %done.session.state, approvals = done.session.approvals.len(), "approval stored");
+                    let undelivered = app2.report_undelivered(&done);
+                    if !undelivered.is_empty() {
+                        click.tell(&app2, format!("Your approval of {} is recorded.{undelivered}", done.session.id)).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, "approval refused");
+                    click.tell(&app2, format!(":warning: {e}")).await;
+                }
+            }
+        });
+        Ack::Ok
+    }
+}

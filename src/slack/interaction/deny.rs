@@ -1,0 +1,79 @@
+//! Deny: the button on the approval card opens a modal asking for the reason; submitting it
+//! denies the request.
+
+use std::sync::Arc;
+
+use super::super::{Ack, SlackApp};
+use super::{Click, Submission};
+use crate::domain::SessionId;
+use crate::notify::views::{self, inputs};
+use crate::notify::Posted;
+
+/// An approver clicked Deny: check they may, then ask why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenyButton(pub Click);
+
+impl DenyButton {
+    pub fn apply(self, app: &Arc<SlackApp>) -> Ack {
+        let app2 = app.clone();
+        let click = self.0;
+        app.spawn(&click.request_id.clone(), "deny form", async move {
+            if let Err(text) = open(&app2, &click).await {
+                click.tell(&app2, format!(":warning: {text}")).await;
+            }
+        });
+        Ack::Ok
+    }
+}
+
+async fn open(app: &SlackApp, click: &Click) -> Result<(), String> {
+    let (session, target) = app.workflow.session(&click.session).await.map_err(|e| e.to_string())?;
+    if session.requester.slack_id == click.user {
+        return Err(crate::workflow::ActionError::OwnRequest.to_string());
+    }
+    if !app.workflow.is_approver(app.notifier.as_ref(), target, &click.user).await.map_err(|e| e.to_string())? {
+        return Err(crate::workflow::ActionError::NotAnApprover(target.name.to_string()).to_string());
+    }
+    if session.state != crate::domain::State::Pending {
+        return Err(crate::workflow::already_decided(&session));
+    }
+    let card = click.message.clone().or_else(|| Some(Posted { channel: session.slack.approval_channel.clone()?, ts: session.slack.approval_ts.clone()? }));
+    let (channel, ts) = card.map(|c| (c.channel, c.ts)).unwrap_or_default();
+    app.notifier.open_view(&click.trigger_id, &views::deny_modal(&session, &channel, &ts)).await.map_err(|e| e.to_string())
+}
+
+/// The deny modal was submitted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenyForm(pub Submission);
+
+impl DenyForm {
+    pub fn apply(self, app: &Arc<SlackApp>) -> Ack {
+        let form = self.0;
+        let reason = form.value(inputs::REASON).trim().to_string();
+        if reason.is_empty() {
+            return Ack::Errors(vec![(inputs::REASON.into(), "Say why, so the requester knows what to do instead.".into())]);
+        }
+        let mut parts = form.private_metadata.splitn(3, '|');
+        let Some(session) = parts.next().and_then(|s| SessionId::parse(s).ok()) else {
+            tracing::warn!("a deny form without its session");
+            return Ack::Ok;
+        };
+        let card = match (parts.next(), parts.next()) {
+            (Some(c), Some(t)) if !c.is_empty() && !t.is_empty() => Some(Posted { channel: c.into(), ts: t.into() }),
+            _ => None,
+        };
+        let app2 = app.clone();
+        app.spawn(&form.request_id.clone(), "deny", async move {
+            match app2.workflow.deny(app2.notifier.as_ref(), &form.user, &session, &reason, card).await {
+                Ok(done) => {
+                    let undelivered = app2.report_undelivered(&done);
+                    if !undelivered.is_empty() {
+                        app2.tell_user(&form.user, &crate::notify::Message::plain(format!("Your denial of {session} is recorded.{undelivered}"))).await;
+                    }
+                }
+                Err(e) => app2.tell_user(&form.user, &crate::notify::Message::plain(format!(":warning: {e}"))).await,
+            }
+        });
+        Ack::Ok
+    }
+}

@@ -1,0 +1,25 @@
+//! The End-now button of the expiry warning.
+
+use std::sync::Arc;
+
+use super::super::{Ack, SlackApp};
+use super::Click;
+
+/// The requester ends their session from the warning DM.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndNow(pub Click);
+
+impl EndNow {
+    pub fn apply(self, app: &Arc<SlackApp>) -> Ack {
+        let app2 = app.clone();
+        let click = self.0;
+        app.spawn(&click.request_id.clone(), "end now", async move {
+            let text = match app2.workflow.end(app2.notifier.as_ref(), &click.user, &click.session).await {
+                Ok(done) => format!("{} is ending: the bastion and your database account are being removed.{}", done.session.id, app2.report_undelivered(&done)),
+                Err(e) => format!(":warning: {e}"),
+            };
+            click.tell(&app2, text).await;
+        });
+        Ack::Ok
+    }
+}

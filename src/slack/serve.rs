@@ -1,0 +1,141 @@
+//! `powerpole serve`: assemble the service from its configuration and serve Slack over HTTP or
+//! Socket Mode until stopped.
+//!
+//! A target whose admin credential cannot be read does not stop the service: it is logged and
+//! requests for it are refused with the reason ([`TargetHealth`]); it is checked again every
+//! [`RECHECK_EVERY`], so creating the secret later is enough.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::{router, SlackApp, TargetHealth};
+use crate::config::{Config, ConfigError, SlackMode};
+use crate::notify::{slack_client, SlackNotifier};
+use crate::secrets::{SecretError, Secrets};
+use crate::store::dynamo::DynamoStore;
+use crate::store::Store;
+use crate::workflow::{SystemClock, Workflow};
+
+/// How often unreachable targets are checked again.
+pub const RECHECK_EVERY: Duration = Duration::from_secs(300);
+/// How long one credential check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What `powerpole serve` was asked.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub config: PathBuf,
+    /// Overrides `[server] listen`.
+    pub listen: Option<String>,
+}
+
+/// Why the service could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("the Slack {what} could not be read: {source}")]
+    Secret { what: &'static str, source: SecretError },
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: String, reason: String },
+    #[error("the request store is not usable: {0}")]
+    Store(String),
+    #[error("{0}")]
+    Socket(#[from] super::socket::SocketError),
+}
+
+/// Loads the configuration and the AWS settings, builds the adapters and serves.
+pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
+    let config = Arc::new(Config::load(&options.config)?);
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let store = build_store(&aws, &config).await?;
+    let secrets = Secrets::new(&aws);
+    let bot_token = secrets.resolve(&config.slack.bot_token).await.map_err(|source| ServeError::Secret { what: "bot token", source })?;
+    let client = Arc::new(slack_client(&config.slack.api_url));
+    let notifier = Arc::new(SlackNotifier::with_client(client.clone(), bot_token.expose()));
+    let workflow = Workflow { config: config.clone(), store, clock: Arc::new(SystemClock), wake: Arc::new(Notify::new()) };
+    let signing_secret = match config.slack.mode {
+        SlackMode::Http => secrets.resolve(&config.slack.signing_secret).await.map_err(|source| ServeError::Secret { what: "signing secret", source })?,
+        // Socket Mode requests are not signed; the WebSocket is authenticated by the app token.
+        SlackMode::Socket => crate::secrets::Secret::new(""),
+    };
+    if config.slack.mode == SlackMode::Http && signing_secret.expose().is_empty() {
+        return Err(ServeError::Secret { what: "signing secret", source: SecretError::Empty });
+    }
+    let app = SlackApp::new(workflow, notifier, signing_secret);
+    check_targets(&app, &secrets).await;
+    let recheck = (app.clone(), secrets.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(RECHECK_EVERY).await;
+            check_targets(&recheck.0, &recheck.1).await;
+        }
+    });
+    match config.slack.mode {
+        SlackMode::Http => {
+            let addr = options.listen.unwrap_or_else(|| config.server.listen.clone());
+            let listening = listen(app, &addr).await?;
+            tracing::info!(addr = %listening.addr, "listening for Slack on /slack/commands, /slack/interactions, /slack/events");
+            listening.task.await.map_err(|e| ServeError::Listen { addr, reason: e.to_string() })
+        }
+        SlackMode::Socket => {
+            let app_token = secrets.resolve(&config.slack.app_token).await.map_err(|source| ServeError::Secret { what: "app-level token", source })?;
+            Ok(super::socket::run(app, client, &app_token).await?)
+        }
+    }
+}
+
+/// The store named in the configuration.
+async fn build_store(aws: &aws_config::SdkConfig, config: &Config) -> Result<Arc<dyn Store>, ServeError> {
+    let client = aws_sdk_dynamodb::Client::new(aws);
+    Ok(Arc::new(DynamoStore::new(client, &config.store)))
+}
+
+/// A running HTTP listener.
+#[derive(Debug)]
+pub struct Listening {
+    pub addr: SocketAddr,
+    pub task: JoinHandle<()>,
+}
+
+/// Serves the router for `app` on `addr` (port 0 picks a free port).
+pub async fn listen(app: Arc<SlackApp>, addr: &str) -> Result<Listening, ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| ServeError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
+    let bound = listener.local_addr().map_err(|e| ServeError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router(app)).await {
+            tracing::error!(error = %e, "the HTTP listener stopped");
+        }
+    });
+    Ok(Listening { addr: bound, task })
+}
+
+/// Checks every target's admin credential; refuses requests for those that cannot be read.
+pub async fn check_targets(app: &SlackApp, secrets: &Secrets) {
+    let health: &TargetHealth = &app.health;
+    for target in app.workflow.config.targets.values() {
+        let checked = tokio::time::timeout(CHECK_TIMEOUT, secrets.check_exists(&target.admin_secret)).await;
+        let problem = match checked {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some(format!("checking the secret `{}` took longer than {}s", target.admin_secret, CHECK_TIMEOUT.as_secs())),
+        };
+        match problem {
+            None => {
+                if health.refusal(&target.name).is_some() {
+                    tracing::info!(target = %target.name, "target reachable again; accepting requests");
+                }
+                health.accept(&target.name);
+            }
+            Some(problem) => {
+                tracing::error!(target = %target.name, %problem, "target unreachable: its admin credential cannot be read; refusing requests for it");
+                health.refuse(&target.name, "powerpole cannot read its admin credential; the platform team has to fix the target's `admin_secret` (see `powerpole doctor`)");
+            }
+        }
+    }
+}

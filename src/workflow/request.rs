@@ -1,0 +1,262 @@
+//! The request step and the requester's own actions: ask, list, end, ask for more time.
+//!
+//! [`Workflow::check_request`] is pure (config only), so the Slack handler runs it before it
+//! answers and refuses a bad request at once, storing nothing. [`Workflow::request`] does the slow
+//! part after the answer: the requester's profile, the stored session, the approval card.
+
+use super::decide::{stored_card, ActionError, Done};
+use super::Workflow;
+use crate::config::{Config, TargetConfig};
+use crate::domain::{
+    AccessDuration, Actor, AuditEvent, AuditKind, DbUsername, DurationError, Event, PendingExtension, Requester, Role, Session, SessionId,
+    SlackUserId, State, TargetName, UsernameError,
+};
+use crate::notify::{messages, Notifier, NotifyError, Posted};
+use crate::store::StoreError;
+
+/// The longest reason kept (Slack's modal enforces the same).
+pub const MAX_REASON: usize = 500;
+
+/// A request that passed every check against the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestDraft {
+    pub target: TargetName,
+    pub role: Role,
+    pub duration: AccessDuration,
+    pub reason: String,
+}
+
+/// What is wrong with a request, as the requester should read it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestProblem {
+    #[error("there is no target `{given}`; choose one of: {known}")]
+    UnknownTarget { given: String, known: String },
+    #[error("unknown role `{0}`: use READ, DML or DDL")]
+    UnknownRole(String),
+    #[error("{0}")]
+    Duration(DurationError),
+    #[error("`{target}` allows at most {max} per session; ask for {max} or less")]
+    TooLong { target: TargetName, max: AccessDuration },
+    #[error("give a reason: the ticket and what you need to do")]
+    NoReason,
+    #[error("the reason is {0} characters long; keep it under {MAX_REASON}")]
+    ReasonTooLong(usize),
+}
+
+/// Why a checked request could not be filed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("your Slack profile could not be read: {0}")]
+    Profile(NotifyError),
+    #[error("{0}")]
+    Username(UsernameError),
+    #[error("the request could not be saved: {0}")]
+    Store(StoreError),
+    #[error("the approval card could not be posted in <#{channel}> ({error}), so the request was withdrawn; try again in a minute")]
+    Card { channel: String, error: NotifyError },
+}
+
+impl Workflow {
+    /// Checks a request against the configuration without any I/O (see [`check_request`]).
+    pub fn check_request(&self, target: &str, role: &str, duration: &str, reason: &str) -> Result<RequestDraft, RequestProblem> {
+        check_request(&self.config, target, role, duration, reason)
+    }
+
+    /// Files a checked request as session `id`: reads the requester's e-mail and time zone from
+    /// Slack, stores the session with its `requested` audit event, and posts the approval card in
+    /// the target's approvals channel. If the card cannot be posted the request is withdrawn
+    /// (audited), so no request waits where no approver can see it.
+    pub async fn request(&self, notifier: &dyn Notifier, id: SessionId, user: &SlackUserId, draft: RequestDraft) -> Result<Session, RequestError> {
+        let Some(target) = self.config.target(&draft.target) else {
+            return Err(RequestError::Store(StoreError::Corrupt(format!("target {} vanished from the configuration", draft.target))));
+        };
+        let profile = notifier.profile(user).await.map_err(RequestError::Profile)?;
+        let email = profile.email.ok_or(RequestError::Username(UsernameError::Empty))?;
+        let db_user = DbUsername::from_slack_email(&email, &self.config.access.usernames).map_err(RequestError::Username)?;
+        let requester = Requester { slack_id: user.clone(), email, db_user, tz: profile.tz };
+        let now = self.clock.now();
+        let session = Session::new(id, requester, draft.target, draft.role, draft.duration, draft.reason, now, self.config.scheduler.pending_timeout);
+        let detail = format!("{} on {} for {}: {}", session.role, session.target, session.duration, session.reason);
+        let event = AuditEvent::ok(AuditKind::Requested, Actor::User(user.clone()), now, detail);
+        self.store.create(&session, &event).await.map_err(RequestError::Store)?;
+
+        match notifier.post(&target.approvals_channel, &messages::approval_card(&session, target)).await {
+            Ok(card) => self.remember_card(&session.id, card).await.map_err(|e| match e {
+                ActionError::Store(s) => RequestError::Store(s),
+                other => RequestError::Store(StoreError::Unavailable(other.to_string())),
+            }),
+            Err(error) => {
+                let reason = format!("the approval card could not be posted: {error}");
+                let withdrawn = self
+                    .change(&session.id, |s| {
+                        let mut next = s.clone();
+                        next.apply(Event::Cancelled).map_err(|e| ActionError::AlreadyDecided(e.to_string()))?;
+                        next.decision_reason = Some(reason.clone());
+                        next.closed_at = Some(now);
+                        Ok((next, Some(AuditEvent::failed(AuditKind::Cancelled, Actor::System, now, reason.clone()))))
+                    })
+                    .await;
+                if let Err(e) = withdrawn {
+                    tracing::error!(session = %session.id, error = %e, "a request whose card failed could not be withdrawn; the pending timeout will close it");
+                }
+                Err(RequestError::Card { channel: target.approvals_channel.clone(), error })
+            }
+        }
+    }
+
+    /// Stores where the approval card is, so later steps can update it.
+    async fn remember_card(&self, id: &SessionId, card: Posted) -> Result<Session, ActionError> {
+        self.change(id, |s| {
+            let mut next = s.clone();
+            next.slack.approval_channel = Some(card.channel.clone());
+            next.slack.approval_ts = Some(card.ts.clone());
+            Ok((next, None))
+        })
+        .await
+    }
+
+    /// The user's sessions, newest first.
+    pub async fn list(&self, user: &SlackUserId) -> Result<Vec<Session>, StoreError> {
+        self.store.by_requester(user, 20).await
+    }
+
+    /// The requester ends `id`: a request not yet running is withdrawn; a running session is torn
+    /// down (the sweeper is woken).
+    pub async fn end(&self, notifier: &dyn Notifier, user: &SlackUserId, id: &SessionId) -> Result<Done, ActionError> {
+        let (_, target) = self.session(id).await?;
+        let now = self.clock.now();
+        let stored = self
+            .change(id, |s| {
+                if &s.requester.slack_id != user {
+                    return Err(ActionError::NotYours(s.id.clone()));
+                }
+                let mut next = s.clone();
+                let actor = Actor::User(user.clone());
+                let event = match s.state {
+                    State::Pending | State::Approved => {
+                        next.apply(Event::Cancelled).map_err(|e| ActionError::AlreadyDecided(e.to_string()))?;
+                        next.closed_at = Some(now);
+                        AuditEvent::ok(AuditKind::Cancelled, actor, now, "withdrawn by the requester")
+                    }
+                    State::Provisioning | State::Active => {
+                        next.apply(Event::EndedByRequester).map_err(|e| ActionError::AlreadyDecided(e.to_string()))?;
+                        AuditEvent::ok(AuditKind::Ended, actor, now, "ended by the requester")
+                    }
+                    _ => return Err(ActionError::WrongState { id: s.id.clone(), state: s.state, what: "it has already ended" }),
+                };
+                Ok((next, Some(event)))
+            })
+            .await?;
+        if matches!(stored.state, State::TearingDown(_)) {
+            self.wake.notify_one();
+        }
+        let mut done = Done::new(stored);
+        if let Some(card) = stored_card(&done.session) {
+            let update = notifier.update(&card, &messages::approval_card(&done.session, target)).await;
+            done.note(update);
+        }
+        Ok(done)
+    }
+
+    /// The requester of active session `id` asks the approvers for `by` more; the total must stay
+    /// within the target's maximum. Posts the extension card in the approvals channel.
+    pub async fn extend_request(&self, notifier: &dyn Notifier, user: &SlackUserId, id: &SessionId, by: AccessDuration) -> Result<Done, ActionError> {
+        let (_, target) = self.session(id).await?;
+        let now = self.clock.now();
+        let max = target.max_duration.min(self.config.access.max_duration);
+        let stored = self
+            .change(id, |s| {
+                if &s.requester.slack_id != user {
+                    return Err(ActionError::NotYours(s.id.clone()));
+                }
+                if s.state != State::Active {
+                    return Err(ActionError::WrongState { id: s.id.clone(), state: s.state, what: "only an active session can be extended" });
+                }
+                if s.extension.is_some() {
+                    return Err(ActionError::AlreadyDecided(format!("an extension of {} is already waiting for the approvers", s.id)));
+                }
+                check_total(s, by, max, target)?;
+                let mut next = s.clone();
+                next.extension = Some(PendingExtension { by, requested_at: now, card_ts: None });
+                Ok((next, Some(AuditEvent::ok(AuditKind::ExtensionRequested, Actor::User(user.clone()), now, format!("asked for {by} more")))))
+            })
+            .await?;
+        let card = notifier.post(&target.approvals_channel, &messages::extension_card(&stored, by, None)).await.map_err(ActionError::Slack)?;
+        let stored = self
+            .change(id, |s| {
+                let mut next = s.clone();
+                if let Some(ext) = next.extension.as_mut() {
+                    ext.card_ts = Some(card.ts.clone());
+                }
+                Ok((next, None))
+            })
+            .await?;
+        Ok(Done::new(stored))
+    }
+}
+
+/// Checks a request against `config`: a configured target, a role, a duration within the
+/// target's (and the global) maximum, and a reason.
+pub fn check_request(config: &Config, target: &str, role: &str, duration: &str, reason: &str) -> Result<RequestDraft, RequestProblem> {
+    let known = || config.targets.keys().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ");
+    let found = TargetName::parse(target)
+        .ok()
+        .and_then(|name| config.target(&name))
+        .ok_or_else(|| RequestProblem::UnknownTarget { given: target.trim().to_string(), known: known() })?;
+    let role: Role = role.parse().map_err(|_| RequestProblem::UnknownRole(role.trim().to_string()))?;
+    let duration: AccessDuration = duration.parse().map_err(RequestProblem::Duration)?;
+    let max = found.max_duration.min(config.access.max_duration);
+    if duration > max {
+        return Err(RequestProblem::TooLong { target: found.name.clone(), max });
+    }
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(RequestProblem::NoReason);
+    }
+    if reason.chars().count() > MAX_REASON {
+        return Err(RequestProblem::ReasonTooLong(reason.chars().count()));
+    }
+    Ok(RequestDraft { target: found.name.clone(), role, duration, reason: reason.to_string() })
+}
+
+fn check_total(s: &Session, by: AccessDuration, max: AccessDuration, target: &TargetConfig) -> Result<(), ActionError> {
+    let total = s.duration.plus(by).map_err(|e| ActionError::TooLong(e.to_string()))?;
+    if total > max {
+        let room = max.as_secs().saturating_sub(s.duration.as_secs());
+        let hint = match AccessDuration::from_secs(room) {
+            Ok(room) => format!("at most {room} more"),
+            Err(_) => "no more time".to_string(),
+        };
+        return Err(ActionError::TooLong(format!(
+            "{} has {} and `{}` allows {max} in all: you can ask for {hint}",
+            s.id, s.duration, target.name
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::messages::fixtures::config;
+
+    #[test]
+    fn a_valid_request_passes() {
+        let draft = check_request(&config(), "billing", "read", "90m", "  INC-1 fix  ").unwrap();
+        assert_eq!(draft.role, Role::Read);
+        assert_eq!(draft.duration.to_string(), "1h30m");
+        assert_eq!(draft.reason, "INC-1 fix");
+    }
+
+    #[test]
+    fn each_problem_is_named_exactly() {
+        let c = config();
+        let problem = |t: &str, r: &str, d: &str, why: &str| check_request(&c, t, r, d, why).unwrap_err().to_string();
+        assert_eq!(problem("payments", "READ", "1h", "x"), "there is no target `payments`; choose one of: `billing`");
+        assert_eq!(problem("billing", "ADMIN", "1h", "x"), "unknown role `ADMIN`: use READ, DML or DDL");
+        assert!(problem("billing", "READ", "soon", "x").starts_with("`soon` is not a duration"));
+        assert_eq!(problem("billing", "READ", "5h", "x"), "`billing` allows at most 4h per session; ask for 4h or less");
+        assert_eq!(problem("billing", "READ", "1h", "  "), "give a reason: the ticket and what you need to do");
+        assert!(problem("billing", "READ", "1h", &"x".repeat(501)).contains("501 characters"));
+    }
+}
