@@ -209,7 +209,7 @@ impl Demo<'_> {
         let command = SlashCommand::new(REQUESTER.0, "alice", "C0GENERAL", REQUEST);
         let reply = self.driver.command(command).await.context("send the slash command")?;
         self.report.check("the signed slash command is acknowledged", reply.status == 200, format!("HTTP {}", reply.status));
-        if let Some(text) = reply.json().map(|j| render_message(&j)).filter(|t| !t.is_empty()) {
+        if let Some(text) = reply.json().map(|j| slack::shown(&j)).filter(|t| !t.is_empty()) {
             self.report.say("powerpole answers the command:");
             self.report.quote(&text);
         }
@@ -397,10 +397,11 @@ impl Demo<'_> {
 
         let channel = handed.dm.response.get("channel").and_then(|c| c.as_str()).unwrap_or_default();
         let ts = handed.dm.response.get("ts").and_then(|t| t.as_str()).unwrap_or_default();
-        let latest = self.slack.message(channel, ts).map(|m| render_message(&m)).unwrap_or_default();
+        let latest = self.slack.message(channel, ts).context("the hand-over DM is gone from Slack")?;
         self.report.say("the hand-over DM as Alice now sees it:");
-        self.report.quote(&latest);
-        let redacted = !latest.is_empty() && !latest.contains(&handed.login.password);
+        self.report.quote(&slack::shown(&latest));
+        // Every word of it, the notification text included.
+        let redacted = !render_message(&latest).contains(&handed.login.password);
         self.report.check("the password in the hand-over DM is redacted", redacted, "");
         Ok(())
     }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use powerpole_standins::slack::{RecordedCall, SlackStandin, RESPONSE_URL_METHOD};
+use powerpole_standins::slack::{render_message, RecordedCall, SlackStandin, RESPONSE_URL_METHOD};
 use serde_json::Value;
 
 use crate::report::Report;
@@ -36,7 +36,7 @@ fn print_call(report: &Report, call: &RecordedCall) {
     } else {
         format!(" -> error {}", call.error().unwrap_or("?"))
     };
-    let text = call.text();
+    let text = readable(&shown_text(call));
     if text.is_empty() {
         let subject = ["user", "channel", "users", "email"].iter().find_map(|k| call.param_str(k)).unwrap_or_default();
         report.say_at(call.received_at, format!("Slack <- {} {subject}{failed}", call.method));
@@ -47,6 +47,53 @@ fn print_call(report: &Report, call: &RecordedCall) {
     if text.contains("mysql -h") && text.contains("-p'") {
         report.quote("^ the password above is the demo's handed-over password, printed on purpose: it is what this demo shows");
     }
+}
+
+/// What a person sees of a call's message: its blocks when it has them (the `text` is then only
+/// the notification fallback), else its text.
+fn shown_text(call: &RecordedCall) -> String {
+    let mut message = call.params.clone();
+    for name in ["blocks", "view"] {
+        if let (Some(object), Some(parsed)) = (message.as_object_mut(), call.param_json(name)) {
+            object.insert(name.to_owned(), parsed);
+        }
+    }
+    shown(&message)
+}
+
+/// [`shown_text`] for a message as JSON (a command's answer, a message as the stand-in keeps it).
+pub fn shown(message: &Value) -> String {
+    let has_blocks = message.get("blocks").and_then(Value::as_array).is_some_and(|b| !b.is_empty());
+    let mut message = message.clone();
+    if let (true, Some(object)) = (has_blocks, message.as_object_mut()) {
+        object.remove("text");
+    }
+    readable(&render_message(&message))
+}
+
+/// Slack's markup as the client shows it: `<@U0ALICE>` -> `@U0ALICE`, `<#C0X>` -> `#C0X`,
+/// `<!date^...|fallback>` -> the fallback, `<url|label>` -> `label (url)`, entities decoded.
+pub fn readable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('<') {
+        let Some(close) = rest[open..].find('>').map(|i| open + i) else { break };
+        out.push_str(&rest[..open]);
+        let inner = &rest[open + 1..close];
+        let (target, label) = inner.split_once('|').map_or((inner, None), |(t, l)| (t, Some(l)));
+        let shown = match (target.chars().next(), label) {
+            (Some('@'), _) => target.to_owned(),
+            (Some('#'), _) => target.to_owned(),
+            (Some('!'), Some(label)) => label.to_owned(),
+            (Some('!'), None) => format!("@{}", &target[1..]),
+            (_, Some(label)) => format!("{label} ({target})"),
+            (_, None) => target.to_owned(),
+        };
+        out.push_str(&shown);
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 }
 
 /// Where a message went, in words.
@@ -124,4 +171,22 @@ pub async fn wait_message(
         .await
         .map_err(|e| anyhow!("no {what} within {:?} (Slack saw: {})", e.timeout, e.seen.join(", ")))?;
     find(&calls).ok_or_else(|| anyhow!("no {what}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slack_markup_reads_as_the_client_shows_it() {
+        let text = "<@U0ALICE> in <#C0APPROVALS>, until <!date^1795362945^{date_short_pretty}|2026-11-22 15:55 UTC>; <https://x.example/a|Open it> &amp; <!here>";
+        assert_eq!(readable(text), "@U0ALICE in #C0APPROVALS, until 2026-11-22 15:55 UTC; Open it (https://x.example/a) & @here");
+    }
+
+    #[test]
+    fn blocks_replace_the_fallback_text() {
+        let message = serde_json::json!({"text": "fallback", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "shown"}}]});
+        assert_eq!(shown(&message), "shown");
+        assert_eq!(shown(&serde_json::json!({"text": "only text"})), "only text");
+    }
 }
