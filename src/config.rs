@@ -744,19 +744,6 @@ DML = ["SELECT", "SUPER"]
     }
 
     #[test]
-    fn environment_overrides_follow_the_double_underscore_rule() {
-        figment::Jail::expect_with(|jail| {
-            jail.set_env("POWERPOLE_SLACK__API_URL", "http://127.0.0.1:9999/api");
-            jail.set_env("POWERPOLE_TARGETS__BILLING__PORT", "3307");
-            jail.set_env("POWERPOLE_TEST_UNRELATED", "ignored: no double underscore");
-            let c = Config::from_toml_str(MINIMAL).map_err(|e| e.to_string())?;
-            assert_eq!(c.slack.api_url, "http://127.0.0.1:9999/api/");
-            assert_eq!(c.targets.values().next().map(|t| t.port), Some(3307));
-            Ok(())
-        });
-    }
-
-    #[test]
     fn read_uses_the_reader_endpoint_when_there_is_one() {
         let c = Config::from_toml_str(&MINIMAL.replace("schemas =", "reader_endpoint = \"ro.example.com\"\nschemas =")).unwrap();
         let t = c.targets.values().next().unwrap();

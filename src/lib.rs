@@ -1,6 +1,7 @@
 //! powerpole: just-in-time, approved, per-person access to Aurora MySQL through ephemeral
 //! SSM-only bastions, driven from Slack. See ARCHITECTURE.md for the map.
 
+pub mod app;
 pub mod bastion;
 pub mod config;
 pub mod domain;

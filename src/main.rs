@@ -1,20 +1,25 @@
 //! The `powerpole` command: parse arguments and config, build adapters, hand them on.
 //! Everything it does lives in the library; this file only wires it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use powerpole::app::App;
 use powerpole::config::Config;
 use powerpole::slack::serve::{serve as run_service, ServeOptions};
 use powerpole::store::dynamo::{self, TableCreated};
 use powerpole::store::schema;
+use powerpole::workflow::run_sweeper;
 
 /// Just-in-time, approved, per-person access to Aurora MySQL through ephemeral SSM-only bastions,
 /// driven from Slack.
+///
+/// AWS settings come from the SDK's usual sources (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL...).
+/// Logs are JSON lines on stderr; RUST_LOG filters them (default: info).
 #[derive(Debug, Parser)]
-#[command(name = "powerpole", version, about, long_about = None)]
+#[command(name = "powerpole", version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -28,8 +33,8 @@ enum Command {
     /// Describe or create the DynamoDB table.
     #[command(subcommand)]
     Table(TableCommand),
-    /// Serve Slack (HTTP or Socket Mode, as configured) until stopped. Logs are JSON lines on
-    /// stderr; RUST_LOG filters them (default: info).
+    /// Serve Slack (HTTP or Socket Mode, as configured) and run the sweeper that provisions,
+    /// warns, expires and tears down, until stopped.
     Serve {
         /// The configuration file.
         #[arg(long)]
@@ -37,6 +42,27 @@ enum Command {
         /// Listen here instead of `[server] listen` (HTTP mode), e.g. 127.0.0.1:3000.
         #[arg(long)]
         listen: Option<String>,
+    },
+    /// Do the due work (pending timeouts, provisioning, warnings, expiries, teardown retries)
+    /// without serving Slack: once with --once (for cron), else on every `[scheduler] tick`.
+    Sweep {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// One tick, waiting for every step it starts, then exit (non-zero if a step failed).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Find and remove what should not exist: bastions without a live session, database accounts
+    /// powerpole made that no live session owns, and sessions whose deadline passed unnoticed.
+    /// Prints what it found and did; exits 1 if anything could not be fixed.
+    Reconcile {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Only report; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -55,8 +81,7 @@ enum TableCommand {
     /// Print the table definition as JSON (what infra/ must match).
     Schema,
     /// Create the table named in FILE (`store.table`) with its indexes and TTL, for local use.
-    /// Uses the usual AWS credentials and honours AWS_ENDPOINT_URL. An existing table that
-    /// matches is left as it is.
+    /// An existing table that matches is left as it is.
     Create {
         /// The configuration file (start from powerpole.example.toml).
         #[arg(long)]
@@ -67,88 +92,125 @@ enum TableCommand {
 fn main() -> ExitCode {
     // Two TLS stacks (ring, aws-lc-rs) are linked in: choose one before any client exists.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Config(ConfigCommand::Check { file }) => match Config::load(&file) {
-            Ok(config) => {
-                println!("{}: valid ({} target(s): {})", file.display(), config.targets.len(), config.targets.keys().map(|t| t.as_str()).collect::<Vec<_>>().join(", "));
-                ExitCode::SUCCESS
-            }
-            Err(err) => {
-                eprintln!("{}: {err}", file.display());
-                ExitCode::from(2)
-            }
-        },
-        Command::Table(TableCommand::Create { config }) => table_create(&config),
-        Command::Serve { config, listen } => serve(ServeOptions { config, listen }),
-        Command::Table(TableCommand::Schema) => match serde_json::to_string_pretty(&schema::table_definition()) {
-            Ok(json) => {
-                println!("{json}");
-                ExitCode::SUCCESS
-            }
-            Err(err) => {
-                eprintln!("cannot render the schema: {err}");
-                ExitCode::FAILURE
-            }
-        },
+    match Cli::parse().command {
+        Command::Config(ConfigCommand::Check { file }) => config_check(&file),
+        Command::Table(TableCommand::Schema) => table_schema(),
+        Command::Table(TableCommand::Create { config }) => with_config(&config, table_create),
+        Command::Serve { config, listen } => {
+            init_logs();
+            run(async move { run_service(ServeOptions { config, listen }).await.map(|()| ExitCode::SUCCESS).map_err(|e| format!("serve: {e}")) })
+        }
+        Command::Sweep { config, once } => with_config(&config, |config| {
+            init_logs();
+            run(sweep(config, once))
+        }),
+        Command::Reconcile { config, dry_run } => with_config(&config, |config| {
+            init_logs();
+            run(reconcile(config, dry_run))
+        }),
     }
 }
 
-/// `powerpole table create --config FILE`.
-fn table_create(file: &std::path::Path) -> ExitCode {
-    let config = match Config::load(file) {
-        Ok(config) => config,
+fn config_check(file: &Path) -> ExitCode {
+    with_config(file, |config| {
+        let names: Vec<&str> = config.targets.keys().map(|t| t.as_str()).collect();
+        println!("{}: valid ({} target(s): {})", file.display(), names.len(), names.join(", "));
+        ExitCode::SUCCESS
+    })
+}
+
+/// Loads and validates `file`; a bad configuration prints every problem and exits 2.
+fn with_config(file: &Path, then: impl FnOnce(Config) -> ExitCode) -> ExitCode {
+    match Config::load(file) {
+        Ok(config) => then(config),
         Err(err) => {
             eprintln!("{}: {err}", file.display());
-            return ExitCode::from(2);
+            ExitCode::from(2)
         }
-    };
-    // Both ring and aws-lc-rs end up linked; without a chosen provider the first TLS client panics.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    }
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// Runs `work` on a multi-threaded runtime; an error is printed and exits 1.
+fn run(work: impl std::future::Future<Output = Result<ExitCode, String>>) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("cannot start the async runtime: {err}");
             return ExitCode::FAILURE;
         }
     };
-    let table = config.store.table;
-    let result = runtime.block_on(async {
-        let aws = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        dynamo::create_table(&aws_sdk_dynamodb::Client::new(&aws), &table).await
-    });
-    match result {
-        Ok(TableCreated::Created) => {
-            println!("table `{table}` created with its indexes and TTL");
-            ExitCode::SUCCESS
-        }
-        Ok(TableCreated::AlreadyExisted) => {
-            println!("table `{table}` already exists and matches the schema; TTL is on");
-            ExitCode::SUCCESS
-        }
+    match runtime.block_on(work) {
+        Ok(code) => code,
         Err(err) => {
-            eprintln!("{err}");
+            eprintln!("powerpole: {err}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn serve(options: ServeOptions) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(err) => {
-            eprintln!("cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
+fn table_schema() -> ExitCode {
+    match serde_json::to_string_pretty(&schema::table_definition()) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
         }
-    };
-    match runtime.block_on(run_service(options)) {
-        Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!(error = %err, "powerpole serve stopped");
-            eprintln!("powerpole serve: {err}");
+            eprintln!("cannot render the schema: {err}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn table_create(config: Config) -> ExitCode {
+    let table = config.store.table;
+    run(async move {
+        let aws = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        match dynamo::create_table(&aws_sdk_dynamodb::Client::new(&aws), &table).await {
+            Ok(TableCreated::Created) => println!("table `{table}` created with its indexes and TTL"),
+            Ok(TableCreated::AlreadyExisted) => println!("table `{table}` already exists and matches the schema; TTL is on"),
+            Err(err) => return Err(err.to_string()),
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn sweep(config: Config, once: bool) -> Result<ExitCode, String> {
+    let tick = config.scheduler.tick;
+    let app = App::build(config).await.map_err(|e| e.to_string())?;
+    if !once {
+        run_sweeper(app.lifecycle, tick.to_std(), app.workflow.wake).await.map_err(|e| e.to_string())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = app.lifecycle.tick(tick.to_chrono()).await.map_err(|e| e.to_string())?;
+    let mut failed = false;
+    for (id, outcome) in report.acted() {
+        match outcome {
+            Ok(done) => println!("{id}: {done:?}"),
+            Err(e) => {
+                failed = true;
+                println!("{id}: FAILED: {e}");
+            }
+        }
+    }
+    println!("sweep: {} session(s) acted on; read {} page(s), {} item(s)", report.acted().count(), report.pages, report.items_read);
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+async fn reconcile(config: Config, dry_run: bool) -> Result<ExitCode, String> {
+    // Work in flight is due within a tick or two; only what is later than that is "missed".
+    let grace = config.scheduler.tick.to_chrono() * 2;
+    let app = App::build(config).await.map_err(|e| e.to_string())?;
+    let found = app.lifecycle.reconcile(dry_run, grace).await.map_err(|e| e.to_string())?;
+    for fixed in &found {
+        println!("{fixed}");
+    }
+    let failed = found.iter().filter(|f| matches!(f.result, Some(Err(_)))).count();
+    let mode = if dry_run { " (dry run: nothing changed)" } else { "" };
+    println!("reconcile: {} finding(s), {failed} could not be fixed{mode}", found.len());
+    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

@@ -47,6 +47,31 @@ fn a_missing_file_says_where_to_start() {
 }
 
 #[test]
+fn unrelated_powerpole_variables_are_not_config() {
+    // Only POWERPOLE_ variables with `__` are overrides; test harness variables are not.
+    let out = powerpole()
+        .args(["config", "check"])
+        .arg(repo("powerpole.example.toml"))
+        .env("POWERPOLE_TEST_MOTO_URL", "http://127.0.0.1:1")
+        .env("POWERPOLE_SLACK__API_URL", "http://127.0.0.1:9999/api")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn an_override_with_a_bad_value_is_reported_at_its_field_path() {
+    let out = powerpole()
+        .args(["config", "check"])
+        .arg(repo("powerpole.example.toml"))
+        .env("POWERPOLE_SLACK__API_URL", "ftp://example.com")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("slack.api_url: `ftp://example.com` is not an http(s) URL"));
+}
+
+#[test]
 fn an_environment_override_is_applied_by_the_documented_rule() {
     let out = powerpole()
         .args(["config", "check"])

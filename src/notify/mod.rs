@@ -17,6 +17,8 @@ use serde_json::Value;
 use crate::domain::SlackUserId;
 
 pub use slack::{slack_client, RetryPolicy, SlackNotifier};
+/// The slack-morphism client type (Socket Mode shares the notifier's client).
+pub use slack_morphism::hyper_tokio::SlackHyperClient;
 
 /// A message: the fallback text (notifications, screen readers) and its Block Kit blocks.
 #[derive(Clone, PartialEq)]

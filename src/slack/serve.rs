@@ -1,5 +1,6 @@
-//! `powerpole serve`: assemble the service from its configuration and serve Slack over HTTP or
-//! Socket Mode until stopped.
+//! `powerpole serve`: assemble the service from its configuration ([`App`]), run the sweeper
+//! (provisioning, warnings, expiries, teardown retries) and serve Slack over HTTP or Socket Mode
+//! until stopped.
 //!
 //! A target whose admin credential cannot be read does not stop the service: it is logged and
 //! requests for it are refused with the reason ([`TargetHealth`]); it is checked again every
@@ -10,16 +11,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::{router, SlackApp, TargetHealth};
 use crate::config::{Config, ConfigError, SlackMode};
-use crate::notify::{slack_client, SlackNotifier};
+use crate::app::App;
 use crate::secrets::{SecretError, Secrets};
-use crate::store::dynamo::DynamoStore;
-use crate::store::Store;
-use crate::workflow::{SystemClock, Workflow};
+use crate::workflow::run_sweeper;
 
 /// How often unreachable targets are checked again.
 pub const RECHECK_EVERY: Duration = Duration::from_secs(300);
@@ -43,8 +41,8 @@ pub enum ServeError {
     Secret { what: &'static str, source: SecretError },
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: String, reason: String },
-    #[error("the request store is not usable: {0}")]
-    Store(String),
+    #[error("{0}")]
+    App(#[from] crate::app::AppError),
     #[error("{0}")]
     Socket(#[from] super::socket::SocketError),
 }
@@ -52,13 +50,8 @@ pub enum ServeError {
 /// Loads the configuration and the AWS settings, builds the adapters and serves.
 pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let config = Arc::new(Config::load(&options.config)?);
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let store = build_store(&aws, &config).await?;
-    let secrets = Secrets::new(&aws);
-    let bot_token = secrets.resolve(&config.slack.bot_token).await.map_err(|source| ServeError::Secret { what: "bot token", source })?;
-    let client = Arc::new(slack_client(&config.slack.api_url));
-    let notifier = Arc::new(SlackNotifier::with_client(client.clone(), bot_token.expose()));
-    let workflow = Workflow { config: config.clone(), store, clock: Arc::new(SystemClock), wake: Arc::new(Notify::new()) };
+    let built = App::build(Config::clone(&config)).await?;
+    let (secrets, client) = (built.secrets.clone(), built.slack.clone());
     let signing_secret = match config.slack.mode {
         SlackMode::Http => secrets.resolve(&config.slack.signing_secret).await.map_err(|source| ServeError::Secret { what: "signing secret", source })?,
         // Socket Mode requests are not signed; the WebSocket is authenticated by the app token.
@@ -67,13 +60,22 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     if config.slack.mode == SlackMode::Http && signing_secret.expose().is_empty() {
         return Err(ServeError::Secret { what: "signing secret", source: SecretError::Empty });
     }
-    let app = SlackApp::new(workflow, notifier, signing_secret);
+    let app = SlackApp::new(built.workflow.clone(), built.notifier.clone(), signing_secret);
     check_targets(&app, &secrets).await;
     let recheck = (app.clone(), secrets.clone());
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(RECHECK_EVERY).await;
             check_targets(&recheck.0, &recheck.1).await;
+        }
+    });
+    // The sweeper: provisioning, warnings, expiries and teardown retries, driven by the store.
+    let sweeper = tokio::spawn(run_sweeper(built.lifecycle.clone(), config.scheduler.tick.to_std(), built.workflow.wake.clone()));
+    tokio::spawn(async move {
+        match sweeper.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "the sweeper stopped; deadlines are not being kept"),
+            Err(e) => tracing::error!(error = %e, "the sweeper panicked; deadlines are not being kept"),
         }
     });
     match config.slack.mode {
@@ -88,12 +90,6 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
             Ok(super::socket::run(app, client, &app_token).await?)
         }
     }
-}
-
-/// The store named in the configuration.
-async fn build_store(aws: &aws_config::SdkConfig, config: &Config) -> Result<Arc<dyn Store>, ServeError> {
-    let client = aws_sdk_dynamodb::Client::new(aws);
-    Ok(Arc::new(DynamoStore::new(client, &config.store)))
 }
 
 /// A running HTTP listener.

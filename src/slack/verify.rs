@@ -3,8 +3,8 @@
 //! compared in constant time, and the timestamp is within five minutes of now (either way).
 //! <https://api.slack.com/authentication/verifying-requests-from-slack>
 //!
-//! Written here rather than taken from slack-morphism's verifier so that "now" comes from the
-//! workflow's clock and a refusal says which check failed (for the log; the caller only sees 401).
+//! Written here rather than taken from slack-morphism's verifier so that "now" is a parameter
+//! (unit tests pin it) and a refusal says which check failed (for the log; the caller only sees 401).
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;

@@ -24,6 +24,31 @@ impl Clock for SystemClock {
     }
 }
 
+/// A clock that moves only when told to: tests and the benchmark decide what time it is.
+#[derive(Debug)]
+pub struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn new(at: DateTime<Utc>) -> ManualClock {
+        ManualClock(std::sync::Mutex::new(at))
+    }
+
+    pub fn set(&self, at: DateTime<Utc>) {
+        *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = at;
+    }
+
+    pub fn advance(&self, by: chrono::Duration) {
+        let mut now = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *now += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// What the request and decision steps need. Provisioning and teardown add the bastion and
 /// grants adapters on top of this.
 #[derive(Clone)]
@@ -36,7 +61,13 @@ pub struct Workflow {
 }
 
 pub mod decide;
+pub mod lifecycle;
+pub mod reconcile;
 pub mod request;
+pub mod sweep;
 
 pub use decide::{already_decided, ActionError, Decision, Done};
+pub use lifecycle::{Lifecycle, StepError, StepOutcome};
+pub use reconcile::{Finding, Fixed};
 pub use request::{RequestDraft, RequestError, RequestProblem};
+pub use sweep::{run_sweeper, Plan, TickReport};

@@ -122,6 +122,38 @@ pub fn teardown_notice(session: &Session) -> Message {
     ))
 }
 
+/// The DM when nobody decided a request within the pending timeout.
+pub fn request_timed_out(session: &Session) -> Message {
+    Message::plain(format!(
+        "Your request {} for {} access to `{}` expired: no approver decided in time. Ask again with `/powerpole request` if you still need it.",
+        session.id, session.role, session.target
+    ))
+}
+
+/// The DM when provisioning failed and was rolled back.
+pub fn provisioning_failed(session: &Session, cause: &str) -> Message {
+    Message::plain(format!(
+        ":x: Your {} access to `{}` ({}) could not be set up: {}. Everything created for it is being removed;          nothing was handed over. The platform team can see the details in the audit trail; you can ask again with `/powerpole request`.",
+        session.role,
+        session.target,
+        session.id,
+        escape(cause)
+    ))
+}
+
+/// Posted in the approvals channel when a teardown left the database account locked instead of
+/// dropped (MySQL refuses to drop an account that is the DEFINER of a view or routine).
+pub fn account_kept_locked(session: &Session, reason: &str) -> Message {
+    Message::plain(format!(
+        ":warning: Session {} on `{}` ended, but the database account `{}` could not be dropped: {}. \
+         It is locked and holds no privileges. An operator must reassign what it defines, then run `powerpole reconcile`.",
+        session.id,
+        session.target,
+        session.requester.db_user,
+        escape(reason)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +228,16 @@ mod tests {
         r.apply(Event::Revoked).unwrap();
         r.decision_reason = Some("incident over".into());
         assert!(teardown_notice(&r).text.contains("an approver revoked it (incident over)"));
+    }
+
+    #[test]
+    fn lifecycle_notices_say_what_happened_and_what_to_do() {
+        let s = session(Role::Read);
+        let timed_out = request_timed_out(&s).readable();
+        assert!(timed_out.contains("expired") && timed_out.contains("/powerpole request"), "{timed_out}");
+        let failed = provisioning_failed(&s, "the bastion did not come online <in time>").readable();
+        assert!(failed.contains("did not come online &lt;in time&gt;") && failed.contains("nothing was handed over"), "{failed}");
+        let locked = account_kept_locked(&s, "it is the DEFINER of billing.v").readable();
+        assert!(locked.contains("locked and holds no privileges") && locked.contains("powerpole reconcile"), "{locked}");
     }
 }

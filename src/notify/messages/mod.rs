@@ -16,7 +16,7 @@ pub mod replies;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-pub use access::{handover_dm, redacted_handover, teardown_notice, warning_dm, Handover};
+pub use access::{account_kept_locked, handover_dm, provisioning_failed, redacted_handover, request_timed_out, teardown_notice, warning_dm, Handover};
 pub use approval::{approval_card, decision_dm, extension_card, extension_decision_dm, stuck_teardown_alert};
 pub use replies::{list, problem, request_submitted, usage, usage_lines};
 

@@ -1,0 +1,470 @@
+//! What happens to a session after approval: provision, hand over, warn, expire, tear down.
+//!
+//! Every step starts by *claiming* the session with a conditional store write (the version read),
+//! so of several replicas or sweeper ticks that see the same due session exactly one acts; a
+//! claim carries a lease, and a worker that dies leaves work that becomes due again when the lease
+//! runs out. Every external action is idempotent (launch looks up the session's instance by tag
+//! first, account creation converges, revoke and terminate accept "already gone"), so resuming a
+//! step after a crash repeats nothing that matters.
+//!
+//! Read top to bottom: [`Lifecycle::act`] dispatches one due session; [`Lifecycle::provision`],
+//! [`Lifecycle::warn`], [`Lifecycle::expire`] and [`Lifecycle::teardown`] are the steps.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use tracing::{error, info, warn};
+
+use crate::bastion::{Bastions, LaunchSpec};
+use crate::config::{AccountHost, TargetConfig};
+use crate::domain::{Actor, AuditEvent, AuditKind, Event, Session, State};
+use crate::grants::{AccountRequest, Grants, RevokeOutcome};
+use crate::notify::messages::{self, Handover};
+use crate::notify::{Message, Notifier, Posted};
+use crate::store::StoreError;
+
+use super::Workflow;
+
+/// The engine that carries approved sessions through their life.
+#[derive(Clone)]
+pub struct Lifecycle {
+    pub workflow: Workflow,
+    pub bastions: Arc<dyn Bastions>,
+    pub grants: Arc<dyn Grants>,
+    pub notifier: Arc<dyn Notifier>,
+    /// The AWS region bastions run in (for the console URL and the `aws ssm` command).
+    pub region: String,
+}
+
+/// What one step did, for logs, `sweep --once` and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// Another worker holds the session (lost the claim): nothing done here.
+    Skipped,
+    /// Not due yet.
+    NotDue,
+    TimedOut,
+    HandedOver,
+    /// Provisioning failed and was rolled back (the teardown may still be retrying).
+    ProvisioningFailed(String),
+    Warned,
+    TornDown,
+    /// A teardown attempt failed; it will be retried after the backoff.
+    TeardownRetry(String),
+}
+
+/// A step that could not finish; the session stays due and is retried.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("target `{0}` is no longer configured; its sessions need an operator (powerpole reconcile)")]
+    UnknownTarget(String),
+    /// An adapter failed outside a step that records its own failure (e.g. listing for reconcile).
+    #[error("{0}")]
+    Adapter(String),
+}
+
+/// Why provisioning stopped before the hand-over.
+enum ProvisionError {
+    /// Another worker changed the session (its lease ran out and someone resumed it): leave it to them.
+    LostClaim,
+    /// The store failed; the lease runs out and the session is resumed later.
+    Store(StoreError),
+    /// A real failure: roll back and tell people.
+    Failed(String),
+}
+
+impl From<String> for ProvisionError {
+    fn from(cause: String) -> Self {
+        ProvisionError::Failed(cause)
+    }
+}
+
+impl From<&str> for ProvisionError {
+    fn from(cause: &str) -> Self {
+        ProvisionError::Failed(cause.to_string())
+    }
+}
+
+/// How long a provisioning claim lasts: the SSM wait plus room for the launch and the grant.
+fn provisioning_lease(wf: &Workflow) -> Duration {
+    wf.config.bastion.ssm_online_timeout.to_chrono() + Duration::minutes(2)
+}
+
+/// Teardown retries back off 15 s, 30 s, 1 min, ... up to 5 min, and never give up.
+pub fn teardown_backoff(attempts: u32) -> Duration {
+    let secs = 15i64.saturating_mul(1i64 << attempts.min(5));
+    Duration::seconds(secs.min(300))
+}
+
+/// What a teardown removed, for the audit trail.
+#[derive(Debug, Default)]
+struct Removed {
+    summary: Vec<String>,
+    /// Set when the account could not be dropped and was left locked with no privileges.
+    account_left_locked: Option<String>,
+}
+
+/// A short lease for quick steps (warning, teardown), so a crashed worker's step is retried soon.
+const STEP_LEASE_SECS: i64 = 120;
+
+impl Lifecycle {
+    fn now(&self) -> DateTime<Utc> {
+        self.workflow.clock.now()
+    }
+
+    fn target(&self, session: &Session) -> Result<TargetConfig, StepError> {
+        self.workflow
+            .config
+            .target(&session.target)
+            .cloned()
+            .ok_or_else(|| StepError::UnknownTarget(session.target.to_string()))
+    }
+
+    /// Writes `next` conditioned on `read`'s state and version. `Ok(None)`: someone else won.
+    async fn save(&self, read: &Session, next: &Session, event: Option<AuditEvent>) -> Result<Option<Session>, StepError> {
+        match self.workflow.store.update(read.state, next, event.as_ref()).await {
+            Ok(stored) => Ok(Some(stored)),
+            Err(StoreError::Conflict(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Does whatever is due for `session` now.
+    pub async fn act(&self, session: Session) -> Result<StepOutcome, StepError> {
+        let now = self.now();
+        if session.next_action_at().is_none_or(|at| at > now) {
+            return Ok(StepOutcome::NotDue);
+        }
+        match session.state {
+            State::Pending => self.time_out_pending(session).await,
+            State::Approved | State::Provisioning => self.provision(session).await,
+            State::Active => {
+                let expired = session.expires_at.is_some_and(|at| at <= now);
+                if expired {
+                    self.expire(session).await
+                } else {
+                    self.warn(session).await
+                }
+            }
+            State::TearingDown(_) => self.teardown(session).await,
+            State::Closed(_) => Ok(StepOutcome::NotDue),
+        }
+    }
+
+    /// A request nobody decided in time closes; the card and the requester are told.
+    async fn time_out_pending(&self, read: Session) -> Result<StepOutcome, StepError> {
+        let now = self.now();
+        let mut next = read.clone();
+        next.apply(Event::PendingTimedOut).map_err(|_| StepError::Store(StoreError::Conflict(read.id.clone())))?;
+        next.closed_at = Some(now);
+        let event = AuditEvent::ok(AuditKind::PendingTimedOut, Actor::System, now, "no decision within the pending timeout");
+        let Some(stored) = self.save(&read, &next, Some(event)).await? else {
+            return Ok(StepOutcome::Skipped);
+        };
+        self.refresh_card(&stored).await;
+        self.tell_requester(&stored, &messages::request_timed_out(&stored)).await;
+        Ok(StepOutcome::TimedOut)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Provisioning
+    // -----------------------------------------------------------------------------------------
+
+    /// Launches the bastion, creates the account in parallel with the SSM wait, hands over.
+    /// Resumable: a session found in `provisioning` (its previous worker died) continues here.
+    pub async fn provision(&self, read: Session) -> Result<StepOutcome, StepError> {
+        let now = self.now();
+        let target = self.target(&read)?;
+        // Claim: approved -> provisioning, or renew a dead worker's lease.
+        let mut claim = read.clone();
+        let detail = if claim.state == State::Approved {
+            claim.apply(Event::ProvisioningStarted).map_err(|_| StepError::Store(StoreError::Conflict(read.id.clone())))?;
+            "launching the bastion"
+        } else {
+            "resuming: the previous worker's lease ran out"
+        };
+        claim.claim(now, provisioning_lease(&self.workflow));
+        let event = AuditEvent::ok(AuditKind::ProvisioningStarted, Actor::System, now, detail);
+        let Some(mut session) = self.save(&read, &claim, Some(event)).await? else {
+            return Ok(StepOutcome::Skipped);
+        };
+        info!(session = %session.id, target = %session.target, "provisioning");
+        match self.provision_claimed(&mut session, &target).await {
+            Ok(outcome) => Ok(outcome),
+            Err(ProvisionError::LostClaim) => Ok(StepOutcome::Skipped),
+            Err(ProvisionError::Store(e)) => Err(e.into()),
+            // `session` is the last version this worker wrote: the rollback is conditioned on it.
+            Err(ProvisionError::Failed(cause)) => self.fail_provisioning(session, cause).await,
+        }
+    }
+
+    /// Saves a provisioning step; losing the race ends this worker's part.
+    async fn save_step(&self, read: &Session, next: &Session, event: AuditEvent) -> Result<Session, ProvisionError> {
+        match self.workflow.store.update(read.state, next, Some(&event)).await {
+            Ok(stored) => Ok(stored),
+            Err(StoreError::Conflict(_)) => Err(ProvisionError::LostClaim),
+            Err(e) => Err(ProvisionError::Store(e)),
+        }
+    }
+
+    async fn provision_claimed(&self, session: &mut Session, target: &TargetConfig) -> Result<StepOutcome, ProvisionError> {
+        // 1. The instance (found by tag if a previous attempt launched it).
+        let spec = LaunchSpec::new(session.id.clone(), session.requester.slack_id.clone(), target);
+        let instance = self.bastions.launch(&spec).await.map_err(|e| format!("launching the bastion failed: {e}"))?;
+        let ip = instance.private_ip.to_string();
+        let host = match &target.account_host {
+            AccountHost::InstanceIp => ip.clone(),
+            AccountHost::Pattern(p) => p.clone(),
+        };
+        // Record the instance and the account we are about to create *before* creating it, so
+        // that reconcile and a resumed worker always know what may exist.
+        if session.instance_id.as_deref() != Some(&instance.id) || session.account_host.as_deref() != Some(&host) {
+            let read = session.clone();
+            let mut next = read.clone();
+            next.instance_id = Some(instance.id.clone());
+            next.private_ip = Some(ip.clone());
+            next.account_host = Some(host.clone());
+            let event = AuditEvent::ok(AuditKind::Launched, Actor::System, self.now(), format!("instance {} ({ip})", instance.id));
+            *session = self.save_step(&read, &next, event).await?;
+        }
+
+        // 2. The account and the SSM wait, in parallel: the grant needs only the IP.
+        let request = AccountRequest { user: session.requester.db_user.clone(), host: host.clone(), role: session.role };
+        let timeout = self.workflow.config.bastion.ssm_online_timeout.to_std();
+        let (grant, online) = tokio::join!(self.grants.create_account(target, &request), self.bastions.wait_online(&instance.id, timeout));
+        let password = grant.map_err(|e| format!("creating the database account failed: {e}"))?;
+        {
+            let read = session.clone();
+            let event = AuditEvent::ok(
+                AuditKind::Granted,
+                Actor::System,
+                self.now(),
+                format!("'{}'@'{}' {} on {}", request.user, host, session.role, target.schemas.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
+            );
+            *session = self.save_step(&read, &read, event).await?;
+        }
+        online.map_err(|e| format!("the bastion did not come online in Session Manager: {e}"))?;
+
+        // 3. Hand over: the DM with the password, then the clock starts.
+        let now = self.now();
+        let mut next = session.clone();
+        next.apply(Event::HandedOver).map_err(|e| e.to_string())?;
+        next.start_clock(now, self.workflow.config.scheduler.warning_lead);
+        next.lease_until = None;
+        let handover = Handover { region: &self.region, instance_id: &instance.id, password: Some(password.expose()) };
+        let dm = messages::handover_dm(&next, target, handover);
+        let posted = self.notifier.dm(&next.requester.slack_id, &dm).await.map_err(|e| format!("the hand-over DM could not be sent: {e}"))?;
+        next.slack.handover_channel = Some(posted.channel);
+        next.slack.handover_ts = Some(posted.ts);
+        let expires = next.expires_at.map(|t| t.to_rfc3339()).unwrap_or_default();
+        let event = AuditEvent::ok(AuditKind::HandedOver, Actor::System, now, format!("expires {expires}"));
+        let read = session.clone();
+        *session = self.save_step(&read, &next, event).await?;
+        self.refresh_card(session).await;
+        info!(session = %session.id, "handed over");
+        Ok(StepOutcome::HandedOver)
+    }
+
+    /// Rolls back a failed provisioning: record the cause, tell people, tear down what exists.
+    async fn fail_provisioning(&self, read: Session, cause: String) -> Result<StepOutcome, StepError> {
+        error!(session = %read.id, %cause, "provisioning failed; rolling back");
+        let mut next = read.clone();
+        next.apply(Event::ProvisioningFailed).map_err(|_| StepError::Store(StoreError::Conflict(read.id.clone())))?;
+        next.decision_reason = Some(cause.clone());
+        next.lease_until = None;
+        let event = AuditEvent::failed(AuditKind::Failed, Actor::System, self.now(), cause.clone());
+        let Some(stored) = self.save(&read, &next, Some(event)).await? else {
+            return Ok(StepOutcome::Skipped);
+        };
+        self.tell_requester(&stored, &messages::provisioning_failed(&stored, &cause)).await;
+        self.refresh_card(&stored).await;
+        self.teardown(stored).await?;
+        Ok(StepOutcome::ProvisioningFailed(cause))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Warning and expiry
+    // -----------------------------------------------------------------------------------------
+
+    /// The T-minus warning, with Extend and End-now buttons. Claimed first, so it is sent once.
+    pub async fn warn(&self, read: Session) -> Result<StepOutcome, StepError> {
+        let now = self.now();
+        if read.warned || read.warn_at.is_none_or(|at| at > now) {
+            return Ok(StepOutcome::NotDue);
+        }
+        let mut next = read.clone();
+        next.apply(Event::Warned).map_err(|_| StepError::Store(StoreError::Conflict(read.id.clone())))?;
+        next.warned = true;
+        let event = AuditEvent::ok(AuditKind::Warned, Actor::System, now, "expiry warning sent");
+        let Some(stored) = self.save(&read, &next, Some(event)).await? else {
+            return Ok(StepOutcome::Skipped);
+        };
+        self.tell_requester(&stored, &messages::warning_dm(&stored)).await;
+        Ok(StepOutcome::Warned)
+    }
+
+    /// Access time is over: move to tearing down (claimed), then tear down at once.
+    pub async fn expire(&self, read: Session) -> Result<StepOutcome, StepError> {
+        let now = self.now();
+        let mut next = read.clone();
+        next.apply(Event::Expired).map_err(|_| StepError::Store(StoreError::Conflict(read.id.clone())))?;
+        next.claim(now, Duration::seconds(STEP_LEASE_SECS));
+        let event = AuditEvent::ok(AuditKind::Expired, Actor::System, now, "access time is over");
+        let Some(stored) = self.save(&read, &next, Some(event)).await? else {
+            return Ok(StepOutcome::Skipped);
+        };
+        self.teardown_claimed(stored).await
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Teardown
+    // -----------------------------------------------------------------------------------------
+
+    /// Claims a session in `tearing down` and tears it down.
+    pub async fn teardown(&self, read: Session) -> Result<StepOutcome, StepError> {
+        if !matches!(read.state, State::TearingDown(_)) {
+            return Ok(StepOutcome::NotDue);
+        }
+        let mut claim = read.clone();
+        claim.claim(self.now(), Duration::seconds(STEP_LEASE_SECS));
+        let Some(stored) = self.save(&read, &claim, None).await? else {
+            return Ok(StepOutcome::Skipped);
+        };
+        self.teardown_claimed(stored).await
+    }
+
+    /// Lock, kill and drop the account; terminate the instance; redact the password; report.
+    /// A failure is recorded and retried with backoff, forever; after `teardown_alert_after` the
+    /// approvals channel is alerted once.
+    async fn teardown_claimed(&self, session: Session) -> Result<StepOutcome, StepError> {
+        let target = self.target(&session)?;
+        match self.remove_resources(&session, &target).await {
+            Ok(removed) => {
+                if let Some(reason) = &removed.account_left_locked {
+                    // The account could not be dropped (it is a DEFINER): it is locked and holds
+                    // nothing, but an operator must finish the job; say so where they look.
+                    let message = messages::account_kept_locked(&session, reason);
+                    if let Err(e) = self.notifier.post(&target.approvals_channel, &message).await {
+                        error!(session = %session.id, error = %e, "could not post the kept-locked alert");
+                    }
+                }
+                self.close(session, removed.summary).await
+            }
+            Err(cause) => self.retry_teardown_later(session, &target, cause).await,
+        }
+    }
+
+    async fn remove_resources(&self, session: &Session, target: &TargetConfig) -> Result<Removed, String> {
+        let mut removed = Removed::default();
+        if let Some(host) = &session.account_host {
+            let report = self
+                .grants
+                .revoke(target, &session.requester.db_user, host)
+                .await
+                .map_err(|e| format!("revoking the database account failed: {e}"))?;
+            info!(session = %session.id, %report, "account revoked");
+            if let RevokeOutcome::KeptLocked { reason } = &report.outcome {
+                removed.account_left_locked = Some(reason.clone());
+            }
+            removed.summary.push(report.to_string());
+        }
+        let instance = match &session.instance_id {
+            Some(id) => Some(id.clone()),
+            // A crash between launch and the store write leaves an instance only its tag knows.
+            None => self.bastions.find(&session.id).await.map_err(|e| e.to_string())?.map(|i| i.id),
+        };
+        if let Some(id) = instance {
+            self.bastions.terminate(&id).await.map_err(|e| format!("terminating {id} failed: {e}"))?;
+            removed.summary.push(format!("instance {id} terminated"));
+        }
+        Ok(removed)
+    }
+
+    async fn close(&self, read: Session, summary: Vec<String>) -> Result<StepOutcome, StepError> {
+        let now = self.now();
+        let mut next = read.clone();
+        next.apply(Event::TornDown).map_err(|_| StepError::Store(StoreError::Conflict(read.id.clone())))?;
+        next.closed_at = Some(now);
+        next.lease_until = None;
+        let detail = if summary.is_empty() { "nothing had been created".to_string() } else { summary.join("; ") };
+        let event = AuditEvent::ok(AuditKind::TornDown, Actor::System, now, detail);
+        let Some(stored) = self.save(&read, &next, Some(event)).await? else {
+            return Ok(StepOutcome::Skipped);
+        };
+        let handover_dm = (&stored.slack.handover_channel, &stored.slack.handover_ts, &stored.instance_id, self.workflow.config.target(&stored.target));
+        if let (Some(channel), Some(ts), Some(instance), Some(target)) = handover_dm {
+            let at = Posted { channel: channel.clone(), ts: ts.clone() };
+            let redacted = messages::redacted_handover(&stored, target, &self.region, instance);
+            if let Err(e) = self.notifier.update(&at, &redacted).await {
+                // The account is gone, so the password no longer opens anything; say so and go on.
+                warn!(session = %stored.id, error = %e, "could not redact the hand-over DM (the account is already dropped)");
+            }
+        }
+        self.tell_requester(&stored, &messages::teardown_notice(&stored)).await;
+        self.refresh_card(&stored).await;
+        info!(session = %stored.id, outcome = ?stored.state, "torn down");
+        Ok(StepOutcome::TornDown)
+    }
+
+    async fn retry_teardown_later(&self, read: Session, target: &TargetConfig, cause: String) -> Result<StepOutcome, StepError> {
+        let now = self.now();
+        error!(session = %read.id, %cause, attempt = read.teardown.attempts + 1, "teardown failed; will retry");
+        let mut next = read.clone();
+        next.apply(Event::TeardownFailed).map_err(|_| StepError::Store(StoreError::Conflict(read.id.clone())))?;
+        next.teardown.attempts += 1;
+        next.teardown.first_failed_at.get_or_insert(now);
+        next.teardown.last_error = Some(cause.clone());
+        next.claim(now, teardown_backoff(next.teardown.attempts));
+        let stuck_since = next.teardown.first_failed_at.unwrap_or(now);
+        let alert = !next.teardown.alerted && now - stuck_since >= self.workflow.config.scheduler.teardown_alert_after.to_chrono();
+        next.teardown.alerted |= alert;
+        let event = AuditEvent::failed(AuditKind::TeardownFailed, Actor::System, now, cause.clone());
+        let Some(stored) = self.save(&read, &next, Some(event)).await? else {
+            return Ok(StepOutcome::Skipped);
+        };
+        if alert {
+            let failing_for = crate::domain::AccessDuration::from_secs((now - stuck_since).num_seconds().max(1) as u64)
+                .unwrap_or_else(|_| self.workflow.config.scheduler.teardown_alert_after);
+            let message = messages::stuck_teardown_alert(&stored, failing_for);
+            if let Err(e) = self.notifier.post(&target.approvals_channel, &message).await {
+                error!(session = %stored.id, error = %e, "could not post the stuck-teardown alert");
+            }
+        }
+        Ok(StepOutcome::TeardownRetry(cause))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Messages that must not stop the lifecycle
+    // -----------------------------------------------------------------------------------------
+
+    async fn tell_requester(&self, session: &Session, message: &Message) {
+        if let Err(e) = self.notifier.dm(&session.requester.slack_id, message).await {
+            error!(session = %session.id, error = %e, "could not DM the requester");
+        }
+    }
+
+    async fn refresh_card(&self, session: &Session) {
+        let card = (&session.slack.approval_channel, &session.slack.approval_ts, self.workflow.config.target(&session.target));
+        if let (Some(channel), Some(ts), Some(target)) = card {
+            let at = Posted { channel: channel.clone(), ts: ts.clone() };
+            if let Err(e) = self.notifier.update(&at, &messages::approval_card(session, target)).await {
+                error!(session = %session.id, error = %e, "could not update the approval card");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn teardown_backoff_grows_and_is_capped() {
+        assert_eq!(teardown_backoff(0), Duration::seconds(15));
+        assert_eq!(teardown_backoff(1), Duration::seconds(30));
+        assert_eq!(teardown_backoff(3), Duration::seconds(120));
+        assert_eq!(teardown_backoff(40), Duration::seconds(300));
+    }
+}

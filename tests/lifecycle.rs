@@ -1,0 +1,223 @@
+//! The whole PowerPole lifecycle against the stand-ins, with an injected clock: request and
+//! approval through signed Slack requests, then the sweeper's ticks at chosen times. Each test
+//! asserts what a user or the security team would check: the Slack messages, the audit trail,
+//! the instance in EC2 and the account in MySQL.
+
+mod world;
+
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+
+use powerpole::domain::{AuditKind, Outcome, State};
+use powerpole::workflow::{ManualClock, StepOutcome};
+use world::{password_in, session_on_card, Options, TestHost, World, ALICE, APPROVALS, BOB, SOON};
+
+fn lookahead() -> Duration {
+    Duration::seconds(15)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_lives_from_request_to_teardown() {
+    let world = World::new(Options::default()).await;
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap();
+    let clock = Arc::new(ManualClock::new(t0));
+    let app = world.app(clock.clone()).await;
+    let http = world.serve(&app).await;
+
+    // Alice asks; the card reaches the approvals channel.
+    let reply = http.command(ALICE, "request billing READ 1h INC-42 refund mismatch").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let cards = world.slack.wait_for("chat.postMessage", 1, SOON).await.expect("the approval card is posted");
+    let card = cards.iter().find(|c| c.param_str("channel") == Some(APPROVALS)).expect("a card in the approvals channel").clone();
+    let id = session_on_card(&card);
+
+    // Bob approves. Nothing is launched by the click itself: the sweeper does it.
+    let before = world.slack.calls_to("chat.update").len();
+    let reply = http.click(&card, "approve", BOB).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    world.slack.wait_for("chat.update", before + 1, SOON).await.expect("the card is updated with the decision");
+    assert_eq!(world.session(&app, &id).await.state, State::Approved);
+    assert!(world.instances_of(&id).await.is_empty());
+
+    // Provisioning: seven minutes later on the clock, so the access clock visibly starts at hand-over.
+    clock.advance(Duration::minutes(7));
+    let handover_at = clock.now_for_test();
+    let report = app.lifecycle.tick(lookahead()).await.expect("the sweep reads the store");
+    assert_eq!(outcomes(&report), vec![StepOutcome::HandedOver]);
+    let session = world.session(&app, &id).await;
+    assert_eq!(session.state, State::Active);
+    assert_eq!(session.expires_at, Some(handover_at + Duration::hours(1)), "expiry = hand-over + approved duration");
+
+    // EC2: one running instance for the session, in the target's subnet, no public IP.
+    let instances = world.instances_of(&id).await;
+    assert_eq!(instances.len(), 1);
+    let instance = &instances[0];
+    assert_eq!(instance.state().and_then(|s| s.name()).map(|n| n.as_str()), Some("running"));
+    assert_eq!(instance.subnet_id(), Some(world.subnet_id.as_str()));
+    assert_eq!(instance.public_ip_address(), None);
+    let ip = instance.private_ip_address().expect("a private IP").to_string();
+    assert_eq!(session.private_ip.as_deref(), Some(ip.as_str()));
+
+    // MySQL: exactly one account for alice, bound to the bastion's IP.
+    assert_eq!(world.accounts_named(&world.db_user()).await, vec![(world.db_user(), ip.clone())]);
+
+    // The hand-over DM: how to connect, with a password.
+    let dm = world.dms_to(ALICE).into_iter().find(|c| c.text().contains("is ready")).expect("the hand-over DM");
+    let dm_text = powerpole_standins::slack::text_of(&dm);
+    let instance_id = instance.instance_id().expect("an instance id");
+    assert!(dm_text.contains(&format!("aws ssm start-session --target {instance_id}")), "{dm_text}");
+    assert!(dm_text.contains(&format!("mysql -h {} -P {} -u {} -p'", world::DB_HOST_ON_BRIDGE, world.db.port, world.db_user())), "{dm_text}");
+    let password = password_in(&dm_text).expect("the DM carries the password");
+    assert!(password.len() >= 24);
+
+    // The command line from the DM, pasted on the bastion (a test host holding its IP), works and
+    // reads the target's schema; the same line from any other address is refused.
+    let mysql = world::mysql_line_in(&dm_text).expect("the DM has a mysql command line");
+    let bastion = TestHost::add(&ip);
+    let rows = bastion.mysql(&mysql, &format!("SELECT COUNT(*) FROM {}.refunds", world.schema));
+    assert_eq!(rows.as_deref(), Ok("3"), "login from the bastion's address");
+    let written = bastion.mysql(&mysql, &format!("DELETE FROM {}.refunds", world.schema));
+    assert!(written.as_ref().is_err_and(|e| e.contains("DELETE command denied")), "READ cannot write: {written:?}");
+    let elsewhere = TestHost::add(&neighbour_of(&ip));
+    let refused = elsewhere.mysql(&mysql, "SELECT 1");
+    assert!(refused.as_ref().is_err_and(|e| e.contains("is not allowed to connect") || e.contains("Access denied")), "{refused:?}");
+
+    // Fifty minutes in: the warning, with Extend and End-now buttons.
+    clock.set(handover_at + Duration::minutes(50));
+    let report = app.lifecycle.tick(lookahead()).await.expect("sweep");
+    assert_eq!(outcomes(&report), vec![StepOutcome::Warned]);
+    let warning = world.dms_to(ALICE).into_iter().find(|c| c.text().contains("ends at")).expect("the warning DM");
+    let buttons: Vec<String> = warning.blocks().iter().flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default()).filter_map(|e| e["action_id"].as_str().map(str::to_owned)).collect();
+    assert_eq!(buttons.len(), 2, "{buttons:?}");
+    // A second tick at the same time does nothing: the warning is sent once.
+    let report = app.lifecycle.tick(lookahead()).await.expect("sweep");
+    assert!(outcomes(&report).is_empty());
+
+    // Expiry: everything is gone.
+    clock.set(handover_at + Duration::hours(1));
+    let report = app.lifecycle.tick(lookahead()).await.expect("sweep");
+    assert_eq!(outcomes(&report), vec![StepOutcome::TornDown]);
+    let session = world.session(&app, &id).await;
+    assert_eq!(session.state, State::Closed(Outcome::Expired));
+    assert_eq!(session.next_action_at(), None);
+    let instance = &world.instances_of(&id).await[0];
+    assert_eq!(instance.state().and_then(|s| s.name()).map(|n| n.as_str()), Some("terminated"));
+    assert!(world.accounts_named(&world.db_user()).await.is_empty(), "the account is dropped");
+
+    // The hand-over DM now shows no password; a completion notice was sent.
+    let handover_now = world.slack.message(&format!("D{ALICE}"), session.slack.handover_ts.as_deref().expect("handover ts")).expect("the DM exists");
+    let shown = powerpole_standins::slack::render_message(&handover_now);
+    assert!(!shown.contains(&password), "the password is redacted: {shown}");
+    assert!(shown.contains("redacted"), "{shown}");
+    assert!(world.dms_to(ALICE).iter().any(|c| c.text().contains("has ended")), "the teardown notice");
+
+    // The audit trail, in order, one event per step.
+    assert_eq!(
+        world.audit_kinds(&app, &id).await,
+        vec![
+            AuditKind::Requested,
+            AuditKind::Approved,
+            AuditKind::ProvisioningStarted,
+            AuditKind::Launched,
+            AuditKind::Granted,
+            AuditKind::HandedOver,
+            AuditKind::Warned,
+            AuditKind::Expired,
+            AuditKind::TornDown,
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bastion_that_never_comes_online_is_rolled_back_and_the_requester_told() {
+    let world = World::new(Options { ssm_online_timeout: "1s", ..Options::default() }).await;
+    world.ssm.hold_all_offline(true);
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap()));
+    let app = world.app(clock.clone()).await;
+    let http = world.serve(&app).await;
+    http.command(ALICE, "request billing DML 30m INC-7 fix a row").await;
+    let card = world.slack.wait_for("chat.postMessage", 1, SOON).await.expect("card")[0].clone();
+    let id = session_on_card(&card);
+    http.click(&card, "approve", BOB).await;
+    world.slack.wait_for("chat.update", 1, SOON).await.expect("decision");
+
+    let report = app.lifecycle.tick(lookahead()).await.expect("sweep");
+    let outcome = outcomes(&report);
+    assert!(matches!(outcome.as_slice(), [StepOutcome::ProvisioningFailed(cause)] if cause.contains("did not come online")), "{outcome:?}");
+
+    let session = world.session(&app, &id).await;
+    assert_eq!(session.state, State::Closed(Outcome::Failed));
+    let instances = world.instances_of(&id).await;
+    assert_eq!(instances.len(), 1, "launched once");
+    assert_eq!(instances[0].state().and_then(|s| s.name()).map(|n| n.as_str()), Some("terminated"));
+    assert!(world.accounts_named(&world.db_user()).await.is_empty(), "the account created in parallel is dropped");
+    assert!(world.dms_to(ALICE).iter().any(|c| c.text().contains("could not be set up")), "the requester is told");
+    assert!(!world.dms_to(ALICE).iter().any(|c| c.text().contains("is ready")), "nothing was handed over");
+    let kinds = world.audit_kinds(&app, &id).await;
+    assert_eq!(&kinds[kinds.len() - 2..], &[AuditKind::Failed, AuditKind::TornDown]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ending_early_tears_down_at_once_and_a_second_sweeper_finds_nothing_to_do() {
+    let world = World::new(Options::default()).await;
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap()));
+    let app = world.app(clock.clone()).await;
+    let replica = world.app(clock.clone()).await;
+    let http = world.serve(&app).await;
+    http.command(ALICE, "request billing DDL 2h INC-9 add an index").await;
+    let card = world.slack.wait_for("chat.postMessage", 1, SOON).await.expect("card")[0].clone();
+    let id = session_on_card(&card);
+    http.click(&card, "approve", BOB).await;
+    world.slack.wait_for("chat.update", 1, SOON).await.expect("decision");
+
+    // Two replicas sweep at the same moment: one provisions, the other loses the claim.
+    let (a, b) = tokio::join!(app.lifecycle.tick(lookahead()), replica.lifecycle.tick(lookahead()));
+    let mut all = outcomes(&a.expect("sweep a"));
+    all.extend(outcomes(&b.expect("sweep b")));
+    assert_eq!(all.iter().filter(|o| **o == StepOutcome::HandedOver).count(), 1, "{all:?}");
+    assert_eq!(world.instances_of(&id).await.len(), 1, "one launch");
+    assert_eq!(world.dms_to(ALICE).iter().filter(|c| c.text().contains("is ready")).count(), 1, "one hand-over DM");
+
+    // Alice ends it from Slack twenty minutes in.
+    clock.advance(Duration::minutes(20));
+    let reply = http.command(ALICE, &format!("end {id}")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let ended = tokio::time::timeout(SOON, async {
+        loop {
+            if matches!(world.session(&app, &id).await.state, State::TearingDown(Outcome::EndedByRequester)) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    });
+    ended.await.expect("the end command moves the session to tearing down");
+    let report = app.lifecycle.tick(lookahead()).await.expect("sweep");
+    assert_eq!(outcomes(&report), vec![StepOutcome::TornDown]);
+    assert_eq!(world.session(&app, &id).await.state, State::Closed(Outcome::EndedByRequester));
+    assert!(world.accounts_named(&world.db_user()).await.is_empty());
+    let report = replica.lifecycle.tick(lookahead()).await.expect("sweep");
+    assert!(outcomes(&report).is_empty(), "nothing is left to do");
+}
+
+/// Another address in the same /24 as `ip`.
+fn neighbour_of(ip: &str) -> String {
+    let (prefix, last) = ip.rsplit_once('.').expect("an IPv4 address");
+    let last: u8 = last.parse().expect("an octet");
+    format!("{prefix}.{}", if last >= 200 { last - 100 } else { last + 50 })
+}
+
+/// What a tick did, leaving out sessions that were not due or that another worker had claimed.
+fn outcomes(report: &powerpole::workflow::TickReport) -> Vec<StepOutcome> {
+    report.acted().map(|(id, o)| o.clone().unwrap_or_else(|e| panic!("step for {id} failed: {e}"))).collect()
+}
+
+trait NowForTest {
+    fn now_for_test(&self) -> chrono::DateTime<Utc>;
+}
+
+impl NowForTest for ManualClock {
+    fn now_for_test(&self) -> chrono::DateTime<Utc> {
+        powerpole::workflow::Clock::now(self)
+    }
+}
