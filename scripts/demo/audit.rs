@@ -2,6 +2,7 @@
 //! powerpole library's own store (the same code `powerpole serve` writes with).
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use chrono::{DateTime, Utc};
@@ -35,9 +36,13 @@ impl StoredSession {
         self.store.get(&self.id).await?.with_context(|| format!("powerpole's table has no session {}", self.id))
     }
 
-    /// When the session expires, as the store has it (set at hand-over).
+    /// When the session expires, once the store has it (it is written just after the hand-over DM).
     pub async fn expires_at(&self) -> Result<DateTime<Utc>> {
-        self.session().await?.expires_at.with_context(|| format!("session {} has no expiry yet", self.id))
+        let what = format!("the expiry of {} in powerpole's table", self.id);
+        crate::inspect::poll_until(&what, Duration::from_secs(10), Duration::from_millis(100), || async {
+            Ok(self.session().await?.expires_at)
+        })
+        .await
     }
 
     /// The session's audit trail, in order.

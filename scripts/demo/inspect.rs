@@ -40,7 +40,7 @@ impl Bastion {
             http_tokens: i.metadata_options().and_then(|m| m.http_tokens()).map(|t| t.as_str().to_owned()),
             key_name: text(i.key_name()),
             instance_profile: i.iam_instance_profile().and_then(|p| p.arn()).map(str::to_owned),
-            security_groups: i.security_groups().iter().filter_map(|g| g.group_id()).map(str::to_owned).collect(),
+            security_groups: security_groups(i),
             tags,
         }
     }
@@ -67,6 +67,16 @@ impl Bastion {
     pub fn imdsv2_required(&self) -> bool {
         self.http_tokens.as_deref() == Some("required")
     }
+}
+
+/// The instance's security groups: moto lists them on the network interface when the launch
+/// gave one, on the instance otherwise.
+fn security_groups(i: &Instance) -> Vec<String> {
+    let on_interfaces = i.network_interfaces().iter().flat_map(|n| n.groups());
+    let mut ids: Vec<String> = i.security_groups().iter().chain(on_interfaces).filter_map(|g| g.group_id()).map(str::to_owned).collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 /// Every instance moto has in `subnet_id` (the demo's own subnet), oldest first.
@@ -158,6 +168,29 @@ pub fn without_password_hash(grant: &str) -> String {
     }
 }
 
+/// `SHOW GRANTS FOR role` (a role has no host part).
+pub async fn role_grants(pool: &mysql_async::Pool, role: &str) -> Result<Vec<String>> {
+    if !role.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b)) {
+        bail!("refusing to build SHOW GRANTS for an unusual role name `{role}`");
+    }
+    let mut conn = pool.get_conn().await.context("connect to MariaDB as its admin")?;
+    let rows: Vec<String> = conn.query(format!("SHOW GRANTS FOR `{role}`")).await?;
+    Ok(rows)
+}
+
+/// Whether an account's grants are exactly `expected` (a `GRANT ... ON schema.* TO ` prefix) plus
+/// what every account has: USAGE, and the marker role, which must itself grant nothing.
+/// Never WITH GRANT OPTION.
+pub fn grants_exactly(grants: &[String], expected: &str, marker: &str, marker_grants: &[String]) -> bool {
+    let usage = |g: &String| g.starts_with("GRANT USAGE ON *.* TO ");
+    let marker_grant = format!("GRANT `{marker}` TO ");
+    let allowed = |g: &String| usage(g) || g.starts_with(expected) || g.starts_with(&marker_grant);
+    grants.iter().any(|g| g.starts_with(expected))
+        && grants.iter().all(allowed)
+        && grants.iter().all(|g| !g.contains("WITH GRANT OPTION"))
+        && marker_grants.iter().all(usage)
+}
+
 /// Calls `probe` every `interval` until it returns `Some`, or fails after `timeout` saying that
 /// `what` did not happen.
 pub async fn poll_until<T, F, Fut>(what: &str, timeout: Duration, interval: Duration, mut probe: F) -> Result<T>
@@ -174,5 +207,42 @@ where
             bail!("{what} did not happen within {timeout:?}");
         }
         tokio::time::sleep(interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const READ: &str = "GRANT SELECT, SHOW VIEW ON `billing`.* TO ";
+
+    fn lines(text: &[&str]) -> Vec<String> {
+        text.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn exactly_read_allows_usage_and_an_empty_marker_role_only() {
+        let grants = lines(&[
+            "GRANT `powerpole-managed` TO `alice`@`10.200.8.4`",
+            "GRANT USAGE ON *.* TO `alice`@`10.200.8.4` IDENTIFIED BY PASSWORD '*X' WITH MAX_USER_CONNECTIONS 5",
+            "GRANT SELECT, SHOW VIEW ON `billing`.* TO `alice`@`10.200.8.4`",
+        ]);
+        let empty_role = lines(&["GRANT USAGE ON *.* TO `powerpole-managed`"]);
+        assert!(grants_exactly(&grants, READ, "powerpole-managed", &empty_role));
+        let busy_role = lines(&["GRANT SELECT ON *.* TO `powerpole-managed`"]);
+        assert!(!grants_exactly(&grants, READ, "powerpole-managed", &busy_role));
+        let mut more = grants.clone();
+        more.push("GRANT INSERT ON `billing`.* TO `alice`@`10.200.8.4`".into());
+        assert!(!grants_exactly(&more, READ, "powerpole-managed", &empty_role));
+        let wider = lines(&["GRANT SELECT, SHOW VIEW, INSERT ON `billing`.* TO `alice`@`10.200.8.4`"]);
+        assert!(!grants_exactly(&wider, READ, "powerpole-managed", &empty_role));
+        let with_option = lines(&["GRANT SELECT, SHOW VIEW ON `billing`.* TO `alice`@`10.200.8.4` WITH GRANT OPTION"]);
+        assert!(!grants_exactly(&with_option, READ, "powerpole-managed", &empty_role));
+    }
+
+    #[test]
+    fn password_hashes_are_left_out() {
+        let g = "GRANT USAGE ON *.* TO `a`@`h` IDENTIFIED BY PASSWORD '*2B60' WITH MAX_USER_CONNECTIONS 5";
+        assert_eq!(without_password_hash(g), "GRANT USAGE ON *.* TO `a`@`h` IDENTIFIED BY PASSWORD '<hash not shown>' WITH MAX_USER_CONNECTIONS 5");
     }
 }

@@ -185,6 +185,12 @@ struct HandedOver {
 }
 
 impl Demo<'_> {
+    /// A new section of the timeline, after whatever Slack received meanwhile.
+    fn step(&mut self, title: &str) {
+        self.log.print_new(self.report, &self.slack);
+        self.report.step(title);
+    }
+
     async fn play(&mut self, service: &mut Service) -> Result<()> {
         let card = self.request().await?;
         let session_id = self.approve(&card).await?;
@@ -199,12 +205,13 @@ impl Demo<'_> {
         self.teardown(&handed, warning).await?;
         self.end_state(&bastion, &handed, &from_bastion).await?;
         self.audit_trail(&stored, &session_id).await?;
+        self.step("powerpole serve, at the end");
         self.report.check("powerpole serve ran throughout", service.is_running(), "");
         Ok(())
     }
 
     async fn request(&mut self) -> Result<RecordedCall> {
-        self.report.step("Alice asks for access");
+        self.step("Alice asks for access");
         self.report.say(format!("{} types: /powerpole {REQUEST}", REQUESTER.0));
         let command = SlashCommand::new(REQUESTER.0, "alice", "C0GENERAL", REQUEST);
         let reply = self.driver.command(command).await.context("send the slash command")?;
@@ -225,7 +232,7 @@ impl Demo<'_> {
 
     /// Bob clicks Approve; returns the session id (the button's value).
     async fn approve(&mut self, card: &RecordedCall) -> Result<String> {
-        self.report.step("Bob approves");
+        self.step("Bob approves");
         let action = button_labelled(card, "Approve").context("the card has no Approve button")?;
         let session_id = button_value(card, &action).context("the Approve button carries no session id")?;
         let click = ButtonClick::on(card, &action, APPROVER.0, "bob").context("cannot click Approve on the card")?;
@@ -236,7 +243,7 @@ impl Demo<'_> {
     }
 
     async fn hand_over(&mut self, stored: &StoredSession) -> Result<HandedOver> {
-        self.report.step("powerpole provisions: bastion, account, hand-over");
+        self.step("powerpole provisions: bastion, account, hand-over");
         let alice = dm_channel(REQUESTER.0);
         let (position, dm) = wait_message(&self.slack, "hand-over DM to Alice with a `mysql -h` line", Duration::from_secs(120), 0, |c| {
             is_post_in(c, &alice) && c.text().contains("mysql -h")
@@ -258,7 +265,7 @@ impl Demo<'_> {
     }
 
     async fn bastion(&mut self, session_id: &str) -> Result<Bastion> {
-        self.report.step("The bastion, as moto's EC2 reports it");
+        self.step("The bastion, as moto's EC2 reports it");
         let found = inspect::bastions_in_subnet(&self.world.ec2, &self.world.subnet_id).await?;
         self.report.check("exactly one bastion in the demo's subnet", found.len() == 1, format!("{} found", found.len()));
         let bastion = found.into_iter().next().context("no instance in the demo's subnet")?;
@@ -275,7 +282,7 @@ impl Demo<'_> {
     }
 
     async fn account(&mut self, login: &MysqlLogin, ip: &str) -> Result<()> {
-        self.report.step("The account, as MariaDB's mysql.user shows it");
+        self.step("The account, as MariaDB's mysql.user shows it");
         let hosts = inspect::account_hosts(&self.world.admin, &login.user).await?;
         self.report.say(format!("SELECT User, Host FROM mysql.user WHERE User = '{}'", login.user));
         self.report.quote(&hosts.iter().map(|h| format!("{}  {h}", login.user)).collect::<Vec<_>>().join("\n"));
@@ -283,10 +290,12 @@ impl Demo<'_> {
         let grants = inspect::grants(&self.world.admin, &login.user, ip).await?;
         self.report.say(format!("SHOW GRANTS FOR '{}'@'{ip}'", login.user));
         self.report.quote(&grants.iter().map(|g| inspect::without_password_hash(g)).collect::<Vec<_>>().join("\n"));
-        let on_schema = grants.iter().any(|g| g.contains("GRANT SELECT, SHOW VIEW ON `billing`.*"));
-        let nothing_else = grants.iter().all(|g| g.contains("`billing`.*") || g.starts_with("GRANT USAGE ON *.*"));
-        let no_grant_option = grants.iter().all(|g| !g.contains("WITH GRANT OPTION"));
-        self.report.check("READ = SELECT, SHOW VIEW on billing.* only, no GRANT OPTION", on_schema && nothing_else && no_grant_option, "");
+        let marker = powerpole::grants::sql::MARKER_ROLE;
+        let marker_grants = inspect::role_grants(&self.world.admin, marker).await?;
+        self.report.say(format!("SHOW GRANTS FOR `{marker}` (the role powerpole marks its accounts with)"));
+        self.report.quote(&marker_grants.join("\n"));
+        let exact = inspect::grants_exactly(&grants, "GRANT SELECT, SHOW VIEW ON `billing`.* TO ", marker, &marker_grants);
+        self.report.check("READ = SELECT, SHOW VIEW on billing.* and nothing else, no GRANT OPTION", exact, "");
         Ok(())
     }
 
@@ -296,7 +305,7 @@ impl Demo<'_> {
     }
 
     async fn logins(&mut self, from_bastion: &Namespace, login: &MysqlLogin, ip: &str) -> Result<()> {
-        self.report.step("Alice logs in with the handed-over password");
+        self.step("Alice logs in with the handed-over password");
         let db_log = inspect::DbAuditLog::locate(&self.world.admin).await?;
         let db_log_start = db_log.end().await?;
         let select = format!("SELECT CURRENT_USER(), COUNT(*) FROM {SCHEMA}.{}", self.world.data_table);
@@ -342,7 +351,7 @@ impl Demo<'_> {
     /// Waits for the warning DM (a DM to Alice after the hand-over, with buttons); returns its
     /// position in the recording.
     async fn warning(&mut self, handed: &HandedOver) -> Result<usize> {
-        self.report.step("Waiting for the warning (1 minute before expiry)");
+        self.step("Waiting for the warning (1 minute before expiry)");
         let alice = dm_channel(REQUESTER.0);
         let timeout = until(handed.expires_at) + TICK * 2;
         let (position, dm) = wait_message(&self.slack, "warning DM to Alice (with buttons) after the hand-over", timeout, handed.position + 1, |c| {
@@ -358,7 +367,7 @@ impl Demo<'_> {
     }
 
     async fn teardown(&mut self, handed: &HandedOver, warning: usize) -> Result<()> {
-        self.report.step("Waiting for expiry and teardown");
+        self.step("Waiting for expiry and teardown");
         let alice = dm_channel(REQUESTER.0);
         let timeout = until(handed.expires_at) + TICK * 6;
         let (_, notice) = wait_message(&self.slack, "teardown notice to Alice after the warning", timeout, warning + 1, |c| {
@@ -373,7 +382,7 @@ impl Demo<'_> {
     }
 
     async fn end_state(&mut self, bastion: &Bastion, handed: &HandedOver, from_bastion: &Namespace) -> Result<()> {
-        self.report.step("Proof that nothing is left");
+        self.step("Proof that nothing is left");
         let ec2 = &self.world.ec2;
         let terminated = inspect::poll_until("the bastion's termination", Duration::from_secs(15), Duration::from_millis(500), || async {
             let now = inspect::bastion(ec2, &bastion.id).await?;
@@ -407,10 +416,10 @@ impl Demo<'_> {
     }
 
     async fn audit_trail(&mut self, stored: &StoredSession, session_id: &str) -> Result<()> {
-        self.report.step(&format!("The audit trail of {session_id}, as powerpole stored it in DynamoDB"));
+        self.step(&format!("The audit trail of {session_id}, as powerpole stored it in DynamoDB"));
         let trail = stored.trail().await?;
         for line in &trail {
-            self.report.say_at(line.at, format!("{:<13} {}", line.kind, line.text));
+            self.report.say_at(line.at, format!("{:<20} {}", line.kind, line.text));
         }
         let kinds: Vec<&str> = trail.iter().map(|l| l.kind.as_str()).collect();
         let expected = ["requested", "approved", "launched", "granted", "handed_over", "warned", "expired", "torn_down"];
