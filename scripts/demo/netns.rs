@@ -31,13 +31,21 @@ impl ClientRun {
 }
 
 impl Namespace {
-    /// `scripts/netns.sh add NAME IP`.
+    /// `scripts/netns.sh add NAME IP`, tried twice: other processes making namespaces at the same
+    /// moment (tests running beside the demo) can make one attempt fail.
     pub async fn add(script: PathBuf, name: &str, ip: &str) -> Result<Self> {
-        let out = Command::new(&script).args(["add", name, ip]).output().await.context("run scripts/netns.sh add")?;
-        if !out.status.success() {
-            bail!("scripts/netns.sh add {name} {ip} failed (it needs root and iproute2): {}", String::from_utf8_lossy(&out.stderr).trim());
+        // Made before the script runs, so that dropping it removes whatever part of it exists.
+        let ns = Self { script, name: name.to_owned(), ip: ip.to_owned() };
+        let mut failures = Vec::new();
+        for _ in 0..2 {
+            let out = Command::new(&ns.script).args(["add", name, ip]).output().await.context("run scripts/netns.sh add")?;
+            if out.status.success() {
+                return Ok(ns);
+            }
+            failures.push(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         }
-        Ok(Self { script, name: name.to_owned(), ip: ip.to_owned() })
+        bail!("scripts/netns.sh add {name} {ip} failed (it needs root and iproute2): {}", failures.join("; then: "))
     }
 
     /// Runs `mariadb -h HOST -P PORT -u USER -pPASSWORD -e SQL` from this address.
