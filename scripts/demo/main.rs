@@ -85,11 +85,11 @@ fn preflight(report: &Report, root: &Path) -> Result<(Powerpole, StandinEnv)> {
     let powerpole = Powerpole::beside_this_program().map_err(|e| problems.push(e.to_string())).ok();
     if let Some(p) = &powerpole {
         for command in p.missing_commands() {
-            problems.push(format!("this build of powerpole has no `powerpole {command}` yet (merge main once it has landed)"));
+            problems.push(format!("this build of powerpole has no `powerpole {command}`"));
         }
     }
     if !netns_script(root).is_file() {
-        problems.push("scripts/netns.sh is missing (it makes the bastion's address on this machine; merge main once it has landed)".into());
+        problems.push("scripts/netns.sh is missing (it gives this machine the bastion's address)".into());
     }
     if !is_root() {
         problems.push("the demo must run as root: scripts/netns.sh makes network namespaces".into());
