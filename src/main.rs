@@ -54,6 +54,14 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Check the configuration, the Slack secrets and token, the DynamoDB table, and every
+    /// target's network, AMI, admin login and schemas; say exactly what is wrong. Changes nothing.
+    /// Exits 0 when everything is fine, 1 otherwise (2 for a bad configuration).
+    Doctor {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// List the audit trail, oldest first: for a session, a person, a target, a time range, or
     /// everything on the configured targets. Filters combine.
     Audit {
@@ -133,6 +141,7 @@ fn main() -> ExitCode {
             init_logs();
             run(sweep(config, once))
         }),
+        Command::Doctor { config } => with_config(&config, |config| run(doctor(config))),
         Command::Audit { config, session, user, target, since, until, limit, json } => {
             let query = match audit_query(session, user, target, since, until, limit) {
                 Ok(q) => q,
@@ -303,4 +312,16 @@ async fn audit(config: Config, query: AuditQuery, json: bool) -> Result<ExitCode
         eprintln!("audit: {} event(s)", events.len());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn doctor(config: Config) -> Result<ExitCode, String> {
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    println!("ok    configuration: {} target(s)", config.targets.len());
+    let checks = powerpole::doctor::run(&config, &aws).await;
+    for check in &checks {
+        println!("{check}");
+    }
+    let failed = checks.iter().filter(|c| c.result.is_err()).count();
+    println!("doctor: {} check(s), {failed} failed", checks.len() + 1);
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
