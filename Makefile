@@ -12,7 +12,7 @@ test:
 	@set -o pipefail; status=0; \
 	  scripts/infra-check.sh || status=$$?; \
 	  source .local/standins.env && $(CARGO) test --workspace -j$(JOBS) --no-fail-fast || status=$$?; \
-	  scripts/standins.sh stop; exit $$status
+	  scripts/standins.sh stop >/dev/null 2>&1; exit $$status
 
 demo:
 	@CARGO="$(CARGO)" JOBS="$(JOBS)" scripts/demo.sh

@@ -19,7 +19,9 @@ bridge() {
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
     ip link add "$BRIDGE" type bridge
   fi
-  ip addr show dev "$BRIDGE" | grep -q "inet $HOST_IP/" || ip addr add "$HOST_IP/$PREFIX" dev "$BRIDGE"
+  # Not `ip ... | grep -q`: under pipefail, grep exiting early makes `ip` die of SIGPIPE.
+  local addrs; addrs=$(ip -4 addr show dev "$BRIDGE")
+  [[ $addrs == *"inet $HOST_IP/"* ]] || ip addr add "$HOST_IP/$PREFIX" dev "$BRIDGE"
   ip link set "$BRIDGE" up
 }
 

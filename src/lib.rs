@@ -4,6 +4,7 @@
 pub mod app;
 pub mod bastion;
 pub mod config;
+pub mod doctor;
 pub mod domain;
 pub mod grants;
 pub mod notify;

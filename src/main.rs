@@ -11,7 +11,8 @@ use powerpole::config::Config;
 use powerpole::slack::serve::{serve as run_service, ServeOptions};
 use powerpole::store::dynamo::{self, TableCreated};
 use powerpole::store::schema;
-use powerpole::workflow::run_sweeper;
+use powerpole::domain::{SessionId, SlackUserId, TargetName};
+use powerpole::workflow::{audit_json, audit_line, run_sweeper, AuditQuery};
 
 /// Just-in-time, approved, per-person access to Aurora MySQL through ephemeral SSM-only bastions,
 /// driven from Slack.
@@ -52,6 +53,42 @@ enum Command {
         /// One tick, waiting for every step it starts, then exit (non-zero if a step failed).
         #[arg(long)]
         once: bool,
+    },
+    /// Check the configuration, the Slack secrets and token, the DynamoDB table, and every
+    /// target's network, AMI, admin login and schemas; say exactly what is wrong. Changes nothing.
+    /// Exits 0 when everything is fine, 1 otherwise (2 for a bad configuration).
+    Doctor {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// List the audit trail, oldest first: for a session, a person, a target, a time range, or
+    /// everything on the configured targets. Filters combine.
+    Audit {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// One session (pp-...).
+        #[arg(long)]
+        session: Option<String>,
+        /// A requester's Slack user id (U...).
+        #[arg(long)]
+        user: Option<String>,
+        /// A target name.
+        #[arg(long)]
+        target: Option<String>,
+        /// Events at or after this time (RFC 3339, or a date: 2026-11-01).
+        #[arg(long)]
+        since: Option<String>,
+        /// Events at or before this time (RFC 3339, or a date, meaning its end).
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many sessions are read.
+        #[arg(long, default_value_t = 200)]
+        limit: usize,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Find and remove what should not exist: bastions without a live session, database accounts
     /// powerpole made that no live session owns, and sessions whose deadline passed unnoticed.
@@ -104,6 +141,17 @@ fn main() -> ExitCode {
             init_logs();
             run(sweep(config, once))
         }),
+        Command::Doctor { config } => with_config(&config, |config| run(doctor(config))),
+        Command::Audit { config, session, user, target, since, until, limit, json } => {
+            let query = match audit_query(session, user, target, since, until, limit) {
+                Ok(q) => q,
+                Err(problem) => {
+                    eprintln!("powerpole audit: {problem}");
+                    return ExitCode::from(2);
+                }
+            };
+            with_config(&config, |config| run(audit(config, query, json)))
+        }
         Command::Reconcile { config, dry_run } => with_config(&config, |config| {
             init_logs();
             run(reconcile(config, dry_run))
@@ -213,4 +261,67 @@ async fn reconcile(config: Config, dry_run: bool) -> Result<ExitCode, String> {
     let mode = if dry_run { " (dry run: nothing changed)" } else { "" };
     println!("reconcile: {} finding(s), {failed} could not be fixed{mode}", found.len());
     Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Validates the audit filters before anything is read.
+fn audit_query(
+    session: Option<String>,
+    user: Option<String>,
+    target: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: usize,
+) -> Result<AuditQuery, String> {
+    let time = |text: &str, end_of_day: bool| -> Result<chrono::DateTime<chrono::Utc>, String> {
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+            return Ok(t.with_timezone(&chrono::Utc));
+        }
+        let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| format!("`{text}` is not a time: use 2026-11-01 or 2026-11-01T09:00:00Z"))?;
+        let at = if end_of_day { day.and_hms_opt(23, 59, 59) } else { day.and_hms_opt(0, 0, 0) };
+        at.map(|t| t.and_utc()).ok_or_else(|| format!("`{text}` is not a time"))
+    };
+    Ok(AuditQuery {
+        session: session.as_deref().map(SessionId::parse).transpose().map_err(|e| e.to_string())?,
+        user: user.as_deref().map(SlackUserId::parse).transpose().map_err(|e| e.to_string())?,
+        target: target.as_deref().map(TargetName::parse).transpose().map_err(|e| e.to_string())?,
+        since: since.as_deref().map(|t| time(t, false)).transpose()?,
+        until: until.as_deref().map(|t| time(t, true)).transpose()?,
+        sessions_limit: limit,
+    })
+}
+
+async fn audit(config: Config, query: AuditQuery, json: bool) -> Result<ExitCode, String> {
+    // Read-only: only the store is needed (no Slack token, no database credentials).
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let store = std::sync::Arc::new(dynamo::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.store));
+    let workflow = powerpole::workflow::Workflow {
+        config: std::sync::Arc::new(config),
+        store,
+        clock: std::sync::Arc::new(powerpole::workflow::SystemClock),
+        wake: std::sync::Arc::new(tokio::sync::Notify::new()),
+    };
+    let events = workflow.audit(&query).await.map_err(|e| e.to_string())?;
+    for record in &events {
+        if json {
+            println!("{}", audit_json(record));
+        } else {
+            println!("{}", audit_line(record));
+        }
+    }
+    if !json {
+        eprintln!("audit: {} event(s)", events.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn doctor(config: Config) -> Result<ExitCode, String> {
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    println!("ok    configuration: {} target(s)", config.targets.len());
+    let checks = powerpole::doctor::run(&config, &aws).await;
+    for check in &checks {
+        println!("{check}");
+    }
+    let failed = checks.iter().filter(|c| c.result.is_err()).count();
+    println!("doctor: {} check(s), {failed} failed", checks.len() + 1);
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

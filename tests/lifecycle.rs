@@ -221,3 +221,55 @@ impl NowForTest for ManualClock {
         powerpole::workflow::Clock::now(self)
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_command_lists_a_persons_trail_in_order() {
+    let world = World::new(Options::default()).await;
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let app = world.app(clock.clone()).await;
+    let http = world.serve(&app).await;
+    http.command(ALICE, "request billing READ 30m INC-5 look at refunds").await;
+    let card = world.slack.wait_for("chat.postMessage", 1, SOON).await.expect("card")[0].clone();
+    let id = session_on_card(&card);
+    http.click(&card, "approve", BOB).await;
+    world.slack.wait_for("chat.update", 1, SOON).await.expect("decision");
+    app.lifecycle.tick(lookahead()).await.expect("sweep");
+
+    let dir = std::env::temp_dir().join(format!("powerpole-audit-{}", world.id));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let file = dir.join("powerpole.toml");
+    std::fs::write(&file, world.config_text()).expect("write the config");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_powerpole"))
+            .arg("audit")
+            .arg("--config")
+            .arg(&file)
+            .args(args)
+            .envs(world.process_env())
+            .output()
+            .expect("run powerpole audit");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let by_user = run(&["--user", ALICE]);
+    let kinds: Vec<&str> = by_user.iter().map(|l| l.split_whitespace().nth(6).unwrap_or_default()).collect();
+    assert_eq!(kinds, ["requested", "approved", "provisioning_started", "launched", "granted", "handed_over"], "{by_user:#?}");
+    assert!(by_user[1].contains(&format!("by {BOB}")), "{}", by_user[1]);
+    assert!(by_user.iter().all(|l| l.contains(id.as_str()) && l.contains(&world.db_user())));
+    assert_eq!(run(&["--session", id.as_str()]), by_user);
+    assert_eq!(run(&["--target", "billing", "--since", "2000-01-01"]), by_user);
+    assert!(run(&["--user", BOB]).is_empty(), "Bob requested nothing");
+    let json = run(&["--session", id.as_str(), "--json"]);
+    let first: serde_json::Value = serde_json::from_str(&json[0]).expect("one JSON object per line");
+    assert_eq!(first["event"], "requested");
+
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_powerpole"))
+        .args(["audit", "--config"])
+        .arg(&file)
+        .args(["--since", "last tuesday"])
+        .output()
+        .expect("run powerpole audit");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a time: use 2026-11-01"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -33,6 +33,33 @@ impl Ec2Bastions {
         Ec2Bastions { ec2, ssm, config, poll_interval: Self::DEFAULT_POLL_INTERVAL }
     }
 
+    /// `powerpole doctor`: the target's subnet and security group exist, the group admits
+    /// nothing inbound, and the AMI resolves. Returns what was found, or what to fix.
+    pub async fn check_target(&self, target: &crate::config::TargetConfig) -> Result<String, String> {
+        let subnets = self.ec2.describe_subnets().subnet_ids(&target.subnet_id).send().await.map_err(|e| {
+            format!("subnet {} cannot be described ({}): check the id and ec2:DescribeSubnets", target.subnet_id, aws_sdk_ec2::error::DisplayErrorContext(&e))
+        })?;
+        let subnet = subnets.subnets().first().ok_or_else(|| format!("subnet {} does not exist", target.subnet_id))?;
+        let groups = self.ec2.describe_security_groups().group_ids(&target.security_group_id).send().await.map_err(|e| {
+            format!("security group {} cannot be described ({}): check the id", target.security_group_id, aws_sdk_ec2::error::DisplayErrorContext(&e))
+        })?;
+        let group = groups.security_groups().first().ok_or_else(|| format!("security group {} does not exist", target.security_group_id))?;
+        if !group.ip_permissions().is_empty() {
+            return Err(format!(
+                "security group {} has {} inbound rule(s): bastions are reached through Session Manager only; remove them",
+                target.security_group_id,
+                group.ip_permissions().len()
+            ));
+        }
+        if group.vpc_id() != subnet.vpc_id() {
+            return Err(format!("security group {} and subnet {} are in different VPCs", target.security_group_id, target.subnet_id));
+        }
+        let spec = LaunchSpec::new(crate::domain::SessionId::random(), crate::domain::SlackUserId::parse("U0DOCTOR").map_err(|e| e.to_string())?, target);
+        let ami = launch::resolve_ami(&self.ssm, &spec, &self.config.ami_parameter).await.map_err(|e| e.to_string())?;
+        let public = if subnet.map_public_ip_on_launch() == Some(true) { " (it maps public IPs by default; powerpole turns that off per launch)" } else { "" };
+        Ok(format!("subnet {} in {}{public}, security group {} with no inbound rules, AMI {ami}", target.subnet_id, subnet.vpc_id().unwrap_or("?"), target.security_group_id))
+    }
+
     /// Both clients from one SDK configuration (region, credentials, endpoint overrides).
     pub fn from_sdk_config(sdk: &aws_config::SdkConfig, config: BastionConfig) -> Ec2Bastions {
         Self::new(aws_sdk_ec2::Client::new(sdk), aws_sdk_ssm::Client::new(sdk), config)

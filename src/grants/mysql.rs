@@ -39,6 +39,46 @@ impl MysqlGrants {
         MysqlGrants { admin, pools: Mutex::new(HashMap::new()) }
     }
 
+    /// `powerpole doctor`: the admin credential logs in, can create accounts, and the target's
+    /// schemas exist. Returns who it logged in as, or what to fix.
+    pub async fn check_admin(&self, target: &TargetConfig) -> Result<String, GrantError> {
+        use mysql_async::prelude::Queryable;
+        let mut conn = self.conn(target).await?;
+        let statement_error = |what: &'static str| {
+            let target = target.name.clone();
+            move |e: mysql_async::Error| GrantError::Connection { target: target.clone(), what, message: e.to_string() }
+        };
+        let (user, version): (String, String) = conn
+            .query_first("SELECT CURRENT_USER(), VERSION()")
+            .await
+            .map_err(statement_error("read the admin user"))?
+            .unwrap_or_default();
+        let grants: Vec<String> = conn.query("SHOW GRANTS").await.map_err(statement_error("read the admin's grants"))?;
+        let all = grants.iter().any(|g| g.contains("ALL PRIVILEGES ON *.*"));
+        let create_user = all || grants.iter().any(|g| g.contains("CREATE USER"));
+        let mut missing = Vec::new();
+        for schema in &target.schemas {
+            let found: Option<String> = conn
+                .exec_first("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (schema.as_str(),))
+                .await
+                .map_err(statement_error("list the schemas"))?;
+            if found.is_none() {
+                missing.push(schema.as_str().to_string());
+            }
+        }
+        if !create_user {
+            return Err(GrantError::Connection { target: target.name.clone(), what: "confirm the admin may CREATE USER", message: super::error::ADMIN_NEEDS.to_string() });
+        }
+        if !missing.is_empty() {
+            return Err(GrantError::Connection {
+                target: target.name.clone(),
+                what: "find every configured schema",
+                message: format!("missing: {} (fix `schemas` in the config)", missing.join(", ")),
+            });
+        }
+        Ok(format!("admin {user} on {version}; may create accounts; schemas present: {}", target.schemas.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")))
+    }
+
     /// An admin connection. A refused login (the secret was rotated) re-reads the secret once.
     async fn conn(&self, target: &TargetConfig) -> Result<Conn, GrantError> {
         let mut retried = false;

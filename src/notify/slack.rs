@@ -74,6 +74,13 @@ impl SlackNotifier {
         self
     }
 
+    /// `powerpole doctor`: the bot token works (`auth.test`); returns who the bot is.
+    pub async fn whoami(&self) -> Result<String, NotifyError> {
+        let session = self.client.open_session(&self.token);
+        let me = self.retrying("auth.test", || session.auth_test()).await?;
+        Ok(format!("bot {} ({}) in workspace {} ({})", me.user.as_deref().unwrap_or("?"), me.user_id, me.team, me.team_id))
+    }
+
     pub fn client(&self) -> Arc<SlackHyperClient> {
         self.client.clone()
     }

@@ -60,12 +60,14 @@ pub struct Workflow {
     pub wake: Arc<Notify>,
 }
 
+pub mod audit;
 pub mod decide;
 pub mod lifecycle;
 pub mod reconcile;
 pub mod request;
 pub mod sweep;
 
+pub use audit::{audit_json, audit_line, AuditQuery};
 pub use decide::{already_decided, ActionError, Decision, Done};
 pub use lifecycle::{Lifecycle, StepError, StepOutcome};
 pub use reconcile::{Finding, Fixed};

@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 pub use item::Retention;
-pub use tables::{create_table, TableCreated, TableError};
+pub use tables::{check_table, create_table, TableCreated, TableError};
 
 use crate::config::StoreConfig;
 use crate::domain::{AuditEvent, Session, SessionId, SlackUserId, State, TargetName};
@@ -35,6 +35,11 @@ impl DynamoStore {
     pub fn new(client: Client, config: &StoreConfig) -> DynamoStore {
         let retention = Retention { session: config.session_retention.to_chrono(), audit: config.audit_retention.to_chrono() };
         DynamoStore { client, table: config.table.clone(), retention }
+    }
+
+    /// `powerpole doctor`: see [`check_table`].
+    pub async fn check(&self) -> Result<String, String> {
+        check_table(&self.client, &self.table).await
     }
 
     /// The table this store reads and writes.

@@ -133,6 +133,24 @@ fn same_keys(actual: &[KeySchemaElement], expected: &[(&str, SdkKeyType)]) -> bo
     actual.len() == expected.len() && expected.iter().all(|(name, kind)| actual.iter().any(|k| k.attribute_name() == *name && k.key_type() == kind))
 }
 
+/// `powerpole doctor`: the table exists, has the schema's keys and indexes, and TTL is on.
+pub async fn check_table(client: &Client, name: &str) -> Result<String, String> {
+    let described = client.describe_table().table_name(name).send().await.map_err(|e| {
+        format!("table `{name}` cannot be described ({}): create it with the Terraform in infra/ (or `powerpole table create` locally), and allow dynamodb:DescribeTable", DisplayErrorContext(&e))
+    })?;
+    let table = described.table().ok_or_else(|| format!("table `{name}`: DynamoDB returned no description"))?;
+    let problems = schema_problems(table);
+    if !problems.is_empty() {
+        return Err(format!("table `{name}` does not match the schema: {}", problems.join("; ")));
+    }
+    let ttl = client.describe_time_to_live().table_name(name).send().await.map_err(|e| unavailable(name, "reading the TTL setting", &e).to_string())?;
+    let on = matches!(ttl.time_to_live_description().and_then(|d| d.time_to_live_status()), Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling));
+    if !on {
+        return Err(format!("table `{name}`: TTL on `{}` is off, so closed sessions are never removed; turn it on", schema::TTL_ATTRIBUTE));
+    }
+    Ok(format!("table `{name}` matches the schema; TTL on"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
