@@ -258,7 +258,7 @@ impl Lifecycle {
         let posted = self.notifier.dm(&next.requester.slack_id, &dm).await.map_err(|e| format!("the hand-over DM could not be sent: {e}"))?;
         next.slack.handover_channel = Some(posted.channel);
         next.slack.handover_ts = Some(posted.ts);
-        let expires = next.expires_at.map(|t| t.to_rfc3339()).unwrap_or_default();
+        let expires = next.expires_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default();
         let event = AuditEvent::ok(AuditKind::HandedOver, Actor::System, now, format!("expires {expires}"));
         let read = session.clone();
         *session = self.save_step(&read, &next, event).await?;

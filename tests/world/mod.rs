@@ -123,8 +123,9 @@ impl World {
         let ssm = SsmStandin::start(&env("AWS_ENDPOINT_URL")).await.expect("the SSM stand-in starts");
         let vpc = ec2.create_vpc().cidr_block("10.200.0.0/16").send().await.expect("moto creates a VPC");
         let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).expect("a VPC id").to_string();
-        // Bastion addresses come from this subnet; 10.200.0.x is the host side of the bridge.
-        let third = rand::rng().random_range(8..=250u8);
+        // Bastion addresses come from this subnet. 10.200.0.x is the host side of the bridge and
+        // `make demo` uses 10.200.8.0/24: keep clear of both.
+        let third = rand::rng().random_range(16..=250u8);
         let subnet = ec2.create_subnet().vpc_id(&vpc_id).cidr_block(format!("10.200.{third}.0/24")).send().await.expect("moto creates a subnet");
         let subnet_id = subnet.subnet().and_then(|s| s.subnet_id()).expect("a subnet id").to_string();
         let sg = ec2
@@ -301,7 +302,7 @@ kill_statement = "kill_connection"
 
 impl Drop for World {
     fn drop(&mut self) {
-        let (ec2, subnet_id, db, schema) = (self.ec2.clone(), self.subnet_id.clone(), self.db.clone(), self.schema.clone());
+        let (ec2, subnet_id, db, schema, user) = (self.ec2.clone(), self.subnet_id.clone(), self.db.clone(), self.schema.clone(), self.db_user());
         // Drop cannot await and the test's runtime is shutting down: use a runtime of its own.
         let cleanup = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
@@ -315,6 +316,11 @@ impl Drop for World {
                 }
                 if let Ok(mut root) = mysql_async::Conn::from_url(db.url.as_str()).await {
                     let _ = root.query_drop(format!("DROP DATABASE IF EXISTS `{schema}`")).await;
+                    // A test that failed mid-session leaves its account: the user name is the world's own.
+                    let hosts: Vec<String> = root.exec("SELECT Host FROM mysql.user WHERE User = ?", (user.as_str(),)).await.unwrap_or_default();
+                    for host in hosts {
+                        let _ = root.exec_drop("DROP USER ?@?", (user.as_str(), host.as_str())).await;
+                    }
                 }
             })
         });

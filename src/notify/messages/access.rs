@@ -62,11 +62,14 @@ pub fn handover_dm(session: &Session, target: &TargetConfig, handover: Handover<
         )),
         section(&format!("*2. Connect to the database from there*\n```{mysql}```")),
         section(&password_line),
-        context(&format!(
+    ];
+    let mut blocks = blocks;
+    if password.is_some() {
+        blocks.push(context(&format!(
             "Everything you type is recorded. Finish early with `/powerpole end {}`; ask for more time with `/powerpole extend {} 30m`.",
             session.id, session.id
-        )),
-    ];
+        )));
+    }
     Message { text, blocks }
 }
 

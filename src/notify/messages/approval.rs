@@ -69,7 +69,21 @@ fn status_line(session: &Session, need: usize) -> String {
         State::Closed(Outcome::RevokedByApprover) | State::TearingDown(Outcome::RevokedByApprover) => {
             format!(":no_entry: Approved by {}, then revoked{}", approvals_by(session), reason_suffix(session))
         }
-        _ => format!(":white_check_mark: Approved by {}", approvals_by(session)),
+        _ => format!(":white_check_mark: Approved by {}{}", approvals_by(session), progress(session)),
+    }
+}
+
+/// What happened since the approval, so the card tells approvers where the session is.
+fn progress(session: &Session) -> String {
+    let ended = |what: &str| format!(" · ended{}: {what}", session.closed_at.map(|t| format!(" {}", slack_time(t))).unwrap_or_default());
+    match session.state {
+        State::Approved | State::Provisioning => " · setting up the bastion".into(),
+        State::Active => session.expires_at.map(|t| format!(" · in use until {}", slack_time(t))).unwrap_or_default(),
+        State::TearingDown(_) => " · ending: removing the account and the bastion".into(),
+        State::Closed(Outcome::Expired) => ended("expired"),
+        State::Closed(Outcome::EndedByRequester) => ended("ended early by the requester"),
+        State::Closed(Outcome::Failed) => ended(&format!("could not be set up{}", reason_suffix(session))),
+        _ => String::new(),
     }
 }
 
@@ -96,7 +110,11 @@ pub fn decision_dm(session: &Session, target: &TargetConfig, by: &SlackUserId) -
             format!("{} revoked {what}{}. Your bastion and database account are being removed.", mention(by), reason_suffix(session))
         }
         _ => format!(
-            "{what} is approved by {}. Your bastion is being prepared; the connection details will arrive here in a few minutes.",
+            "Your request {} ({} on `{}` for {}) is approved by {}. Your bastion is being prepared; the connection details will arrive here in a few minutes.",
+            session.id,
+            session.role,
+            session.target,
+            session.duration,
             session.approvals.iter().map(|a| mention(&a.approver)).collect::<Vec<_>>().join(" and ")
         ),
     };
@@ -190,6 +208,27 @@ mod tests {
             .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
             .map(|e| e["action_id"].as_str().unwrap_or_default().to_string())
             .collect()
+    }
+
+    #[test]
+    fn the_card_follows_the_session_after_approval() {
+        let mut s = session(Role::Read);
+        s.approvals.push(Approval { approver: SlackUserId::parse("U0BOB").unwrap(), at: t0() });
+        for e in [Event::ApprovalRecorded, Event::Approved] {
+            let _ = s.apply(e);
+        }
+        s.state = State::Approved;
+        assert!(approval_card(&s, &target()).readable().contains("setting up the bastion"));
+        s.apply(Event::ProvisioningStarted).unwrap();
+        s.apply(Event::HandedOver).unwrap();
+        s.start_clock(t0(), "10m".parse().unwrap());
+        assert!(approval_card(&s, &target()).readable().contains("in use until"));
+        s.apply(Event::Expired).unwrap();
+        s.apply(Event::TornDown).unwrap();
+        s.closed_at = Some(t0());
+        let card = approval_card(&s, &target());
+        assert!(card.readable().contains("ended") && card.readable().contains("expired"), "{}", card.readable());
+        assert!(!card.readable().contains("[Approve]"));
     }
 
     #[test]
