@@ -141,6 +141,10 @@ pub struct SchedulerConfig {
     pub pending_timeout: AccessDuration,
     /// A teardown still failing after this long raises an alert in the approvals channel.
     pub teardown_alert_after: AccessDuration,
+    /// How long a provisioning claim lasts. The worker renews it every third of it while it
+    /// waits for the grant and for SSM, so a live worker keeps its session however long the wait,
+    /// and a crashed worker's session is resumed by another within one lease.
+    pub provisioning_lease: AccessDuration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -372,6 +376,7 @@ struct RawScheduler {
     warning_lead: Option<String>,
     pending_timeout: Option<String>,
     teardown_alert_after: Option<String>,
+    provisioning_lease: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -494,7 +499,11 @@ impl RawConfig {
             warning_lead: p.duration("scheduler.warning_lead", self.scheduler.warning_lead.as_deref(), "10m"),
             pending_timeout: p.duration("scheduler.pending_timeout", self.scheduler.pending_timeout.as_deref(), "1h"),
             teardown_alert_after: p.duration("scheduler.teardown_alert_after", self.scheduler.teardown_alert_after.as_deref(), "15m"),
+            provisioning_lease: p.duration("scheduler.provisioning_lease", self.scheduler.provisioning_lease.as_deref(), "1m"),
         };
+        if scheduler.provisioning_lease.as_secs() < 3 {
+            p.add("scheduler.provisioning_lease", "must be at least 3s (it is renewed every third of it)");
+        }
         let access = AccessConfig {
             max_duration: p.duration("access.max_duration", self.access.max_duration.as_deref(), "12h"),
             usernames: UsernamePolicy { home_domains: self.access.home_domains },
@@ -689,6 +698,7 @@ approvals_channel = "C0APPROVALS"
         assert_eq!(t.privileges_for(Role::Read).to_sql_list(), "SELECT, SHOW VIEW");
         assert_eq!(c.scheduler.warning_lead.to_string(), "10m");
         assert_eq!(c.scheduler.pending_timeout.to_string(), "1h");
+        assert_eq!(c.scheduler.provisioning_lease.to_string(), "1m");
         assert_eq!(c.slack.bot_token, SecretRef::env("SLACK_BOT_TOKEN"));
         assert_eq!(c.slack.api_url, "https://slack.com/api/");
     }
@@ -715,6 +725,15 @@ DML = ["SELECT", "SUPER"]
         assert!(lines.iter().any(|l| l.starts_with("targets.billing.admin_secret: missing")), "{lines:?}");
         assert!(lines.iter().any(|l| l.starts_with("targets.billing.privileges.DML:") && l.contains("SUPER")), "{lines:?}");
         assert_eq!(lines.len(), 3, "{lines:?}");
+    }
+
+    #[test]
+    fn a_provisioning_lease_too_short_to_renew_is_refused() {
+        let short = format!("[scheduler]\nprovisioning_lease = \"2s\"\n{MINIMAL}");
+        let err = Config::from_toml_str(&short).unwrap_err();
+        assert_eq!(err.problems[0].path, "scheduler.provisioning_lease", "{err}");
+        let ok = Config::from_toml_str(&format!("[scheduler]\nprovisioning_lease = \"5s\"\n{MINIMAL}")).unwrap();
+        assert_eq!(ok.scheduler.provisioning_lease.as_secs(), 5);
     }
 
     #[test]

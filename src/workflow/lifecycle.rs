@@ -87,9 +87,11 @@ impl From<&str> for ProvisionError {
     }
 }
 
-/// How long a provisioning claim lasts: the SSM wait plus room for the launch and the grant.
+/// How long a provisioning claim lasts. It is renewed while the worker waits for the grant and
+/// SSM ([`Lifecycle::keep_claim`]), so it need not cover the wait: a crashed worker's session is
+/// resumed within one lease, not one SSM timeout later.
 fn provisioning_lease(wf: &Workflow) -> Duration {
-    wf.config.bastion.ssm_online_timeout.to_chrono() + Duration::minutes(2)
+    wf.config.scheduler.provisioning_lease.to_chrono()
 }
 
 /// Teardown retries back off 15 s, 30 s, 1 min, ... up to 5 min, and never give up.
@@ -212,7 +214,8 @@ impl Lifecycle {
     async fn provision_claimed(&self, session: &mut Session, target: &TargetConfig) -> Result<StepOutcome, ProvisionError> {
         // 1. The instance (found by tag if a previous attempt launched it).
         let spec = LaunchSpec::new(session.id.clone(), session.requester.slack_id.clone(), target);
-        let instance = self.bastions.launch(&spec).await.map_err(|e| format!("launching the bastion failed: {e}"))?;
+        let launched = self.keep_claim(session, self.bastions.launch(&spec)).await?;
+        let instance = launched.map_err(|e| format!("launching the bastion failed: {e}"))?;
         let ip = instance.private_ip.to_string();
         let host = match &target.account_host {
             AccountHost::InstanceIp => ip.clone(),
@@ -233,7 +236,8 @@ impl Lifecycle {
         // 2. The account and the SSM wait, in parallel: the grant needs only the IP.
         let request = AccountRequest { user: session.requester.db_user.clone(), host: host.clone(), role: session.role };
         let timeout = self.workflow.config.bastion.ssm_online_timeout.to_std();
-        let (grant, online) = tokio::join!(self.grants.create_account(target, &request), self.bastions.wait_online(&instance.id, timeout));
+        let both = async { tokio::join!(self.grants.create_account(target, &request), self.bastions.wait_online(&instance.id, timeout)) };
+        let (grant, online) = self.keep_claim(session, both).await?;
         let password = grant.map_err(|e| format!("creating the database account failed: {e}"))?;
         {
             let read = session.clone();
@@ -265,6 +269,39 @@ impl Lifecycle {
         self.refresh_card(session).await;
         info!(session = %session.id, "handed over");
         Ok(StepOutcome::HandedOver)
+    }
+
+    /// Runs `work` while renewing this worker's provisioning claim every third of the lease, so a
+    /// live worker keeps its session however long the launch or SSM takes. If the claim is lost (another worker
+    /// resumed the session), `work` is dropped and this worker stops. A renewal the store refuses
+    /// for another reason is retried at the next interval; once the lease has run out without
+    /// one, this worker stops too (another may resume the session).
+    async fn keep_claim<T>(&self, session: &mut Session, work: impl std::future::Future<Output = T>) -> Result<T, ProvisionError> {
+        let lease = provisioning_lease(&self.workflow);
+        let every = (lease / 3).to_std().unwrap_or(std::time::Duration::from_secs(1)).max(std::time::Duration::from_secs(1));
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return Ok(done),
+                _ = tokio::time::sleep(every) => {
+                    let read = session.clone();
+                    let mut next = read.clone();
+                    next.claim(self.now(), lease);
+                    match self.workflow.store.update(read.state, &next, None).await {
+                        Ok(stored) => *session = stored,
+                        Err(StoreError::Conflict(_)) => {
+                            warn!(session = %read.id, "provisioning claim lost to another worker; stopping here");
+                            return Err(ProvisionError::LostClaim);
+                        }
+                        Err(e) if read.lease_until.is_some_and(|until| until <= self.now()) => {
+                            error!(session = %read.id, error = %e, "provisioning claim could not be renewed before it ran out; stopping here");
+                            return Err(ProvisionError::Store(e));
+                        }
+                        Err(e) => warn!(session = %read.id, error = %e, "provisioning claim not renewed; trying again"),
+                    }
+                }
+            }
+        }
     }
 
     /// Rolls back a failed provisioning: record the cause, tell people, tear down what exists.

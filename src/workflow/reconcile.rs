@@ -13,6 +13,7 @@ use std::fmt;
 
 use chrono::Duration;
 
+use crate::config::TargetConfig;
 use crate::domain::{DbUsername, Session, SessionId};
 
 use super::lifecycle::{Lifecycle, StepError};
@@ -92,15 +93,24 @@ impl Lifecycle {
     }
 
     async fn stray_accounts(&self, live: &[Session], dry_run: bool) -> Result<Vec<Fixed>, StepError> {
-        let mut owned: HashMap<&str, HashSet<(String, String)>> = HashMap::new();
+        // Accounts belong to a database server, not to a target: several targets (schemas of one
+        // cluster) may share a server, and listing it for one of them shows every target's
+        // accounts. So ownership is per server, and each server is listed once.
+        let server = |t: &TargetConfig| (t.writer_endpoint.to_ascii_lowercase(), t.port);
+        let mut owned: HashMap<(String, u16), HashSet<(String, String)>> = HashMap::new();
         for s in live {
+            let Some(target) = self.workflow.config.target(&s.target) else { continue };
             // A live session owns its account from the moment it records the host, and before
             // that it may be about to create it: own every host for its user then.
             let host = s.account_host.clone().unwrap_or_else(|| "*".to_string());
-            owned.entry(s.target.as_str()).or_default().insert((s.requester.db_user.to_string(), host));
+            owned.entry(server(target)).or_default().insert((s.requester.db_user.to_string(), host));
         }
+        let mut listed = HashSet::new();
         let mut out = Vec::new();
         for (name, target) in &self.workflow.config.targets {
+            if !listed.insert(server(target)) {
+                continue;
+            }
             let accounts = match self.grants.list_accounts(target).await {
                 Ok(a) => a,
                 Err(e) => {
@@ -111,7 +121,7 @@ impl Lifecycle {
                     continue;
                 }
             };
-            let mine = owned.get(name.as_str());
+            let mine = owned.get(&server(target));
             for (user, host) in accounts {
                 let is_owned = mine.is_some_and(|set| set.contains(&(user.clone(), host.clone())) || set.contains(&(user.clone(), "*".to_string())));
                 if is_owned {

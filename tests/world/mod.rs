@@ -6,6 +6,9 @@
 //! and dropping the world terminates its instances and drops its schema and accounts.
 #![allow(dead_code)]
 
+pub mod process;
+pub mod proxy;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,9 +118,30 @@ pub async fn aws() -> aws_config::SdkConfig {
         .await
 }
 
+/// As [`aws`], in `region` (moto keeps EC2, DynamoDB and Secrets Manager apart by region, so a
+/// test that lists every bastion, like reconcile, sees only its own there).
+pub async fn aws_in(region: &str) -> aws_config::SdkConfig {
+    install_crypto();
+    env("AWS_ENDPOINT_URL");
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
+        .load()
+        .await
+}
+
 impl World {
     pub async fn new(options: Options) -> World {
-        let aws = aws().await;
+        Self::with_aws(options, aws().await).await
+    }
+
+    /// A world whose AWS resources are all in `region`; run its processes with
+    /// [`World::process_env`], which names that region.
+    pub async fn new_in_region(options: Options, region: &str) -> World {
+        Self::with_aws(options, aws_in(region).await).await
+    }
+
+    async fn with_aws(options: Options, aws: aws_config::SdkConfig) -> World {
         let id = suffix();
         let ec2 = aws_sdk_ec2::Client::new(&aws);
         let ssm = SsmStandin::start(&env("AWS_ENDPOINT_URL")).await.expect("the SSM stand-in starts");
@@ -242,6 +266,11 @@ kill_statement = "kill_connection"
             .iter()
             .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
             .collect();
+        if let Some(region) = self.aws.region() {
+            // The world's own region (the same as AWS_REGION unless made with `new_in_region`).
+            vars.retain(|(k, _)| k != "AWS_REGION");
+            vars.push(("AWS_REGION".into(), region.to_string()));
+        }
         vars.push(("AWS_ENDPOINT_URL_SSM".into(), self.ssm.url()));
         vars.push(("SLACK_SIGNING_SECRET".into(), SECRET.into()));
         vars.push(("SLACK_BOT_TOKEN".into(), BOT_TOKEN.into()));
@@ -256,6 +285,43 @@ kill_statement = "kill_connection"
         let bastions = Ec2Bastions::new(self.ec2.clone(), ssm, app.config.bastion.clone()).with_poll_interval(Duration::from_millis(50));
         app.lifecycle.bastions = Arc::new(bastions);
         app
+    }
+
+    /// As [`World::app`], with a configuration of the test's own (e.g. `config_text()` plus a
+    /// setting or a second target).
+    pub async fn app_with(&self, config_text: &str, clock: Arc<dyn Clock>) -> App {
+        std::env::set_var("SLACK_BOT_TOKEN", BOT_TOKEN);
+        let config = Config::from_toml_str(config_text).expect("the test's config is valid");
+        let mut app = App::build_with(config, self.aws.clone(), clock).await.expect("powerpole assembles");
+        let ssm = aws_sdk_ssm::Client::from_conf(aws_sdk_ssm::config::Builder::from(&self.aws).endpoint_url(self.ssm.url()).build());
+        let bastions = Ec2Bastions::new(self.ec2.clone(), ssm, app.config.bastion.clone()).with_poll_interval(Duration::from_millis(50));
+        app.lifecycle.bastions = Arc::new(bastions);
+        app
+    }
+
+    /// Points the target's admin secret at `host:port` (a proxy in front of MariaDB, or another
+    /// server). Processes started afterwards log in there.
+    pub async fn point_admin_secret_at(&self, host: &str, port: u16) {
+        self.point_admin_secret_with(host, port, &self.db.user, &self.db.password).await;
+    }
+
+    /// As [`World::point_admin_secret_at`], with other admin credentials.
+    pub async fn point_admin_secret_with(&self, host: &str, port: u16, user: &str, password: &str) {
+        let value = serde_json::json!({"host": host, "port": port, "username": user, "password": password});
+        aws_sdk_secretsmanager::Client::new(&self.aws)
+            .put_secret_value()
+            .secret_id(&self.admin_secret)
+            .secret_string(value.to_string())
+            .send()
+            .await
+            .expect("moto updates the admin secret");
+    }
+
+    /// Every instance moto holds in this world's subnet, in any state.
+    pub async fn instances_in_subnet(&self) -> Vec<aws_sdk_ec2::types::Instance> {
+        let filter = Filter::builder().name("subnet-id").values(&self.subnet_id).build();
+        let answer = self.ec2.describe_instances().filters(filter).send().await.expect("DescribeInstances");
+        answer.reservations().iter().flat_map(|r| r.instances()).cloned().collect()
     }
 
     /// Serves Slack for `app` on a free loopback port, as `powerpole serve` does.
