@@ -28,3 +28,8 @@ build:
 
 check-infra:
 	scripts/infra-check.sh
+
+# Benchmarks build in release (about 14 minutes cold on 2 cores); never part of `make test`.
+bench:
+	@scripts/standins.sh start
+	@source .local/standins.env && $(CARGO) bench -j$(JOBS) --bench slack_ack --bench handover
