@@ -31,6 +31,7 @@ async fn a_session_lives_from_request_to_teardown() {
     let cards = world.slack.wait_for("chat.postMessage", 1, SOON).await.expect("the approval card is posted");
     let card = cards.iter().find(|c| c.param_str("channel") == Some(APPROVALS)).expect("a card in the approvals channel").clone();
     let id = session_on_card(&card);
+    world.card_stored(&app, &id).await;
 
     // Bob approves. Nothing is launched by the click itself: the sweeper does it.
     let before = world.slack.calls_to("chat.update").len();
@@ -139,6 +140,7 @@ async fn a_bastion_that_never_comes_online_is_rolled_back_and_the_requester_told
     http.command(ALICE, "request billing DML 30m INC-7 fix a row").await;
     let card = world.slack.wait_for("chat.postMessage", 1, SOON).await.expect("card")[0].clone();
     let id = session_on_card(&card);
+    world.card_stored(&app, &id).await;
     http.click(&card, "approve", BOB).await;
     world.slack.wait_for("chat.update", 1, SOON).await.expect("decision");
 
@@ -168,6 +170,7 @@ async fn ending_early_tears_down_at_once_and_a_second_sweeper_finds_nothing_to_d
     http.command(ALICE, "request billing DDL 2h INC-9 add an index").await;
     let card = world.slack.wait_for("chat.postMessage", 1, SOON).await.expect("card")[0].clone();
     let id = session_on_card(&card);
+    world.card_stored(&app, &id).await;
     http.click(&card, "approve", BOB).await;
     world.slack.wait_for("chat.update", 1, SOON).await.expect("decision");
 
@@ -231,6 +234,7 @@ async fn the_audit_command_lists_a_persons_trail_in_order() {
     http.command(ALICE, "request billing READ 30m INC-5 look at refunds").await;
     let card = world.slack.wait_for("chat.postMessage", 1, SOON).await.expect("card")[0].clone();
     let id = session_on_card(&card);
+    world.card_stored(&app, &id).await;
     http.click(&card, "approve", BOB).await;
     world.slack.wait_for("chat.update", 1, SOON).await.expect("decision");
     app.lifecycle.tick(lookahead()).await.expect("sweep");

@@ -240,6 +240,7 @@ async fn a_live_worker_keeps_its_claim_while_ssm_outlasts_the_lease() {
     http.command(ALICE, "request billing READ 1h INC-104 slow agent").await;
     let card = world.slack.wait_for("chat.postMessage", 1, SOON).await.expect("card")[0].clone();
     let id = session_on_card(&card);
+    world.card_stored(&app, &id).await;
     http.click(&card, "approve", BOB).await;
     world.slack.wait_for("chat.update", 1, SOON).await.expect("decision");
     world.ssm.hold_all_offline(true);
@@ -288,6 +289,7 @@ async fn an_expiry_missed_while_down_is_torn_down_by_the_start_up_tick() {
     http.command(ALICE, "request billing READ 1h INC-105 expired while down").await;
     let card = world.slack.wait_for("chat.postMessage", 1, SOON).await.expect("card")[0].clone();
     let id = session_on_card(&card);
+    world.card_stored(&app, &id).await;
     http.click(&card, "approve", BOB).await;
     world.slack.wait_for("chat.update", 1, SOON).await.expect("decision");
     let report = app.lifecycle.tick(chrono::Duration::seconds(15)).await.expect("sweep");

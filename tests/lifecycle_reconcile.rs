@@ -36,15 +36,19 @@ const ROOT_PASSWORD: &str = "private-root";
 impl PrivateMariadb {
     async fn start() -> PrivateMariadb {
         let dir = std::env::temp_dir().join(format!("powerpole-mariadb-{}", suffix()));
-        let (data, run) = (dir.join("data"), dir.join("run"));
+        let (data, run, tmp) = (dir.join("data"), dir.join("run"), dir.join("tmp"));
         std::fs::create_dir_all(&data).unwrap();
         std::fs::create_dir_all(&run).unwrap();
+        // Its own temporary directory: two bootstraps sharing /tmp collide on temporary tables.
+        std::fs::create_dir_all(&tmp).unwrap();
         // mariadbd drops to the mysql user and dies silently if it cannot write here.
         let chown = Command::new("chown").args(["-R", "mysql:mysql"]).arg(&dir).status().expect("chown");
         assert!(chown.success());
         let install = Command::new("mariadb-install-db")
             .args(["--no-defaults", "--user=mysql", "--auth-root-authentication-method=normal", "--skip-test-db"])
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
+            .env("TMPDIR", &tmp)
             .output()
             .expect("mariadb-install-db runs");
         assert!(install.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&install.stderr));
@@ -54,6 +58,7 @@ impl PrivateMariadb {
             .args(["--no-defaults", "--user=mysql", "--bind-address=127.0.0.1", "--skip-name-resolve"])
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--port={port}"))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--socket={}", socket.display()))
             .arg(format!("--pid-file={}", run.join("mysqld.pid").display()))
             .arg(format!("--log-error={}", run.join("error.log").display()))
@@ -119,6 +124,7 @@ async fn provisioned(world: &World, app: &App, target: &str) -> SessionId {
     assert_eq!(reply.status, 200, "{}", reply.body);
     let card = world.slack.wait_for("chat.postMessage", 1, SOON).await.expect("card")[0].clone();
     let id = session_on_card(&card);
+    world.card_stored(&app, &id).await;
     http.click(&card, "approve", BOB).await;
     world.slack.wait_for("chat.update", 1, SOON).await.expect("decision");
     let report = app.lifecycle.tick(chrono::Duration::seconds(15)).await.expect("sweep");

@@ -355,6 +355,16 @@ kill_statement = "kill_connection"
         app.workflow.store.audit_trail(id).await.expect("the trail is readable").into_iter().map(|r| r.event.kind).collect()
     }
 
+    /// Waits until the request flow has stored where its approval card is (it writes that just
+    /// after posting the card). A click before that would race the write, as no person can.
+    pub async fn card_stored(&self, app: &App, id: &SessionId) {
+        let deadline = tokio::time::Instant::now() + SOON;
+        while self.session(app, id).await.slack.approval_ts.is_none() {
+            assert!(tokio::time::Instant::now() < deadline, "session {id}: the card's place was never stored");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn session(&self, app: &App, id: &SessionId) -> Session {
         app.workflow.store.get(id).await.expect("the store answers").expect("the session exists")
     }
