@@ -7,8 +7,8 @@
 #      renders them (placeholders checked against the module's locals): 0 findings at any
 #      severity;
 #   3. the DynamoDB table in infra/ against the store's schema (src/store/schema.rs), read from
-#      $POWERPOLE_TABLE_SCHEMA_JSON when set, otherwise from `cargo run -- table schema` (the code
-#      itself, so the two cannot drift);
+#      $POWERPOLE_TABLE_SCHEMA_JSON when set, otherwise from `powerpole table schema` built with the
+#      workspace (the code itself, so the two cannot drift);
 #   4. `terraform fmt -check` when a terraform binary is on PATH (skipped otherwise: no
 #      provider can be downloaded here, so nothing else needs terraform).
 #
@@ -162,10 +162,16 @@ say "parliament took $((SECONDS - t))s"
 # --- 3. table schema ---------------------------------------------------------------------------------
 
 # The store's schema comes from the code itself (`powerpole table schema`), so the two cannot drift.
+# The binary is built with the whole workspace, as `make build` and `cargo test --workspace` build
+# it: the Lambda crates switch on features of shared dependencies (serde `rc`, tower `retry`, ...),
+# so a `-p powerpole` build would compile a second copy of nearly every dependency.
 if [ -z "${POWERPOLE_TABLE_SCHEMA_JSON:-}" ]; then
     export POWERPOLE_TABLE_SCHEMA_JSON="$WORK/table-schema.json"
-    if ! (cd "$ROOT" && cargo run -q -p powerpole -- table schema >"$POWERPOLE_TABLE_SCHEMA_JSON"); then
-        say "schema: FAIL (could not run \`powerpole table schema\`)"
+    target_dir="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
+        "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+    if ! (cd "$ROOT" && cargo build -q --workspace -j"${JOBS:-2}" &&
+        "$target_dir/debug/powerpole" table schema >"$POWERPOLE_TABLE_SCHEMA_JSON"); then
+        say "schema: FAIL (could not build or run \`powerpole table schema\`)"
         FAILED+=(schema)
     fi
 fi

@@ -58,6 +58,18 @@ impl SessionId {
         SessionId(format!("pp-{body}"))
     }
 
+    /// The session id that the request with id `seed` files: the same seed always gives the same
+    /// id (50 bits of a SHA-256 of it). A request whose acknowledgement named its session and whose
+    /// follow-up runs later in another process (the Lambda hand-off, `slack::deferred`) therefore
+    /// files the session it announced. `seed` must be random itself (request ids are).
+    pub fn derived_from(seed: &str) -> SessionId {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new().chain_update(b"powerpole session id:").chain_update(seed.as_bytes()).finalize();
+        let bits = digest.iter().take(8).fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        let body: String = (0..SESSION_LEN).map(|i| SESSION_ALPHABET[((bits >> (59 - 5 * i)) & 31) as usize] as char).collect();
+        SessionId(format!("pp-{body}"))
+    }
+
     pub fn parse(text: &str) -> Result<SessionId, IdError> {
         let t = text.trim().to_ascii_lowercase();
         let ok = t.strip_prefix("pp-").is_some_and(|body| body.len() == SESSION_LEN && body.bytes().all(|b| SESSION_ALPHABET.contains(&b)));
@@ -120,6 +132,14 @@ mod tests {
         assert_eq!(SessionId::parse(a.as_str()), Ok(a.clone()));
         assert_eq!(SessionId::parse(&a.as_str().to_uppercase()), Ok(a.clone()));
         assert_ne!(a, SessionId::random());
+    }
+
+    #[test]
+    fn derived_session_ids_are_stable_valid_and_differ_by_seed() {
+        let a = SessionId::derived_from("0123456789abcdef");
+        assert_eq!(a, SessionId::derived_from("0123456789abcdef"));
+        assert_eq!(SessionId::parse(a.as_str()), Ok(a.clone()));
+        assert_ne!(a, SessionId::derived_from("0123456789abcdee"));
     }
 
     #[test]

@@ -66,68 +66,95 @@ fn json_or_empty(body: Option<serde_json::Value>) -> Response {
     }
 }
 
-async fn commands(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: Bytes) -> Response {
-    let id = RequestId::new();
-    let span = tracing::info_span!("slack_command", request_id = %id);
-    let response = async {
-        if let Err(refused) = check(&app, &headers, &body) {
-            return *refused;
-        }
-        match serde_urlencoded::from_bytes::<SlackCommandEvent>(&body) {
-            Ok(event) => json_or_empty(super::command::handle(&app, event, &id).body()),
-            Err(_) => bad_request("the form does not have a slash command's fields"),
+/// The three endpoints Slack posts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    Commands,
+    Interactions,
+    Events,
+}
+
+impl Endpoint {
+    /// The endpoint served at `path` (`/slack/commands`, ...).
+    pub fn at(path: &str) -> Option<Endpoint> {
+        match path {
+            "/slack/commands" => Some(Endpoint::Commands),
+            "/slack/interactions" => Some(Endpoint::Interactions),
+            "/slack/events" => Some(Endpoint::Events),
+            _ => None,
         }
     }
-    .instrument(span)
-    .await;
-    with_id(response, &id)
+}
+
+async fn commands(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: Bytes) -> Response {
+    verified(&app, Endpoint::Commands, &headers, &body).await
 }
 
 async fn interactions(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: Bytes) -> Response {
+    verified(&app, Endpoint::Interactions, &headers, &body).await
+}
+
+async fn events_route(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: Bytes) -> Response {
+    verified(&app, Endpoint::Events, &headers, &body).await
+}
+
+/// Checks the signature, then answers; every answer carries the request id.
+async fn verified(app: &Arc<SlackApp>, endpoint: Endpoint, headers: &HeaderMap, body: &Bytes) -> Response {
     let id = RequestId::new();
-    let span = tracing::info_span!("slack_interaction", request_id = %id);
+    let span = match endpoint {
+        Endpoint::Commands => tracing::info_span!("slack_command", request_id = %id),
+        Endpoint::Interactions => tracing::info_span!("slack_interaction", request_id = %id),
+        Endpoint::Events => tracing::info_span!("slack_event", request_id = %id),
+    };
     let response = async {
-        if let Err(refused) = check(&app, &headers, &body) {
+        if let Err(refused) = check(app, headers, body) {
             return *refused;
         }
-        let payload = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
-            .ok()
-            .and_then(|fields| fields.into_iter().find(|(k, _)| k == "payload").map(|(_, v)| v));
-        let Some(payload) = payload else {
-            return bad_request("the form has no `payload` field");
-        };
-        match serde_json::from_str::<SlackInteractionEvent>(&payload) {
-            Ok(event) => json_or_empty(super::interaction::handle(&app, event, &id).body()),
-            Err(_) => bad_request("the payload is not an interaction Slack sends"),
-        }
+        answer(app, endpoint, headers, body, &id)
     }
     .instrument(span)
     .await;
     with_id(response, &id)
 }
 
-async fn events_route(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: Bytes) -> Response {
-    let id = RequestId::new();
-    let span = tracing::info_span!("slack_event", request_id = %id);
-    let response = async {
-        if let Err(refused) = check(&app, &headers, &body) {
-            return *refused;
+/// Parses a verified request and answers it, leaving its follow-up to `app.follow_ups`. Also
+/// what a deferred request is replayed through ([`super::deferred`]), with its original id.
+pub(crate) fn answer(app: &Arc<SlackApp>, endpoint: Endpoint, headers: &HeaderMap, body: &[u8], id: &RequestId) -> Response {
+    match endpoint {
+        Endpoint::Commands => match serde_urlencoded::from_bytes::<SlackCommandEvent>(body) {
+            Ok(event) => json_or_empty(super::command::handle(app, event, id).body()),
+            Err(_) => bad_request("the form does not have a slash command's fields"),
+        },
+        Endpoint::Interactions => {
+            let payload = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+                .ok()
+                .and_then(|fields| fields.into_iter().find(|(k, _)| k == "payload").map(|(_, v)| v));
+            let Some(payload) = payload else {
+                return bad_request("the form has no `payload` field");
+            };
+            match serde_json::from_str::<SlackInteractionEvent>(&payload) {
+                Ok(event) => json_or_empty(super::interaction::handle(app, event, id).body()),
+                Err(_) => bad_request("the payload is not an interaction Slack sends"),
+            }
         }
-        let retry = headers.get("x-slack-retry-num").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u32>().ok());
-        match serde_json::from_slice::<SlackPushEvent>(&body) {
-            Ok(SlackPushEvent::UrlVerification(v)) => Json(serde_json::json!({"challenge": v.challenge})).into_response(),
-            Ok(SlackPushEvent::EventCallback(callback)) => {
-                events::handle(&app, callback, retry, &id);
-                StatusCode::OK.into_response()
+        Endpoint::Events => {
+            let retry = headers.get(RETRY_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u32>().ok());
+            match serde_json::from_slice::<SlackPushEvent>(body) {
+                Ok(SlackPushEvent::UrlVerification(v)) => Json(serde_json::json!({"challenge": v.challenge})).into_response(),
+                Ok(SlackPushEvent::EventCallback(callback)) => {
+                    events::handle(app, callback, retry, id);
+                    StatusCode::OK.into_response()
+                }
+                Ok(SlackPushEvent::AppRateLimited(_)) => {
+                    tracing::warn!("Slack says the app is rate-limited for events");
+                    StatusCode::OK.into_response()
+                }
+                Err(_) => bad_request("the body is not an Events API payload"),
             }
-            Ok(SlackPushEvent::AppRateLimited(_)) => {
-                tracing::warn!("Slack says the app is rate-limited for events");
-                StatusCode::OK.into_response()
-            }
-            Err(_) => bad_request("the body is not an Events API payload"),
         }
     }
-    .instrument(span)
-    .await;
-    with_id(response, &id)
 }
+
+/// Slack's retry counter on a repeated Events API request.
+pub const RETRY_HEADER: &str = "x-slack-retry-num";

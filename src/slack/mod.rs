@@ -12,6 +12,7 @@
 //! problem) and `apply` (the effect, through the workflow).
 
 pub mod command;
+pub mod deferred;
 pub mod events;
 pub mod health;
 mod http;
@@ -25,14 +26,14 @@ use std::sync::Arc;
 
 use rand::RngExt;
 use serde_json::json;
-use tracing::Instrument;
 
 use crate::notify::{Message, Notifier};
 use crate::secrets::Secret;
 use crate::workflow::Workflow;
 
+pub use deferred::{FollowUp, FollowUps, SpawnFollowUps};
 pub use health::TargetHealth;
-pub use http::router;
+pub use http::{router, Endpoint};
 
 /// Everything the handlers need.
 pub struct SlackApp {
@@ -40,11 +41,19 @@ pub struct SlackApp {
     pub notifier: Arc<dyn Notifier>,
     pub signing_secret: Secret,
     pub health: Arc<TargetHealth>,
+    /// Where the work after each acknowledgement runs: spawned at once (`serve`, Socket Mode), or
+    /// held for a Lambda entry point to hand off ([`deferred`]).
+    pub follow_ups: Arc<dyn FollowUps>,
 }
 
 impl SlackApp {
     pub fn new(workflow: Workflow, notifier: Arc<dyn Notifier>, signing_secret: Secret) -> Arc<SlackApp> {
-        Arc::new(SlackApp { workflow, notifier, signing_secret, health: Arc::new(TargetHealth::default()) })
+        SlackApp::with_follow_ups(workflow, notifier, signing_secret, Arc::new(SpawnFollowUps))
+    }
+
+    /// As [`SlackApp::new`], with the follow-ups going to `follow_ups` instead of `tokio::spawn`.
+    pub fn with_follow_ups(workflow: Workflow, notifier: Arc<dyn Notifier>, signing_secret: Secret, follow_ups: Arc<dyn FollowUps>) -> Arc<SlackApp> {
+        Arc::new(SlackApp { workflow, notifier, signing_secret, health: Arc::new(TargetHealth::default()), follow_ups })
     }
 
     /// The slash command as configured (`/powerpole`).
@@ -57,8 +66,17 @@ impl SlackApp {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let span = tracing::info_span!("follow_up", request_id = %request_id, what);
-        tokio::spawn(work.instrument(span));
+        self.follow_ups.accept(FollowUp::new(request_id, what, false, work));
+    }
+
+    /// As [`SlackApp::spawn`], for work that uses the interaction's `trigger_id` (opening a
+    /// modal): Slack honours a trigger for 3 seconds only, so this work must start now and is
+    /// never queued for later (a Lambda runs it before it answers).
+    pub fn spawn_with_trigger<F>(&self, request_id: &RequestId, what: &'static str, work: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.follow_ups.accept(FollowUp::new(request_id, what, true, work));
     }
 
     /// Tells the person who acted, through `response_url`, logging what Slack would not take.
@@ -89,12 +107,19 @@ impl SlackApp {
 }
 
 /// A request's id: in every log line about it, and in the `x-request-id` answer header.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RequestId(String);
 
 impl RequestId {
     pub fn new() -> RequestId {
         RequestId(format!("{:016x}", rand::rng().random::<u64>()))
+    }
+
+    /// A request id as [`RequestId::new`] writes it (16 lower-case hex digits), e.g. read back
+    /// from the `x-request-id` header or a deferred request.
+    pub fn parse(text: &str) -> Option<RequestId> {
+        let ok = text.len() == 16 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        ok.then(|| RequestId(text.to_string()))
     }
 }
 

@@ -26,6 +26,8 @@ module "powerpole" {
   lambda_subnet_ids   = aws_subnet.lambda[*].id
   endpoint_subnet_ids = aws_subnet.bastion[*].id
   route_table_ids     = [aws_route_table.bastion.id, aws_route_table.lambda.id]
+  # dnf on the bastions: the S3 gateway endpoint (AL2023 repositories only) goes on these.
+  bastion_route_table_ids = [aws_route_table.bastion.id]
 
   targets = {
     billing = {
@@ -38,7 +40,12 @@ module "powerpole" {
   slack_secret_arn             = data.aws_secretsmanager_secret.slack.arn
   security_team_principal_arns = var.security_team_principal_arns
 
+  # The operator's part of powerpole.toml (see powerpole.toml.example next to this file); the
+  # module adds everything it creates as POWERPOLE_*__* overrides.
+  powerpole_toml = file(var.powerpole_toml_path)
+
   slack_handler_zip_path = "${var.lambda_zip_dir}/slack-handler/bootstrap.zip"
+  slack_worker_zip_path  = "${var.lambda_zip_dir}/slack-worker/bootstrap.zip"
   sweeper_zip_path       = "${var.lambda_zip_dir}/sweeper/bootstrap.zip"
 
   additional_log_group_names = [local.flow_log_group_name]

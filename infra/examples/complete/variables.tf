@@ -41,8 +41,19 @@ variable "security_team_principal_arns" {
   }
 }
 
+variable "powerpole_toml_path" {
+  description = "The powerpole.toml the functions run with (start from powerpole.toml.example in this directory)."
+  type        = string
+  default     = "powerpole.toml"
+
+  validation {
+    condition     = endswith(var.powerpole_toml_path, ".toml")
+    error_message = "powerpole_toml_path must name a .toml file."
+  }
+}
+
 variable "lambda_zip_dir" {
-  description = "Directory holding slack-handler/bootstrap.zip and sweeper/bootstrap.zip, as `cargo lambda build --release --output-format zip` leaves them."
+  description = "Directory holding slack-handler/bootstrap.zip, slack-worker/bootstrap.zip and sweeper/bootstrap.zip (see infra/README.md, Build the Lambda zips)."
   type        = string
   default     = "../../../target/lambda"
 

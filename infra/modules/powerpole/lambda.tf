@@ -1,11 +1,19 @@
-# The two Lambda entry points (lambdas/ in this repository): the Slack handler behind a function
-# URL, and the sweeper on an EventBridge schedule. Both run as the orchestrator role, inside the
-# VPC (they open admin connections to the databases), with KMS-encrypted environment and logs.
+# The three Lambda entry points (lambdas/ in this repository): the Slack handler behind a function
+# URL, the Slack worker on the follow-up queue (sqs.tf), and the sweeper on an EventBridge
+# schedule. All run as the orchestrator role, inside the VPC (the sweeper opens admin connections
+# to the databases), with KMS-encrypted environment and logs.
+#
+# Configuration: powerpole.toml is the SecureString parameter of config.tf (POWERPOLE_CONFIG), and
+# everything this module knows is a POWERPOLE_SECTION__FIELD override on top of it.
+# POWERPOLE_CONFIG_SHA256 changes with the file, so a new configuration reaches every function at
+# once (a changed environment starts fresh execution environments).
 
 locals {
   lambda_environment = merge(
     {
       RUST_LOG                                         = var.log_level
+      POWERPOLE_CONFIG                                 = "ssm:${aws_ssm_parameter.config.name}"
+      POWERPOLE_CONFIG_SHA256                          = sha256(var.powerpole_toml)
       POWERPOLE_STORE__TABLE                           = aws_dynamodb_table.sessions.name
       POWERPOLE_SLACK__MODE                            = "http"
       POWERPOLE_SLACK__SIGNING_SECRET__SECRETS_MANAGER = var.slack_secret_arn
@@ -37,6 +45,13 @@ resource "aws_cloudwatch_log_group" "slack_handler" {
   tags              = local.tags
 }
 
+resource "aws_cloudwatch_log_group" "slack_worker" {
+  name              = "/aws/lambda/${local.slack_worker_function_name}"
+  retention_in_days = var.lambda_log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
+  tags              = local.tags
+}
+
 resource "aws_cloudwatch_log_group" "sweeper" {
   name              = "/aws/lambda/${local.sweeper_function_name}"
   retention_in_days = var.lambda_log_retention_days
@@ -47,10 +62,10 @@ resource "aws_cloudwatch_log_group" "sweeper" {
 # --- Slack handler -------------------------------------------------------------------------------
 
 resource "aws_lambda_function" "slack_handler" {
-  #checkov:skip=CKV_AWS_272:Zips are built from source by the operator (cargo lambda) and pinned by source_code_hash; AWS Signer is optional for operators who use it.
-  #checkov:skip=CKV_AWS_116:No DLQ: every request is in DynamoDB before the ack and the sweeper re-drives due work each minute, so a lost async event loses nothing.
+  #checkov:skip=CKV_AWS_272:Zips are built from source by the operator (cargo build) and pinned by source_code_hash; AWS Signer is optional for operators who use it.
+  #checkov:skip=CKV_AWS_116:Invoked synchronously only (function URL), where a Lambda DLQ never applies; the follow-ups it queues have their own dead-letter queue (sqs.tf).
   function_name                  = local.slack_handler_function_name
-  description                    = "powerpole: Slack commands, interactions and events (function URL)"
+  description                    = "powerpole: answers Slack commands, interactions and events (function URL) and queues their follow-ups"
   role                           = aws_iam_role.orchestrator.arn
   filename                       = var.slack_handler_zip_path
   source_code_hash               = filebase64sha256(var.slack_handler_zip_path)
@@ -64,7 +79,9 @@ resource "aws_lambda_function" "slack_handler" {
   tags                           = local.tags
 
   environment {
-    variables = local.lambda_environment
+    variables = merge(local.lambda_environment, {
+      POWERPOLE_FOLLOW_UP_QUEUE_URL = aws_sqs_queue.follow_ups.url
+    })
   }
 
   vpc_config {
@@ -118,13 +135,66 @@ resource "aws_cloudformation_stack" "slack_handler_url_invoke" {
   depends_on = [aws_lambda_function_url.slack_handler]
 }
 
+# --- Slack worker: the follow-ups, from the queue ---------------------------------------------------
+
+resource "aws_lambda_function" "slack_worker" {
+  #checkov:skip=CKV_AWS_272:Zips are built from source by the operator (cargo build) and pinned by source_code_hash; AWS Signer is optional for operators who use it.
+  #checkov:skip=CKV_AWS_116:Invoked synchronously by the SQS event source mapping, where a Lambda DLQ never applies; failed messages go to the queue's dead-letter queue (sqs.tf).
+  function_name                  = local.slack_worker_function_name
+  description                    = "powerpole: runs the follow-up of each queued Slack request once (store, approval card, DMs)"
+  role                           = aws_iam_role.orchestrator.arn
+  filename                       = var.slack_worker_zip_path
+  source_code_hash               = filebase64sha256(var.slack_worker_zip_path)
+  handler                        = "bootstrap"
+  runtime                        = "provided.al2023"
+  architectures                  = [var.lambda_architecture]
+  memory_size                    = var.lambda_memory_mb
+  timeout                        = var.slack_worker_timeout_seconds
+  reserved_concurrent_executions = var.slack_worker_reserved_concurrency
+  kms_key_arn                    = aws_kms_key.this.arn
+  tags                           = local.tags
+
+  environment {
+    variables = local.lambda_environment
+  }
+
+  vpc_config {
+    subnet_ids         = var.lambda_subnet_ids
+    security_group_ids = [aws_security_group.lambda.id]
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  depends_on = [aws_cloudwatch_log_group.slack_worker, aws_iam_role_policy.orchestrator]
+}
+
+# One message per invocation (a follow-up is a few Slack and DynamoDB calls; latency matters more
+# than batching), failed messages reported individually, concurrency capped at the reservation.
+resource "aws_lambda_event_source_mapping" "slack_follow_ups" {
+  event_source_arn        = aws_sqs_queue.follow_ups.arn
+  function_name           = aws_lambda_function.slack_worker.arn
+  batch_size              = 1
+  function_response_types = ["ReportBatchItemFailures"]
+
+  dynamic "scaling_config" {
+    for_each = var.slack_worker_reserved_concurrency >= 2 ? [var.slack_worker_reserved_concurrency] : []
+    content {
+      maximum_concurrency = scaling_config.value
+    }
+  }
+
+  depends_on = [aws_iam_role_policy.orchestrator]
+}
+
 # --- Sweeper -------------------------------------------------------------------------------------
 
 resource "aws_lambda_function" "sweeper" {
-  #checkov:skip=CKV_AWS_272:Zips are built from source by the operator (cargo lambda) and pinned by source_code_hash; AWS Signer is optional for operators who use it.
+  #checkov:skip=CKV_AWS_272:Zips are built from source by the operator (cargo build) and pinned by source_code_hash; AWS Signer is optional for operators who use it.
   #checkov:skip=CKV_AWS_116:No DLQ: a tick carries no data; a failed tick is redone by the next one a minute later (retries are off on purpose).
   function_name                  = local.sweeper_function_name
-  description                    = "powerpole: one scheduler tick (warnings, expiries, teardown retries)"
+  description                    = "powerpole: one scheduler tick (pending timeouts, provisioning, warnings, expiries, teardown retries)"
   role                           = aws_iam_role.orchestrator.arn
   filename                       = var.sweeper_zip_path
   source_code_hash               = filebase64sha256(var.sweeper_zip_path)

@@ -21,14 +21,22 @@ locals {
   })
 
   slack_handler_function_name = "${var.name_prefix}-slack-handler"
+  slack_worker_function_name  = "${var.name_prefix}-slack-worker"
   sweeper_function_name       = "${var.name_prefix}-sweeper"
+  follow_up_queue_name        = "${var.name_prefix}-slack-follow-ups"
+  config_parameter_name       = coalesce(var.config_parameter_name, "/${var.name_prefix}/config")
 
   # Log group ARNs are built from names (not read from the resources) so that the KMS key policy,
   # which the log groups depend on, can name them without a dependency cycle.
   log_group_arn_prefix        = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:"
   session_log_group_arn       = "${local.log_group_arn_prefix}${var.session_log_group_name}"
   slack_handler_log_group_arn = "${local.log_group_arn_prefix}/aws/lambda/${local.slack_handler_function_name}"
+  slack_worker_log_group_arn  = "${local.log_group_arn_prefix}/aws/lambda/${local.slack_worker_function_name}"
   sweeper_log_group_arn       = "${local.log_group_arn_prefix}/aws/lambda/${local.sweeper_function_name}"
+
+  # Built from names, like the log groups, so that policies can name them before they exist.
+  follow_up_queue_arn  = "arn:${local.partition}:sqs:${local.region}:${local.account_id}:${local.follow_up_queue_name}"
+  config_parameter_arn = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${local.config_parameter_name}"
 
   ec2_arn_prefix = "arn:${local.partition}:ec2:${local.region}:${local.account_id}"
 
@@ -55,7 +63,7 @@ locals {
     bastion_role_arn       = aws_iam_role.bastion.arn
     security_team_role_arn = aws_iam_role.security_team.arn
     log_group_arns = concat(
-      [local.session_log_group_arn, local.slack_handler_log_group_arn, local.sweeper_log_group_arn],
+      [local.session_log_group_arn, local.slack_handler_log_group_arn, local.slack_worker_log_group_arn, local.sweeper_log_group_arn],
       [for name in var.additional_log_group_names : "${local.log_group_arn_prefix}${name}"],
     )
   }
@@ -67,8 +75,10 @@ locals {
     table_name                   = var.table_name
     session_log_group_arn        = local.session_log_group_arn
     slack_handler_log_group_arn  = local.slack_handler_log_group_arn
+    slack_worker_log_group_arn   = local.slack_worker_log_group_arn
     sweeper_log_group_arn        = local.sweeper_log_group_arn
-    slack_handler_function_arn   = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.slack_handler_function_name}"
+    follow_up_queue_arn          = local.follow_up_queue_arn
+    config_parameter_arn         = local.config_parameter_arn
     bastion_instance_profile_arn = aws_iam_instance_profile.bastion.arn
     bastion_instance_types       = var.bastion_instance_types
     bastion_ami_owners           = var.bastion_ami_owners

@@ -1,6 +1,7 @@
-# Network: VPC endpoints so that private subnets need no NAT for AWS APIs, and security groups
-# chained by group id. No rule here names a CIDR except the Lambda's HTTPS egress to Slack
-# (var.lambda_https_egress_cidrs), which has no VPC endpoint.
+# Network: VPC endpoints so that private subnets need no NAT for AWS APIs (and bastions none for
+# their packages), and security groups chained by group id or AWS prefix list. No rule here names
+# a CIDR except the Lambda's HTTPS egress to Slack (var.lambda_https_egress_cidrs), which has no
+# VPC endpoint.
 
 locals {
   interface_endpoint_services = toset(concat(
@@ -93,6 +94,51 @@ data "aws_ec2_managed_prefix_list" "dynamodb" {
   name = "com.amazonaws.${local.region}.dynamodb"
 }
 
+# --- S3 gateway endpoint: the Amazon Linux 2023 package repositories, nothing else -----------------
+#
+# Bastions install the MySQL client with dnf at boot (src/bastion/launch.rs). AL2023's repositories
+# are objects in one AWS-owned bucket per region, al2023-repos-<region>-de612dc2 (mirror list:
+# https://al2023-repos-<region>-de612dc2.s3.dualstack.<region>.amazonaws.com/core/mirrors/...).
+# A gateway endpoint on the bastion route tables reaches them without a NAT; its policy admits
+# s3:GetObject on that bucket only, so the endpoint cannot carry data to any other bucket.
+
+data "aws_iam_policy_document" "s3_endpoint" {
+  statement {
+    sid       = "OnlyAmazonLinux2023RepositoriesOfThisRegion"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = ["arn:${local.partition}:s3:::al2023-repos-${local.region}-de612dc2/*"]
+
+    # dnf reads the repositories anonymously: there is no principal to narrow to.
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+  }
+}
+
+resource "aws_vpc_endpoint" "s3" {
+  count = var.create_s3_gateway_endpoint ? 1 : 0
+
+  vpc_id            = var.vpc_id
+  service_name      = "com.amazonaws.${local.region}.s3"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = var.bastion_route_table_ids
+  policy            = data.aws_iam_policy_document.s3_endpoint.json
+  tags              = merge(local.tags, { Name = "${var.name_prefix}-s3-al2023-repos" })
+
+  lifecycle {
+    precondition {
+      condition     = length(var.bastion_route_table_ids) > 0
+      error_message = "create_s3_gateway_endpoint needs bastion_route_table_ids (the route tables of the bastion subnets): without it dnf cannot install the MySQL client."
+    }
+  }
+}
+
+data "aws_ec2_managed_prefix_list" "s3" {
+  name = "com.amazonaws.${local.region}.s3"
+}
+
 # --- Bastions: one security group per target, no ingress at all -------------------------------
 
 resource "aws_security_group" "bastion" {
@@ -127,6 +173,18 @@ resource "aws_vpc_security_group_egress_rule" "bastion_to_endpoints" {
   to_port                      = 443
   referenced_security_group_id = aws_security_group.endpoints.id
   tags                         = local.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "bastion_to_s3" {
+  for_each = var.targets
+
+  security_group_id = aws_security_group.bastion[each.key].id
+  description       = "HTTPS to S3 through the gateway endpoint (dnf: the AL2023 repositories only, by endpoint policy)"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  prefix_list_id    = data.aws_ec2_managed_prefix_list.s3.id
+  tags              = local.tags
 }
 
 resource "aws_vpc_security_group_ingress_rule" "database_from_bastion" {

@@ -47,7 +47,7 @@ output "bastion_instance_profile_name" {
 }
 
 output "orchestrator_role_arn" {
-  description = "Role of both Lambda functions (and of `powerpole serve` if you run it instead)."
+  description = "Role of the Lambda functions (and of `powerpole serve` if you run it instead)."
   value       = aws_iam_role.orchestrator.arn
 }
 
@@ -67,14 +67,30 @@ output "endpoint_security_group_id" {
 }
 
 output "function_names" {
-  description = "Names of the two Lambda functions."
+  description = "Names of the three Lambda functions."
   value = {
     slack_handler = aws_lambda_function.slack_handler.function_name
+    slack_worker  = aws_lambda_function.slack_worker.function_name
     sweeper       = aws_lambda_function.sweeper.function_name
   }
 }
 
 output "lambda_environment" {
-  description = "Environment passed to both functions (no secret values: secrets are referenced by ARN)."
+  description = "Environment passed to every function (no secret values: secrets are referenced by ARN); the Slack handler also gets POWERPOLE_FOLLOW_UP_QUEUE_URL."
   value       = local.lambda_environment
+}
+
+output "config_parameter_name" {
+  description = "The Parameter Store parameter holding powerpole.toml (POWERPOLE_CONFIG=ssm:<name>)."
+  value       = aws_ssm_parameter.config.name
+}
+
+output "follow_up_queue_url" {
+  description = "The SQS queue of Slack follow-ups (slack-handler sends, slack-worker consumes)."
+  value       = aws_sqs_queue.follow_ups.url
+}
+
+output "follow_up_dead_letter_queue_url" {
+  description = "Slack follow-ups that failed every delivery; the alarm follow_ups_dead_lettered watches it."
+  value       = aws_sqs_queue.follow_ups_dlq.url
 }

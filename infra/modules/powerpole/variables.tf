@@ -70,6 +70,23 @@ variable "route_table_ids" {
   }
 }
 
+variable "bastion_route_table_ids" {
+  description = "Route tables of the bastion subnets, for the S3 gateway endpoint through which dnf installs the MySQL client from the Amazon Linux 2023 repositories. Its policy admits s3:GetObject on the region's AL2023 repository bucket only, so give route tables that no other S3 user shares, or set create_s3_gateway_endpoint = false and provide an equivalent route."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for r in var.bastion_route_table_ids : can(regex("^rtb-[0-9a-f]{8,17}$", r))])
+    error_message = "bastion_route_table_ids must each look like rtb-0123456789abcdef0."
+  }
+}
+
+variable "create_s3_gateway_endpoint" {
+  description = "Create the S3 gateway endpoint (AL2023 repositories only) on bastion_route_table_ids. Set false when those route tables already have an S3 gateway endpoint; its policy must then admit s3:GetObject on arn:aws:s3:::al2023-repos-<region>-de612dc2/*."
+  type        = bool
+  default     = true
+}
+
 variable "create_dynamodb_gateway_endpoint" {
   description = "Create the DynamoDB gateway endpoint on route_table_ids. Set false when those route tables already have one."
   type        = bool
@@ -77,7 +94,7 @@ variable "create_dynamodb_gateway_endpoint" {
 }
 
 variable "additional_interface_endpoint_services" {
-  description = "More interface endpoints to create besides ssm, ssmmessages, ec2messages, logs, kms and secretsmanager, e.g. [\"ec2\", \"lambda\"] to keep the Lambdas' EC2 and Lambda API calls off the NAT."
+  description = "More interface endpoints to create besides ssm, ssmmessages, ec2messages, logs, kms and secretsmanager, e.g. [\"ec2\", \"sqs\"] to keep the Lambdas' EC2 calls and the Slack handler's SendMessage off the NAT."
   type        = list(string)
   default     = []
 
@@ -86,7 +103,7 @@ variable "additional_interface_endpoint_services" {
       for s in var.additional_interface_endpoint_services :
       can(regex("^[a-z0-9][a-z0-9.-]*$", s)) && !contains(["ssm", "ssmmessages", "ec2messages", "logs", "kms", "secretsmanager", "dynamodb"], s)
     ])
-    error_message = "additional_interface_endpoint_services takes short service names (ec2, lambda, sts) other than those the module always creates."
+    error_message = "additional_interface_endpoint_services takes short service names (ec2, sqs, sts) other than those the module always creates."
   }
 }
 
@@ -173,6 +190,45 @@ variable "secrets_kms_key_arns" {
   validation {
     condition     = alltrue([for k in var.secrets_kms_key_arns : can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f-]+$", k))])
     error_message = "secrets_kms_key_arns must be KMS key ARNs (arn:aws:kms:REGION:ACCOUNT:key/ID)."
+  }
+}
+
+# --- powerpole.toml -------------------------------------------------------------------------------
+
+variable "powerpole_toml" {
+  description = <<-EOT
+    The text of powerpole.toml for the Lambda functions (e.g. file("powerpole.toml")). The module
+    stores it in a SecureString parameter (config_parameter_name) that the functions read at start
+    (POWERPOLE_CONFIG=ssm:<name>), and sets everything it knows itself through POWERPOLE_*__*
+    variables, which override the file: [store] table, [slack] mode and the Slack secret
+    references, [bastion] instance_profile, instance_type and ami_parameter, and for each target
+    admin_secret, port, security_group_id and subnet_id. So the file needs the rest: [slack]
+    api_url and command if not the defaults, [access], [scheduler], and per target
+    writer_endpoint, schemas, approvers and approvals_channel. It must not name the Slack
+    secrets itself (signing_secret, bot_token): a reference there and the module's would be two
+    sources. Secrets are never values in this file; powerpole refuses inline tokens.
+  EOT
+  type        = string
+
+  validation {
+    condition     = length(trimspace(var.powerpole_toml)) > 0 && length(var.powerpole_toml) <= 8192
+    error_message = "powerpole_toml must be the non-empty text of powerpole.toml, at most 8 KB (a Parameter Store advanced parameter)."
+  }
+
+  validation {
+    condition     = !can(regex("xox[abepr]-|xapp-", var.powerpole_toml))
+    error_message = "powerpole_toml contains what looks like a Slack token: reference secrets (Secrets Manager), never write them into the configuration."
+  }
+}
+
+variable "config_parameter_name" {
+  description = "Name of the Parameter Store parameter that holds powerpole_toml (default: /<name_prefix>/config)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.config_parameter_name == null || can(regex("^/[A-Za-z0-9_./-]{1,1000}$", var.config_parameter_name))
+    error_message = "config_parameter_name must be a parameter name starting with '/'."
   }
 }
 
@@ -340,12 +396,22 @@ variable "permissions_boundary_arn" {
 # --- Lambda --------------------------------------------------------------------------------------
 
 variable "slack_handler_zip_path" {
-  description = "Path of the slack-handler deployment zip (a `bootstrap` executable at its root), e.g. target/lambda/slack-handler/bootstrap.zip from `cargo lambda build --release --output-format zip`."
+  description = "Path of the slack-handler deployment zip (a `bootstrap` executable at its root), e.g. target/lambda/slack-handler/bootstrap.zip (see infra/README.md, Build the Lambda zips)."
   type        = string
 
   validation {
     condition     = endswith(var.slack_handler_zip_path, ".zip")
     error_message = "slack_handler_zip_path must name a .zip file."
+  }
+}
+
+variable "slack_worker_zip_path" {
+  description = "Path of the slack-worker deployment zip (a `bootstrap` executable at its root): the function that runs the Slack follow-ups from the queue."
+  type        = string
+
+  validation {
+    condition     = endswith(var.slack_worker_zip_path, ".zip")
+    error_message = "slack_worker_zip_path must name a .zip file."
   }
 }
 
@@ -382,9 +448,9 @@ variable "lambda_memory_mb" {
 }
 
 variable "slack_handler_timeout_seconds" {
-  description = "Timeout of the Slack handler. Slack's 3-second acknowledgement does not depend on it; the slow work it hands off (launch, SSM wait, grants) does."
+  description = "Timeout of the Slack handler. It only answers Slack (within Slack's 3 seconds) and queues the follow-up (or, for a button that opens a modal, opens it), so a few seconds are plenty."
   type        = number
-  default     = 300
+  default     = 10
 
   validation {
     condition     = var.slack_handler_timeout_seconds >= 3 && var.slack_handler_timeout_seconds <= 900
@@ -392,10 +458,21 @@ variable "slack_handler_timeout_seconds" {
   }
 }
 
-variable "sweeper_timeout_seconds" {
-  description = "Timeout of one sweeper tick."
+variable "slack_worker_timeout_seconds" {
+  description = "Timeout of the Slack worker (one follow-up: the store, the approval card, DMs). The follow-up queue's visibility timeout is six times this, as AWS recommends for an SQS event source."
   type        = number
-  default     = 60
+  default     = 30
+
+  validation {
+    condition     = var.slack_worker_timeout_seconds >= 3 && var.slack_worker_timeout_seconds <= 900
+    error_message = "slack_worker_timeout_seconds must be between 3 and 900."
+  }
+}
+
+variable "sweeper_timeout_seconds" {
+  description = "Timeout of one sweeper tick. A tick waits for every step it starts, and provisioning waits for the bastion to come online in Session Manager ([bastion] ssm_online_timeout, default 5m): keep this above ssm_online_timeout plus a minute, or provisioning is cut off and resumed only when its lease runs out."
+  type        = number
+  default     = 600
 
   validation {
     condition     = var.sweeper_timeout_seconds >= 3 && var.sweeper_timeout_seconds <= 900
@@ -411,6 +488,39 @@ variable "slack_handler_reserved_concurrency" {
   validation {
     condition     = var.slack_handler_reserved_concurrency >= -1
     error_message = "slack_handler_reserved_concurrency must be -1 (unreserved) or more."
+  }
+}
+
+variable "slack_worker_reserved_concurrency" {
+  description = "Concurrency reserved for (and capping) the Slack worker; the queue's event source mapping is capped to the same number, so it never invokes more than that (throttled deliveries would count against maxReceiveCount). -1 for none (the mapping is then uncapped)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.slack_worker_reserved_concurrency == -1 || (var.slack_worker_reserved_concurrency >= 2 && var.slack_worker_reserved_concurrency <= 1000)
+    error_message = "slack_worker_reserved_concurrency must be -1 (unreserved) or between 2 and 1000 (an SQS event source mapping's maximum concurrency is at least 2)."
+  }
+}
+
+variable "slack_follow_up_max_receive_count" {
+  description = "Deliveries of a Slack follow-up before it moves to the dead-letter queue. A follow-up is retried only when the worker failed before starting it (start-up, secrets, the store), so a few tries cover a passing outage."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.slack_follow_up_max_receive_count >= 1 && var.slack_follow_up_max_receive_count <= 1000
+    error_message = "slack_follow_up_max_receive_count must be between 1 and 1000."
+  }
+}
+
+variable "alarm_actions" {
+  description = "ARNs (e.g. an SNS topic) notified when a Slack follow-up lands in the dead-letter queue. Empty: the alarm is only visible in CloudWatch."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.alarm_actions : can(regex("^arn:aws[a-z-]*:", a))])
+    error_message = "alarm_actions must be ARNs (e.g. arn:aws:sns:REGION:ACCOUNT:TOPIC)."
   }
 }
 
@@ -437,7 +547,7 @@ variable "sweeper_schedule_expression" {
 }
 
 variable "log_level" {
-  description = "RUST_LOG filter for both functions."
+  description = "RUST_LOG filter for the functions."
   type        = string
   default     = "info"
 
@@ -448,7 +558,7 @@ variable "log_level" {
 }
 
 variable "lambda_environment" {
-  description = "Extra environment variables for both functions, e.g. POWERPOLE_* overrides of powerpole.toml. Never put a secret here: reference Secrets Manager instead."
+  description = "Extra environment variables for every function, e.g. POWERPOLE_* overrides of powerpole.toml. Never put a secret here: reference Secrets Manager instead."
   type        = map(string)
   default     = {}
 

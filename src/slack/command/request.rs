@@ -56,7 +56,7 @@ fn open_form(app: &Arc<SlackApp>, inv: Invocation) -> Reply {
     }
     let view = views::request_modal(config, &available, &inv.channel);
     let app2 = app.clone();
-    app.spawn(&inv.request_id, "open request form", async move {
+    app.spawn_with_trigger(&inv.request_id, "open request form", async move {
         if let Err(e) = app2.notifier.open_view(&inv.trigger_id, &view).await {
             tracing::error!(error = %e, "the request form did not open");
             app2.tell(&inv.response_url, &messages::problem(&format!("the request form did not open: {e}"), "")).await;
@@ -66,7 +66,8 @@ fn open_form(app: &Arc<SlackApp>, inv: Invocation) -> Reply {
 }
 
 fn file(app: &Arc<SlackApp>, inv: Invocation, draft: RequestDraft) -> Reply {
-    let id = SessionId::random();
+    // Derived from the request id, so that a follow-up replayed elsewhere files this same id.
+    let id = SessionId::derived_from(&inv.request_id.to_string());
     let Some(target) = app.workflow.config.target(&draft.target) else {
         return Problem::new("that target is no longer configured", "").reply();
     };

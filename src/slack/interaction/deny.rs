@@ -17,7 +17,7 @@ impl DenyButton {
     pub fn apply(self, app: &Arc<SlackApp>) -> Ack {
         let app2 = app.clone();
         let click = self.0;
-        app.spawn(&click.request_id.clone(), "deny form", async move {
+        app.spawn_with_trigger(&click.request_id.clone(), "deny form", async move {
             if let Err(text) = open(&app2, &click).await {
                 click.tell(&app2, format!(":warning: {text}")).await;
             }

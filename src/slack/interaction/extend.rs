@@ -17,7 +17,7 @@ impl ExtendButton {
     pub fn apply(self, app: &Arc<SlackApp>) -> Ack {
         let app2 = app.clone();
         let click = self.0;
-        app.spawn(&click.request_id.clone(), "extend form", async move {
+        app.spawn_with_trigger(&click.request_id.clone(), "extend form", async move {
             let opened = async {
                 let (session, target) = app2.workflow.session(&click.session).await.map_err(|e| e.to_string())?;
                 if session.requester.slack_id != click.user {

@@ -25,7 +25,8 @@ impl RequestForm {
         if let Some(why) = app.health.refusal(&draft.target) {
             return Ack::Errors(vec![(inputs::TARGET.into(), format!("{} cannot be requested right now: {why}", draft.target))]);
         }
-        let id = SessionId::random();
+        // Derived from the request id, so that a follow-up replayed elsewhere files this same id.
+        let id = SessionId::derived_from(&form.request_id.to_string());
         let app2 = app.clone();
         app.spawn(&form.request_id.clone(), "file request", async move {
             let channel = app2.workflow.config.target(&draft.target).map(|t| t.approvals_channel.clone()).unwrap_or_default();

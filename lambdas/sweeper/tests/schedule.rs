@@ -1,0 +1,107 @@
+//! The `sweeper` binary as Lambda runs it: polling a Lambda Runtime API stand-in, configured by
+//! a `powerpole.toml` file packaged with it (`POWERPOLE_CONFIG=<path>`) and the `POWERPOLE_*__*`
+//! overrides, invoked with the event an EventBridge schedule delivers.
+//!
+//! Needs the stand-ins: `make test`, or `scripts/standins.sh start && source .local/standins.env`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use powerpole::domain::{Actor, AuditEvent, AuditKind, DbUsername, Outcome, Requester, Role, Session, SessionId, SlackUserId, State, TargetName, UsernamePolicy};
+use powerpole::store::dynamo::DynamoStore;
+use powerpole::store::Store;
+use powerpole_lambda_testkit::{scheduled_event, Function, Invoked, RuntimeApi};
+use powerpole_standins::slack::SlackStandin;
+
+const ALICE: &str = "U0ALICE";
+
+fn config_toml(api_url: &str) -> String {
+    format!(
+        r#"
+[slack]
+api_url = "{api_url}/"
+bot_token = {{ env = "SLACK_BOT_TOKEN" }}
+
+[targets.billing]
+writer_endpoint = "billing.cluster-abc.eu-west-1.rds.amazonaws.com"
+schemas = ["billing"]
+admin_secret = "powerpole/billing-admin"
+subnet_id = "subnet-0a1b2c3d4e5f60001"
+security_group_id = "sg-0a1b2c3d4e5f60001"
+approvers = ["U0BOB"]
+approvals_channel = "C0APPROVALS"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_event_runs_one_tick_that_does_the_due_work() {
+    powerpole_standins::moto_url_from_env();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
+        .load()
+        .await;
+    let slack = SlackStandin::start().await;
+    slack.add_user(ALICE, "alice@example.com", "Europe/Berlin");
+    let id = SessionId::random();
+    let table = format!("powerpole-sweeper-test-{}", id.as_str());
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    powerpole::store::dynamo::create_table(&dynamodb, &table).await.expect("moto creates the table");
+    let store_config = powerpole::config::StoreConfig { table: table.clone(), session_retention: "400d".parse().unwrap(), audit_retention: "400d".parse().unwrap() };
+    let store: Arc<dyn Store> = Arc::new(DynamoStore::new(dynamodb, &store_config));
+
+    // A request nobody decided: filed two hours ago, with the default one-hour pending timeout.
+    let alice = SlackUserId::parse(ALICE).unwrap();
+    let requester = Requester {
+        slack_id: alice.clone(),
+        email: "alice@example.com".into(),
+        db_user: DbUsername::from_slack_email("alice@example.com", &UsernamePolicy::default()).unwrap(),
+        tz: None,
+    };
+    let filed = Utc::now() - Duration::hours(2);
+    let session = Session::new(id.clone(), requester, TargetName::parse("billing").unwrap(), Role::Read, "1h".parse().unwrap(), "INC-9".into(), filed, "1h".parse().unwrap());
+    store.create(&session, &AuditEvent::ok(AuditKind::Requested, Actor::User(alice), filed, "INC-9")).await.expect("the session is stored");
+
+    // The function's package: the binary and its powerpole.toml.
+    let package = std::env::temp_dir().join(format!("powerpole-sweeper-test-{}", id.as_str()));
+    std::fs::create_dir_all(&package).unwrap();
+    let config_path = package.join("powerpole.toml");
+    std::fs::write(&config_path, config_toml(&slack.api_url())).unwrap();
+    let mut env: Vec<(String, String)> = ["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+        .collect();
+    env.extend(
+        [
+            ("AWS_MAX_ATTEMPTS", "2".to_string()),
+            ("RUST_LOG", "info".to_string()),
+            ("POWERPOLE_CONFIG", config_path.display().to_string()),
+            ("POWERPOLE_STORE__TABLE", table.clone()),
+            ("SLACK_BOT_TOKEN", "xoxb-powerpole-sweeper-test".to_string()),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    let runtime = RuntimeApi::start(&format!("powerpole-{}-sweeper", id.as_str())).await;
+    let sweeper = Function::start(Path::new(env!("CARGO_BIN_EXE_sweeper")), runtime, &env).await;
+
+    // The schedule fires: one tick closes the request and tells Alice.
+    let answer = sweeper.invoke(scheduled_event("powerpole-sweeper", Utc::now())).await;
+    let summary = match answer {
+        Invoked::Response(v) => v,
+        Invoked::Error(e) => panic!("the tick failed: {e}\n{}", sweeper.logs()),
+    };
+    assert_eq!(summary["acted"], 1, "{summary}\n{}", sweeper.logs());
+    assert_eq!(summary["failed"], serde_json::json!([]), "{summary}");
+    let closed = store.get(&id).await.expect("the store answers").expect("the session");
+    assert_eq!(closed.state, State::Closed(Outcome::PendingTimedOut), "{}", sweeper.logs());
+    let dms: Vec<_> = slack.calls_to("chat.postMessage").into_iter().filter(|c| c.response["channel"] == format!("D{ALICE}")).collect();
+    assert_eq!(dms.len(), 1, "the requester is told once: {:?}", slack.calls());
+
+    // The next tick finds nothing due: ticks repeat nothing.
+    let again = sweeper.invoke(scheduled_event("powerpole-sweeper", Utc::now())).await.expect_response("the second tick");
+    assert_eq!(again["acted"], 0, "{again}");
+    assert_eq!(slack.calls_to("chat.postMessage").len(), 1);
+    let _ = std::fs::remove_dir_all(&package);
+}
