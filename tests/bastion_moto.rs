@@ -5,6 +5,9 @@
 //! Every test makes its own VPC, subnet, security group and instance profile with random names,
 //! because moto is shared with other engineers' tests; nothing here resets moto.
 
+mod world;
+
+use world::create_instance_profile;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::{Filter, HttpTokensState, InstanceAttributeName, VolumeType};
@@ -159,22 +162,6 @@ impl World {
         let answer = self.ec2.describe_instances().filters(filter).send().await.expect("DescribeInstances");
         answer.reservations().iter().flat_map(|r| r.instances()).cloned().collect()
     }
-}
-
-/// The product never calls IAM, so its SDK is not compiled for one call: moto's IAM Query API
-/// takes a form POST (moto reads the service from the credential scope and checks no signature).
-async fn create_instance_profile(moto: &str, name: &str) {
-    let body = serde_urlencoded::to_string([("Action", "CreateInstanceProfile"), ("Version", "2010-05-08"), ("InstanceProfileName", name)])
-        .expect("a form body");
-    let answer = reqwest::Client::new()
-        .post(moto)
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .header("Authorization", "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0")
-        .body(body)
-        .send()
-        .await
-        .expect("moto answers IAM");
-    assert!(answer.status().is_success(), "CreateInstanceProfile: {}", answer.text().await.unwrap_or_default());
 }
 
 #[tokio::test]

@@ -483,7 +483,7 @@ pub fn password_in(dm_text: &str) -> Option<String> {
 }
 
 /// moto's IAM Query API (the product never calls IAM, so no SDK for one call): a form POST.
-async fn create_instance_profile(moto: &str, name: &str) {
+pub async fn create_instance_profile(moto: &str, name: &str) {
     let body = serde_urlencoded::to_string([("Action", "CreateInstanceProfile"), ("Version", "2010-05-08"), ("InstanceProfileName", name)])
         .expect("a form body");
     let answer = reqwest::Client::new()
