@@ -1,28 +1,41 @@
-//! `powerpole serve`: assemble the service from its configuration ([`App`]), run the sweeper
-//! (provisioning, warnings, expiries, teardown retries) and serve Slack over HTTP or Socket Mode
-//! until stopped.
+//! `powerpole serve`: listen at once, then assemble the service from its configuration ([`App`]),
+//! run the sweeper (provisioning, warnings, expiries, teardown retries) and serve Slack over HTTP
+//! or Socket Mode until stopped.
 //!
-//! A target whose admin credential cannot be read does not stop the service: it is logged and
-//! requests for it are refused with the reason ([`TargetHealth`]); it is checked again every
-//! [`RECHECK_EVERY`], so creating the secret later is enough.
+//! Start-up never waits on a dependency before it answers: the HTTP port is bound first and
+//! answers `/healthz` at once, and `503 Retry-After` on the Slack routes until the Slack secrets
+//! are read (Slack retries events; a person sees "try again"). Each target's admin credential is
+//! then checked in the background ([`watch_target`]), with backoff while it fails; until a check
+//! succeeds, requests for that target get a clear answer ([`TargetHealth`]): when powerpole tries
+//! again and whom to tell. A healthy target is checked again every [`RECHECK_EVERY`], so creating
+//! the secret later is enough.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use rand::RngExt;
 use tokio::task::JoinHandle;
+use tower::ServiceExt;
 
 use super::{router, SlackApp, TargetHealth};
-use crate::config::{Config, ConfigError, SlackMode};
 use crate::app::App;
+use crate::config::{Config, ConfigError, SlackMode, TargetConfig};
 use crate::secrets::{SecretError, Secrets};
 use crate::workflow::run_sweeper;
 
-/// How often unreachable targets are checked again.
+/// How often reachable targets are checked again.
 pub const RECHECK_EVERY: Duration = Duration::from_secs(300);
 /// How long one credential check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+/// The first retry of a failed check; each further failure doubles it, up to [`RECHECK_EVERY`].
+const FIRST_RETRY: Duration = Duration::from_secs(2);
 
 /// What `powerpole serve` was asked.
 #[derive(Debug, Clone)]
@@ -47,13 +60,33 @@ pub enum ServeError {
     Socket(#[from] super::socket::SocketError),
 }
 
-/// Loads the configuration and the AWS settings, builds the adapters and serves.
+/// Loads the configuration, listens (HTTP mode), then builds the adapters and serves.
 pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let config = Arc::new(Config::load(&options.config)?);
-    let built = App::build(Config::clone(&config)).await?;
-    let (secrets, client) = (built.secrets.clone(), built.slack.clone());
+    match config.slack.mode {
+        SlackMode::Http => {
+            let addr = options.listen.unwrap_or_else(|| config.server.listen.clone());
+            let gate = Gate::default();
+            let listening = listen_router(gate.router(), &addr).await?;
+            tracing::info!(addr = %listening.addr, "listening for Slack on /slack/commands, /slack/interactions, /slack/events");
+            let (app, _) = start(&config).await?;
+            gate.open(router(app));
+            tracing::info!("ready: Slack requests are served");
+            listening.task.await.map_err(|e| ServeError::Listen { addr, reason: e.to_string() })
+        }
+        SlackMode::Socket => {
+            let (app, built) = start(&config).await?;
+            let app_token = built.secrets.resolve(&config.slack.app_token).await.map_err(|source| ServeError::Secret { what: "app-level token", source })?;
+            Ok(super::socket::run(app, built.slack.clone(), &app_token).await?)
+        }
+    }
+}
+
+/// Builds the service, starts the background target checks and the sweeper.
+async fn start(config: &Arc<Config>) -> Result<(Arc<SlackApp>, App), ServeError> {
+    let built = App::build(Config::clone(config)).await?;
     let signing_secret = match config.slack.mode {
-        SlackMode::Http => secrets.resolve(&config.slack.signing_secret).await.map_err(|source| ServeError::Secret { what: "signing secret", source })?,
+        SlackMode::Http => built.secrets.resolve(&config.slack.signing_secret).await.map_err(|source| ServeError::Secret { what: "signing secret", source })?,
         // Socket Mode requests are not signed; the WebSocket is authenticated by the app token.
         SlackMode::Socket => crate::secrets::Secret::new(""),
     };
@@ -61,14 +94,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         return Err(ServeError::Secret { what: "signing secret", source: SecretError::Empty });
     }
     let app = SlackApp::new(built.workflow.clone(), built.notifier.clone(), signing_secret);
-    check_targets(&app, &secrets).await;
-    let recheck = (app.clone(), secrets.clone());
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(RECHECK_EVERY).await;
-            check_targets(&recheck.0, &recheck.1).await;
-        }
-    });
+    watch_targets(&app, &built.secrets);
     // The sweeper: provisioning, warnings, expiries and teardown retries, driven by the store.
     let sweeper = tokio::spawn(run_sweeper(built.lifecycle.clone(), config.scheduler.tick.to_std(), built.workflow.wake.clone()));
     tokio::spawn(async move {
@@ -78,17 +104,35 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
             Err(e) => tracing::error!(error = %e, "the sweeper panicked; deadlines are not being kept"),
         }
     });
-    match config.slack.mode {
-        SlackMode::Http => {
-            let addr = options.listen.unwrap_or_else(|| config.server.listen.clone());
-            let listening = listen(app, &addr).await?;
-            tracing::info!(addr = %listening.addr, "listening for Slack on /slack/commands, /slack/interactions, /slack/events");
-            listening.task.await.map_err(|e| ServeError::Listen { addr, reason: e.to_string() })
+    Ok((app, built))
+}
+
+/// The router until the service is assembled: `/healthz` answers, everything else is `503`
+/// with `Retry-After`; once [`Gate::open`] is called, every request goes to the real router.
+#[derive(Clone, Default)]
+struct Gate(Arc<OnceLock<Router>>);
+
+impl Gate {
+    fn router(&self) -> Router {
+        let gate = self.clone();
+        Router::new().route("/healthz", get(|| async { "ok" })).fallback(move |request: Request| {
+            let gate = gate.clone();
+            async move { gate.forward(request).await }
+        })
+    }
+
+    async fn forward(&self, request: Request) -> Response {
+        match self.0.get() {
+            Some(router) => match router.clone().oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            },
+            None => (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], "powerpole is starting; try again in a few seconds").into_response(),
         }
-        SlackMode::Socket => {
-            let app_token = secrets.resolve(&config.slack.app_token).await.map_err(|source| ServeError::Secret { what: "app-level token", source })?;
-            Ok(super::socket::run(app, client, &app_token).await?)
-        }
+    }
+
+    fn open(&self, router: Router) {
+        let _ = self.0.set(router);
     }
 }
 
@@ -101,37 +145,85 @@ pub struct Listening {
 
 /// Serves the router for `app` on `addr` (port 0 picks a free port).
 pub async fn listen(app: Arc<SlackApp>, addr: &str) -> Result<Listening, ServeError> {
+    listen_router(router(app), addr).await
+}
+
+async fn listen_router(routes: Router, addr: &str) -> Result<Listening, ServeError> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| ServeError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
     let bound = listener.local_addr().map_err(|e| ServeError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(app)).await {
+        if let Err(e) = axum::serve(listener, routes).await {
             tracing::error!(error = %e, "the HTTP listener stopped");
         }
     });
     Ok(Listening { addr: bound, task })
 }
 
-/// Checks every target's admin credential; refuses requests for those that cannot be read.
-pub async fn check_targets(app: &SlackApp, secrets: &Secrets) {
-    let health: &TargetHealth = &app.health;
+/// Marks every target unchecked and starts one background check loop per target.
+pub fn watch_targets(app: &Arc<SlackApp>, secrets: &Secrets) {
+    let now = chrono::Utc::now();
     for target in app.workflow.config.targets.values() {
-        let checked = tokio::time::timeout(CHECK_TIMEOUT, secrets.check_exists(&target.admin_secret)).await;
-        let problem = match checked {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(_) => Some(format!("checking the secret `{}` took longer than {}s", target.admin_secret, CHECK_TIMEOUT.as_secs())),
-        };
-        match problem {
+        app.health.unchecked(&target.name, &target.approvals_channel, now);
+        tokio::spawn(watch_target(app.clone(), secrets.clone(), target.clone()));
+    }
+}
+
+/// Checks `target`'s admin credential until the process ends: at once, then with backoff while it
+/// fails (2 s doubling to [`RECHECK_EVERY`], with jitter), and every [`RECHECK_EVERY`] while it
+/// succeeds.
+async fn watch_target(app: Arc<SlackApp>, secrets: Secrets, target: TargetConfig) {
+    let health: &TargetHealth = &app.health;
+    let mut failures: u32 = 0;
+    loop {
+        let wait = match check_once(&secrets, &target).await {
             None => {
-                if health.refusal(&target.name).is_some() {
-                    tracing::info!(target = %target.name, "target reachable again; accepting requests");
+                if health.is_refused(&target.name) {
+                    tracing::info!(target = %target.name, "target reachable; accepting requests");
                 }
                 health.accept(&target.name);
+                failures = 0;
+                RECHECK_EVERY
             }
             Some(problem) => {
-                tracing::error!(target = %target.name, %problem, "target unreachable: its admin credential cannot be read; refusing requests for it");
-                health.refuse(&target.name, "powerpole cannot read its admin credential; the platform team has to fix the target's `admin_secret` (see `powerpole doctor`)");
+                failures = failures.saturating_add(1);
+                let wait = retry_after(failures);
+                let next_try = chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                tracing::error!(target = %target.name, %problem, attempt = failures, retry_in_s = wait.as_secs(), "target unreachable: its admin credential cannot be read; refusing requests for it");
+                health.refuse(&target.name, &target.approvals_channel, next_try);
+                wait
             }
-        }
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// What is wrong with `target`'s admin credential, if anything.
+async fn check_once(secrets: &Secrets, target: &TargetConfig) -> Option<String> {
+    match tokio::time::timeout(CHECK_TIMEOUT, secrets.check_exists(&target.admin_secret)).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!("checking the secret `{}` took longer than {}s", target.admin_secret, CHECK_TIMEOUT.as_secs())),
+    }
+}
+
+/// The wait before the next check after `failures` failures in a row: 2 s doubling, capped at
+/// [`RECHECK_EVERY`], minus up to a fifth at random so that replicas do not check in step.
+fn retry_after(failures: u32) -> Duration {
+    let base = FIRST_RETRY.saturating_mul(1u32 << failures.saturating_sub(1).min(16)).min(RECHECK_EVERY);
+    let jitter = rand::rng().random_range(0.0..0.2);
+    base.mul_f64(1.0 - jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_checks_back_off_to_the_recheck_interval() {
+        let first = retry_after(1);
+        assert!(first <= FIRST_RETRY && first >= FIRST_RETRY.mul_f64(0.8), "{first:?}");
+        let third = retry_after(3);
+        assert!(third <= FIRST_RETRY * 4 && third >= (FIRST_RETRY * 4).mul_f64(0.8), "{third:?}");
+        assert!(retry_after(40) <= RECHECK_EVERY && retry_after(40) >= RECHECK_EVERY.mul_f64(0.8));
     }
 }
