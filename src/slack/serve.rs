@@ -36,6 +36,9 @@ pub const RECHECK_EVERY: Duration = Duration::from_secs(300);
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 /// The first retry of a failed check; each further failure doubles it, up to [`RECHECK_EVERY`].
 const FIRST_RETRY: Duration = Duration::from_secs(2);
+/// How long start-up waits for the first target checks before it serves Slack anyway (targets
+/// still unchecked then are refused with a clear answer until their check succeeds).
+const FIRST_CHECKS_WITHIN: Duration = Duration::from_secs(2);
 
 /// What `powerpole serve` was asked.
 #[derive(Debug, Clone)]
@@ -94,7 +97,7 @@ async fn start(config: &Arc<Config>) -> Result<(Arc<SlackApp>, App), ServeError>
         return Err(ServeError::Secret { what: "signing secret", source: SecretError::Empty });
     }
     let app = SlackApp::new(built.workflow.clone(), built.notifier.clone(), signing_secret);
-    watch_targets(&app, &built.secrets);
+    watch_targets(&app, &built.secrets).await;
     // The sweeper: provisioning, warnings, expiries and teardown retries, driven by the store.
     let sweeper = tokio::spawn(run_sweeper(built.lifecycle.clone(), config.scheduler.tick.to_std(), built.workflow.wake.clone()));
     tokio::spawn(async move {
@@ -159,21 +162,28 @@ async fn listen_router(routes: Router, addr: &str) -> Result<Listening, ServeErr
     Ok(Listening { addr: bound, task })
 }
 
-/// Marks every target unchecked and starts one background check loop per target.
-pub fn watch_targets(app: &Arc<SlackApp>, secrets: &Secrets) {
+/// Marks every target unchecked and starts one background check loop per target; returns once
+/// every first check is done or [`FIRST_CHECKS_WITHIN`] has passed, so that a healthy target is
+/// not refused in the first moments after start-up, and a slow dependency delays nothing longer.
+pub async fn watch_targets(app: &Arc<SlackApp>, secrets: &Secrets) {
     let now = chrono::Utc::now();
+    let mut first_checks = Vec::new();
     for target in app.workflow.config.targets.values() {
         app.health.unchecked(&target.name, &target.approvals_channel, now);
-        tokio::spawn(watch_target(app.clone(), secrets.clone(), target.clone()));
+        let (done, first) = tokio::sync::oneshot::channel();
+        first_checks.push(first);
+        tokio::spawn(watch_target(app.clone(), secrets.clone(), target.clone(), done));
     }
+    let _ = tokio::time::timeout(FIRST_CHECKS_WITHIN, futures::future::join_all(first_checks)).await;
 }
 
 /// Checks `target`'s admin credential until the process ends: at once, then with backoff while it
 /// fails (2 s doubling to [`RECHECK_EVERY`], with jitter), and every [`RECHECK_EVERY`] while it
-/// succeeds.
-async fn watch_target(app: Arc<SlackApp>, secrets: Secrets, target: TargetConfig) {
+/// succeeds. `first_done` is told when the first check has finished.
+async fn watch_target(app: Arc<SlackApp>, secrets: Secrets, target: TargetConfig, first_done: tokio::sync::oneshot::Sender<()>) {
     let health: &TargetHealth = &app.health;
     let mut failures: u32 = 0;
+    let mut first_done = Some(first_done);
     loop {
         let wait = match check_once(&secrets, &target).await {
             None => {
@@ -193,6 +203,9 @@ async fn watch_target(app: Arc<SlackApp>, secrets: Secrets, target: TargetConfig
                 wait
             }
         };
+        if let Some(done) = first_done.take() {
+            let _ = done.send(());
+        }
         tokio::time::sleep(wait).await;
     }
 }

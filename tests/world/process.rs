@@ -54,7 +54,7 @@ pub struct Serve {
 
 impl Serve {
     /// Starts `powerpole serve` with `config_text` in `world`'s environment plus `extra_env`, and
-    /// returns once `/healthz` answers.
+    /// returns once `/healthz` answers and the process says it serves Slack.
     pub async fn start(world: &World, config_text: &str, extra_env: &[(&str, String)]) -> Serve {
         let config = ConfigFile::write(config_text);
         let started = Instant::now();
@@ -104,6 +104,9 @@ impl Serve {
         })
         .await;
         assert!(health.is_some(), "GET /healthz did not answer");
+        // `/healthz` answers from the first moment; Slack is served once the service is assembled.
+        let ready = wait_until(START_WITHIN, || async { logs.lock().unwrap().iter().any(|l| l.contains("ready: Slack requests are served")).then_some(()) }).await;
+        assert!(ready.is_some(), "serve never became ready; its log:\n{}", logs.lock().unwrap().join("\n"));
         let driver = SlackDriver::new(&format!("http://{addr}"), SECRET).with_slack(&world.slack);
         Serve { child: Some(child), addr, http: Http { addr, driver }, logs, started, listening_after, _config: config }
     }
