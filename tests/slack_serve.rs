@@ -1,6 +1,6 @@
 //! `powerpole serve` itself: the binary starts with `powerpole.example.toml` and the stand-ins,
 //! although no target's admin secret exists; it logs the unreachable target and refuses requests
-//! for it with the reason, and keeps serving.
+//! for it with the reason and when it tries again, and keeps serving.
 
 mod slack_support;
 
@@ -58,22 +58,25 @@ async fn serve_starts_with_the_example_config_and_refuses_an_unreachable_target(
 
     let mut lines = BufReader::new(stderr).lines();
     let mut unreachable_logged = false;
-    let addr = tokio::time::timeout(Duration::from_secs(60), async {
+    let mut addr = None;
+    tokio::time::timeout(Duration::from_secs(60), async {
         while let Ok(Some(line)) = lines.next_line().await {
             assert!(!line.contains(SECRET) && !line.contains("xoxb-serve-test"), "a secret was logged: {line}");
             if line.contains("target unreachable") && line.contains("billing") {
                 unreachable_logged = true;
             }
             if let Some(rest) = line.split("\"addr\":\"").nth(1) {
-                return rest.split('"').next().map(str::to_owned);
+                addr = rest.split('"').next().map(str::to_owned);
+            }
+            if line.contains("ready: Slack requests are served") {
+                return;
             }
         }
-        None
     })
     .await
-    .expect("serve says where it listens within a minute")
-    .expect("serve logs its address");
-    assert!(unreachable_logged, "the unreachable target was logged before serving");
+    .expect("serve is ready within a minute");
+    let addr = addr.expect("serve logs its address");
+    assert!(unreachable_logged, "the unreachable target (its secret does not exist) was logged by the first check");
 
     let health = reqwest::get(format!("http://{addr}/healthz")).await.unwrap();
     assert_eq!(health.status(), 200);
@@ -82,5 +85,6 @@ async fn serve_starts_with_the_example_config_and_refuses_an_unreachable_target(
     assert_eq!(reply.status, 200);
     let said = reply.json().unwrap()["text"].as_str().unwrap().to_string();
     assert!(said.contains("`billing` cannot be requested right now") && said.contains("admin credential"), "{said}");
+    assert!(said.contains("tries again at"), "the requester is told when powerpole tries again: {said}");
     assert!(slack.calls().is_empty(), "nothing was sent to Slack for a refused target");
 }
