@@ -132,6 +132,9 @@ pub struct StoreConfig {
     pub table: String,
     pub session_retention: AccessDuration,
     pub audit_retention: AccessDuration,
+    /// How long a person's acknowledged action (a request, a decision) waits for an unavailable
+    /// store (throttled or unreachable) before they are told it was not done.
+    pub unavailable_retry_for: AccessDuration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -367,6 +370,7 @@ struct RawStore {
     table: Option<String>,
     session_retention: Option<String>,
     audit_retention: Option<String>,
+    unavailable_retry_for: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -488,6 +492,7 @@ impl RawConfig {
             table: self.store.table.unwrap_or_else(|| "powerpole".into()),
             session_retention: p.duration("store.session_retention", self.store.session_retention.as_deref(), "400d"),
             audit_retention: p.duration("store.audit_retention", self.store.audit_retention.as_deref(), "400d"),
+            unavailable_retry_for: p.duration("store.unavailable_retry_for", self.store.unavailable_retry_for.as_deref(), "2m"),
         };
         let table_ok = (3..=255).contains(&store.table.len())
             && store.table.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));

@@ -46,6 +46,14 @@ pub struct SlackApp {
     pub follow_ups: Arc<dyn FollowUps>,
 }
 
+/// What someone is told when their acknowledged action waits for an unavailable store.
+pub fn store_wait_note(app: &SlackApp, what: &str) -> String {
+    format!(
+        ":hourglass_flowing_sand: powerpole's request store is not answering right now. Your {what} is kept and will be done as soon as it answers (powerpole keeps trying for {}); you will be told either way.",
+        app.workflow.config.store.unavailable_retry_for
+    )
+}
+
 impl SlackApp {
     pub fn new(workflow: Workflow, notifier: Arc<dyn Notifier>, signing_secret: Secret) -> Arc<SlackApp> {
         SlackApp::with_follow_ups(workflow, notifier, signing_secret, Arc::new(SpawnFollowUps))

@@ -63,6 +63,7 @@ pub struct Workflow {
 pub mod audit;
 pub mod decide;
 pub mod lifecycle;
+pub mod patience;
 pub mod reconcile;
 pub mod request;
 pub mod sweep;
@@ -70,6 +71,7 @@ pub mod sweep;
 pub use audit::{audit_json, audit_line, AuditQuery};
 pub use decide::{already_decided, ActionError, Decision, Done};
 pub use lifecycle::{Lifecycle, StepError, StepOutcome};
+pub use patience::Transient;
 pub use reconcile::{Finding, Fixed};
 pub use request::{RequestDraft, RequestError, RequestProblem};
 pub use sweep::{run_sweeper, Plan, TickReport};

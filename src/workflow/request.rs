@@ -78,10 +78,26 @@ impl Workflow {
         let session = Session::new(id, requester, draft.target, draft.role, draft.duration, draft.reason, now, self.config.scheduler.pending_timeout);
         let detail = format!("{} on {} for {}: {}", session.role, session.target, session.duration, session.reason);
         let event = AuditEvent::ok(AuditKind::Requested, Actor::User(user.clone()), now, detail);
-        self.store.create(&session, &event).await.map_err(RequestError::Store)?;
+        let session = match self.store.create(&session, &event).await {
+            Ok(()) => session,
+            // Tried again after an answer that never came: the first attempt stored it. Carry on
+            // from what is stored (a card is posted once).
+            Err(StoreError::AlreadyExists(_)) => match self.store.get(&session.id).await.map_err(RequestError::Store)? {
+                Some(stored) if stored.requester.slack_id == *user => {
+                    if stored.slack.approval_ts.is_some() || stored.state != State::Pending {
+                        return Ok(stored);
+                    }
+                    stored
+                }
+                _ => return Err(RequestError::Store(StoreError::AlreadyExists(session.id))),
+            },
+            Err(e) => return Err(RequestError::Store(e)),
+        };
 
         match notifier.post(&target.approvals_channel, &messages::approval_card(&session, target)).await {
-            Ok(card) => self.remember_card(&session.id, card).await.map_err(|e| match e {
+            // The card is out: remembering where it is waits out a briefly unavailable store, so a
+            // retried request does not post a second card.
+            Ok(card) => self.patiently("remember the card", || self.remember_card(&session.id, card.clone()), || async {}).await.map_err(|e| match e {
                 ActionError::Store(s) => RequestError::Store(s),
                 other => RequestError::Store(StoreError::Unavailable(other.to_string())),
             }),

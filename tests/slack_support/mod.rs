@@ -104,7 +104,7 @@ pub async fn fresh_store() -> Arc<dyn Store> {
     let client = dynamodb().await;
     let table = format!("powerpole-slack-test-{}", SessionId::random());
     powerpole::store::dynamo::create_table(&client, &table).await.unwrap_or_else(|e| panic!("creating {table} on moto: {e}"));
-    let config = StoreConfig { table, session_retention: "400d".parse().expect("valid"), audit_retention: "400d".parse().expect("valid") };
+    let config = StoreConfig { table, session_retention: "400d".parse().expect("valid"), audit_retention: "400d".parse().expect("valid"), unavailable_retry_for: "2m".parse().expect("valid") };
     Arc::new(DynamoStore::new(client, &config))
 }
 

@@ -44,7 +44,7 @@ pub async fn client() -> Client {
 }
 
 pub fn store_config(table: &str) -> StoreConfig {
-    StoreConfig { table: table.to_string(), session_retention: "400d".parse().unwrap(), audit_retention: "500d".parse().unwrap() }
+    StoreConfig { table: table.to_string(), session_retention: "400d".parse().unwrap(), audit_retention: "500d".parse().unwrap(), unavailable_retry_for: "2m".parse().unwrap() }
 }
 
 pub fn retention() -> Retention {

@@ -6,6 +6,7 @@
 //! and dropping the world terminates its instances and drops its schema and accounts.
 #![allow(dead_code)]
 
+pub mod faulty;
 pub mod process;
 pub mod proxy;
 

@@ -87,7 +87,7 @@ impl World {
         let table = format!("powerpole-lambda-test-{id}");
         let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
         powerpole::store::dynamo::create_table(&dynamodb, &table).await.expect("moto creates the table");
-        let store_config = powerpole::config::StoreConfig { table: table.clone(), session_retention: "400d".parse().unwrap(), audit_retention: "400d".parse().unwrap() };
+        let store_config = powerpole::config::StoreConfig { table: table.clone(), session_retention: "400d".parse().unwrap(), audit_retention: "400d".parse().unwrap(), unavailable_retry_for: "2m".parse().unwrap() };
         let store: Arc<dyn Store> = Arc::new(DynamoStore::new(dynamodb, &store_config));
 
         let secrets = aws_sdk_secretsmanager::Client::new(&aws);

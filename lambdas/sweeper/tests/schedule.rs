@@ -49,7 +49,7 @@ async fn a_scheduled_event_runs_one_tick_that_does_the_due_work() {
     let table = format!("powerpole-sweeper-test-{}", id.as_str());
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     powerpole::store::dynamo::create_table(&dynamodb, &table).await.expect("moto creates the table");
-    let store_config = powerpole::config::StoreConfig { table: table.clone(), session_retention: "400d".parse().unwrap(), audit_retention: "400d".parse().unwrap() };
+    let store_config = powerpole::config::StoreConfig { table: table.clone(), session_retention: "400d".parse().unwrap(), audit_retention: "400d".parse().unwrap(), unavailable_retry_for: "2m".parse().unwrap() };
     let store: Arc<dyn Store> = Arc::new(DynamoStore::new(dynamodb, &store_config));
 
     // A request nobody decided: filed two hours ago, with the default one-hour pending timeout.

@@ -25,7 +25,10 @@ impl End {
     pub fn apply(self, app: &Arc<SlackApp>, inv: Invocation) -> Reply {
         let app2 = app.clone();
         app.spawn(&inv.request_id, "end", async move {
-            let text = match app2.workflow.end(app2.notifier.as_ref(), &inv.user, &self.session).await {
+            let wf = &app2.workflow;
+            let attempt = || wf.end(app2.notifier.as_ref(), &inv.user, &self.session);
+            let wait_note = || async { app2.tell(&inv.response_url, &crate::notify::Message::plain(super::super::store_wait_note(&app2, "request to end the session"))).await };
+            let text = match wf.patiently("end", attempt, wait_note).await {
                 Ok(done) => {
                     let what = match done.session.state {
                         State::TearingDown(_) => "is ending: the bastion and your database account are being removed",

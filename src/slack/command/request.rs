@@ -74,7 +74,10 @@ fn file(app: &Arc<SlackApp>, inv: Invocation, draft: RequestDraft) -> Reply {
     let reply = messages::request_submitted(&id, draft.target.as_str(), &target.approvals_channel);
     let app2 = app.clone();
     app.spawn(&inv.request_id, "file request", async move {
-        match app2.workflow.request(app2.notifier.as_ref(), id, &inv.user, draft).await {
+        let wf = &app2.workflow;
+        let attempt = || wf.request(app2.notifier.as_ref(), id.clone(), &inv.user, draft.clone());
+        let wait_note = || async { app2.tell(&inv.response_url, &messages::problem(&super::super::store_wait_note(&app2, "request"), "")).await };
+        match wf.patiently("file request", attempt, wait_note).await {
             Ok(session) => tracing::info!(session = %session.id, target = %session.target, role = %session.role, "request filed"),
             Err(e) => {
                 tracing::warn!(error = %e, "the request could not be filed");

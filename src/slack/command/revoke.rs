@@ -23,7 +23,10 @@ impl Revoke {
     pub fn apply(self, app: &Arc<SlackApp>, inv: Invocation) -> Reply {
         let app2 = app.clone();
         app.spawn(&inv.request_id, "revoke", async move {
-            let text = match app2.workflow.revoke(app2.notifier.as_ref(), &inv.user, &self.session, &self.reason).await {
+            let wf = &app2.workflow;
+            let attempt = || wf.revoke(app2.notifier.as_ref(), &inv.user, &self.session, &self.reason);
+            let wait_note = || async { app2.tell(&inv.response_url, &crate::notify::Message::plain(super::super::store_wait_note(&app2, "revocation"))).await };
+            let text = match wf.patiently("revoke", attempt, wait_note).await {
                 Ok(done) => format!("{} is revoked ({}).{}", done.session.id, done.session.state, app2.report_undelivered(&done)),
                 Err(e) => format!(":warning: {e}"),
             };

@@ -14,7 +14,10 @@ impl Approve {
         let app2 = app.clone();
         let click = self.0;
         app.spawn(&click.request_id.clone(), "approve", async move {
-            match app2.workflow.approve(app2.notifier.as_ref(), &click.user, &click.session, click.message.clone()).await {
+            let wf = &app2.workflow;
+            let attempt = || wf.approve(app2.notifier.as_ref(), &click.user, &click.session, click.message.clone());
+            let wait_note = || click.tell(&app2, super::super::store_wait_note(&app2, "approval"));
+            match wf.patiently("approve", attempt, wait_note).await {
                 Ok(done) => {
                     tracing::info!(session = %done.session.id, state = %done.session.state, approvals = done.session.approvals.len(), "approval stored");
                     let undelivered = app2.report_undelivered(&done);

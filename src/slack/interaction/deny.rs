@@ -64,7 +64,10 @@ impl DenyForm {
         };
         let app2 = app.clone();
         app.spawn(&form.request_id.clone(), "deny", async move {
-            match app2.workflow.deny(app2.notifier.as_ref(), &form.user, &session, &reason, card).await {
+            let wf = &app2.workflow;
+            let attempt = || wf.deny(app2.notifier.as_ref(), &form.user, &session, &reason, card.clone());
+            let wait_note = || async { app2.tell_user(&form.user, &crate::notify::Message::plain(super::super::store_wait_note(&app2, "denial"))).await };
+            match wf.patiently("deny", attempt, wait_note).await {
                 Ok(done) => {
                     let undelivered = app2.report_undelivered(&done);
                     if !undelivered.is_empty() {

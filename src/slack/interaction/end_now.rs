@@ -14,7 +14,10 @@ impl EndNow {
         let app2 = app.clone();
         let click = self.0;
         app.spawn(&click.request_id.clone(), "end now", async move {
-            let text = match app2.workflow.end(app2.notifier.as_ref(), &click.user, &click.session).await {
+            let wf = &app2.workflow;
+            let attempt = || wf.end(app2.notifier.as_ref(), &click.user, &click.session);
+            let wait_note = || click.tell(&app2, super::super::store_wait_note(&app2, "request to end the session"));
+            let text = match wf.patiently("end", attempt, wait_note).await {
                 Ok(done) => format!("{} is ending: the bastion and your database account are being removed.{}", done.session.id, app2.report_undelivered(&done)),
                 Err(e) => format!(":warning: {e}"),
             };

@@ -31,7 +31,10 @@ impl RequestForm {
         app.spawn(&form.request_id.clone(), "file request", async move {
             let channel = app2.workflow.config.target(&draft.target).map(|t| t.approvals_channel.clone()).unwrap_or_default();
             let target = draft.target.to_string();
-            let message = match app2.workflow.request(app2.notifier.as_ref(), id.clone(), &form.user, draft).await {
+            let wf = &app2.workflow;
+            let attempt = || wf.request(app2.notifier.as_ref(), id.clone(), &form.user, draft.clone());
+            let wait_note = || async { app2.tell_user(&form.user, &crate::notify::Message::plain(super::super::store_wait_note(&app2, "request"))).await };
+            let message = match wf.patiently("file request", attempt, wait_note).await {
                 Ok(_) => messages::request_submitted(&id, &target, &channel),
                 Err(e) => messages::problem(&e.to_string(), ""),
             };
