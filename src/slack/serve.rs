@@ -1,6 +1,6 @@
 //! `powerpole serve`: assemble the service from its configuration ([`App`]), run the sweeper
-//! (provisioning, warnings, expiries, teardown retries) and serve Slack over HTTP or Socket Mode
-//! until stopped.
+//! (provisioning, warnings, expiries, teardown retries) and reconcile (every `[scheduler]
+//! reconcile_every`), and serve Slack over HTTP or Socket Mode until stopped.
 //!
 //! A target whose admin credential cannot be read does not stop the service: it is logged and
 //! requests for it are refused with the reason ([`TargetHealth`]); it is checked again every
@@ -17,7 +17,7 @@ use super::{router, SlackApp, TargetHealth};
 use crate::config::{Config, ConfigError, SlackMode};
 use crate::app::App;
 use crate::secrets::{SecretError, Secrets};
-use crate::workflow::run_sweeper;
+use crate::workflow::{run_reconciler, run_sweeper};
 
 /// How often unreachable targets are checked again.
 pub const RECHECK_EVERY: Duration = Duration::from_secs(300);
@@ -78,6 +78,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
             Err(e) => tracing::error!(error = %e, "the sweeper panicked; deadlines are not being kept"),
         }
     });
+    // Reconcile: this deployment's strays, every `[scheduler] reconcile_every`.
+    tokio::spawn(run_reconciler(built.lifecycle.clone(), config.scheduler.reconcile_every.to_std()));
     match config.slack.mode {
         SlackMode::Http => {
             let addr = options.listen.unwrap_or_else(|| config.server.listen.clone());
