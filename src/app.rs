@@ -55,13 +55,14 @@ impl App {
             .map_err(|source| AppError::Secret { what: "bot token", source })?;
         let slack = Arc::new(slack_client(&config.slack.api_url));
         let notifier: Arc<dyn Notifier> = Arc::new(SlackNotifier::with_client(slack.clone(), bot_token.expose()));
-        let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.store));
+        let store = Arc::new(DynamoStore::from_sdk_config(&aws, &config.store));
         let workflow = Workflow { config: config.clone(), store, clock, wake: Arc::new(Notify::new()) };
-        let admin = Arc::new(SecretsManagerAdmin::new(aws_sdk_secretsmanager::Client::new(&aws), SecretsManagerAdmin::DEFAULT_TTL));
+        let admin = Arc::new(SecretsManagerAdmin::from_sdk_config(&aws));
+        let deployment = config.deployment.id.clone();
         let lifecycle = Lifecycle {
             workflow: workflow.clone(),
-            bastions: Arc::new(Ec2Bastions::from_sdk_config(&aws, config.bastion.clone())),
-            grants: Arc::new(MysqlGrants::new(admin)),
+            bastions: Arc::new(Ec2Bastions::from_sdk_config(&aws, config.bastion.clone()).in_deployment(deployment.clone())),
+            grants: Arc::new(MysqlGrants::new(admin).in_deployment(deployment)),
             notifier: notifier.clone(),
             region,
         };

@@ -26,7 +26,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    AccessDuration, PrivilegeSet, Role, SchemaName, SlackUserId, TargetName, UsernamePolicy,
+    AccessDuration, DeploymentId, PrivilegeSet, Role, SchemaName, SlackUserId, TargetName, UsernamePolicy,
 };
 
 /// One thing wrong with a configuration, at a field path.
@@ -56,6 +56,7 @@ pub struct ConfigError {
 /// The whole validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    pub deployment: DeploymentConfig,
     pub slack: SlackConfig,
     pub server: ServerConfig,
     pub store: StoreConfig,
@@ -137,6 +138,12 @@ pub struct StoreConfig {
     pub unavailable_retry_for: AccessDuration,
 }
 
+/// Which installation this is (see [`DeploymentId`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeploymentConfig {
+    pub id: DeploymentId,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchedulerConfig {
     pub tick: AccessDuration,
@@ -148,6 +155,11 @@ pub struct SchedulerConfig {
     /// waits for the grant and for SSM, so a live worker keeps its session however long the wait,
     /// and a crashed worker's session is resumed by another within one lease.
     pub provisioning_lease: AccessDuration,
+    /// How often `serve` runs reconcile in-process (the Lambda deployment has its own schedule).
+    pub reconcile_every: AccessDuration,
+    /// Reconcile spares bastions launched less than this long ago: their session may not be
+    /// readable yet. Zero only for tests.
+    pub reconcile_grace: chrono::Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -332,6 +344,8 @@ fn env_overrides() -> Env {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default)]
+    deployment: RawDeployment,
+    #[serde(default)]
     slack: RawSlack,
     #[serde(default)]
     server: RawServer,
@@ -375,12 +389,20 @@ struct RawStore {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawDeployment {
+    id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawScheduler {
     tick: Option<String>,
     warning_lead: Option<String>,
     pending_timeout: Option<String>,
     teardown_alert_after: Option<String>,
     provisioning_lease: Option<String>,
+    reconcile_every: Option<String>,
+    reconcile_grace: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -473,6 +495,13 @@ const ONE_MINUTE: AccessDuration = match AccessDuration::const_minutes(1) {
 impl RawConfig {
     fn validate(self) -> Result<Config, ConfigError> {
         let mut p = Problems::default();
+        let deployment = match self.deployment.id.as_deref().map(DeploymentId::parse).transpose() {
+            Ok(id) => DeploymentConfig { id: id.unwrap_or_default() },
+            Err(e) => {
+                p.add("deployment.id", e.to_string());
+                DeploymentConfig::default()
+            }
+        };
         let slack = SlackConfig {
             mode: self.slack.mode.unwrap_or(SlackMode::Http),
             api_url: normalise_api_url(self.slack.api_url.as_deref().unwrap_or("https://slack.com/api/"), &mut p),
@@ -505,6 +534,11 @@ impl RawConfig {
             pending_timeout: p.duration("scheduler.pending_timeout", self.scheduler.pending_timeout.as_deref(), "1h"),
             teardown_alert_after: p.duration("scheduler.teardown_alert_after", self.scheduler.teardown_alert_after.as_deref(), "15m"),
             provisioning_lease: p.duration("scheduler.provisioning_lease", self.scheduler.provisioning_lease.as_deref(), "1m"),
+            reconcile_every: p.duration("scheduler.reconcile_every", self.scheduler.reconcile_every.as_deref(), "10m"),
+            reconcile_grace: match self.scheduler.reconcile_grace.as_deref() {
+                Some("0s") => chrono::Duration::zero(),
+                other => p.duration("scheduler.reconcile_grace", other, "10m").to_chrono(),
+            },
         };
         if scheduler.provisioning_lease.as_secs() < 3 {
             p.add("scheduler.provisioning_lease", "must be at least 3s (it is renewed every third of it)");
@@ -536,7 +570,7 @@ impl RawConfig {
             }
         }
         if p.0.is_empty() {
-            Ok(Config { slack, server, store, scheduler, access, bastion, targets })
+            Ok(Config { deployment, slack, server, store, scheduler, access, bastion, targets })
         } else {
             Err(ConfigError { problems: p.0 })
         }
@@ -706,6 +740,20 @@ approvals_channel = "C0APPROVALS"
         assert_eq!(c.scheduler.provisioning_lease.to_string(), "1m");
         assert_eq!(c.slack.bot_token, SecretRef::env("SLACK_BOT_TOKEN"));
         assert_eq!(c.slack.api_url, "https://slack.com/api/");
+    }
+
+    #[test]
+    fn the_deployment_id_defaults_to_default_and_must_be_a_short_name() {
+        let c = Config::from_toml_str(MINIMAL).unwrap();
+        assert_eq!(c.deployment.id.as_str(), "default");
+        assert_eq!(c.scheduler.reconcile_every.to_string(), "10m");
+        assert_eq!(c.scheduler.reconcile_grace, chrono::Duration::minutes(10));
+        let staging = Config::from_toml_str(&format!("[deployment]\nid = \"staging-eu\"\n{MINIMAL}")).unwrap();
+        assert_eq!(staging.deployment.id.as_str(), "staging-eu");
+        let err = Config::from_toml_str(&format!("[deployment]\nid = \"Staging_EU\"\n{MINIMAL}")).unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert_eq!(err.problems[0].path, "deployment.id", "{err}");
+        assert!(err.problems[0].message.contains("a-z, 0-9 and -"), "{err}");
     }
 
     #[test]

@@ -51,11 +51,11 @@ pub async fn run(config: &Config, aws: &aws_config::SdkConfig) -> Vec<Check> {
         Err(e) => check("slack bot token", Err(e.to_string())),
     });
 
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), &config.store);
+    let store = DynamoStore::from_sdk_config(aws, &config.store);
     checks.push(check("dynamodb", store.check().await));
 
-    let bastions = Ec2Bastions::from_sdk_config(aws, config.bastion.clone());
-    let grants = MysqlGrants::new(std::sync::Arc::new(SecretsManagerAdmin::new(aws_sdk_secretsmanager::Client::new(aws), SecretsManagerAdmin::DEFAULT_TTL)));
+    let bastions = Ec2Bastions::from_sdk_config(aws, config.bastion.clone()).in_deployment(config.deployment.id.clone());
+    let grants = MysqlGrants::new(std::sync::Arc::new(SecretsManagerAdmin::from_sdk_config(aws))).in_deployment(config.deployment.id.clone());
     for (name, target) in &config.targets {
         checks.push(check(format!("target {name}: network"), bastions.check_target(target).await));
         checks.push(check(format!("target {name}: database"), grants.check_admin(target).await.map_err(|e| e.to_string())));

@@ -35,7 +35,7 @@ enum Command {
     #[command(subcommand)]
     Table(TableCommand),
     /// Serve Slack (HTTP or Socket Mode, as configured) and run the sweeper that provisions,
-    /// warns, expires and tears down, until stopped.
+    /// warns, expires and tears down, and reconcile every `[scheduler] reconcile_every`, until stopped.
     Serve {
         /// The configuration file.
         #[arg(long)]
@@ -90,9 +90,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Find and remove what should not exist: bastions without a live session, database accounts
-    /// powerpole made that no live session owns, and sessions whose deadline passed unnoticed.
-    /// Prints what it found and did; exits 1 if anything could not be fixed.
+    /// Find and remove what should not exist in this deployment (`[deployment] id`): its bastions
+    /// without a live session (sparing those younger than `[scheduler] reconcile_grace`), database
+    /// accounts it made that no live session owns, and sessions whose deadline passed unnoticed.
+    /// Posts what it removed in the approvals channel. `serve` also runs this every `[scheduler]
+    /// reconcile_every`. Prints what it found and did; exits 1 if anything could not be fixed.
     Reconcile {
         /// The configuration file.
         #[arg(long)]
@@ -218,7 +220,7 @@ fn table_create(config: Config) -> ExitCode {
     let table = config.store.table;
     run(async move {
         let aws = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        match dynamo::create_table(&aws_sdk_dynamodb::Client::new(&aws), &table).await {
+        match dynamo::DynamoStore::create_table(&aws, &table).await {
             Ok(TableCreated::Created) => println!("table `{table}` created with its indexes and TTL"),
             Ok(TableCreated::AlreadyExisted) => println!("table `{table}` already exists and matches the schema; TTL is on"),
             Err(err) => return Err(err.to_string()),
@@ -293,7 +295,7 @@ fn audit_query(
 async fn audit(config: Config, query: AuditQuery, json: bool) -> Result<ExitCode, String> {
     // Read-only: only the store is needed (no Slack token, no database credentials).
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let store = std::sync::Arc::new(dynamo::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.store));
+    let store = std::sync::Arc::new(dynamo::DynamoStore::from_sdk_config(&aws, &config.store));
     let workflow = powerpole::workflow::Workflow {
         config: std::sync::Arc::new(config),
         store,

@@ -6,6 +6,7 @@
 
 use aws_config::SdkConfig;
 
+use crate::bastion::ParameterStore;
 use crate::config::SecretRef;
 
 /// A resolved secret. Read it with [`Secret::expose`] where it is used, and nowhere else.
@@ -47,12 +48,12 @@ pub enum SecretError {
 #[derive(Clone)]
 pub struct Secrets {
     secrets_manager: aws_sdk_secretsmanager::Client,
-    ssm: aws_sdk_ssm::Client,
+    parameters: ParameterStore,
 }
 
 impl Secrets {
     pub fn new(aws: &SdkConfig) -> Secrets {
-        Secrets { secrets_manager: aws_sdk_secretsmanager::Client::new(aws), ssm: aws_sdk_ssm::Client::new(aws) }
+        Secrets { secrets_manager: aws_sdk_secretsmanager::Client::new(aws), parameters: ParameterStore::from_sdk_config(aws) }
     }
 
     /// The secret `reference` points to.
@@ -75,15 +76,8 @@ impl Secrets {
             };
         }
         if let Some(name) = &reference.ssm_parameter {
-            let value = self
-                .ssm
-                .get_parameter()
-                .name(name)
-                .with_decryption(true)
-                .send()
-                .await
-                .map_err(|e| SecretError::Unreadable(name.clone(), aws_message(&e)))?;
-            return Ok(Secret::new(value.parameter().and_then(|p| p.value()).unwrap_or_default()));
+            let value = self.parameters.get_decrypted(name).await.map_err(|e| SecretError::Unreadable(name.clone(), e.message))?;
+            return Ok(Secret::new(value));
         }
         Err(SecretError::NoSource)
     }

@@ -8,129 +8,20 @@
 
 mod world;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
-use mysql_async::prelude::Queryable;
-
-use powerpole::app::App;
 use powerpole::bastion::LaunchSpec;
 use powerpole::domain::{DbUsername, Outcome, Role, SessionId, SlackUserId, State, TargetName};
 use powerpole::grants::AccountRequest;
-use powerpole::workflow::{ManualClock, StepOutcome, SystemClock};
-use world::process::{run_command, wait_until};
-use world::{session_on_card, suffix, Options, World, ALICE, BOB, SOON};
+use powerpole::workflow::{ManualClock, SystemClock};
+use world::reconcile::{isolated_world, instance_state, provisioned};
+use world::process::run_command;
+use world::{ALICE, World};
 
-/// A MariaDB server of the test's own, on a free loopback port.
-struct PrivateMariadb {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-const ROOT_PASSWORD: &str = "private-root";
-
-impl PrivateMariadb {
-    async fn start() -> PrivateMariadb {
-        let dir = std::env::temp_dir().join(format!("powerpole-mariadb-{}", suffix()));
-        let (data, run, tmp) = (dir.join("data"), dir.join("run"), dir.join("tmp"));
-        std::fs::create_dir_all(&data).unwrap();
-        std::fs::create_dir_all(&run).unwrap();
-        // Its own temporary directory: two bootstraps sharing /tmp collide on temporary tables.
-        std::fs::create_dir_all(&tmp).unwrap();
-        // mariadbd drops to the mysql user and dies silently if it cannot write here.
-        let chown = Command::new("chown").args(["-R", "mysql:mysql"]).arg(&dir).status().expect("chown");
-        assert!(chown.success());
-        let install = Command::new("mariadb-install-db")
-            .args(["--no-defaults", "--user=mysql", "--auth-root-authentication-method=normal", "--skip-test-db"])
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--tmpdir={}", tmp.display()))
-            .env("TMPDIR", &tmp)
-            .output()
-            .expect("mariadb-install-db runs");
-        assert!(install.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&install.stderr));
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let socket = run.join("mysqld.sock");
-        let child = Command::new("mariadbd")
-            .args(["--no-defaults", "--user=mysql", "--bind-address=127.0.0.1", "--skip-name-resolve"])
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--port={port}"))
-            .arg(format!("--tmpdir={}", tmp.display()))
-            .arg(format!("--socket={}", socket.display()))
-            .arg(format!("--pid-file={}", run.join("mysqld.pid").display()))
-            .arg(format!("--log-error={}", run.join("error.log").display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mariadbd starts");
-        let server = PrivateMariadb { child, dir, port };
-        let sql = format!(
-            "CREATE OR REPLACE USER 'root'@'127.0.0.1' IDENTIFIED BY '{ROOT_PASSWORD}'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;"
-        );
-        let ready = wait_until(Duration::from_secs(20), || {
-            let ok = Command::new("mariadb")
-                .args(["--no-defaults", "-u", "root", "-e", &sql])
-                .arg(format!("--socket={}", socket.display()))
-                .output()
-                .is_ok_and(|o| o.status.success());
-            async move { ok.then_some(()) }
-        })
-        .await;
-        assert!(ready.is_some(), "the private MariaDB did not start; see {}", run.join("error.log").display());
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("mysql://root:{ROOT_PASSWORD}@127.0.0.1:{}", self.port)
-    }
-
-    async fn accounts(&self) -> Vec<(String, String)> {
-        let mut conn = mysql_async::Conn::from_url(self.url().as_str()).await.expect("connect to the private MariaDB");
-        conn.query("SELECT User, Host FROM mysql.user WHERE is_role = 'N' AND User NOT IN ('root', 'mysql', 'mariadb.sys', '') ORDER BY User, Host").await.expect("mysql.user")
-    }
-}
-
-impl Drop for PrivateMariadb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A world in `region` whose target's admin logs in to a MariaDB server of its own.
-async fn isolated_world(region: &str) -> (World, PrivateMariadb) {
-    // The server starts on another worker thread (its start runs blocking commands).
-    let db = tokio::spawn(PrivateMariadb::start());
-    let world = World::new_in_region(Options::default(), region).await;
-    let db = db.await.expect("the private MariaDB starts");
-    world.point_admin_secret_with("127.0.0.1", db.port, "root", ROOT_PASSWORD).await;
-    (world, db)
-}
-
-async fn instance_state(world: &World, id: &str) -> String {
-    let answer = world.ec2.describe_instances().instance_ids(id).send().await.expect("DescribeInstances");
-    let instance = answer.reservations().iter().flat_map(|r| r.instances()).next().cloned().expect("the instance");
-    instance.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()).unwrap_or_default()
-}
-
-/// Alice requests `target` for 1h, Bob approves, and one tick provisions it.
-async fn provisioned(world: &World, app: &App, target: &str) -> SessionId {
-    let http = world.serve(app).await;
-    let reply = http.command(ALICE, &format!("request {target} READ 1h INC-200 reconcile")).await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    let card = world.slack.wait_for("chat.postMessage", 1, SOON).await.expect("card")[0].clone();
-    let id = session_on_card(&card);
-    world.card_stored(&app, &id).await;
-    http.click(&card, "approve", BOB).await;
-    world.slack.wait_for("chat.update", 1, SOON).await.expect("decision");
-    let report = app.lifecycle.tick(chrono::Duration::seconds(15)).await.expect("sweep");
-    let outcomes: Vec<_> = report.acted().map(|(_, o)| o.clone()).collect();
-    assert_eq!(outcomes, vec![Ok(StepOutcome::HandedOver)]);
-    id
+/// The world's configuration with no grace for young bastions.
+fn no_grace(world: &World) -> String {
+    world.config_text().replacen("[scheduler]\n", "[scheduler]\nreconcile_grace = \"0s\"\n", 1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,12 +43,14 @@ async fn reconcile_dry_run_reports_a_stray_bastion_a_stray_account_and_an_overdu
     let stray_account = (stray_user.clone(), "10.200.77.7".to_string());
     assert_eq!(db.accounts().await, vec![alice.clone(), stray_account.clone()]);
 
-    // Dry run: all three reported, nothing changed.
-    let (code, out, err) = run_command(&world, &["reconcile", "--dry-run"], &world.config_text(), &[]).await;
+    // Dry run: all three reported, nothing changed. (No grace for young bastions: the stray was
+    // launched a moment ago; tests/reconcile_deployments.rs shows the grace.)
+    let config = no_grace(&world);
+    let (code, out, err) = run_command(&world, &["reconcile", "--dry-run"], &config, &[]).await;
     println!("{out}");
     assert_eq!(code, 0, "{out}\n{err}");
     let line = |words: &[&str]| out.lines().find(|l| words.iter().all(|w| l.contains(w))).map(str::to_owned);
-    assert!(line(&["found", &stray.id, ghost.as_str(), "closed or unknown"]).is_some(), "the stray bastion: {out}");
+    assert!(line(&["found", &stray.id, ghost.as_str(), "its session is unknown"]).is_some(), "the stray bastion: {out}");
     assert!(line(&["found", &format!("'{stray_user}'@'10.200.77.7'"), "no live session owns it"]).is_some(), "the stray account: {out}");
     assert!(line(&["found", overdue.as_str(), "active", "overdue"]).is_some(), "the overdue session: {out}");
     assert!(line(&[&own_instance]).is_none() && line(&[&world.db_user()]).is_none(), "the live session's bastion and account are not strays: {out}");
@@ -168,7 +61,7 @@ async fn reconcile_dry_run_reports_a_stray_bastion_a_stray_account_and_an_overdu
     assert_eq!(world.session(&app, &overdue).await.state, State::Active);
 
     // The real run: the strays are removed, the overdue session is expired and torn down.
-    let (code, out, err) = run_command(&world, &["reconcile"], &world.config_text(), &[]).await;
+    let (code, out, err) = run_command(&world, &["reconcile"], &config, &[]).await;
     println!("{out}");
     assert_eq!(code, 0, "{out}\n{err}");
     let line = |words: &[&str]| out.lines().find(|l| words.iter().all(|w| l.contains(w))).map(str::to_owned);
@@ -184,7 +77,7 @@ async fn reconcile_dry_run_reports_a_stray_bastion_a_stray_account_and_an_overdu
     assert!(managed.is_empty(), "no powerpole bastion is left in the region: {managed:?}");
 
     // A second pass finds nothing.
-    let (code, out, _) = run_command(&world, &["reconcile", "--dry-run"], &world.config_text(), &[]).await;
+    let (code, out, _) = run_command(&world, &["reconcile", "--dry-run"], &config, &[]).await;
     assert_eq!(code, 0);
     assert!(out.contains("reconcile: 0 finding(s)"), "{out}");
 }

@@ -290,7 +290,9 @@ impl Demo<'_> {
         let grants = inspect::grants(&self.world.admin, &login.user, ip).await?;
         self.report.say(format!("SHOW GRANTS FOR '{}'@'{ip}'", login.user));
         self.report.quote(&grants.iter().map(|g| inspect::without_password_hash(g)).collect::<Vec<_>>().join("\n"));
-        let marker = powerpole::grants::sql::MARKER_ROLE;
+        // The demo config leaves `[deployment] id` at its default.
+        let marker = powerpole::grants::sql::marker_role(&powerpole::domain::DeploymentId::default());
+        let marker = marker.as_str();
         let marker_grants = inspect::role_grants(&self.world.admin, marker).await?;
         self.report.say(format!("SHOW GRANTS FOR `{marker}` (the role powerpole marks its accounts with)"));
         self.report.quote(&marker_grants.join("\n"));

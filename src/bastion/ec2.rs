@@ -8,7 +8,7 @@ use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_ec2::types::{InstanceType, ShutdownBehavior};
 
 use crate::config::BastionConfig;
-use crate::domain::SessionId;
+use crate::domain::{DeploymentId, SessionId};
 
 use super::instances::{describe, is_instance_id, not_terminated, tag, tag_filter, to_instance, to_managed};
 use super::{launch, online, tags, BastionError, Bastions, Instance, InstanceState, LaunchSpec, ManagedInstance};
@@ -21,6 +21,7 @@ pub struct Ec2Bastions {
     ec2: aws_sdk_ec2::Client,
     ssm: aws_sdk_ssm::Client,
     config: BastionConfig,
+    deployment: DeploymentId,
     poll_interval: Duration,
 }
 
@@ -30,7 +31,14 @@ impl Ec2Bastions {
     pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
     pub fn new(ec2: aws_sdk_ec2::Client, ssm: aws_sdk_ssm::Client, config: BastionConfig) -> Ec2Bastions {
-        Ec2Bastions { ec2, ssm, config, poll_interval: Self::DEFAULT_POLL_INTERVAL }
+        Ec2Bastions { ec2, ssm, config, deployment: DeploymentId::default(), poll_interval: Self::DEFAULT_POLL_INTERVAL }
+    }
+
+    /// Tags what it launches with `deployment`, and lists and terminates only bastions tagged
+    /// with it (`[deployment] id`; `default` unless set).
+    pub fn in_deployment(mut self, deployment: DeploymentId) -> Ec2Bastions {
+        self.deployment = deployment;
+        self
     }
 
     /// `powerpole doctor`: the target's subnet and security group exist, the group admits
@@ -89,7 +97,7 @@ impl Ec2Bastions {
             .iam_instance_profile(launch::instance_profile(&self.config.instance_profile))
             .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate)
             .user_data(launch::user_data())
-            .set_tag_specifications(Some(launch::tag_specifications(spec)))
+            .set_tag_specifications(Some(launch::tag_specifications(spec, &self.deployment)))
             .send()
             .await
             .map_err(|e| BastionError::Ec2 { action: "RunInstances", message: DisplayErrorContext(&e).to_string() })?;
@@ -155,6 +163,13 @@ impl Bastions for Ec2Bastions {
         if tag(&instance, tags::MANAGED) != Some("true") {
             return Err(BastionError::NotManaged { instance_id: instance_id.to_string() });
         }
+        if tag(&instance, tags::DEPLOYMENT) != Some(self.deployment.as_str()) {
+            return Err(BastionError::OtherDeployment {
+                instance_id: instance_id.to_string(),
+                tagged: tag(&instance, tags::DEPLOYMENT).unwrap_or("nothing").to_string(),
+                ours: self.deployment.to_string(),
+            });
+        }
         match self.ec2.terminate_instances().instance_ids(instance_id).send().await {
             Ok(_) => {
                 tracing::info!(instance = %instance_id, "bastion terminated");
@@ -166,7 +181,8 @@ impl Bastions for Ec2Bastions {
     }
 
     async fn list_managed(&self) -> Result<Vec<ManagedInstance>, BastionError> {
-        let found = describe(&self.ec2, vec![tag_filter(tags::MANAGED, "true"), not_terminated()]).await?;
+        let filters = vec![tag_filter(tags::MANAGED, "true"), tag_filter(tags::DEPLOYMENT, self.deployment.as_str()), not_terminated()];
+        let found = describe(&self.ec2, filters).await?;
         Ok(found.iter().map(to_managed).collect())
     }
 }

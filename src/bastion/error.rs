@@ -25,6 +25,9 @@ pub enum BastionError {
     #[error("refusing to terminate {instance_id}: it is not tagged powerpole:managed=true, and powerpole terminates only its own bastions")]
     NotManaged { instance_id: String },
 
+    #[error("refusing to terminate {instance_id}: its powerpole:deployment tag is {tagged}, and this is deployment {ours} (`[deployment] id`); each deployment terminates only its own bastions")]
+    OtherDeployment { instance_id: String, tagged: String, ours: String },
+
     #[error("`{0}` is not an EC2 instance id (i- and hex digits)")]
     InvalidInstanceId(String),
 }

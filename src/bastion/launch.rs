@@ -9,6 +9,7 @@ use aws_sdk_ec2::types::{
 use base64::Engine;
 
 use super::{tags, BastionError, LaunchSpec};
+use crate::domain::DeploymentId;
 
 /// The bastion's only job is to run `mysql` against the target: install a client and nothing
 /// else. (Amazon Linux 2023 ships the SSM agent; no other software is wanted on the host.)
@@ -33,13 +34,14 @@ pub fn name(spec: &LaunchSpec) -> String {
     format!("powerpole-{}", spec.session)
 }
 
-/// The session's tags, on the instance and on its root volume.
-pub fn tag_specifications(spec: &LaunchSpec) -> Vec<TagSpecification> {
+/// The session's tags, on the instance and on its root volume, with the deployment that owns it.
+pub fn tag_specifications(spec: &LaunchSpec, deployment: &DeploymentId) -> Vec<TagSpecification> {
     let tags = [
         (tags::SESSION, spec.session.to_string()),
         (tags::REQUESTER, spec.requester.to_string()),
         (tags::TARGET, spec.target.to_string()),
         (tags::MANAGED, "true".to_string()),
+        (tags::DEPLOYMENT, deployment.to_string()),
         ("Name", name(spec)),
     ];
     [ResourceType::Instance, ResourceType::Volume]
@@ -155,7 +157,7 @@ mod tests {
 
     #[test]
     fn instance_and_volume_carry_the_session_tags() {
-        let specs = tag_specifications(&spec());
+        let specs = tag_specifications(&spec(), &DeploymentId::parse("staging").unwrap());
         assert_eq!(specs.len(), 2);
         for s in &specs {
             let tags: Vec<(&str, &str)> = s.tags().iter().map(|t| (t.key().unwrap(), t.value().unwrap())).collect();
@@ -166,6 +168,7 @@ mod tests {
                     ("powerpole:requester", "U0ALICE"),
                     ("powerpole:target", "billing"),
                     ("powerpole:managed", "true"),
+                    ("powerpole:deployment", "staging"),
                     ("Name", "powerpole-pp-abcdefghij"),
                 ]
             );

@@ -20,6 +20,7 @@ mod error;
 mod instances;
 pub mod launch;
 mod online;
+pub mod parameters;
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -29,6 +30,7 @@ use chrono::{DateTime, Utc};
 
 pub use ec2::Ec2Bastions;
 pub use error::BastionError;
+pub use parameters::{ParameterError, ParameterStore};
 
 use crate::config::TargetConfig;
 use crate::domain::{SessionId, SlackUserId, TargetName};
@@ -40,6 +42,9 @@ pub mod tags {
     pub const TARGET: &str = "powerpole:target";
     /// `true` on everything powerpole launched: what reconcile lists and terminate insists on.
     pub const MANAGED: &str = "powerpole:managed";
+    /// The deployment (`[deployment] id`) that launched it: reconcile lists only its own, and
+    /// the IAM policies condition terminate on it.
+    pub const DEPLOYMENT: &str = "powerpole:deployment";
 }
 
 /// What to launch for one session.
@@ -111,8 +116,8 @@ pub struct Instance {
     pub launched_at: Option<DateTime<Utc>>,
 }
 
-/// A bastion as reconcile sees it: whatever carries `powerpole:managed=true` and is not
-/// terminated, with its session tag if it has one.
+/// A bastion as reconcile sees it: whatever carries `powerpole:managed=true` and this
+/// deployment's `powerpole:deployment` tag and is not terminated, with its session tag if it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagedInstance {
     pub id: String,
@@ -136,9 +141,9 @@ pub trait Bastions: Send + Sync {
     /// [`BastionError::NotOnline`] after `timeout`.
     async fn wait_online(&self, instance_id: &str, timeout: Duration) -> Result<(), BastionError>;
 
-    /// Terminates a powerpole bastion; one that is gone already is done.
+    /// Terminates a bastion of this deployment; one that is gone already is done.
     async fn terminate(&self, instance_id: &str) -> Result<(), BastionError>;
 
-    /// Every powerpole bastion that is not terminated.
+    /// Every bastion of this deployment that is not terminated.
     async fn list_managed(&self) -> Result<Vec<ManagedInstance>, BastionError>;
 }

@@ -4,6 +4,7 @@
 //! Every type here can only be built valid (`parse`/`from_*` return a `Result`); holding one is
 //! proof that the value was checked. Adapters and the workflow take these types, never raw strings.
 
+pub mod deployment;
 pub mod duration;
 pub mod ids;
 pub mod role;
@@ -11,6 +12,7 @@ pub mod session;
 pub mod state;
 pub mod username;
 
+pub use deployment::{DeploymentId, DeploymentIdError};
 pub use duration::{AccessDuration, DurationError};
 pub use ids::{IdError, SchemaName, SchemaNameError, SessionId, SlackUserId, TargetName};
 pub use role::{Privilege, PrivilegeError, PrivilegeSet, Role};

@@ -76,6 +76,11 @@ impl SecretsManagerAdmin {
         SecretsManagerAdmin { client, ttl, cache: Mutex::new(HashMap::new()) }
     }
 
+    /// A client from the AWS settings in `aws`, with [`Self::DEFAULT_TTL`].
+    pub fn from_sdk_config(aws: &aws_config::SdkConfig) -> SecretsManagerAdmin {
+        Self::new(aws_sdk_secretsmanager::Client::new(aws), Self::DEFAULT_TTL)
+    }
+
     fn cached(&self, target: &TargetName) -> Option<AdminCredentials> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache.get(target).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, c)| c.clone())

@@ -91,7 +91,7 @@ pub trait Grants: Send + Sync {
 
     async fn account_exists(&self, target: &TargetConfig, user: &DbUsername, host: &str) -> Result<bool, GrantError>;
 
-    /// `(user, host)` of every account powerpole made on the target (those holding
-    /// [`sql::MARKER_ROLE`]), for reconcile to compare with the live sessions.
+    /// `(user, host)` of every account this deployment made on the target's server (those
+    /// holding its [`sql::marker_role`]), for reconcile to compare with the live sessions.
     async fn list_accounts(&self, target: &TargetConfig) -> Result<Vec<(String, String)>, GrantError>;
 }

@@ -10,7 +10,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Pool, PoolConstraints, PoolOpts};
 
 use crate::config::TargetConfig;
-use crate::domain::{DbUsername, TargetName};
+use crate::domain::{DbUsername, DeploymentId, TargetName};
 
 use super::sql::{Account, AccountSpec, Query, Sql, Statement};
 use super::{AccountRequest, AdminCredentials, AdminSource, GrantError, Grants, Password, RevokeOutcome, RevokeReport};
@@ -31,12 +31,24 @@ const ER_CANNOT_USER_REFERENCED_AS_DEFINER: u16 = 4006;
 /// The production [`Grants`].
 pub struct MysqlGrants {
     admin: Arc<dyn AdminSource>,
+    deployment: DeploymentId,
     pools: Mutex<HashMap<TargetName, (AdminCredentials, Pool)>>,
 }
 
 impl MysqlGrants {
     pub fn new(admin: Arc<dyn AdminSource>) -> MysqlGrants {
-        MysqlGrants { admin, pools: Mutex::new(HashMap::new()) }
+        MysqlGrants { admin, deployment: DeploymentId::default(), pools: Mutex::new(HashMap::new()) }
+    }
+
+    /// Marks the accounts it creates with `deployment`'s marker role, and lists only those
+    /// (`[deployment] id`; `default` unless set).
+    pub fn in_deployment(mut self, deployment: DeploymentId) -> MysqlGrants {
+        self.deployment = deployment;
+        self
+    }
+
+    fn sql(&self, target: &TargetConfig) -> Sql {
+        Sql::new(target.dialect, &self.deployment)
     }
 
     /// `powerpole doctor`: the admin credential logs in, can create accounts, and the target's
@@ -143,7 +155,7 @@ impl Grants for MysqlGrants {
             max_user_connections: target.max_user_connections,
             require_ssl: target.require_ssl,
         };
-        let statements = Sql::new(target.dialect).create_account(&account, &password, &spec)?;
+        let statements = self.sql(target).create_account(&account, &password, &spec)?;
         let mut conn = self.conn(target).await?;
         for statement in &statements {
             run(&mut conn, target, statement, Some(&password)).await?;
@@ -154,7 +166,7 @@ impl Grants for MysqlGrants {
 
     async fn revoke(&self, target: &TargetConfig, user: &DbUsername, host: &str) -> Result<RevokeReport, GrantError> {
         let account = Account::new(user.clone(), host)?;
-        let sql = Sql::new(target.dialect);
+        let sql = self.sql(target);
         let mut conn = self.conn(target).await?;
         let mut exists = exists(&mut conn, target, &sql.account_exists(&account)).await?;
         if exists {
@@ -175,11 +187,11 @@ impl Grants for MysqlGrants {
     async fn account_exists(&self, target: &TargetConfig, user: &DbUsername, host: &str) -> Result<bool, GrantError> {
         let account = Account::new(user.clone(), host)?;
         let mut conn = self.conn(target).await?;
-        exists(&mut conn, target, &Sql::new(target.dialect).account_exists(&account)).await
+        exists(&mut conn, target, &self.sql(target).account_exists(&account)).await
     }
 
     async fn list_accounts(&self, target: &TargetConfig) -> Result<Vec<(String, String)>, GrantError> {
-        let query = Sql::new(target.dialect).list_accounts();
+        let query = self.sql(target).list_accounts();
         let mut conn = self.conn(target).await?;
         conn.exec(query.sql, query.params).await.map_err(|e| failure(target, "list powerpole's accounts", e, None))
     }

@@ -1,6 +1,6 @@
 //! `powerpole serve`: listen at once, then assemble the service from its configuration ([`App`]),
-//! run the sweeper (provisioning, warnings, expiries, teardown retries) and serve Slack over HTTP
-//! or Socket Mode until stopped.
+//! run the sweeper (provisioning, warnings, expiries, teardown retries) and reconcile (every
+//! `[scheduler] reconcile_every`), and serve Slack over HTTP or Socket Mode until stopped.
 //!
 //! Start-up never waits on a dependency before it answers: the HTTP port is bound first and
 //! answers `/healthz` at once, and `503 Retry-After` on the Slack routes until the Slack secrets
@@ -28,7 +28,7 @@ use super::{router, SlackApp, TargetHealth};
 use crate::app::App;
 use crate::config::{Config, ConfigError, SlackMode, TargetConfig};
 use crate::secrets::{SecretError, Secrets};
-use crate::workflow::run_sweeper;
+use crate::workflow::{run_reconciler, run_sweeper};
 
 /// How often reachable targets are checked again.
 pub const RECHECK_EVERY: Duration = Duration::from_secs(300);
@@ -107,6 +107,8 @@ async fn start(config: &Arc<Config>) -> Result<(Arc<SlackApp>, App), ServeError>
             Err(e) => tracing::error!(error = %e, "the sweeper panicked; deadlines are not being kept"),
         }
     });
+    // Reconcile: this deployment's strays, every `[scheduler] reconcile_every`.
+    tokio::spawn(run_reconciler(built.lifecycle.clone(), config.scheduler.reconcile_every.to_std()));
     Ok((app, built))
 }
 

@@ -72,6 +72,6 @@ pub use audit::{audit_json, audit_line, AuditQuery};
 pub use decide::{already_decided, ActionError, Decision, Done};
 pub use lifecycle::{Lifecycle, StepError, StepOutcome};
 pub use patience::Transient;
-pub use reconcile::{Finding, Fixed};
+pub use reconcile::{run_reconciler, Finding, Fixed, ReconcileError, ReconcileSummary};
 pub use request::{RequestDraft, RequestError, RequestProblem};
 pub use sweep::{run_sweeper, Plan, TickReport};

@@ -9,6 +9,7 @@
 pub mod faulty;
 pub mod process;
 pub mod proxy;
+pub mod reconcile;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -283,7 +284,9 @@ kill_statement = "kill_connection"
     pub async fn app(&self, clock: Arc<dyn Clock>) -> App {
         let mut app = App::build_with(self.config(), self.aws.clone(), clock).await.expect("powerpole assembles");
         let ssm = aws_sdk_ssm::Client::from_conf(aws_sdk_ssm::config::Builder::from(&self.aws).endpoint_url(self.ssm.url()).build());
-        let bastions = Ec2Bastions::new(self.ec2.clone(), ssm, app.config.bastion.clone()).with_poll_interval(Duration::from_millis(50));
+        let bastions = Ec2Bastions::new(self.ec2.clone(), ssm, app.config.bastion.clone())
+            .in_deployment(app.config.deployment.id.clone())
+            .with_poll_interval(Duration::from_millis(50));
         app.lifecycle.bastions = Arc::new(bastions);
         app
     }
@@ -295,7 +298,9 @@ kill_statement = "kill_connection"
         let config = Config::from_toml_str(config_text).expect("the test's config is valid");
         let mut app = App::build_with(config, self.aws.clone(), clock).await.expect("powerpole assembles");
         let ssm = aws_sdk_ssm::Client::from_conf(aws_sdk_ssm::config::Builder::from(&self.aws).endpoint_url(self.ssm.url()).build());
-        let bastions = Ec2Bastions::new(self.ec2.clone(), ssm, app.config.bastion.clone()).with_poll_interval(Duration::from_millis(50));
+        let bastions = Ec2Bastions::new(self.ec2.clone(), ssm, app.config.bastion.clone())
+            .in_deployment(app.config.deployment.id.clone())
+            .with_poll_interval(Duration::from_millis(50));
         app.lifecycle.bastions = Arc::new(bastions);
         app
     }

@@ -15,6 +15,7 @@ locals {
       POWERPOLE_CONFIG                                 = "ssm:${aws_ssm_parameter.config.name}"
       POWERPOLE_CONFIG_SHA256                          = sha256(var.powerpole_toml)
       POWERPOLE_STORE__TABLE                           = aws_dynamodb_table.sessions.name
+      POWERPOLE_DEPLOYMENT__ID                         = var.deployment_id
       POWERPOLE_SLACK__MODE                            = "http"
       POWERPOLE_SLACK__SIGNING_SECRET__SECRETS_MANAGER = var.slack_secret_arn
       POWERPOLE_SLACK__SIGNING_SECRET__KEY             = var.slack_secret_keys.signing_secret

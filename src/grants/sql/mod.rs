@@ -34,13 +34,23 @@ use std::fmt;
 pub use quote::{grant_schema, identifier, string_literal, Account, InvalidHost, Unquotable};
 
 use crate::config::{Dialect, KillStatement};
-use crate::domain::{PrivilegeSet, SchemaName};
+use crate::domain::{DeploymentId, PrivilegeSet, SchemaName};
 use crate::grants::Password;
 
-/// The role every powerpole account is granted, so that `list_accounts` finds exactly
-/// powerpole's accounts and nothing an operator made by hand. It has no privileges. The `-`
-/// keeps it out of the `[a-z0-9_]` names a [`crate::domain::DbUsername`] can take.
-pub const MARKER_ROLE: &str = "powerpole-managed";
+/// The role every account of a deployment is granted, so that `list_accounts` finds exactly
+/// that deployment's accounts: nothing an operator made by hand, nothing another deployment
+/// sharing the server made. It has no privileges. `powerpole-dep-` and a [`DeploymentId`] of at
+/// most 16 characters is at most 30, within MySQL 8's 32-character limit on role (user) names;
+/// the `-` keeps it out of the `[a-z0-9_]` names a [`crate::domain::DbUsername`] can take.
+pub fn marker_role(deployment: &DeploymentId) -> String {
+    format!("{MARKER_PREFIX}{deployment}")
+}
+
+const MARKER_PREFIX: &str = "powerpole-dep-";
+
+/// The single marker of versions before deployment ids. No deployment lists or removes the
+/// accounts holding only it: they may belong to any deployment on the server (README: upgrading).
+pub const LEGACY_MARKER_ROLE: &str = "powerpole-managed";
 
 /// One statement to run, with a note of what it does (for error messages) and whether its text
 /// carries the password (then its `Debug` hides the text).
@@ -87,15 +97,17 @@ pub struct AccountSpec<'a> {
     pub require_ssl: bool,
 }
 
-/// The statement builder for one dialect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The statement builder for one dialect and one deployment's marker role.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sql {
     pub dialect: Dialect,
+    /// [`marker_role`] of the deployment.
+    pub marker: String,
 }
 
 impl Sql {
-    pub fn new(dialect: Dialect) -> Sql {
-        Sql { dialect }
+    pub fn new(dialect: Dialect, deployment: &DeploymentId) -> Sql {
+        Sql { dialect, marker: marker_role(deployment) }
     }
 
     /// Creates or converges an account; see the module docs for why in this order.
@@ -104,7 +116,7 @@ impl Sql {
         let pw = string_literal(password.expose())?;
         let options = self.account_options(spec);
         let mut out = vec![
-            Statement::new("create the marker role", format!("CREATE ROLE IF NOT EXISTS {}", string_literal(MARKER_ROLE)?)),
+            Statement::new("create the marker role", format!("CREATE ROLE IF NOT EXISTS {}", string_literal(&self.marker)?)),
             Statement::secret(
                 "create the account",
                 format!("CREATE USER IF NOT EXISTS {who} IDENTIFIED BY {pw} {options} ACCOUNT LOCK{}", self.attribute()),
@@ -137,7 +149,7 @@ impl Sql {
 
     /// Grants the marker role (idempotent on both dialects).
     pub fn mark(&self, account: &Account) -> Result<Statement, Unquotable> {
-        Ok(Statement::new("mark the account as powerpole's", format!("GRANT {} TO {}", string_literal(MARKER_ROLE)?, account.sql())))
+        Ok(Statement::new("mark the account as powerpole's", format!("GRANT {} TO {}", string_literal(&self.marker)?, account.sql())))
     }
 
     /// Every privilege at every level, and (on MariaDB) every role.
@@ -181,13 +193,13 @@ impl Sql {
         }
     }
 
-    /// `(user, host)` of every account holding the marker role.
+    /// `(user, host)` of every account holding this deployment's marker role.
     pub fn list_accounts(&self) -> Query {
         let sql = match self.dialect {
             // The role's creator holds it WITH ADMIN OPTION: that is the admin user, not ours.
             Dialect::Mariadb => "SELECT User, Host FROM mysql.roles_mapping WHERE Role = ? AND Admin_option = 'N' ORDER BY User, Host",
             Dialect::Mysql8 => "SELECT TO_USER, TO_HOST FROM mysql.role_edges WHERE FROM_USER = ? AND FROM_HOST = '%' ORDER BY TO_USER, TO_HOST",
         };
-        Query { sql, params: vec![MARKER_ROLE.to_string()] }
+        Query { sql, params: vec![self.marker.clone()] }
     }
 }

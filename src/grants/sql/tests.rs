@@ -1,5 +1,5 @@
 use super::*;
-use crate::domain::{DbUsername, Role};
+use crate::domain::{DbUsername, DeploymentId, Role};
 
 fn account(user: &str, host: &str) -> Account {
     Account::new(DbUsername::parse(user).unwrap(), host).unwrap()
@@ -14,7 +14,7 @@ fn create(dialect: Dialect, require_ssl: bool) -> (Password, Vec<Statement>) {
     let schemas = [SchemaName::parse("billing_v2").unwrap(), SchemaName::parse("audit").unwrap()];
     let spec = AccountSpec { privileges: &privileges, schemas: &schemas, max_user_connections: 3, require_ssl };
     let password = Password::generate();
-    let statements = Sql::new(dialect).create_account(&account("alice", "10.0.1.5"), &password, &spec).unwrap();
+    let statements = Sql::new(dialect, &DeploymentId::default()).create_account(&account("alice", "10.0.1.5"), &password, &spec).unwrap();
     (password, statements)
 }
 
@@ -25,11 +25,11 @@ fn mariadb_create_locks_resets_revokes_marks_grants_then_unlocks() {
     assert_eq!(
         texts(&statements),
         [
-            "CREATE ROLE IF NOT EXISTS 'powerpole-managed'".to_string(),
+            "CREATE ROLE IF NOT EXISTS 'powerpole-dep-default'".to_string(),
             format!("CREATE USER IF NOT EXISTS 'alice'@'10.0.1.5' IDENTIFIED BY '{pw}' REQUIRE NONE WITH MAX_USER_CONNECTIONS 3 ACCOUNT LOCK"),
             format!("ALTER USER 'alice'@'10.0.1.5' IDENTIFIED BY '{pw}' REQUIRE NONE WITH MAX_USER_CONNECTIONS 3 ACCOUNT LOCK"),
             "REVOKE ALL PRIVILEGES, GRANT OPTION FROM 'alice'@'10.0.1.5'".to_string(),
-            "GRANT 'powerpole-managed' TO 'alice'@'10.0.1.5'".to_string(),
+            "GRANT 'powerpole-dep-default' TO 'alice'@'10.0.1.5'".to_string(),
             r"GRANT SELECT, SHOW VIEW, INSERT, UPDATE, DELETE ON `billing\_v2`.* TO 'alice'@'10.0.1.5'".to_string(),
             "GRANT SELECT, SHOW VIEW, INSERT, UPDATE, DELETE ON `audit`.* TO 'alice'@'10.0.1.5'".to_string(),
             "ALTER USER 'alice'@'10.0.1.5' ACCOUNT UNLOCK".to_string(),
@@ -76,14 +76,14 @@ fn never_a_global_grant_or_grant_option() {
 
 #[test]
 fn kill_follows_the_configured_statement() {
-    let sql = Sql::new(Dialect::Mysql8);
+    let sql = Sql::new(Dialect::Mysql8, &DeploymentId::default());
     assert_eq!(sql.kill(KillStatement::KillConnection, 42).sql, "KILL CONNECTION 42");
     assert_eq!(sql.kill(KillStatement::RdsKill, 42).sql, "CALL mysql.rds_kill(42)");
 }
 
 #[test]
 fn revoke_statements_name_the_account() {
-    let sql = Sql::new(Dialect::Mariadb);
+    let sql = Sql::new(Dialect::Mariadb, &DeploymentId::default());
     let a = account("bob_1", "10.1.0.0/16");
     assert_eq!(sql.lock(&a).sql, "ALTER USER 'bob_1'@'10.1.0.0/255.255.0.0' ACCOUNT LOCK");
     assert_eq!(sql.drop_user(&a).sql, "DROP USER 'bob_1'@'10.1.0.0/255.255.0.0'");
@@ -93,13 +93,26 @@ fn revoke_statements_name_the_account() {
 #[test]
 fn lookups_are_parameterised_and_dialect_specific_where_needed() {
     let a = account("alice", "10.0.1.5");
-    let maria = Sql::new(Dialect::Mariadb);
-    let mysql = Sql::new(Dialect::Mysql8);
+    let maria = Sql::new(Dialect::Mariadb, &DeploymentId::default());
+    let mysql = Sql::new(Dialect::Mysql8, &DeploymentId::default());
     assert_eq!(maria.account_exists(&a).params, ["alice", "10.0.1.5"]);
     assert_eq!(maria.sessions_of(&a).params, ["alice"]);
     assert!(maria.list_accounts().sql.contains("mysql.roles_mapping") && maria.list_accounts().sql.contains("Admin_option = 'N'"));
     assert!(mysql.list_accounts().sql.contains("mysql.role_edges"));
-    assert_eq!(mysql.list_accounts().params, [MARKER_ROLE]);
+    assert_eq!(mysql.list_accounts().params, ["powerpole-dep-default"]);
+}
+
+#[test]
+fn each_deployment_marks_and_lists_with_its_own_role_within_mysql_8s_name_limit() {
+    let longest = DeploymentId::parse("0123456789abcdef").unwrap();
+    let role = marker_role(&longest);
+    assert_eq!(role, "powerpole-dep-0123456789abcdef");
+    assert!(role.len() <= 32, "MySQL 8 role names are at most 32 characters: {role}");
+    let staging = Sql::new(Dialect::Mysql8, &DeploymentId::parse("staging").unwrap());
+    let prod = Sql::new(Dialect::Mysql8, &DeploymentId::parse("prod").unwrap());
+    assert_eq!(staging.list_accounts().params, ["powerpole-dep-staging"]);
+    assert_eq!(prod.mark(&account("alice", "10.0.1.5")).unwrap().sql, "GRANT 'powerpole-dep-prod' TO 'alice'@'10.0.1.5'");
+    assert_ne!(marker_role(&DeploymentId::parse("managed").unwrap()), LEGACY_MARKER_ROLE, "no id can name the legacy marker");
 }
 
 #[test]

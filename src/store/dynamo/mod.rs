@@ -37,6 +37,16 @@ impl DynamoStore {
         DynamoStore { client, table: config.table.clone(), retention }
     }
 
+    /// A store on `config.table` from the AWS settings in `aws` (region, credentials, endpoints).
+    pub fn from_sdk_config(aws: &aws_config::SdkConfig, config: &StoreConfig) -> DynamoStore {
+        Self::new(Client::new(aws), config)
+    }
+
+    /// `powerpole table create`: see [`create_table`].
+    pub async fn create_table(aws: &aws_config::SdkConfig, name: &str) -> Result<TableCreated, TableError> {
+        create_table(&Client::new(aws), name).await
+    }
+
     /// `powerpole doctor`: see [`check_table`].
     pub async fn check(&self) -> Result<String, String> {
         check_table(&self.client, &self.table).await

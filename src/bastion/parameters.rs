@@ -1,0 +1,33 @@
+//! Parameter Store reads for the rest of powerpole (a secret or the whole configuration kept as
+//! a `SecureString`). Parameter Store is part of SSM, whose SDK only this module owns.
+
+use aws_sdk_ssm::error::DisplayErrorContext;
+
+/// A parameter that could not be read: its name and SSM's own words (never a value).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("SSM parameter `{name}` cannot be read: {message}; check that it exists in this region and that powerpole may ssm:GetParameter on it (and kms:Decrypt for a SecureString)")]
+pub struct ParameterError {
+    pub name: String,
+    pub message: String,
+}
+
+/// Reads parameters, decrypted.
+#[derive(Debug, Clone)]
+pub struct ParameterStore {
+    ssm: aws_sdk_ssm::Client,
+}
+
+impl ParameterStore {
+    pub fn from_sdk_config(aws: &aws_config::SdkConfig) -> ParameterStore {
+        ParameterStore { ssm: aws_sdk_ssm::Client::new(aws) }
+    }
+
+    /// The value of parameter `name` (decrypted if it is a `SecureString`); empty if it has none.
+    pub async fn get_decrypted(&self, name: &str) -> Result<String, ParameterError> {
+        let answer = self.ssm.get_parameter().name(name).with_decryption(true).send().await.map_err(|e| ParameterError {
+            name: name.to_string(),
+            message: DisplayErrorContext(&e).to_string(),
+        })?;
+        Ok(answer.parameter().and_then(|p| p.value()).unwrap_or_default().to_string())
+    }
+}
