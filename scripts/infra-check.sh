@@ -151,6 +151,9 @@ say "checkov took $((SECONDS - t))s"
 # --- 2. parliament over the rendered policies --------------------------------------------------------
 
 t=$SECONDS
+# parliament's IAM definitions predate some condition keys the policies use; each addition is
+# listed, with its AWS source, in parliament_definitions.py.
+"$VENV/bin/python" "$TESTS/parliament_definitions.py" "$VENV/bin/python" || FAILED+=(parliament)
 if PYTHONPATH="$HCL2_DIR" "$VENV/bin/python" "$TESTS/render_policies.py" "$WORK/policies"; then
     files=$(find "$WORK/policies" -maxdepth 1 -name '*.json' | wc -l)
     (cd "$WORK" && "$VENV/bin/parliament" --directory "$WORK/policies" --json \
@@ -164,16 +167,13 @@ else
     FAILED+=(parliament)
 fi
 # The public function's role, with the community auditors (privilege escalation and others).
-if [ -f "$WORK/policies/slack-handler.json" ]; then
-    (cd "$WORK" && "$VENV/bin/parliament" --file "$WORK/policies/slack-handler.json" --json \
+mkdir -p "$WORK/handler-policy"
+if cp "$WORK/policies/slack-handler.json" "$WORK/handler-policy/" 2>/dev/null; then
+    (cd "$WORK" && "$VENV/bin/parliament" --directory "$WORK/handler-policy" --json \
         --minimum_severity INFO --include-community-auditors </dev/null >"$WORK/community.out" 2>&1)
-    if grep -qi 'PRIVILEGE_ESCALATION\|privilege escalation' "$WORK/community.out"; then
-        sed 's/^/  /' "$WORK/community.out"
-        say "parliament community auditors: FAIL (privilege escalation in the Slack handler's policy)"
+    community_rc=$?
+    "$VENV/bin/python" "$TESTS/privilege_escalation.py" "$WORK/community.out" "$community_rc" "the Slack handler's policy" ||
         FAILED+=(parliament-community)
-    else
-        say "parliament community auditors: PASS (no privilege escalation in the Slack handler's policy; $(grep -c . "$WORK/community.out") finding line(s) in all)"
-    fi
 else
     say "parliament community auditors: FAIL (no rendered slack-handler.json)"
     FAILED+=(parliament-community)

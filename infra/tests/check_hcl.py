@@ -25,6 +25,17 @@ MODULE = ROOT / "infra" / "modules" / "powerpole"
 USER_DATA = ROOT / "src" / "bastion" / "user-data.sh"
 
 
+def clean(value):
+    """python-hcl2 keeps the quotes of string literals and block labels; drop them everywhere."""
+    if isinstance(value, dict):
+        return {clean(k): clean(v) for k, v in value.items() if k != "__is_block__"}
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
 def load_module() -> tuple[dict, dict, dict]:
     """resources[type][name], data[type][name], locals merged, from every .tf of the module."""
     resources: dict = {}
@@ -32,7 +43,7 @@ def load_module() -> tuple[dict, dict, dict]:
     local: dict = {}
     for tf in sorted(MODULE.glob("*.tf")):
         with tf.open() as fh:
-            parsed = hcl2.load(fh)
+            parsed = clean(hcl2.load(fh))
         for block in parsed.get("resource", []):
             for rtype, named in block.items():
                 for name, body in named.items():

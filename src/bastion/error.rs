@@ -25,8 +25,8 @@ pub enum BastionError {
     #[error("refusing to terminate {instance_id}: it is not tagged powerpole:managed=true, and powerpole terminates only its own bastions")]
     NotManaged { instance_id: String },
 
-    #[error("requester {requester} has no usable identity for the bastion's powerpole:identity tag ([bastion] identity_source = {source:?} gives `{value}`): nobody could enter such a bastion; fix the requester's Slack profile e-mail or choose another identity_source")]
-    NoIdentity { requester: String, source: crate::config::IdentitySource, value: String },
+    #[error("requester {requester} has no usable identity for the bastion's powerpole:identity tag ([bastion] identity_source = {identity_source:?} gives `{value}`): nobody could enter such a bastion; fix the requester's Slack profile e-mail or choose another identity_source")]
+    NoIdentity { requester: String, identity_source: crate::config::IdentitySource, value: String },
 
     #[error("`{0}` is not an EC2 instance id (i- and hex digits)")]
     InvalidInstanceId(String),

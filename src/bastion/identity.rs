@@ -19,7 +19,7 @@ pub fn identity(source: IdentitySource, slack_id: &SlackUserId, email: &str) -> 
     // EC2 tag values: up to 256 of letters, digits, spaces and + - = . _ : / @.
     let allowed = |c: char| c.is_alphanumeric() || " +-=._:/@".contains(c);
     if value.is_empty() || value.chars().count() > 256 || !value.chars().all(allowed) {
-        return Err(BastionError::NoIdentity { requester: slack_id.to_string(), source, value });
+        return Err(BastionError::NoIdentity { requester: slack_id.to_string(), identity_source: source, value });
     }
     Ok(value)
 }
