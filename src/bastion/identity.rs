@@ -48,4 +48,34 @@ mod tests {
         }
         assert!(identity(IdentitySource::Email, &alice(), "o'brien@example.com").is_err());
     }
+
+    const TARGET: &str = r#"
+[targets.billing]
+writer_endpoint = "billing.cluster-abc.eu-west-1.rds.amazonaws.com"
+schemas = ["billing"]
+admin_secret = "powerpole/billing-admin"
+subnet_id = "subnet-0123"
+security_group_id = "sg-0123"
+approvers = ["U0APPROVER"]
+approvals_channel = "C0APPROVALS"
+"#;
+
+    #[test]
+    fn the_e_mail_and_powerpoles_document_are_the_defaults_and_both_can_be_set() {
+        let c = crate::config::Config::from_toml_str(TARGET).unwrap();
+        assert_eq!((c.bastion.identity_source, c.bastion.session_document.as_str()), (IdentitySource::Email, "powerpole-session"));
+        let set = format!("[bastion]\nidentity_source = \"slack_user_id\"\nsession_document = \"acme-powerpole-session\"\n{TARGET}");
+        let c = crate::config::Config::from_toml_str(&set).unwrap();
+        assert_eq!((c.bastion.identity_source, c.bastion.session_document.as_str()), (IdentitySource::SlackUserId, "acme-powerpole-session"));
+    }
+
+    #[test]
+    fn a_bad_document_name_or_identity_source_is_refused_with_what_to_write() {
+        let bad = format!("[bastion]\nsession_document = \"no spaces\"\n{TARGET}");
+        let err = crate::config::Config::from_toml_str(&bad).unwrap_err().to_string();
+        assert!(err.contains("bastion.session_document") && err.contains("session_document_name"), "{err}");
+        let bad = format!("[bastion]\nidentity_source = \"username\"\n{TARGET}");
+        let err = crate::config::Config::from_toml_str(&bad).unwrap_err().to_string();
+        assert!(err.contains("email") && err.contains("slack_user_id"), "{err}");
+    }
 }
