@@ -5,12 +5,18 @@
 #      skip an inline `#checkov:skip=CKV_...:reason` with a written reason;
 #   2. parliament over every policies/*.json, rendered first the way Terraform's templatefile()
 #      renders them (placeholders checked against the module's locals): 0 findings at any
-#      severity;
+#      severity; then parliament --include-community-auditors over the Slack handler's policy
+#      (the public function's role): no privilege-escalation finding;
 #   3. the DynamoDB table in infra/ against the store's schema (src/store/schema.rs), read from
 #      $POWERPOLE_TABLE_SCHEMA_JSON when set, otherwise from `powerpole table schema` built with the
 #      workspace (the code itself, so the two cannot drift);
 #   4. `terraform fmt -check` when a terraform binary is on PATH (skipped otherwise: no
-#      provider can be downloaded here, so nothing else needs terraform).
+#      provider can be downloaded here, so nothing else needs terraform);
+#   5. the module read as HCL (infra/tests/check_hcl.py): no SSM-SessionManagerRunShell, powerpole's
+#      own session document, three Lambda functions on two distinct roles plus a serve role, the
+#      follow-up queue open to the Slack handler's role only;
+#   6. the bastion user data run for real in a throwaway root (infra/tests/user_data_test.sh;
+#      needs root, installs sudo, nftables and shellcheck from Debian's packages when missing).
 #
 # Tools live in a venv at .local/venv-infra (git-ignored) with pinned versions; the first run
 # on a fresh machine installs them (about a minute), later runs reuse them. Runs every check,
@@ -145,6 +151,9 @@ say "checkov took $((SECONDS - t))s"
 # --- 2. parliament over the rendered policies --------------------------------------------------------
 
 t=$SECONDS
+# parliament's IAM definitions predate some condition keys the policies use; each addition is
+# listed, with its AWS source, in parliament_definitions.py.
+"$VENV/bin/python" "$TESTS/parliament_definitions.py" "$VENV/bin/python" || FAILED+=(parliament)
 if PYTHONPATH="$HCL2_DIR" "$VENV/bin/python" "$TESTS/render_policies.py" "$WORK/policies"; then
     files=$(find "$WORK/policies" -maxdepth 1 -name '*.json' | wc -l)
     (cd "$WORK" && "$VENV/bin/parliament" --directory "$WORK/policies" --json \
@@ -156,6 +165,18 @@ if PYTHONPATH="$HCL2_DIR" "$VENV/bin/python" "$TESTS/render_policies.py" "$WORK/
 else
     say "parliament: FAIL (policies could not be rendered)"
     FAILED+=(parliament)
+fi
+# The public function's role, with the community auditors (privilege escalation and others).
+mkdir -p "$WORK/handler-policy"
+if cp "$WORK/policies/slack-handler.json" "$WORK/handler-policy/" 2>/dev/null; then
+    (cd "$WORK" && "$VENV/bin/parliament" --directory "$WORK/handler-policy" --json \
+        --minimum_severity INFO --include-community-auditors </dev/null >"$WORK/community.out" 2>&1)
+    community_rc=$?
+    "$VENV/bin/python" "$TESTS/privilege_escalation.py" "$WORK/community.out" "$community_rc" "the Slack handler's policy" ||
+        FAILED+=(parliament-community)
+else
+    say "parliament community auditors: FAIL (no rendered slack-handler.json)"
+    FAILED+=(parliament-community)
 fi
 say "parliament took $((SECONDS - t))s"
 
@@ -193,10 +214,20 @@ else
     SKIPPED+=(terraform-fmt)
 fi
 
+# --- 5. the module's roles, documents and queue policy, read as HCL ----------------------------------
+
+PYTHONPATH="$HCL2_DIR" "$VENV/bin/python" "$TESTS/check_hcl.py" || FAILED+=(hcl)
+
+# --- 6. the bastion user data, run ---------------------------------------------------------------------
+
+t=$SECONDS
+if "$TESTS/user_data_test.sh"; then :; else FAILED+=(user-data); fi
+say "user data took $((SECONDS - t))s"
+
 # --- verdict -------------------------------------------------------------------------------------------
 
 if [ "${#FAILED[@]}" -gt 0 ]; then
     say "FAILED: ${FAILED[*]} ($((SECONDS - START))s)"
     exit 1
 fi
-say "OK: checkov, parliament, schema${SKIPPED:+ (skipped: ${SKIPPED[*]})}$([ ${#SKIPPED[@]} -eq 0 ] && echo ", terraform fmt") ($((SECONDS - START))s)"
+say "OK: checkov, parliament, schema, hcl, user data${SKIPPED:+ (skipped: ${SKIPPED[*]})}$([ ${#SKIPPED[@]} -eq 0 ] && echo ", terraform fmt") ($((SECONDS - START))s)"

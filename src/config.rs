@@ -177,6 +177,24 @@ pub struct BastionConfig {
     pub ami_parameter: String,
     pub root_volume_gib: u32,
     pub ssm_online_timeout: AccessDuration,
+    /// What the `powerpole:identity` tag of a bastion holds (see [`crate::bastion::identity`]).
+    pub identity_source: IdentitySource,
+    /// powerpole's Session Manager document (Terraform output `session_document_name`).
+    pub session_document: String,
+}
+
+/// Which of the requester's identities a bastion's `powerpole:identity` tag carries: the value
+/// the engineer policy compares with the caller's principal tag (infra/README.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentitySource {
+    /// The Slack profile e-mail, as IAM Identity Center's `email` attribute carries it.
+    #[default]
+    Email,
+    /// The part of the e-mail before `@` (for identity providers that pass a user name).
+    EmailLocalPart,
+    /// The Slack user id (for principals tagged with it).
+    SlackUserId,
 }
 
 /// The MySQL flavour a target speaks (statements differ slightly).
@@ -421,6 +439,8 @@ struct RawBastion {
     ami_parameter: Option<String>,
     root_volume_gib: Option<u32>,
     ssm_online_timeout: Option<String>,
+    identity_source: Option<IdentitySource>,
+    session_document: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -556,7 +576,14 @@ impl RawConfig {
                 .unwrap_or_else(|| "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64".into()),
             root_volume_gib: self.bastion.root_volume_gib.unwrap_or(8),
             ssm_online_timeout: p.duration("bastion.ssm_online_timeout", self.bastion.ssm_online_timeout.as_deref(), "5m"),
+            identity_source: self.bastion.identity_source.unwrap_or_default(),
+            session_document: self.bastion.session_document.unwrap_or_else(|| "powerpole-session".into()),
         };
+        let document_ok = (3..=128).contains(&bastion.session_document.len())
+            && bastion.session_document.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+        if !document_ok {
+            p.add("bastion.session_document", "an SSM document name is 3 to 128 characters from A-Z, a-z, 0-9, _, - and . (the Terraform output session_document_name)");
+        }
         if !(8..=64).contains(&bastion.root_volume_gib) {
             p.add("bastion.root_volume_gib", "must be between 8 and 64 (GiB)");
         }

@@ -15,11 +15,24 @@ use base64::Engine;
 use rand::RngExt;
 
 use powerpole::bastion::{launch::USER_DATA, tags, BastionError, Bastions, Ec2Bastions, InstanceState, LaunchSpec};
-use powerpole::config::BastionConfig;
+use powerpole::config::{BastionConfig, IdentitySource};
 use powerpole::domain::{AccessDuration, SessionId, SlackUserId, TargetName};
 use powerpole_standins::ssm::SsmStandin;
 
 const AL2023: &str = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
+
+/// Bastions with instance profile `profile`, the e-mail as identity, 12 GiB root volumes.
+fn bastion_config(profile: &str) -> BastionConfig {
+    BastionConfig {
+        instance_type: "t3.micro".into(),
+        instance_profile: profile.to_string(),
+        ami_parameter: AL2023.into(),
+        root_volume_gib: 12,
+        ssm_online_timeout: AccessDuration::from_secs(300).expect("5 minutes"),
+        identity_source: IdentitySource::Email,
+        session_document: "powerpole-session".into(),
+    }
+}
 
 fn moto_url() -> String {
     match std::env::var("AWS_ENDPOINT_URL") {
@@ -120,13 +133,7 @@ impl World {
             .expect("moto creates a security group");
         let profile = format!("powerpole-bastion-{}", suffix());
         create_instance_profile(&moto, &profile).await;
-        let config = BastionConfig {
-            instance_type: "t3.micro".into(),
-            instance_profile: profile.clone(),
-            ami_parameter: AL2023.into(),
-            root_volume_gib: 12,
-            ssm_online_timeout: AccessDuration::from_secs(300).expect("5 minutes"),
-        };
+        let config = bastion_config(&profile);
         let bastions = Ec2Bastions::new(ec2.clone(), ssm_client(&ssm.url()), config).with_poll_interval(Duration::from_millis(50));
         World {
             ec2,
@@ -139,10 +146,16 @@ impl World {
         }
     }
 
+    /// The configuration the world's bastions were made with.
+    fn bastions_config(&self) -> BastionConfig {
+        bastion_config(&self.profile)
+    }
+
     fn spec(&self) -> LaunchSpec {
         LaunchSpec {
             session: SessionId::random(),
             requester: SlackUserId::parse("U0REQUESTER").expect("a Slack user id"),
+            requester_email: "Requester@example.com".into(),
             target: TargetName::parse("billing").expect("a target name"),
             subnet_id: self.subnet_id.clone(),
             security_group_id: self.security_group_id.clone(),
@@ -196,6 +209,7 @@ async fn launch_sets_every_parameter_and_ec2_reports_them_back() {
     for expected in [
         (tags::SESSION, spec.session.as_str()),
         (tags::REQUESTER, "U0REQUESTER"),
+        (tags::IDENTITY, "Requester@example.com"),
         (tags::TARGET, "billing"),
         (tags::MANAGED, "true"),
         ("Name", name.as_str()),
@@ -348,9 +362,36 @@ async fn a_targets_own_ami_wins_and_a_missing_parameter_says_what_to_check() {
             ami_parameter: format!("/powerpole/test/no-such-{}", suffix()),
             root_volume_gib: 8,
             ssm_online_timeout: AccessDuration::from_secs(300).expect("5 minutes"),
+            identity_source: IdentitySource::Email,
+            session_document: "powerpole-session".into(),
         },
     );
     let err = broken.launch(&world.spec()).await.expect_err("no AMI, no launch");
     assert!(matches!(err, BastionError::AmiParameter { .. }), "{err:?}");
     assert!(err.to_string().contains("ssm:GetParameter"), "{err}");
+}
+
+#[tokio::test]
+async fn the_identity_tag_follows_the_configured_source_and_a_launch_without_one_is_refused() {
+    let world = World::new().await;
+    let with_source = |source| {
+        let mut config = world.bastions_config();
+        config.identity_source = source;
+        Ec2Bastions::new(world.ec2.clone(), ssm_client(&world.ssm.url()), config)
+    };
+    let identity_of = |i: &aws_sdk_ec2::types::Instance| {
+        i.tags().iter().find(|t| t.key() == Some(tags::IDENTITY)).and_then(|t| t.value()).map(str::to_string)
+    };
+
+    let by_name = with_source(IdentitySource::EmailLocalPart).launch(&world.spec()).await.expect("launch");
+    assert_eq!(identity_of(&world.describe(&by_name.id).await).as_deref(), Some("Requester"));
+    let by_slack_id = with_source(IdentitySource::SlackUserId).launch(&world.spec()).await.expect("launch");
+    assert_eq!(identity_of(&world.describe(&by_slack_id.id).await).as_deref(), Some("U0REQUESTER"));
+
+    // No e-mail, no identity: nobody could enter such a bastion, so none is launched.
+    let spec = LaunchSpec { requester_email: String::new(), ..world.spec() };
+    let err = with_source(IdentitySource::Email).launch(&spec).await.expect_err("no identity, no launch");
+    assert!(matches!(err, BastionError::NoIdentity { .. }), "{err:?}");
+    assert!(err.to_string().contains("identity_source"), "{err}");
+    assert!(world.tagged(&spec.session).await.is_empty(), "nothing was launched");
 }

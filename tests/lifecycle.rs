@@ -67,14 +67,24 @@ async fn a_session_lives_from_request_to_teardown() {
     let dm = world.dms_to(ALICE).into_iter().find(|c| c.text().contains("is ready")).expect("the hand-over DM");
     let dm_text = powerpole_standins::slack::text_of(&dm);
     let instance_id = instance.instance_id().expect("an instance id");
-    assert!(dm_text.contains(&format!("aws ssm start-session --target {instance_id}")), "{dm_text}");
-    assert!(dm_text.contains(&format!("mysql -h {} -P {} -u {} -p'", world::DB_HOST_ON_BRIDGE, world.db.port, world.db_user())), "{dm_text}");
+    let document = &app.config.bastion.session_document;
+    assert!(dm_text.contains(&format!("aws ssm start-session --target {instance_id} --document-name {document} ")), "{dm_text}");
+    assert!(!dm_text.contains("console.aws.amazon.com"), "no console link that would use the default document: {dm_text}");
+    assert!(dm_text.contains(&format!("mysql -h {} -P {} -u {} -p```", world::DB_HOST_ON_BRIDGE, world.db.port, world.db_user())), "mysql asks for the password: {dm_text}");
     let password = password_in(&dm_text).expect("the DM carries the password");
     assert!(password.len() >= 24);
+    for line in dm_text.lines().filter(|l| l.contains(&password)) {
+        assert_eq!(line.trim_matches('`'), password, "the password stands alone on its line, never next to -p: {line}");
+    }
+    // Only the requester may enter it: the bastion carries their identity (the Slack e-mail).
+    let identity = instance.tags().iter().find(|t| t.key() == Some(powerpole::bastion::tags::IDENTITY)).and_then(|t| t.value());
+    assert_eq!(identity, Some(session.requester.email.as_str()), "{:?}", instance.tags());
 
-    // The command line from the DM, pasted on the bastion (a test host holding its IP), works and
-    // reads the target's schema; the same line from any other address is refused.
+    // The command line from the DM, pasted on the bastion (a test host holding its IP) with the
+    // password typed at its prompt, works and reads the target's schema; the same from any other
+    // address is refused.
     let mysql = world::mysql_line_in(&dm_text).expect("the DM has a mysql command line");
+    let mysql = world::typing_password(&mysql, &password);
     let bastion = TestHost::add(&ip);
     let rows = bastion.mysql(&mysql, &format!("SELECT COUNT(*) FROM {}.refunds", world.schema));
     assert_eq!(rows.as_deref(), Ok("3"), "login from the bastion's address");

@@ -90,8 +90,9 @@ async fn assert_handed_over_once(world: &World, app: &App, id: &SessionId) -> Se
     let dms = handover_dms(world);
     assert_eq!(dms.len(), 1, "one hand-over DM");
     let text = powerpole_standins::slack::text_of(&dms[0]);
-    assert!(password_in(&text).is_some_and(|p| p.len() >= 24), "the DM carries the password");
+    let password = password_in(&text).filter(|p| p.len() >= 24).expect("the DM carries the password");
     let mysql = world::mysql_line_in(&text).expect("the DM has a mysql command line");
+    let mysql = world::typing_password(&mysql, &password);
     let bastion = TestHost::add(&ip);
     let rows = bastion.mysql(&mysql, &format!("SELECT COUNT(*) FROM {}.refunds", world.schema));
     assert_eq!(rows.as_deref(), Ok("3"), "the handed-over password works from the bastion's address");

@@ -35,7 +35,7 @@ async fn reconcile_dry_run_reports_a_stray_bastion_a_stray_account_and_an_overdu
     // A bastion for a session nobody knows, and an account with powerpole's marker no session owns.
     let target = app.config.target(&TargetName::parse("billing").unwrap()).unwrap().clone();
     let ghost = SessionId::random();
-    let stray = app.lifecycle.bastions.launch(&LaunchSpec::new(ghost.clone(), SlackUserId::parse(ALICE).unwrap(), &target)).await.expect("launch a stray");
+    let stray = app.lifecycle.bastions.launch(&LaunchSpec::new(ghost.clone(), SlackUserId::parse(ALICE).unwrap(), "alice@example.com", &target)).await.expect("launch a stray");
     let stray_user = format!("stray{}", world.id);
     let request = AccountRequest { user: DbUsername::parse(&stray_user).unwrap(), host: "10.200.77.7".into(), role: Role::Read };
     app.lifecycle.grants.create_account(&target, &request).await.expect("create a stray account");

@@ -37,7 +37,7 @@ async fn app_of(world: &World, id: &str, clock: Arc<dyn Clock>) -> App {
 /// account with its marker that no session owns. Returns (instance id, account user).
 async fn strays(app: &App, world: &World, name: &str) -> (String, String) {
     let target = app.config.target(&TargetName::parse("billing").unwrap()).unwrap().clone();
-    let spec = LaunchSpec::new(SessionId::random(), SlackUserId::parse(ALICE).unwrap(), &target);
+    let spec = LaunchSpec::new(SessionId::random(), SlackUserId::parse(ALICE).unwrap(), "alice@example.com", &target);
     let instance = app.lifecycle.bastions.launch(&spec).await.expect("launch a stray bastion");
     let user = format!("{name}{}", world.id);
     let request = AccountRequest { user: DbUsername::parse(&user).unwrap(), host: "10.200.77.7".into(), role: Role::Read };

@@ -6,7 +6,9 @@ Checks, before rendering, that the templates and the Terraform agree:
     (kms-key-policy.json: local.key_policy_template_vars; every other file: that map merged
     with local.role_policy_extra_template_vars), read from the module with python-hcl2;
   - every file in policies/ is rendered by the module (no orphan policy);
-  - placeholders are only `${name}` (a string) or `${jsonencode(name)}` (a list).
+  - placeholders are only `${name}` (a string) or `${jsonencode(name)}` (a list); `$${...}` is
+    templatefile()'s escape for a literal `${...}` (an IAM policy variable such as
+    `${aws:userid}`) and is rendered as that literal.
 
 Usage: render_policies.py OUT_DIR   (writes OUT_DIR/<same file name>; exit 1 on any problem)
 """
@@ -34,6 +36,8 @@ SAMPLE = {
     "account_id": ACCOUNT,
     "table_name": "powerpole",
     "orchestrator_role_arn": f"arn:aws:iam::{ACCOUNT}:role/powerpole-orchestrator",
+    "slack_handler_role_arn": f"arn:aws:iam::{ACCOUNT}:role/powerpole-slack-handler",
+    "serve_role_arn": f"arn:aws:iam::{ACCOUNT}:role/powerpole-serve",
     "bastion_role_arn": f"arn:aws:iam::{ACCOUNT}:role/powerpole-bastion",
     "security_team_role_arn": f"arn:aws:iam::{ACCOUNT}:role/powerpole-security-team-logs",
     "bastion_instance_profile_arn": f"arn:aws:iam::{ACCOUNT}:instance-profile/powerpole-bastion",
@@ -70,9 +74,15 @@ SAMPLE = {
         f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:powerpole/targets/billing/admin-GhIjKl",
     ],
     "secret_kms_key_arns": [f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"],
+    "slack_secret_arn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:powerpole/slack-AbCdEf",
+    "admin_secret_arns": [f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:powerpole/targets/billing/admin-GhIjKl"],
+    "requester_index_name": "by_requester",
+    "deployment_id": "default",
+    "session_document_arn": f"arn:aws:ssm:{REGION}:{ACCOUNT}:document/powerpole-session",
+    "engineer_identity_variable": "${aws:PrincipalTag/email}",
 }
 
-PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+PLACEHOLDER = re.compile(r"\$?\$\{([^}]*)\}")
 JSONENCODE = re.compile(r"^jsonencode\(([a-z_][a-z0-9_]*)\)$")
 NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -104,6 +114,8 @@ def render(path: Path, allowed: set[str], problems: list[str]) -> str:
     text = path.read_text()
 
     def substitute(match: re.Match[str]) -> str:
+        if match.group(0).startswith("$$"):
+            return match.group(0)[1:]  # templatefile()'s escape: a literal ${...}
         expr = match.group(1).strip()
         listed = JSONENCODE.match(expr)
         name = listed.group(1) if listed else expr

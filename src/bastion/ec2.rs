@@ -62,7 +62,7 @@ impl Ec2Bastions {
         if group.vpc_id() != subnet.vpc_id() {
             return Err(format!("security group {} and subnet {} are in different VPCs", target.security_group_id, target.subnet_id));
         }
-        let spec = LaunchSpec::new(crate::domain::SessionId::random(), crate::domain::SlackUserId::parse("U0DOCTOR").map_err(|e| e.to_string())?, target);
+        let spec = LaunchSpec::new(crate::domain::SessionId::random(), crate::domain::SlackUserId::parse("U0DOCTOR").map_err(|e| e.to_string())?, "doctor@example.com", target);
         let ami = launch::resolve_ami(&self.ssm, &spec, &self.config.ami_parameter).await.map_err(|e| e.to_string())?;
         let public = if subnet.map_public_ip_on_launch() == Some(true) { " (it maps public IPs by default; powerpole turns that off per launch)" } else { "" };
         Ok(format!("subnet {} in {}{public}, security group {} with no inbound rules, AMI {ami}", target.subnet_id, subnet.vpc_id().unwrap_or("?"), target.security_group_id))
@@ -80,6 +80,7 @@ impl Ec2Bastions {
     }
 
     async fn run(&self, spec: &LaunchSpec) -> Result<Instance, BastionError> {
+        let identity = super::identity::identity(self.config.identity_source, &spec.requester, &spec.requester_email)?;
         let ami = launch::resolve_ami(&self.ssm, spec, &self.config.ami_parameter).await?;
         let root_device = launch::root_device(&self.ec2, &ami).await?;
         let instance_type = spec.instance_type.as_deref().unwrap_or(&self.config.instance_type);
@@ -97,7 +98,7 @@ impl Ec2Bastions {
             .iam_instance_profile(launch::instance_profile(&self.config.instance_profile))
             .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate)
             .user_data(launch::user_data())
-            .set_tag_specifications(Some(launch::tag_specifications(spec, &self.deployment)))
+            .set_tag_specifications(Some(launch::tag_specifications(spec, &identity, &self.deployment)))
             .send()
             .await
             .map_err(|e| BastionError::Ec2 { action: "RunInstances", message: DisplayErrorContext(&e).to_string() })?;

@@ -28,6 +28,9 @@ pub enum BastionError {
     #[error("refusing to terminate {instance_id}: its powerpole:deployment tag is {tagged}, and this is deployment {ours} (`[deployment] id`); each deployment terminates only its own bastions")]
     OtherDeployment { instance_id: String, tagged: String, ours: String },
 
+    #[error("requester {requester} has no usable identity for the bastion's powerpole:identity tag ([bastion] identity_source = {identity_source:?} gives `{value}`): nobody could enter such a bastion; fix the requester's Slack profile e-mail or choose another identity_source")]
+    NoIdentity { requester: String, identity_source: crate::config::IdentitySource, value: String },
+
     #[error("`{0}` is not an EC2 instance id (i- and hex digits)")]
     InvalidInstanceId(String),
 }

@@ -11,15 +11,16 @@ use base64::Engine;
 use super::{tags, BastionError, LaunchSpec};
 use crate::domain::DeploymentId;
 
-/// The bastion's only job is to run `mysql` against the target: install a client and nothing
-/// else. (Amazon Linux 2023 ships the SSM agent; no other software is wanted on the host.)
-/// dnf reads the AL2023 repositories from S3, so a private subnet without a NAT needs the S3
-/// gateway endpoint for this to succeed.
-pub const USER_DATA: &str = "#!/bin/bash
-# powerpole bastion: a MySQL client and nothing else. Access is through SSM Session Manager only.
-set -euo pipefail
-dnf install -y mariadb105
-";
+/// The bastion's user data (`user-data.sh`, run and checked by infra/tests/user_data_test.sh):
+/// sessions run as an unprivileged user, ssm-user has no sudo, only root reaches the instance
+/// metadata, and a MySQL client is installed. (Amazon Linux 2023 ships the SSM agent.) dnf reads
+/// the AL2023 repositories from S3, so a private subnet without a NAT needs the S3 gateway
+/// endpoint for this to succeed.
+pub const USER_DATA: &str = include_str!("user-data.sh");
+
+/// The local user sessions run as: the `runAsDefaultUser` of powerpole's session document
+/// (infra/modules/powerpole/session_document.tf), created by [`USER_DATA`].
+pub const SESSION_USER: &str = "powerpole-session";
 
 /// The AMI's root device when `DescribeImages` does not say (Amazon Linux 2023's).
 pub const DEFAULT_ROOT_DEVICE: &str = "/dev/xvda";
@@ -35,10 +36,13 @@ pub fn name(spec: &LaunchSpec) -> String {
 }
 
 /// The session's tags, on the instance and on its root volume, with the deployment that owns it.
-pub fn tag_specifications(spec: &LaunchSpec, deployment: &DeploymentId) -> Vec<TagSpecification> {
-    let tags = [
+/// `identity` is the requester's identity tag value ([`super::identity::identity`]).
+pub fn tag_specifications(spec: &LaunchSpec, identity: &str, deployment: &DeploymentId) -> Vec<TagSpecification> {
+    // One (key, value) per line, so a tag is added by adding a line.
+    let tags = vec![
         (tags::SESSION, spec.session.to_string()),
         (tags::REQUESTER, spec.requester.to_string()),
+        (tags::IDENTITY, identity.to_string()),
         (tags::TARGET, spec.target.to_string()),
         (tags::MANAGED, "true".to_string()),
         (tags::DEPLOYMENT, deployment.to_string()),
@@ -139,6 +143,7 @@ mod tests {
         LaunchSpec {
             session: SessionId::parse("pp-abcdefghij").unwrap(),
             requester: SlackUserId::parse("U0ALICE").unwrap(),
+            requester_email: "alice@example.com".into(),
             target: TargetName::parse("billing").unwrap(),
             subnet_id: "subnet-1".into(),
             security_group_id: "sg-1".into(),
@@ -148,16 +153,17 @@ mod tests {
     }
 
     #[test]
-    fn user_data_installs_a_mysql_client_and_nothing_else() {
+    fn user_data_is_the_script_and_creates_the_session_user() {
         let decoded = base64::engine::general_purpose::STANDARD.decode(user_data()).unwrap();
         assert_eq!(String::from_utf8(decoded).unwrap(), USER_DATA);
-        let commands: Vec<&str> = USER_DATA.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).collect();
-        assert_eq!(commands, ["set -euo pipefail", "dnf install -y mariadb105"]);
+        assert!(USER_DATA.starts_with("#!/bin/bash\n"));
+        // What it does is tested by running it: infra/tests/user_data_test.sh.
+        assert!(USER_DATA.lines().any(|l| l == format!("SESSION_USER={SESSION_USER}")), "the script creates {SESSION_USER}");
     }
 
     #[test]
     fn instance_and_volume_carry_the_session_tags() {
-        let specs = tag_specifications(&spec(), &DeploymentId::parse("staging").unwrap());
+        let specs = tag_specifications(&spec(), "alice@example.com", &DeploymentId::parse("staging").unwrap());
         assert_eq!(specs.len(), 2);
         for s in &specs {
             let tags: Vec<(&str, &str)> = s.tags().iter().map(|t| (t.key().unwrap(), t.value().unwrap())).collect();
@@ -166,6 +172,7 @@ mod tests {
                 [
                     ("powerpole:session", "pp-abcdefghij"),
                     ("powerpole:requester", "U0ALICE"),
+                    ("powerpole:identity", "alice@example.com"),
                     ("powerpole:target", "billing"),
                     ("powerpole:managed", "true"),
                     ("powerpole:deployment", "staging"),

@@ -12,11 +12,13 @@
 //!
 //! What a bastion is (see [`launch`] for the details): the target's private subnet and bastion
 //! security group, no public IP, no key pair, IMDSv2 only with a hop limit of 1, an encrypted gp3
-//! root volume, the bastion instance profile, shutdown = terminate, the session's tags, and user
-//! data that installs a MySQL client and nothing else.
+//! root volume, the bastion instance profile, shutdown = terminate, the session's tags (among
+//! them `powerpole:identity`, who may enter it: see [`identity`]), and the user data of
+//! `user-data.sh` (an unprivileged session user, no sudo, metadata for root only, a MySQL client).
 
 mod ec2;
 mod error;
+pub mod identity;
 mod instances;
 pub mod launch;
 mod online;
@@ -45,6 +47,8 @@ pub mod tags {
     /// The deployment (`[deployment] id`) that launched it: reconcile lists only its own, and
     /// the IAM policies condition terminate on it.
     pub const DEPLOYMENT: &str = "powerpole:deployment";
+    /// The requester as AWS sees them ([`super::identity`]): who may start a session on it.
+    pub const IDENTITY: &str = "powerpole:identity";
 }
 
 /// What to launch for one session.
@@ -52,6 +56,8 @@ pub mod tags {
 pub struct LaunchSpec {
     pub session: SessionId,
     pub requester: SlackUserId,
+    /// The requester's Slack profile e-mail (one of the sources of the identity tag).
+    pub requester_email: String,
     pub target: TargetName,
     pub subnet_id: String,
     pub security_group_id: String,
@@ -62,10 +68,11 @@ pub struct LaunchSpec {
 }
 
 impl LaunchSpec {
-    pub fn new(session: SessionId, requester: SlackUserId, target: &TargetConfig) -> LaunchSpec {
+    pub fn new(session: SessionId, requester: SlackUserId, requester_email: &str, target: &TargetConfig) -> LaunchSpec {
         LaunchSpec {
             session,
             requester,
+            requester_email: requester_email.to_string(),
             target: target.name.clone(),
             subnet_id: target.subnet_id.clone(),
             security_group_id: target.security_group_id.clone(),

@@ -14,8 +14,14 @@
 //!
 //! Once, and not lost:
 //! - the answer has no side effect, so replaying it repeats nothing; the replayed follow-up first
-//!   claims `deferred:<request id>` in the store, so a queue that delivers a request twice (or a
-//!   hand-off that was retried) has it done once;
+//!   claims `deferred:<digest>` in the store, the digest being SHA-256 over what Slack signed
+//!   (`v0:<timestamp>:<body>`), so a queue that delivers a request twice (or a hand-off that was
+//!   retried) has it done once. The digest, not the request id the message carries: anyone who
+//!   could put a copy of a signed request on the queue again could give it a fresh id;
+//! - a request signed more than [`MAX_QUEUED_AGE`] ago is refused before anything is done: the
+//!   dead-letter queue keeps messages for 14 days, and an old signed request put back on the
+//!   queue (after its claim expired) must not file a session in someone's name. Refused messages
+//!   fail, so they end in the dead-letter queue, whose alarm tells the operator;
 //! - Slack gets its acknowledgement only after the queue took the request; if it did not, the
 //!   person is told to try again (an event gets a 503, which Slack retries) and nothing was done;
 //! - a worker that fails before the claim (start-up, secrets, store) leaves the message on the
@@ -45,8 +51,15 @@ use crate::secrets::Secret;
 use crate::store::StoreError;
 use crate::workflow::Workflow;
 
-/// How long a deferred request's claim is kept (far longer than any queue keeps a message).
+/// How long a deferred request's claim is kept: longer than [`MAX_QUEUED_AGE`], so a request is
+/// refused by its age before its claim could have expired.
 pub const CLAIM_FOR: chrono::Duration = chrono::Duration::hours(24);
+/// The oldest signed Slack request a worker still runs. The follow-up queue retries a message
+/// `maxReceiveCount` times one visibility timeout apart (Terraform defaults: 5 x 180 s = 15
+/// minutes), so a request that is delivered late but legitimately is well inside this bound; one
+/// older than it is either stuck for an hour (its person has long been told it was taken) or a
+/// replay, and is refused.
+pub const MAX_QUEUED_AGE: chrono::Duration = chrono::Duration::hours(1);
 /// The largest body accepted (the router's own limit).
 const MAX_BODY: usize = 256 * 1024;
 
@@ -153,6 +166,8 @@ pub enum DeferredError {
     RequestId(String),
     #[error("the deferred request is not signed by Slack: {0}")]
     Signature(VerifyError),
+    #[error("the deferred request was signed {age_secs} s ago, more than the {max_secs} s a queued request may wait; refused, nothing done (a replay, or a message redriven too late: the person must ask again)")]
+    TooOld { age_secs: i64, max_secs: i64 },
     #[error("the deferred request could not be claimed: {0}")]
     Store(StoreError),
 }
@@ -243,7 +258,8 @@ impl Deferrer {
 
     /// Runs the follow-up of a deferred request (the worker's side): checks Slack's signature
     /// again (the HMAC, at the request's own time: the queue may deliver it minutes later),
-    /// claims the request once, replays it through the same handler under its original id, and
+    /// refuses it if it was signed more than [`MAX_QUEUED_AGE`] ago, claims it once by the digest
+    /// of what Slack signed, replays it through the same handler under its original id, and
     /// awaits the follow-up that produces.
     pub async fn run(&self, deferred: &Deferred) -> Result<Ran, DeferredError> {
         let id = RequestId::parse(&deferred.request_id).ok_or_else(|| DeferredError::RequestId(deferred.request_id.clone()))?;
@@ -252,7 +268,11 @@ impl Deferrer {
             let signed_at: i64 = deferred.timestamp.trim().parse().map_err(|_| DeferredError::Signature(VerifyError::BadTimestamp))?;
             verify(&self.app.signing_secret, Some(&deferred.timestamp), Some(&deferred.signature), deferred.body.as_bytes(), signed_at)
                 .map_err(DeferredError::Signature)?;
-            match self.app.workflow.store.remember_once(&format!("deferred:{id}"), CLAIM_FOR).await {
+            let age_secs = self.app.workflow.clock.now().timestamp().saturating_sub(signed_at);
+            if age_secs > MAX_QUEUED_AGE.num_seconds() {
+                return Err(DeferredError::TooOld { age_secs, max_secs: MAX_QUEUED_AGE.num_seconds() });
+            }
+            match self.app.workflow.store.remember_once(&format!("deferred:{}", signed_digest(deferred)), CLAIM_FOR).await {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::info!("an earlier delivery already did this request; nothing done");
@@ -283,6 +303,18 @@ impl Deferrer {
         .instrument(span)
         .await
     }
+}
+
+/// SHA-256 (hex) over exactly what Slack's signature covers: two deliveries of one signed request
+/// have the same digest whatever else their messages say.
+pub fn signed_digest(deferred: &Deferred) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(b"v0:");
+    hash.update(deferred.timestamp.trim().as_bytes());
+    hash.update(b":");
+    hash.update(deferred.body.as_bytes());
+    hex::encode(hash.finalize())
 }
 
 /// The answer when a follow-up could not be handed off: a slash command tells the person to try
@@ -330,6 +362,22 @@ mod tests {
         let text = serde_json::to_string(&d).unwrap();
         assert!(text.contains(r#""endpoint":"events""#), "{text}");
         assert_eq!(serde_json::from_str::<Deferred>(&text).unwrap(), d);
+    }
+
+    #[test]
+    fn the_digest_covers_what_slack_signed_and_nothing_the_message_adds() {
+        let d = Deferred {
+            endpoint: Endpoint::Commands,
+            request_id: "0123456789abcdef".into(),
+            timestamp: "1531420618".into(),
+            signature: "v0=00".into(),
+            retry_num: None,
+            body: "text=request".into(),
+        };
+        let renamed = Deferred { request_id: "fedcba9876543210".into(), retry_num: Some(2), ..d.clone() };
+        assert_eq!(signed_digest(&d), signed_digest(&renamed));
+        assert_ne!(signed_digest(&d), signed_digest(&Deferred { body: "text=request2".into(), ..d.clone() }));
+        assert_ne!(signed_digest(&d), signed_digest(&Deferred { timestamp: "1531420619".into(), ..d }));
     }
 
     #[test]

@@ -213,7 +213,7 @@ impl Lifecycle {
 
     async fn provision_claimed(&self, session: &mut Session, target: &TargetConfig) -> Result<StepOutcome, ProvisionError> {
         // 1. The instance (found by tag if a previous attempt launched it).
-        let spec = LaunchSpec::new(session.id.clone(), session.requester.slack_id.clone(), target);
+        let spec = LaunchSpec::new(session.id.clone(), session.requester.slack_id.clone(), &session.requester.email, target);
         let launched = self.keep_claim(session, self.bastions.launch(&spec)).await?;
         let instance = launched.map_err(|e| format!("launching the bastion failed: {e}"))?;
         let ip = instance.private_ip.to_string();
@@ -257,7 +257,8 @@ impl Lifecycle {
         next.apply(Event::HandedOver).map_err(|e| e.to_string())?;
         next.start_clock(now, self.workflow.config.scheduler.warning_lead);
         next.lease_until = None;
-        let handover = Handover { region: &self.region, instance_id: &instance.id, password: Some(password.expose()) };
+        let document = &self.workflow.config.bastion.session_document;
+        let handover = Handover { region: &self.region, instance_id: &instance.id, document, password: Some(password.expose()) };
         let dm = messages::handover_dm(&next, target, handover);
         let posted = self.notifier.dm(&next.requester.slack_id, &dm).await.map_err(|e| format!("the hand-over DM could not be sent: {e}"))?;
         next.slack.handover_channel = Some(posted.channel);
@@ -433,7 +434,7 @@ impl Lifecycle {
         let handover_dm = (&stored.slack.handover_channel, &stored.slack.handover_ts, &stored.instance_id, self.workflow.config.target(&stored.target));
         if let (Some(channel), Some(ts), Some(instance), Some(target)) = handover_dm {
             let at = Posted { channel: channel.clone(), ts: ts.clone() };
-            let redacted = messages::redacted_handover(&stored, target, &self.region, instance);
+            let redacted = messages::redacted_handover(&stored, target, &self.region, instance, &self.workflow.config.bastion.session_document);
             if let Err(e) = self.notifier.update(&at, &redacted).await {
                 // The account is gone, so the password no longer opens anything; say so and go on.
                 warn!(session = %stored.id, error = %e, "could not redact the hand-over DM (the account is already dropped)");

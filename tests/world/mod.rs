@@ -465,7 +465,7 @@ fn script(name: &str) -> std::path::PathBuf {
 
 /// The `mysql ...` command line in a hand-over DM.
 pub fn mysql_line_in(dm_text: &str) -> Option<String> {
-    // The line sits in a code block: "```mysql -h ... -p'...'```".
+    // The line sits in a code block: "```mysql -h ... -p```".
     let line = dm_text.lines().find_map(|l| l.find("mysql -h ").map(|at| &l[at..]))?;
     Some(line.trim_end_matches('`').trim().to_string())
 }
@@ -481,11 +481,19 @@ pub fn session_on_card(card: &RecordedCall) -> SessionId {
     SessionId::parse(&id).expect("a session id")
 }
 
-/// The password in a hand-over DM's `mysql ... -p'PASSWORD'` line.
+/// The password in a hand-over DM: the code block after "*Password*", on its own.
 pub fn password_in(dm_text: &str) -> Option<String> {
-    let start = dm_text.find("-p'")? + 3;
-    let end = dm_text[start..].find('\'')? + start;
-    Some(dm_text[start..end].to_string())
+    let after = &dm_text[dm_text.find("*Password*")?..];
+    let start = after.find("```")? + 3;
+    let end = after[start..].find("```")? + start;
+    Some(after[start..end].trim().to_string()).filter(|p| !p.is_empty())
+}
+
+/// A DM's `mysql ... -p` line as a person runs it: the client asks for the password and they
+/// type it. The test host has no terminal to type into, so the test puts it after `-p` instead.
+pub fn typing_password(mysql_line: &str, password: &str) -> String {
+    let line = mysql_line.strip_suffix(" -p").unwrap_or(mysql_line);
+    format!("{line} -p'{}'", password.replace('\'', r"'\''"))
 }
 
 /// moto's IAM Query API (the product never calls IAM, so no SDK for one call): a form POST.

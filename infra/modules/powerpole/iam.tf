@@ -1,9 +1,12 @@
-# IAM: three principals, each with one inline policy rendered from policies/ (the single source),
-# and trust policies that say who may become them. The Lambda and EC2 trust policies carry no
+# IAM: one role per principal, each with one inline policy rendered from policies/ (the single
+# source), and trust policies that say who may become them: the Slack handler (public function
+# URL: the Slack secret, the queue, the requester index), the orchestrator (worker and sweeper),
+# `powerpole serve` (ECS task or EC2), the bastions, the security team; plus the engineer policy
+# that operators attach to the people who request access. The Lambda and EC2 trust policies carry no
 # aws:SourceAccount condition: EC2 does not set that key when it assumes an instance role, and a
 # condition on a missing key would deny every assumption.
 
-# --- Orchestrator: the two Lambda functions ----------------------------------------------------
+# --- Orchestrator: the Slack worker and the sweeper ----------------------------------------------
 
 data "aws_iam_policy_document" "orchestrator_trust" {
   statement {
@@ -20,7 +23,7 @@ data "aws_iam_policy_document" "orchestrator_trust" {
 
 resource "aws_iam_role" "orchestrator" {
   name                 = "${var.name_prefix}-orchestrator"
-  description          = "powerpole Lambdas: launch and terminate bastions, session table, Slack and admin secrets"
+  description          = "powerpole worker and sweeper: launch and terminate bastions, session table, Slack and admin secrets"
   assume_role_policy   = data.aws_iam_policy_document.orchestrator_trust.json
   permissions_boundary = var.permissions_boundary_arn
   tags                 = local.tags
@@ -30,6 +33,71 @@ resource "aws_iam_role_policy" "orchestrator" {
   name   = "powerpole-orchestrator"
   role   = aws_iam_role.orchestrator.id
   policy = templatefile("${local.policies_dir}/orchestrator.json", local.role_policy_template_vars)
+}
+
+# --- Slack handler: the public function behind the URL --------------------------------------------
+# A flaw here must not reach bastions, grants or admin secrets: it reads the Slack secret, queues
+# verified requests and reads the requester index, nothing else.
+
+resource "aws_iam_role" "slack_handler" {
+  name                 = "${var.name_prefix}-slack-handler"
+  description          = "powerpole Slack handler (function URL): Slack secret, follow-up queue, requester index"
+  assume_role_policy   = data.aws_iam_policy_document.orchestrator_trust.json
+  permissions_boundary = var.permissions_boundary_arn
+  tags                 = local.tags
+}
+
+resource "aws_iam_role_policy" "slack_handler" {
+  name   = "powerpole-slack-handler"
+  role   = aws_iam_role.slack_handler.id
+  policy = templatefile("${local.policies_dir}/slack-handler.json", local.role_policy_template_vars)
+}
+
+# --- serve: `powerpole serve` on ECS or EC2 ----------------------------------------------------------
+
+data "aws_iam_policy_document" "serve_trust" {
+  statement {
+    sid     = "EcsTasksOrEc2"
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = var.serve_trusted_services
+    }
+  }
+}
+
+resource "aws_iam_role" "serve" {
+  name                 = "${var.name_prefix}-serve"
+  description          = "powerpole serve (ECS task or EC2): what the orchestrator does, plus the start-up secret check"
+  assume_role_policy   = data.aws_iam_policy_document.serve_trust.json
+  permissions_boundary = var.permissions_boundary_arn
+  tags                 = local.tags
+}
+
+resource "aws_iam_role_policy" "serve" {
+  name   = "powerpole-serve"
+  role   = aws_iam_role.serve.id
+  policy = templatefile("${local.policies_dir}/serve.json", local.role_policy_template_vars)
+}
+
+resource "aws_iam_instance_profile" "serve" {
+  name = "${var.name_prefix}-serve"
+  role = aws_iam_role.serve.name
+  tags = local.tags
+}
+
+# --- Engineers: who may enter which bastion ------------------------------------------------------------
+# Attach to the people who request access (an IAM Identity Center permission set's customer
+# managed policy, or an IAM role): a session only on the bastion tagged with their own identity,
+# only with powerpole's session document. See infra/README.md, "Who may enter a bastion".
+
+resource "aws_iam_policy" "engineer" {
+  name        = "${var.name_prefix}-engineer"
+  description = "powerpole: start sessions only on one's own bastions, only with the powerpole session document"
+  policy      = templatefile("${local.policies_dir}/engineer.json", local.role_policy_template_vars)
+  tags        = local.tags
 }
 
 # --- Bastion instances ---------------------------------------------------------------------------

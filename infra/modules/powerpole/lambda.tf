@@ -1,6 +1,7 @@
 # The three Lambda entry points (lambdas/ in this repository): the Slack handler behind a function
 # URL, the Slack worker on the follow-up queue (sqs.tf), and the sweeper on an EventBridge
-# schedule. All run as the orchestrator role, inside the VPC (the sweeper opens admin connections
+# schedule. The handler runs as its own role (iam.tf), the worker and the sweeper as the
+# orchestrator role; all inside the VPC (the sweeper opens admin connections
 # to the databases), with KMS-encrypted environment and logs.
 #
 # Configuration: powerpole.toml is the SecureString parameter of config.tf (POWERPOLE_CONFIG), and
@@ -15,7 +16,6 @@ locals {
       POWERPOLE_CONFIG                                 = "ssm:${aws_ssm_parameter.config.name}"
       POWERPOLE_CONFIG_SHA256                          = sha256(var.powerpole_toml)
       POWERPOLE_STORE__TABLE                           = aws_dynamodb_table.sessions.name
-      POWERPOLE_DEPLOYMENT__ID                         = var.deployment_id
       POWERPOLE_SLACK__MODE                            = "http"
       POWERPOLE_SLACK__SIGNING_SECRET__SECRETS_MANAGER = var.slack_secret_arn
       POWERPOLE_SLACK__SIGNING_SECRET__KEY             = var.slack_secret_keys.signing_secret
@@ -67,7 +67,7 @@ resource "aws_lambda_function" "slack_handler" {
   #checkov:skip=CKV_AWS_116:Invoked synchronously only (function URL), where a Lambda DLQ never applies; the follow-ups it queues have their own dead-letter queue (sqs.tf).
   function_name                  = local.slack_handler_function_name
   description                    = "powerpole: answers Slack commands, interactions and events (function URL) and queues their follow-ups"
-  role                           = aws_iam_role.orchestrator.arn
+  role                           = aws_iam_role.slack_handler.arn
   filename                       = var.slack_handler_zip_path
   source_code_hash               = filebase64sha256(var.slack_handler_zip_path)
   handler                        = "bootstrap"
@@ -94,7 +94,7 @@ resource "aws_lambda_function" "slack_handler" {
     mode = "Active"
   }
 
-  depends_on = [aws_cloudwatch_log_group.slack_handler, aws_iam_role_policy.orchestrator]
+  depends_on = [aws_cloudwatch_log_group.slack_handler, aws_iam_role_policy.slack_handler]
 }
 
 # Slack cannot sign requests with SigV4, so the URL is public; every request is authenticated by

@@ -60,6 +60,8 @@ locals {
     region                 = local.region
     account_id             = local.account_id
     orchestrator_role_arn  = aws_iam_role.orchestrator.arn
+    slack_handler_role_arn = aws_iam_role.slack_handler.arn
+    serve_role_arn         = aws_iam_role.serve.arn
     bastion_role_arn       = aws_iam_role.bastion.arn
     security_team_role_arn = aws_iam_role.security_team.arn
     log_group_arns = concat(
@@ -68,8 +70,8 @@ locals {
     )
   }
 
-  # Further values for the role policies (orchestrator.json, bastion-instance.json,
-  # security-team-logs.json), which are rendered with both maps merged.
+  # Further values for the role policies (orchestrator.json, slack-handler.json, serve.json,
+  # engineer.json, bastion-instance.json, security-team-logs.json), rendered with both maps merged.
   role_policy_extra_template_vars = {
     kms_key_arn                  = aws_kms_key.this.arn
     table_name                   = var.table_name
@@ -94,6 +96,14 @@ locals {
       [for t in var.targets : t.admin_secret_arn],
     ))
     secret_kms_key_arns = distinct(concat([aws_kms_key.this.arn], var.secrets_kms_key_arns))
+    slack_secret_arn    = var.slack_secret_arn
+    admin_secret_arns   = distinct([for t in var.targets : t.admin_secret_arn])
+    # The store's requester index (src/store/schema.rs REQUESTER_INDEX), all `list` reads.
+    requester_index_name = "by_requester"
+    deployment_id        = var.deployment_id
+    session_document_arn = local.session_document_arn
+    # An IAM policy variable, rendered literally: the engineer's identity as AWS sees it.
+    engineer_identity_variable = "$${aws:PrincipalTag/${var.engineer_identity_principal_tag}}"
   }
 
   role_policy_template_vars = merge(local.key_policy_template_vars, local.role_policy_extra_template_vars)

@@ -1,6 +1,6 @@
 # Reconcile on a schedule: a second EventBridge rule invokes the sweeper function with the
 # constant input {"action": "reconcile"} (lambdas/sweeper), which reconciles this deployment only
-# (POWERPOLE_DEPLOYMENT__ID in lambda.tf) and posts what it removed in the approvals channel.
+# (`[deployment] id`, which config.tf writes into the stored powerpole.toml) and posts what it removed in the approvals channel.
 # Retries and event age come from aws_lambda_function_event_invoke_config.sweeper (none, 60 s):
 # a missed run is redone by the next one. Two runs overlapping is harmless: each removal is
 # claimed in the table first, and terminate and drop are idempotent.

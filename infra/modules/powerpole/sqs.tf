@@ -63,9 +63,46 @@ data "aws_iam_policy_document" "follow_up_queues" {
   }
 }
 
+# The follow-up queue takes messages from the Slack handler's role only: a message is a Slack
+# request the worker acts on, so nobody else in the account may put one there, whatever their
+# identity policy allows. (The worker still checks each message's signature and age.)
+data "aws_iam_policy_document" "follow_ups" {
+  source_policy_documents = [data.aws_iam_policy_document.follow_up_queues["main"].json]
+
+  statement {
+    sid       = "OnlyTheSlackHandlerSends"
+    effect    = "Deny"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.follow_ups.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "ArnNotEquals"
+      variable = "aws:PrincipalArn"
+      values   = [aws_iam_role.slack_handler.arn]
+    }
+  }
+
+  statement {
+    sid       = "SlackHandlerSends"
+    effect    = "Allow"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.follow_ups.arn]
+
+    principals {
+      type        = "AWS"
+      identifiers = [aws_iam_role.slack_handler.arn]
+    }
+  }
+}
+
 resource "aws_sqs_queue_policy" "follow_ups" {
   queue_url = aws_sqs_queue.follow_ups.id
-  policy    = data.aws_iam_policy_document.follow_up_queues["main"].json
+  policy    = data.aws_iam_policy_document.follow_ups.json
 }
 
 resource "aws_sqs_queue_policy" "follow_ups_dlq" {

@@ -321,3 +321,61 @@ async fn a_queue_message_not_signed_by_slack_is_refused_by_the_worker() {
     assert!(world.store.by_requester(&alice, 10).await.expect("the store answers").is_empty(), "nothing was stored");
     assert!(world.slack.calls().is_empty(), "Slack was not called: {:?}", world.slack.calls());
 }
+
+/// A slash command as Slack would sign it at `signed_at`, wrapped as the handler queues it.
+fn queued_command(request_id: &str, signed_at: i64, body: &str) -> String {
+    serde_json::json!({
+        "endpoint": "commands",
+        "request_id": request_id,
+        "timestamp": signed_at.to_string(),
+        "signature": powerpole_standins::sign::signature(SIGNING_SECRET, signed_at, body.as_bytes()),
+        "body": body,
+    })
+    .to_string()
+}
+
+const REPLAYED_COMMAND: &str = "token=x&team_id=T0&channel_id=C0ACCESS&user_id=U0ALICE&user_name=alice&command=%2Fpowerpole&text=request+billing+READ+1h+INC-44+replayed&response_url=http%3A%2F%2F127.0.0.1%3A1%2Fr&trigger_id=1.2.3";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_request_older_than_the_queue_bound_is_refused_and_nothing_happens() {
+    let world = World::new().await;
+    let deployed = world.deploy(&world.queue_url).await;
+    // Correctly signed with the real secret, but signed longer ago than MAX_QUEUED_AGE.
+    let signed_at = chrono::Utc::now().timestamp() - powerpole::slack::deferred::MAX_QUEUED_AGE.num_seconds() - 60;
+    let old = queued_command("00000000000000aa", signed_at, REPLAYED_COMMAND);
+    let sent = world.sqs.send_message().queue_url(&world.queue_url).message_body(old).send().await.expect("SendMessage");
+    let delivery = deployed.queue.poll_once(Duration::from_secs(2)).await;
+    assert_eq!(delivery.failed, vec![sent.message_id().unwrap().to_string()], "refused (and so dead-lettered in the end)\n{}", deployed.logs());
+    assert!(deployed.worker.logs().contains("more than the 3600 s a queued request may wait"), "{}", deployed.logs());
+    let alice = SlackUserId::parse(ALICE).unwrap();
+    assert!(world.store.by_requester(&alice, 10).await.expect("the store answers").is_empty(), "nothing was stored");
+    assert!(world.slack.calls().is_empty(), "Slack was not called: {:?}", world.slack.calls());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_signed_request_queued_twice_under_different_ids_files_one_session() {
+    let world = World::new().await;
+    let deployed = world.deploy(&world.queue_url).await;
+    let signed_at = chrono::Utc::now().timestamp();
+    // The same signed request in two messages whose request ids (and so SQS message ids) differ:
+    // what someone who can copy a queued message and edit its envelope would send.
+    for request_id in ["00000000000000bb", "00000000000000cc"] {
+        let message = queued_command(request_id, signed_at, REPLAYED_COMMAND);
+        world.sqs.send_message().queue_url(&world.queue_url).message_body(message).send().await.expect("SendMessage");
+    }
+    let mut delivered = 0;
+    for _ in 0..4 {
+        let delivery = deployed.queue.poll_once(Duration::from_secs(2)).await;
+        assert!(delivery.failed.is_empty(), "{delivery:?}\n{}", deployed.logs());
+        delivered += delivery.delivered.len();
+        if delivered == 2 {
+            break;
+        }
+    }
+    assert_eq!(delivered, 2, "both messages were delivered\n{}", deployed.logs());
+    let alice = SlackUserId::parse(ALICE).unwrap();
+    let filed = world.store.by_requester(&alice, 10).await.expect("the store answers");
+    assert_eq!(filed.len(), 1, "one session, not one per message id: {filed:?}\n{}", deployed.logs());
+    let cards = world.slack.calls_to("chat.postMessage").into_iter().filter(|c| c.response["channel"] == APPROVALS).count();
+    assert_eq!(cards, 1, "one approval card\n{}", deployed.logs());
+}

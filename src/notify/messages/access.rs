@@ -6,49 +6,62 @@ use crate::config::TargetConfig;
 use crate::domain::{Outcome, Session, State};
 use crate::notify::Message;
 
-/// What the hand-over needs beyond the session: where the bastion is and the password.
+/// What the hand-over needs beyond the session: where the bastion is, the session document to
+/// open it with, and the password.
 #[derive(Clone, Copy)]
 pub struct Handover<'a> {
     pub region: &'a str,
     pub instance_id: &'a str,
+    /// powerpole's Session Manager document (`[bastion] session_document`): the engineer policy
+    /// allows sessions with it only.
+    pub document: &'a str,
     /// `None` renders the redacted form (after teardown).
     pub password: Option<&'a str>,
 }
 
 impl std::fmt::Debug for Handover<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Handover").field("region", &self.region).field("instance_id", &self.instance_id).finish_non_exhaustive()
+        f.debug_struct("Handover")
+            .field("region", &self.region)
+            .field("instance_id", &self.instance_id)
+            .field("document", &self.document)
+            .finish_non_exhaustive()
     }
 }
 
-/// The Session Manager console URL of an instance.
-pub fn console_url(region: &str, instance_id: &str) -> String {
-    format!("https://{region}.console.aws.amazon.com/systems-manager/session-manager/{instance_id}?region={region}")
+/// The command that opens a shell on the bastion. It names powerpole's document: the console's
+/// one-click link to an instance uses the account's default document instead, which the
+/// engineer policy does not allow, so the DM offers no such link.
+pub fn start_session_command(region: &str, instance_id: &str, document: &str) -> String {
+    format!("aws ssm start-session --target {instance_id} --document-name {document} --region {region}")
 }
 
-/// Quotes a value for a POSIX shell in single quotes.
-fn shell_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
+/// The `mysql` command line. It ends in a bare `-p`, so the client asks for the password: a
+/// password on a command line would be kept by the shell history and the session log. One
+/// argument per element, so that an option is added by adding an element.
+pub fn mysql_command(endpoint: &str, port: u16, user: &str) -> String {
+    let port = port.to_string();
+    let args: Vec<&str> = vec!["mysql", "-h", endpoint, "-P", &port, "-u", user, "-p"];
+    args.join(" ")
 }
 
 /// The DM that hands the session over: how to reach the bastion, the `mysql` command line (the
 /// reader endpoint for READ when the target has one), the password and the expiry in the
 /// requester's time zone.
 pub fn handover_dm(session: &Session, target: &TargetConfig, handover: Handover<'_>) -> Message {
-    let Handover { region, instance_id, password } = handover;
+    let Handover { region, instance_id, document, password } = handover;
     let endpoint = target.endpoint_for(session.role);
     let user = &session.requester.db_user;
     let expiry = session.expires_at.map(|e| local_time(e, session.requester.tz.as_deref())).unwrap_or_else(|| "when revoked".into());
-    let ssm = format!("aws ssm start-session --target {instance_id} --region {region}");
-    let (title, mysql, password_line) = match password {
+    let ssm = start_session_command(region, instance_id, document);
+    let mysql = mysql_command(endpoint, target.port, user.as_str());
+    let (title, password_line) = match password {
         Some(p) => (
             format!("Your {} access to {} is ready ({})", session.role, session.target, session.id),
-            format!("mysql -h {endpoint} -P {} -u {user} -p{}", target.port, shell_quote(p)),
-            format!("*Password* `{p}` (it stops working when the session ends)"),
+            format!("*Password* (paste it when `mysql` asks for it; it stops working when the session ends)\n```{p}```"),
         ),
         None => (
             format!("Your {} access to {} has ended ({})", session.role, session.target, session.id),
-            format!("mysql -h {endpoint} -P {} -u {user} -p", target.port),
             "*Password* redacted: the session has ended and the account was dropped.".to_string(),
         ),
     };
@@ -57,8 +70,9 @@ pub fn handover_dm(session: &Session, target: &TargetConfig, handover: Handover<
         header(&title),
         section(&format!("*{}* on `{}` until *{expiry}*", session.role, session.target)),
         section(&format!(
-            "*1. Open a shell on your bastion*\n<{}|Open it in the Session Manager console> or run\n```{ssm}```",
-            console_url(region, instance_id)
+            "*1. Open a shell on your bastion* with the AWS CLI and its Session Manager plugin:\n```{ssm}```\n\
+             In the Session Manager console, choose *Start session*, the document `{document}` and the instance `{instance_id}` \
+             (a session with any other document is refused)."
         )),
         section(&format!("*2. Connect to the database from there*\n```{mysql}```")),
         section(&password_line),
@@ -74,8 +88,8 @@ pub fn handover_dm(session: &Session, target: &TargetConfig, handover: Handover<
 }
 
 /// The hand-over DM with the password removed, for `chat.update` at teardown.
-pub fn redacted_handover(session: &Session, target: &TargetConfig, region: &str, instance_id: &str) -> Message {
-    handover_dm(session, target, Handover { region, instance_id, password: None })
+pub fn redacted_handover(session: &Session, target: &TargetConfig, region: &str, instance_id: &str, document: &str) -> Message {
+    handover_dm(session, target, Handover { region, instance_id, document, password: None })
 }
 
 /// The DM sent `warning_lead` before expiry, with Extend and End-now buttons.
@@ -172,21 +186,37 @@ mod tests {
         s
     }
 
-    const HANDOVER: Handover<'static> = Handover { region: "eu-west-1", instance_id: "i-0123456789abcdef0", password: Some("s3cr'et") };
+    const HANDOVER: Handover<'static> =
+        Handover { region: "eu-west-1", instance_id: "i-0123456789abcdef0", document: "powerpole-session", password: Some("s3cr'et") };
 
     #[test]
     fn the_handover_has_everything_to_connect() {
         let m = handover_dm(&active(Role::Dml), &target(), HANDOVER);
         let all = m.readable();
         for expected in [
-            "https://eu-west-1.console.aws.amazon.com/systems-manager/session-manager/i-0123456789abcdef0?region=eu-west-1",
-            "aws ssm start-session --target i-0123456789abcdef0 --region eu-west-1",
-            "mysql -h billing.cluster-abc.eu-west-1.rds.amazonaws.com -P 3307 -u alice -p's3cr'\\''et'",
-            "`s3cr'et`",
+            "aws ssm start-session --target i-0123456789abcdef0 --document-name powerpole-session --region eu-west-1",
+            "```mysql -h billing.cluster-abc.eu-west-1.rds.amazonaws.com -P 3307 -u alice -p```",
+            "```s3cr'et```",
             "16:00 CET on Tue 3 Mar (Europe/Berlin)",
         ] {
             assert!(all.contains(expected), "{expected} missing in\n{all}");
         }
+    }
+
+    #[test]
+    fn the_password_is_never_on_a_command_line() {
+        let all = handover_dm(&active(Role::Dml), &target(), HANDOVER).readable();
+        for line in all.lines().filter(|l| l.contains("s3cr'et")) {
+            assert_eq!(line.trim_matches('`'), "s3cr'et", "the password stands on its own line: {line}");
+        }
+        assert!(!all.contains("-ps3cr") && !all.contains("-p's3cr") && !all.contains("-p s3cr"), "{all}");
+    }
+
+    #[test]
+    fn no_console_link_that_would_use_the_default_document() {
+        let all = handover_dm(&active(Role::Dml), &target(), HANDOVER).readable();
+        assert!(!all.contains("console.aws.amazon.com"), "{all}");
+        assert!(all.contains("the document `powerpole-session`"), "{all}");
     }
 
     #[test]
@@ -197,7 +227,7 @@ mod tests {
 
     #[test]
     fn the_redacted_handover_has_no_password() {
-        let m = redacted_handover(&active(Role::Dml), &target(), "eu-west-1", "i-0123456789abcdef0");
+        let m = redacted_handover(&active(Role::Dml), &target(), "eu-west-1", "i-0123456789abcdef0", "powerpole-session");
         assert!(!m.readable().contains("s3cr"));
         assert!(m.readable().contains("redacted"));
         assert!(m.readable().contains("-u alice -p```"));
