@@ -17,6 +17,7 @@ pub mod events;
 pub mod health;
 mod http;
 pub mod interaction;
+pub mod manifest;
 pub mod serve;
 pub mod socket;
 pub mod verify;
