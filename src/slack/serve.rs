@@ -17,7 +17,7 @@ use super::{router, SlackApp, TargetHealth};
 use crate::config::{Config, ConfigError, SlackMode};
 use crate::app::App;
 use crate::secrets::{SecretError, Secrets};
-use crate::workflow::run_sweeper;
+use crate::workflow::run_sweeper_with;
 
 /// How often unreachable targets are checked again.
 pub const RECHECK_EVERY: Duration = Duration::from_secs(300);
@@ -70,7 +70,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         }
     });
     // The sweeper: provisioning, warnings, expiries and teardown retries, driven by the store.
-    let sweeper = tokio::spawn(run_sweeper(built.lifecycle.clone(), config.scheduler.tick.to_std(), built.workflow.wake.clone()));
+    let sweeper = start_sweeper(&app, built.lifecycle.clone(), config.scheduler.tick.to_std());
     tokio::spawn(async move {
         match sweeper.await {
             Ok(Ok(())) => {}
@@ -90,6 +90,21 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
             Ok(super::socket::run(app, client, &app_token).await?)
         }
     }
+}
+
+/// How long the sweeper may go without a successful tick before `/readyz` fails: three ticks,
+/// and never less than a minute (a slow store answer is not an outage).
+pub fn sweeper_bound(tick: Duration) -> chrono::Duration {
+    let bound = (tick * 3).max(Duration::from_secs(60));
+    chrono::Duration::from_std(bound).unwrap_or(chrono::Duration::minutes(1))
+}
+
+/// Spawns the sweeper for `app`, reporting each successful tick to `/readyz`.
+pub fn start_sweeper(app: &SlackApp, lifecycle: crate::workflow::Lifecycle, tick: Duration) -> JoinHandle<anyhow::Result<()>> {
+    app.readiness.expect_sweeper(sweeper_bound(tick));
+    let readiness = app.readiness.clone();
+    let wake = app.workflow.wake.clone();
+    tokio::spawn(run_sweeper_with(lifecycle, tick, wake, Arc::new(move || readiness.sweeper_ticked())))
 }
 
 /// A running HTTP listener.

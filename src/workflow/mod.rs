@@ -72,4 +72,4 @@ pub use decide::{already_decided, ActionError, Decision, Done};
 pub use lifecycle::{Lifecycle, StepError, StepOutcome};
 pub use reconcile::{Finding, Fixed};
 pub use request::{RequestDraft, RequestError, RequestProblem};
-pub use sweep::{run_sweeper, Plan, TickReport};
+pub use sweep::{run_sweeper, run_sweeper_with, Plan, TickReport};
