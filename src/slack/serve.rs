@@ -60,7 +60,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     if config.slack.mode == SlackMode::Http && signing_secret.expose().is_empty() {
         return Err(ServeError::Secret { what: "signing secret", source: SecretError::Empty });
     }
-    let app = SlackApp::new(built.workflow.clone(), built.notifier.clone(), signing_secret);
+    let follow_ups = Arc::new(TrackedFollowUps::default());
+    let app = SlackApp::with_follow_ups(built.workflow.clone(), built.notifier.clone(), signing_secret, follow_ups.clone());
     check_targets(&app, &secrets).await;
     let recheck = (app.clone(), secrets.clone());
     tokio::spawn(async move {
@@ -71,8 +72,10 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     });
     // The sweeper: provisioning, warnings, expiries and teardown retries, driven by the store.
     let sweeper = start_sweeper(&app, built.lifecycle.clone(), config.scheduler.tick.to_std());
+    let stop_sweeper = sweeper.abort_handle();
     tokio::spawn(async move {
         match sweeper.await {
+            Err(e) if e.is_cancelled() => {}
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "the sweeper stopped; deadlines are not being kept"),
             Err(e) => tracing::error!(error = %e, "the sweeper panicked; deadlines are not being kept"),
@@ -81,9 +84,19 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     match config.slack.mode {
         SlackMode::Http => {
             let addr = options.listen.unwrap_or_else(|| config.server.listen.clone());
-            let listening = listen(app, &addr).await?;
+            let listening = listen_until(app, &addr, terminated()).await?;
             tracing::info!(addr = %listening.addr, "listening for Slack on /slack/commands, /slack/interactions, /slack/events");
-            listening.task.await.map_err(|e| ServeError::Listen { addr, reason: e.to_string() })
+            listening.task.await.map_err(|e| ServeError::Listen { addr, reason: e.to_string() })?;
+            // SIGTERM: the listener has stopped accepting and answered what it had.
+            stop_sweeper.abort();
+            let in_flight = follow_ups.in_flight();
+            tracing::info!(in_flight, bound_secs = SHUTDOWN_BOUND.as_secs(), "stopping: no new requests or sweeps; letting follow-ups finish");
+            if follow_ups.drained(SHUTDOWN_BOUND).await {
+                tracing::info!("stopped cleanly");
+            } else {
+                tracing::warn!(left = follow_ups.in_flight(), "follow-ups still running at the shutdown bound; their sessions' leases let another replica resume them");
+            }
+            Ok(())
         }
         SlackMode::Socket => {
             let app_token = secrets.resolve(&config.slack.app_token).await.map_err(|source| ServeError::Secret { what: "app-level token", source })?;
@@ -116,14 +129,88 @@ pub struct Listening {
 
 /// Serves the router for `app` on `addr` (port 0 picks a free port).
 pub async fn listen(app: Arc<SlackApp>, addr: &str) -> Result<Listening, ServeError> {
+    listen_until(app, addr, std::future::pending()).await
+}
+
+/// As [`listen`], until `stop` completes: then no new connection is accepted, requests being
+/// answered are finished, and the task ends.
+pub async fn listen_until(app: Arc<SlackApp>, addr: &str, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<Listening, ServeError> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| ServeError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
     let bound = listener.local_addr().map_err(|e| ServeError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(app)).await {
+        if let Err(e) = axum::serve(listener, router(app)).with_graceful_shutdown(stop).await {
             tracing::error!(error = %e, "the HTTP listener stopped");
         }
     });
     Ok(Listening { addr: bound, task })
+}
+
+/// How long a stopping `serve` waits for follow-ups (card posts, DMs, decisions) in flight.
+/// Below the 45 s stop timeout of deploy/systemd and the 30 s default of ECS and Kubernetes
+/// minus a margin for the listener to drain.
+pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(25);
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the service cleanly");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("stop signal received");
+}
+
+/// Runs each follow-up at once, like [`super::SpawnFollowUps`], counting those in flight so
+/// that a stopping service can wait for them.
+#[derive(Default)]
+pub struct TrackedFollowUps {
+    in_flight: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+/// Counts a follow-up done even if it panics.
+struct Done(Arc<tokio::sync::watch::Sender<usize>>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+impl TrackedFollowUps {
+    pub fn in_flight(&self) -> usize {
+        *self.in_flight.borrow()
+    }
+
+    /// Whether every follow-up finished within `bound`.
+    pub async fn drained(&self, bound: Duration) -> bool {
+        let mut count = self.in_flight.subscribe();
+        let drained = matches!(tokio::time::timeout(bound, count.wait_for(|n| *n == 0)).await, Ok(Ok(_)));
+        drained
+    }
+}
+
+impl super::FollowUps for TrackedFollowUps {
+    fn accept(&self, follow_up: super::FollowUp) {
+        self.in_flight.send_modify(|n| *n += 1);
+        let done = Done(self.in_flight.clone());
+        tokio::spawn(async move {
+            let _done = done;
+            follow_up.run().await;
+        });
+    }
 }
 
 /// Checks every target's admin credential; refuses requests for those that cannot be read.
