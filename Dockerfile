@@ -17,7 +17,8 @@ FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /powerpole /usr/local/bin/powerpole
 USER 65532:65532
 EXPOSE 3000
-# On SIGTERM serve stops; give it the stop timeout of deploy/systemd (45 s) in the orchestrator.
+# SIGTERM: serve stops accepting, lets follow-ups in flight finish (up to 25 s) and exits 0;
+# give it a stop timeout of at least 30 s.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/powerpole"]
 CMD ["serve", "--config", "/etc/powerpole/powerpole.toml"]
