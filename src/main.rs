@@ -90,6 +90,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Things to set up a target's database with.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Things to set up the Slack app with.
+    #[command(subcommand)]
+    Slack(SlackCommand),
     /// Find and remove what should not exist in this deployment (`[deployment] id`): its bastions
     /// without a live session (sparing those younger than `[scheduler] reconcile_grace`), database
     /// accounts it made that no live session owns, and sessions whose deadline passed unnoticed.
@@ -112,6 +118,52 @@ enum ConfigCommand {
     Check {
         /// The configuration file (start from powerpole.example.toml).
         file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DbCommand {
+    /// Print the SQL that creates TARGET's admin account with the least powerpole needs (for the
+    /// target's dialect, kill statement, schemas and role privileges), with a fresh password.
+    /// Run it once as the cluster's master user; put the same password in the target's admin
+    /// secret (--secret-file writes that secret's JSON, readable by you only).
+    AdminSql {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The target, as named under [targets] in the configuration.
+        #[arg(long)]
+        target: String,
+        /// The admin account's user name.
+        #[arg(long, default_value = "powerpole_admin")]
+        admin_user: String,
+        /// Where the admin connects from: `%`, or the subnet of serve/the Lambdas in netmask form
+        /// (10.0.0.0/255.255.0.0).
+        #[arg(long, default_value = "%")]
+        admin_host: String,
+        /// Also write the admin secret's JSON (host, port, username, password) to this new file
+        /// (mode 0600), for `aws secretsmanager put-secret-value --secret-string file://FILE`.
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SlackCommand {
+    /// Print the Slack app manifest (JSON) for "Create an app > From a manifest": the slash
+    /// command, interactivity, event subscriptions, App Home and exactly the bot scopes powerpole
+    /// uses. Give --base-url (HTTP: `powerpole serve` or the Lambda function URL) or --socket-mode.
+    Manifest {
+        /// The public https address Slack calls, e.g. https://powerpole.example.com
+        /// (request URLs are <base>/slack/commands, /slack/interactions, /slack/events).
+        #[arg(long)]
+        base_url: Option<String>,
+        /// Socket Mode: no request URLs (then also create an app-level token with connections:write).
+        #[arg(long)]
+        socket_mode: bool,
+        /// The slash command, as `[slack] command` in the configuration.
+        #[arg(long, default_value = "/powerpole")]
+        command: String,
     },
 }
 
@@ -154,6 +206,10 @@ fn main() -> ExitCode {
             };
             with_config(&config, |config| run(audit(config, query, json)))
         }
+        Command::Db(DbCommand::AdminSql { config, target, admin_user, admin_host, secret_file }) => {
+            with_config(&config, |config| admin_sql(&config, &target, admin_user, admin_host, secret_file.as_deref()))
+        }
+        Command::Slack(SlackCommand::Manifest { base_url, socket_mode, command }) => slack_manifest(base_url.as_deref(), socket_mode, &command),
         Command::Reconcile { config, dry_run } => with_config(&config, |config| {
             init_logs();
             run(reconcile(config, dry_run))
@@ -199,6 +255,64 @@ fn run(work: impl std::future::Future<Output = Result<ExitCode, String>>) -> Exi
         Err(err) => {
             eprintln!("powerpole: {err}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn admin_sql(config: &Config, target: &str, user: String, host: String, secret_file: Option<&Path>) -> ExitCode {
+    use powerpole::grants::admin_sql::{admin_sql, AdminAccount};
+    let fail = |problem: String| {
+        eprintln!("powerpole db admin-sql: {problem}");
+        ExitCode::from(2)
+    };
+    let Some(target) = TargetName::parse(target).ok().and_then(|name| config.target(&name).cloned()) else {
+        let names: Vec<&str> = config.targets.keys().map(|t| t.as_str()).collect();
+        return fail(format!("no target `{target}` in the configuration; it has: {}", names.join(", ")));
+    };
+    let password = powerpole::grants::Password::generate();
+    let sql = match admin_sql(&target, &config.deployment.id, &AdminAccount { user: user.clone(), host }, &password) {
+        Ok(sql) => sql,
+        Err(_) => return fail("the user name or host cannot be quoted safely: use letters, digits, `_`, `-`, `.`, `%` and `/`".into()),
+    };
+    if let Some(file) = secret_file {
+        let secret = serde_json::json!({"host": target.writer_endpoint, "port": target.port, "username": user, "password": password.expose()});
+        if let Err(e) = write_private(file, &secret.to_string()) {
+            return fail(format!("cannot write {}: {e} (it must not exist yet)", file.display()));
+        }
+    }
+    print!("{sql}");
+    eprintln!(
+        "powerpole db admin-sql: the password above is new; store it in the secret `{}` (the same password), then run the SQL as the master user",
+        target.admin_secret
+    );
+    ExitCode::SUCCESS
+}
+
+/// Creates `file` readable by its owner only; refuses to overwrite.
+fn write_private(file: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(file)?.write_all(text.as_bytes())
+}
+
+fn slack_manifest(base_url: Option<&str>, socket_mode: bool, command: &str) -> ExitCode {
+    use powerpole::slack::manifest::{manifest, Delivery};
+    let built = Delivery::parse(base_url, socket_mode).and_then(|delivery| manifest(&delivery, command));
+    match built.map(|m| serde_json::to_string_pretty(&m)) {
+        Ok(Ok(json)) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(err)) => {
+            eprintln!("cannot render the manifest: {err}");
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("powerpole slack manifest: {err}");
+            ExitCode::from(2)
         }
     }
 }

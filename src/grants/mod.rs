@@ -15,6 +15,7 @@ mod admin;
 mod error;
 mod mysql;
 mod password;
+pub mod admin_sql;
 pub mod sql;
 
 use std::fmt;

@@ -36,6 +36,13 @@ impl Default for RetryPolicy {
 /// URL). slack-morphism's default connector is https-only; this one also speaks plain http, for
 /// the local stand-in.
 pub fn slack_client(api_url: &str) -> SlackHyperClient {
+    let connector = SlackClientHyperConnector::with_connector(https_or_http()).with_slack_api_url(api_url.trim_end_matches('/'));
+    SlackClient::new(connector)
+}
+
+type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+
+fn https_or_http() -> Connector {
     let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
         Ok(builder) => builder,
         Err(err) => {
@@ -44,15 +51,15 @@ pub fn slack_client(api_url: &str) -> SlackHyperClient {
             hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(empty)
         }
     };
-    let connector = builder.https_or_http().enable_http1().enable_http2().build();
-    let connector = SlackClientHyperConnector::with_connector(connector).with_slack_api_url(api_url.trim_end_matches('/'));
-    SlackClient::new(connector)
+    builder.https_or_http().enable_http1().enable_http2().build()
 }
 
 /// The [`Notifier`] that talks to Slack.
 #[derive(Clone)]
 pub struct SlackNotifier {
     client: Arc<SlackHyperClient>,
+    /// For the one call whose answer matters in its headers (`auth.test`'s granted scopes).
+    api_url: Option<String>,
     token: SlackApiToken,
     retry: RetryPolicy,
 }
@@ -60,13 +67,15 @@ pub struct SlackNotifier {
 impl SlackNotifier {
     /// A notifier calling `api_url` with the bot token `bot_token` (`xoxb-...`).
     pub fn new(api_url: &str, bot_token: &str) -> SlackNotifier {
-        SlackNotifier::with_client(Arc::new(slack_client(api_url)), bot_token)
+        let mut notifier = SlackNotifier::with_client(Arc::new(slack_client(api_url)), bot_token);
+        notifier.api_url = Some(api_url.trim_end_matches('/').to_string());
+        notifier
     }
 
     /// A notifier sharing an existing client (Socket Mode hands one to its callbacks).
     pub fn with_client(client: Arc<SlackHyperClient>, bot_token: &str) -> SlackNotifier {
         let token = SlackApiToken::new(SlackApiTokenValue::new(bot_token.to_string()));
-        SlackNotifier { client, token, retry: RetryPolicy::default() }
+        SlackNotifier { client, api_url: None, token, retry: RetryPolicy::default() }
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> SlackNotifier {
@@ -79,6 +88,36 @@ impl SlackNotifier {
         let session = self.client.open_session(&self.token);
         let me = self.retrying("auth.test", || session.auth_test()).await?;
         Ok(format!("bot {} ({}) in workspace {} ({})", me.user.as_deref().unwrap_or("?"), me.user_id, me.team, me.team_id))
+    }
+
+    /// `powerpole doctor`: the bot scopes Slack granted this token, from `auth.test`'s
+    /// `x-oauth-scopes` header (slack-morphism does not expose headers, so this one call is made
+    /// directly; the token goes in the Authorization header and nothing of the answer is logged).
+    pub async fn granted_scopes(&self) -> Result<Vec<String>, NotifyError> {
+        const METHOD: &str = "auth.test";
+        let unreachable = |reason: String| NotifyError::Unreachable { method: METHOD, reason };
+        let api_url = self.api_url.as_deref().ok_or_else(|| unreachable("no API URL is known for this notifier".into()))?;
+        let request = axum::http::Request::post(format!("{api_url}/{METHOD}"))
+            .header("authorization", format!("Bearer {}", self.token.token_value.0))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(String::new())
+            .map_err(|_| unreachable("the API URL is not a URL".into()))?;
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build::<_, String>(https_or_http());
+        let answer = client.request(request).await.map_err(|e| unreachable(e.to_string()))?;
+        if !answer.status().is_success() {
+            return Err(unreachable(format!("HTTP {}", answer.status())));
+        }
+        let header = answer.headers().get("x-oauth-scopes").ok_or_else(|| unreachable("Slack did not say which scopes the token has (no x-oauth-scopes header); is this a bot token (xoxb-)?".into()))?;
+        let text = header.to_str().map_err(|_| unreachable("the x-oauth-scopes header is not text".into()))?;
+        Ok(text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
+    }
+
+    /// `powerpole doctor`: whether the bot is a member of `channel` (`conversations.info`).
+    pub async fn in_channel(&self, channel: &str) -> Result<bool, NotifyError> {
+        let request = SlackApiConversationsInfoRequest::new(channel.into());
+        let session = self.client.open_session(&self.token);
+        let found = self.retrying("conversations.info", || session.conversations_info(&request)).await?;
+        Ok(found.channel.flags.is_member == Some(true))
     }
 
     pub fn client(&self) -> Arc<SlackHyperClient> {

@@ -20,19 +20,28 @@ use super::{events, RequestId, SlackApp};
 const MAX_BODY: usize = 256 * 1024;
 
 /// The service's routes: `POST /slack/commands`, `/slack/interactions`, `/slack/events`,
-/// and `GET /healthz`.
+/// `GET /healthz` (the process answers) and `GET /readyz` (its dependencies: the sweeper's last
+/// tick, the store).
 pub fn router(app: Arc<SlackApp>) -> Router {
     Router::new()
         .route("/slack/commands", post(commands))
         .route("/slack/interactions", post(interactions))
         .route("/slack/events", post(events_route))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
 }
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// 200 when every dependency is ready, else 503; the body says which is not and why.
+async fn readyz(State(app): State<Arc<SlackApp>>) -> Response {
+    let report = app.readiness.report(app.workflow.store.as_ref()).await;
+    let status = if report.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(report)).into_response()
 }
 
 /// Checks the signature; on failure, the 401 to answer.

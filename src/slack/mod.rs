@@ -17,6 +17,7 @@ pub mod events;
 pub mod health;
 mod http;
 pub mod interaction;
+pub mod manifest;
 pub mod serve;
 pub mod socket;
 pub mod verify;
@@ -32,7 +33,7 @@ use crate::secrets::Secret;
 use crate::workflow::Workflow;
 
 pub use deferred::{FollowUp, FollowUps, SpawnFollowUps};
-pub use health::TargetHealth;
+pub use health::{Readiness, TargetHealth};
 pub use http::{router, Endpoint};
 
 /// Everything the handlers need.
@@ -41,6 +42,8 @@ pub struct SlackApp {
     pub notifier: Arc<dyn Notifier>,
     pub signing_secret: Secret,
     pub health: Arc<TargetHealth>,
+    /// What `GET /readyz` reports.
+    pub readiness: Arc<Readiness>,
     /// Where the work after each acknowledgement runs: spawned at once (`serve`, Socket Mode), or
     /// held for a Lambda entry point to hand off ([`deferred`]).
     pub follow_ups: Arc<dyn FollowUps>,
@@ -61,7 +64,8 @@ impl SlackApp {
 
     /// As [`SlackApp::new`], with the follow-ups going to `follow_ups` instead of `tokio::spawn`.
     pub fn with_follow_ups(workflow: Workflow, notifier: Arc<dyn Notifier>, signing_secret: Secret, follow_ups: Arc<dyn FollowUps>) -> Arc<SlackApp> {
-        Arc::new(SlackApp { workflow, notifier, signing_secret, health: Arc::new(TargetHealth::default()), follow_ups })
+        let readiness = Arc::new(Readiness::new(workflow.clock.clone()));
+        Arc::new(SlackApp { workflow, notifier, signing_secret, health: Arc::new(TargetHealth::default()), readiness, follow_ups })
     }
 
     /// The slash command as configured (`/powerpole`).

@@ -1,6 +1,8 @@
 //! `powerpole serve`: listen at once, then assemble the service from its configuration ([`App`]),
 //! run the sweeper (provisioning, warnings, expiries, teardown retries) and reconcile (every
-//! `[scheduler] reconcile_every`), and serve Slack over HTTP or Socket Mode until stopped.
+//! `[scheduler] reconcile_every`), and serve Slack over HTTP or Socket Mode until stopped. On
+//! SIGTERM it stops accepting, lets follow-ups in flight finish (up to [`SHUTDOWN_BOUND`]) and
+//! exits 0.
 //!
 //! Start-up never waits on a dependency before it answers: the HTTP port is bound first and
 //! answers `/healthz` at once, and `503 Retry-After` on the Slack routes until the Slack secrets
@@ -28,7 +30,7 @@ use super::{router, SlackApp, TargetHealth};
 use crate::app::App;
 use crate::config::{Config, ConfigError, SlackMode, TargetConfig};
 use crate::secrets::{SecretError, Secrets};
-use crate::workflow::{run_reconciler, run_sweeper};
+use crate::workflow::{run_reconciler, run_sweeper_with};
 
 /// How often reachable targets are checked again.
 pub const RECHECK_EVERY: Duration = Duration::from_secs(300);
@@ -63,30 +65,50 @@ pub enum ServeError {
     Socket(#[from] super::socket::SocketError),
 }
 
-/// Loads the configuration, listens (HTTP mode), then builds the adapters and serves.
+/// Loads the configuration, listens (HTTP mode), then builds the adapters and serves until
+/// SIGTERM.
 pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let config = Arc::new(Config::load(&options.config)?);
     match config.slack.mode {
         SlackMode::Http => {
             let addr = options.listen.unwrap_or_else(|| config.server.listen.clone());
             let gate = Gate::default();
-            let listening = listen_router(gate.router(), &addr).await?;
+            let listening = listen_router(gate.router(), &addr, terminated()).await?;
             tracing::info!(addr = %listening.addr, "listening for Slack on /slack/commands, /slack/interactions, /slack/events");
-            let (app, _) = start(&config).await?;
-            gate.open(router(app));
+            let started = start(&config).await?;
+            gate.open(router(started.app.clone()));
             tracing::info!("ready: Slack requests are served");
-            listening.task.await.map_err(|e| ServeError::Listen { addr, reason: e.to_string() })
+            listening.task.await.map_err(|e| ServeError::Listen { addr, reason: e.to_string() })?;
+            // SIGTERM: the listener has stopped accepting and answered what it had.
+            started.stop_sweeper.abort();
+            let in_flight = started.follow_ups.in_flight();
+            tracing::info!(in_flight, bound_secs = SHUTDOWN_BOUND.as_secs(), "stopping: no new requests or sweeps; letting follow-ups finish");
+            if started.follow_ups.drained(SHUTDOWN_BOUND).await {
+                tracing::info!("stopped cleanly");
+            } else {
+                tracing::warn!(left = started.follow_ups.in_flight(), "follow-ups still running at the shutdown bound; their sessions' leases let another replica resume them");
+            }
+            Ok(())
         }
         SlackMode::Socket => {
-            let (app, built) = start(&config).await?;
+            let started = start(&config).await?;
+            let built = &started.built;
             let app_token = built.secrets.resolve(&config.slack.app_token).await.map_err(|source| ServeError::Secret { what: "app-level token", source })?;
-            Ok(super::socket::run(app, built.slack.clone(), &app_token).await?)
+            Ok(super::socket::run(started.app.clone(), built.slack.clone(), &app_token).await?)
         }
     }
 }
 
-/// Builds the service, starts the background target checks and the sweeper.
-async fn start(config: &Arc<Config>) -> Result<(Arc<SlackApp>, App), ServeError> {
+/// A started service: its Slack handlers, adapters, follow-ups in flight and sweeper.
+struct Started {
+    app: Arc<SlackApp>,
+    built: App,
+    follow_ups: Arc<TrackedFollowUps>,
+    stop_sweeper: tokio::task::AbortHandle,
+}
+
+/// Builds the service, starts the background target checks, the sweeper and the reconciler.
+async fn start(config: &Arc<Config>) -> Result<Started, ServeError> {
     let built = App::build(Config::clone(config)).await?;
     let signing_secret = match config.slack.mode {
         SlackMode::Http => built.secrets.resolve(&config.slack.signing_secret).await.map_err(|source| ServeError::Secret { what: "signing secret", source })?,
@@ -96,12 +118,15 @@ async fn start(config: &Arc<Config>) -> Result<(Arc<SlackApp>, App), ServeError>
     if config.slack.mode == SlackMode::Http && signing_secret.expose().is_empty() {
         return Err(ServeError::Secret { what: "signing secret", source: SecretError::Empty });
     }
-    let app = SlackApp::new(built.workflow.clone(), built.notifier.clone(), signing_secret);
+    let follow_ups = Arc::new(TrackedFollowUps::default());
+    let app = SlackApp::with_follow_ups(built.workflow.clone(), built.notifier.clone(), signing_secret, follow_ups.clone());
     watch_targets(&app, &built.secrets).await;
     // The sweeper: provisioning, warnings, expiries and teardown retries, driven by the store.
-    let sweeper = tokio::spawn(run_sweeper(built.lifecycle.clone(), config.scheduler.tick.to_std(), built.workflow.wake.clone()));
+    let sweeper = start_sweeper(&app, built.lifecycle.clone(), config.scheduler.tick.to_std());
+    let stop_sweeper = sweeper.abort_handle();
     tokio::spawn(async move {
         match sweeper.await {
+            Err(e) if e.is_cancelled() => {}
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "the sweeper stopped; deadlines are not being kept"),
             Err(e) => tracing::error!(error = %e, "the sweeper panicked; deadlines are not being kept"),
@@ -109,7 +134,7 @@ async fn start(config: &Arc<Config>) -> Result<(Arc<SlackApp>, App), ServeError>
     });
     // Reconcile: this deployment's strays, every `[scheduler] reconcile_every`.
     tokio::spawn(run_reconciler(built.lifecycle.clone(), config.scheduler.reconcile_every.to_std()));
-    Ok((app, built))
+    Ok(Started { app, built, follow_ups, stop_sweeper })
 }
 
 /// The router until the service is assembled: `/healthz` answers, everything else is `503`
@@ -141,6 +166,21 @@ impl Gate {
     }
 }
 
+/// How long the sweeper may go without a successful tick before `/readyz` fails: three ticks,
+/// and never less than a minute (a slow store answer is not an outage).
+pub fn sweeper_bound(tick: Duration) -> chrono::Duration {
+    let bound = (tick * 3).max(Duration::from_secs(60));
+    chrono::Duration::from_std(bound).unwrap_or(chrono::Duration::minutes(1))
+}
+
+/// Spawns the sweeper for `app`, reporting each successful tick to `/readyz`.
+pub fn start_sweeper(app: &SlackApp, lifecycle: crate::workflow::Lifecycle, tick: Duration) -> JoinHandle<anyhow::Result<()>> {
+    app.readiness.expect_sweeper(sweeper_bound(tick));
+    let readiness = app.readiness.clone();
+    let wake = app.workflow.wake.clone();
+    tokio::spawn(run_sweeper_with(lifecycle, tick, wake, Arc::new(move || readiness.sweeper_ticked())))
+}
+
 /// A running HTTP listener.
 #[derive(Debug)]
 pub struct Listening {
@@ -150,18 +190,92 @@ pub struct Listening {
 
 /// Serves the router for `app` on `addr` (port 0 picks a free port).
 pub async fn listen(app: Arc<SlackApp>, addr: &str) -> Result<Listening, ServeError> {
-    listen_router(router(app), addr).await
+    listen_until(app, addr, std::future::pending()).await
 }
 
-async fn listen_router(routes: Router, addr: &str) -> Result<Listening, ServeError> {
+/// As [`listen`], until `stop` completes: then no new connection is accepted, requests being
+/// answered are finished, and the task ends.
+pub async fn listen_until(app: Arc<SlackApp>, addr: &str, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<Listening, ServeError> {
+    listen_router(router(app), addr, stop).await
+}
+
+async fn listen_router(routes: Router, addr: &str, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<Listening, ServeError> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| ServeError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
     let bound = listener.local_addr().map_err(|e| ServeError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, routes).await {
+        if let Err(e) = axum::serve(listener, routes).with_graceful_shutdown(stop).await {
             tracing::error!(error = %e, "the HTTP listener stopped");
         }
     });
     Ok(Listening { addr: bound, task })
+}
+
+/// How long a stopping `serve` waits for follow-ups (card posts, DMs, decisions) in flight.
+/// Below the 45 s stop timeout of deploy/systemd and the 30 s default of ECS and Kubernetes
+/// minus a margin for the listener to drain.
+pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(25);
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the service cleanly");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("stop signal received");
+}
+
+/// Runs each follow-up at once, like [`super::SpawnFollowUps`], counting those in flight so
+/// that a stopping service can wait for them.
+#[derive(Default)]
+pub struct TrackedFollowUps {
+    in_flight: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+/// Counts a follow-up done even if it panics.
+struct Done(Arc<tokio::sync::watch::Sender<usize>>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+impl TrackedFollowUps {
+    pub fn in_flight(&self) -> usize {
+        *self.in_flight.borrow()
+    }
+
+    /// Whether every follow-up finished within `bound`.
+    pub async fn drained(&self, bound: Duration) -> bool {
+        let mut count = self.in_flight.subscribe();
+        let drained = matches!(tokio::time::timeout(bound, count.wait_for(|n| *n == 0)).await, Ok(Ok(_)));
+        drained
+    }
+}
+
+impl super::FollowUps for TrackedFollowUps {
+    fn accept(&self, follow_up: super::FollowUp) {
+        self.in_flight.send_modify(|n| *n += 1);
+        let done = Done(self.in_flight.clone());
+        tokio::spawn(async move {
+            let _done = done;
+            follow_up.run().await;
+        });
+    }
 }
 
 /// Marks every target unchecked and starts one background check loop per target; returns once

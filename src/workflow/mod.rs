@@ -74,4 +74,4 @@ pub use lifecycle::{Lifecycle, StepError, StepOutcome};
 pub use patience::Transient;
 pub use reconcile::{run_reconciler, Finding, Fixed, ReconcileError, ReconcileSummary};
 pub use request::{RequestDraft, RequestError, RequestProblem};
-pub use sweep::{run_sweeper, Plan, TickReport};
+pub use sweep::{run_sweeper, run_sweeper_with, Plan, TickReport};

@@ -101,6 +101,11 @@ impl Lifecycle {
 /// Runs the sweeper until the process ends: a tokio-cron-scheduler job every `tick`, a wake-up on
 /// `wake`, and a one-shot timer for deadlines that fall between ticks.
 pub async fn run_sweeper(lifecycle: Lifecycle, tick: StdDuration, wake: Arc<Notify>) -> anyhow::Result<()> {
+    run_sweeper_with(lifecycle, tick, wake, Arc::new(|| {})).await
+}
+
+/// As [`run_sweeper`], calling `on_tick` after every tick that read the store (readiness).
+pub async fn run_sweeper_with(lifecycle: Lifecycle, tick: StdDuration, wake: Arc<Notify>, on_tick: Arc<dyn Fn() + Send + Sync>) -> anyhow::Result<()> {
     let scheduler = JobScheduler::new().await?;
     let periodic = wake.clone();
     let every = tick.as_secs().max(1);
@@ -114,6 +119,7 @@ pub async fn run_sweeper(lifecycle: Lifecycle, tick: StdDuration, wake: Arc<Noti
     loop {
         match lifecycle.plan(lookahead).await {
             Ok(plan) => {
+                on_tick();
                 // Steps run on their own; the loop only decides when to look again.
                 plan.due.into_iter().for_each(|session| drop(lifecycle.spawn_step(session)));
                 sleep_until = plan.next_deadline.map(|at| {

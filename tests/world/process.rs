@@ -118,6 +118,22 @@ impl Serve {
         }
     }
 
+    /// SIGTERM, then wait up to `within` for the process to exit; its exit code (`None` if it
+    /// was still running at `within`, or died of a signal).
+    pub async fn terminate(&mut self, within: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let pid = child.id()?.to_string();
+        let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid}");
+        match tokio::time::timeout(within, child.wait()).await {
+            Ok(Ok(status)) => status.code(),
+            _ => {
+                let _ = child.start_kill();
+                None
+            }
+        }
+    }
+
     /// Everything the process logged so far.
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")

@@ -88,6 +88,15 @@ resource "aws_vpc_endpoint" "dynamodb" {
   route_table_ids   = var.route_table_ids
   policy            = data.aws_iam_policy_document.dynamodb_endpoint.json
   tags              = merge(local.tags, { Name = "${var.name_prefix}-dynamodb" })
+
+  lifecycle {
+    # Without route tables the endpoint exists but carries no traffic: the Lambdas in private
+    # subnets then cannot reach the table (or reach it through a NAT, outside the endpoint policy).
+    precondition {
+      condition     = length(var.route_table_ids) > 0
+      error_message = "create_dynamodb_gateway_endpoint needs route_table_ids (the route tables of the bastion and Lambda subnets); or set create_dynamodb_gateway_endpoint = false if the subnets reach DynamoDB another way."
+    }
+  }
 }
 
 data "aws_ec2_managed_prefix_list" "dynamodb" {

@@ -4,8 +4,9 @@ terraform {
   required_providers {
     aws = {
       source = "hashicorp/aws"
-      # 5.46 is the oldest 5.x with every argument used here; 6.x is not supported yet.
-      version = "~> 5.46"
+      # 5.46 is the oldest 5.x with every argument used here; 6.x is accepted too (the module uses
+      # nothing 6.0 removed; `data.aws_region.name` is only deprecated there).
+      version = ">= 5.46, < 7.0"
     }
   }
 }

@@ -4,7 +4,7 @@
 //! Each method returns the fields Slack returns besides `ok`, or the error code Slack uses for the
 //! same mistake.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use axum::http::{header, HeaderMap};
 use chrono::{Offset, Utc};
@@ -29,6 +29,10 @@ pub(crate) struct World {
     /// view id -> the view as Slack would return it.
     views: HashMap<String, Value>,
     opened_dms: Vec<String>,
+    /// `None`: [`super::DEFAULT_GRANTED_SCOPES`].
+    pub(crate) granted_scopes: Option<Vec<String>>,
+    /// Channels the bot is not a member of.
+    pub(crate) outside: HashSet<String>,
     last_ts: (i64, u32),
     views_opened: u32,
 }
@@ -52,6 +56,13 @@ impl World {
         Some(*retry_after)
     }
 
+    pub(crate) fn granted_scopes(&self) -> Vec<String> {
+        match &self.granted_scopes {
+            Some(scopes) => scopes.clone(),
+            None => super::DEFAULT_GRANTED_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
     pub(crate) fn message(&self, channel: &str, ts: &str) -> Option<Value> {
         let key = (dm_channel_for(channel), ts.to_owned());
         self.messages.get(&key).cloned()
@@ -65,6 +76,7 @@ impl World {
             "chat.postEphemeral" => self.post_ephemeral(p),
             "chat.delete" => self.delete_message(p),
             "conversations.open" => self.open_conversation(p),
+            "conversations.info" => self.conversation_info(p),
             "users.info" => self.user_info(p),
             "users.lookupByEmail" => self.lookup_by_email(p),
             "usergroups.users.list" => self.group_members(p),
@@ -87,8 +99,29 @@ impl World {
         format!("{secs}.{seq:06}")
     }
 
+    /// A channel as `conversations.info` returns it; the bot is a member unless taken out.
+    fn conversation_info(&self, p: &Params) -> Answer {
+        let channel = required(p, "channel", "channel_not_found")?;
+        let is_im = channel.starts_with('D');
+        let is_member = !self.outside.contains(channel);
+        Ok(fields(json!({"channel": {
+            "id": channel,
+            "name": channel.to_ascii_lowercase(),
+            "created": 1_700_000_000,
+            "is_channel": channel.starts_with('C'),
+            "is_group": channel.starts_with('G'),
+            "is_im": is_im,
+            "is_private": !channel.starts_with('C'),
+            "is_archived": false,
+            "is_member": is_member,
+        }})))
+    }
+
     fn post_message(&mut self, p: &Params) -> Answer {
         let channel = dm_channel_for(required(p, "channel", "channel_not_found")?);
+        if self.outside.contains(&channel) {
+            return Err("not_in_channel");
+        }
         let content = message_content(p)?;
         if content.is_empty() {
             return Err("no_text");

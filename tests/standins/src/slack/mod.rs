@@ -65,6 +65,24 @@ pub const BOT_USER_ID: &str = "U0POWERBOT";
 pub const BOT_ID: &str = "B0POWERBOT";
 /// The pseudo method name under which posts to a `response_url` are recorded.
 pub const RESPONSE_URL_METHOD: &str = "response_url";
+/// The bot scopes `auth.test` reports in `x-oauth-scopes` until [`SlackStandin::grant_scopes`]:
+/// every bot scope a Slack app like powerpole could ask for, so a test that does not care about
+/// scopes never trips on them.
+pub const DEFAULT_GRANTED_SCOPES: &[&str] = &[
+    "app_mentions:read",
+    "channels:history",
+    "channels:read",
+    "chat:write",
+    "commands",
+    "groups:read",
+    "im:history",
+    "im:read",
+    "im:write",
+    "mpim:read",
+    "usergroups:read",
+    "users:read",
+    "users:read.email",
+];
 
 /// One request the stand-in received, and what it answered.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -243,6 +261,24 @@ impl SlackStandin {
         self.shared.world().groups.insert(id.to_owned(), members);
     }
 
+    /// From now on, `auth.test` reports exactly `scopes` in its `x-oauth-scopes` header, as Slack
+    /// does for a token installed with those scopes (default: [`DEFAULT_GRANTED_SCOPES`]).
+    pub fn grant_scopes(&self, scopes: &[&str]) {
+        self.shared.world().granted_scopes = Some(scopes.iter().map(|s| (*s).to_owned()).collect());
+    }
+
+    /// Takes the bot out of `channel` (or puts it back): `conversations.info` then answers
+    /// `is_member: false` and `chat.postMessage` there fails with `not_in_channel`, as in Slack
+    /// before someone invites the bot. Channels are otherwise ones the bot is in.
+    pub fn set_bot_member(&self, channel: &str, member: bool) {
+        let mut world = self.shared.world();
+        if member {
+            world.outside.remove(channel);
+        } else {
+            world.outside.insert(channel.to_owned());
+        }
+    }
+
     /// Makes the next `n` calls of `method` answer HTTP 429 with `Retry-After: retry_after_secs`
     /// and `{"ok": false, "error": "ratelimited"}`, as Slack does; they are recorded with
     /// `rate_limited: true`. Calls after those are answered normally.
@@ -414,7 +450,15 @@ async fn web_api(
         Err(code) => json!({"ok": false, "error": code}),
     };
     shared.record(call.clone());
-    Json(call.response).into_response()
+    let mut response = Json(call.response).into_response();
+    if method == "auth.test" {
+        // Slack reports the token's scopes on every Web API answer; auth.test is where apps look.
+        let scopes = shared.world().granted_scopes();
+        if let Ok(value) = HeaderValue::from_str(&scopes.join(",")) {
+            response.headers_mut().insert("x-oauth-scopes", value);
+        }
+    }
+    response
 }
 
 async fn response_url(
