@@ -105,7 +105,11 @@ async fn the_printed_admin_account_is_enough_for_doctor_and_a_whole_session() {
 
     // Alice is connected when the session expires: the admin account may kill her connection.
     let dm = world.dms_to(ALICE).into_iter().find(|c| c.text().contains("is ready")).expect("the hand-over DM");
-    let mysql = world::mysql_line_in(&powerpole_standins::slack::text_of(&dm)).expect("a mysql line");
+    let dm_text = powerpole_standins::slack::text_of(&dm);
+    let password = world::password_in(&dm_text).expect("the DM carries the password");
+    let mysql = world::mysql_line_in(&dm_text).expect("a mysql line");
+    // The line prompts for the password; the test types it as a person would paste it.
+    let mysql = world::typing_password(&mysql, &password);
     let bastion = TestHost::add(&ip);
     let user = world.db_user();
     let long_query = std::thread::spawn(move || bastion.mysql(&mysql, "SELECT SLEEP(60)"));
