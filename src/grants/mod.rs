@@ -23,7 +23,7 @@ use async_trait::async_trait;
 
 pub use admin::{AdminCredentials, AdminSource, SecretsManagerAdmin};
 pub use error::GrantError;
-pub use mysql::MysqlGrants;
+pub use mysql::{AdminCheck, MysqlGrants};
 pub use password::{Password, PASSWORD_LEN};
 
 use crate::config::TargetConfig;

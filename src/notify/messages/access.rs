@@ -31,6 +31,27 @@ fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
+/// Where the bastion keeps the RDS CA bundle ([`ca_bundle_user_data`] writes it).
+pub const BASTION_CA_BUNDLE: &str = "/etc/powerpole/rds-ca-bundle.pem";
+
+/// The bastion's client (MariaDB's, from `mariadb105`) checks the server certificate against the
+/// RDS CA and the endpoint's name: without it a man in the middle inside the VPC could read the
+/// password. Only where the account requires TLS (the stand-ins have none).
+fn tls_flags(target: &TargetConfig) -> String {
+    if target.require_ssl {
+        format!(" --ssl-verify-server-cert --ssl-ca={BASTION_CA_BUNDLE}")
+    } else {
+        String::new()
+    }
+}
+
+/// The user-data lines that put the CA bundle where the DM's `mysql` line expects it, for the
+/// bastion's user data to append: the PEM travels inside the user data (a heredoc with a quoted
+/// delimiter, so nothing in it is expanded), no download at boot.
+pub fn ca_bundle_user_data(pem: &str) -> String {
+    format!("install -d -m 0755 /etc/powerpole\ncat > {BASTION_CA_BUNDLE} <<'POWERPOLE_CA_EOF'\n{}\nPOWERPOLE_CA_EOF\nchmod 0644 {BASTION_CA_BUNDLE}\n", pem.trim())
+}
+
 /// The DM that hands the session over: how to reach the bastion, the `mysql` command line (the
 /// reader endpoint for READ when the target has one), the password and the expiry in the
 /// requester's time zone.
@@ -43,12 +64,12 @@ pub fn handover_dm(session: &Session, target: &TargetConfig, handover: Handover<
     let (title, mysql, password_line) = match password {
         Some(p) => (
             format!("Your {} access to {} is ready ({})", session.role, session.target, session.id),
-            format!("mysql -h {endpoint} -P {} -u {user} -p{}", target.port, shell_quote(p)),
+            format!("mysql -h {endpoint} -P {}{} -u {user} -p{}", target.port, tls_flags(target), shell_quote(p)),
             format!("*Password* `{p}` (it stops working when the session ends)"),
         ),
         None => (
             format!("Your {} access to {} has ended ({})", session.role, session.target, session.id),
-            format!("mysql -h {endpoint} -P {} -u {user} -p", target.port),
+            format!("mysql -h {endpoint} -P {}{} -u {user} -p", target.port, tls_flags(target)),
             "*Password* redacted: the session has ended and the account was dropped.".to_string(),
         ),
     };
@@ -181,7 +202,7 @@ mod tests {
         for expected in [
             "https://eu-west-1.console.aws.amazon.com/systems-manager/session-manager/i-0123456789abcdef0?region=eu-west-1",
             "aws ssm start-session --target i-0123456789abcdef0 --region eu-west-1",
-            "mysql -h billing.cluster-abc.eu-west-1.rds.amazonaws.com -P 3307 -u alice -p's3cr'\\''et'",
+            "mysql -h billing.cluster-abc.eu-west-1.rds.amazonaws.com -P 3307 --ssl-verify-server-cert --ssl-ca=/etc/powerpole/rds-ca-bundle.pem -u alice -p's3cr'\\''et'",
             "`s3cr'et`",
             "16:00 CET on Tue 3 Mar (Europe/Berlin)",
         ] {

@@ -93,10 +93,14 @@ pub(crate) mod fixtures {
     use crate::domain::*;
 
     pub const CONFIG: &str = r#"
+[access]
+home_domains = ["example.com"]
+
 [targets.billing]
 description = "Billing"
 writer_endpoint = "billing.cluster-abc.eu-west-1.rds.amazonaws.com"
 reader_endpoint = "billing.cluster-ro-abc.eu-west-1.rds.amazonaws.com"
+instance_endpoints = ["billing-1.abc.eu-west-1.rds.amazonaws.com", "billing-2.abc.eu-west-1.rds.amazonaws.com"]
 port = 3307
 schemas = ["billing"]
 admin_secret = "powerpole/billing-admin"
