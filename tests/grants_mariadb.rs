@@ -199,7 +199,7 @@ async fn hostile_email_local_parts_become_exactly_the_intended_accounts() {
         "a_b", "a\\b", "\\", "\\'", "'", "''", "ä.ö", "日本", "Ünïcödé", "İstanbul", "ﬁle", "🙂", "root", "admin", "powerpole",
         "powerpole_managed", "powerpole-managed", "alice_smith_0123abcd", sixty_four.as_str(), near_sixty_four.as_str(),
     ];
-    let policy = UsernamePolicy::default();
+    let policy = UsernamePolicy { home_domains: vec!["example.com".into()] };
     let mut intended = BTreeSet::new();
     let started = Instant::now();
     for local in locals {

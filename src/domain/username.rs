@@ -310,7 +310,7 @@ mod tests {
             prop_assume!(x.to_ascii_lowercase() != y.to_ascii_lowercase());
             let policy = home(&["example.com"]);
             // Two home addresses with one local part are one person (that is what home means).
-            let same_person = a.to_ascii_lowercase() == b.to_ascii_lowercase() && policy.is_home(&da.to_ascii_lowercase()) && policy.is_home(db);
+            let same_person = a.to_ascii_lowercase() == b.to_ascii_lowercase() && policy.is_home(&da.to_ascii_lowercase()) && policy.is_home(&db);
             prop_assume!(!same_person);
             let (nx, ny) = (DbUsername::from_slack_email(&x, &policy).unwrap(), DbUsername::from_slack_email(&y, &policy).unwrap());
             prop_assert_ne!(nx, ny, "{} and {}", x, y);

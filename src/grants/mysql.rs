@@ -170,8 +170,10 @@ impl MysqlGrants {
         let statements = sql.create_account(account, password, &spec)?;
         let mut a = self.writer(target, Some(deadline)).await?;
         // Never converge an account someone made by hand: it may be a service's.
+        let q = sql.account_exists(account);
+        let exists = a.first::<u64>(q.sql, q.params, "look the account up").await?.unwrap_or(0);
         let q = sql.account_marked(account);
-        let (exists, marked): (u64, u64) = a.first(q.sql, q.params, "look the account up").await?.unwrap_or((0, 0));
+        let marked = a.first::<u64>(q.sql, q.params, "check the account is powerpole's").await?.unwrap_or(0);
         if exists > 0 && marked == 0 {
             return Err(GrantError::ForeignAccount { target: target.name.clone(), account: account.to_string() });
         }
@@ -364,11 +366,18 @@ impl Admin<'_> {
         if let Some(conn) = self.conn.take() {
             let id = conn.id();
             let kill = Sql::new(self.target.dialect).kill(self.target.kill_statement, u64::from(id));
+            // Directly on the connection, not through `run`: a kill that hangs too is given up
+            // on after the connect timeout, without recursing into another kill.
+            let target = self.target;
             let ended = async {
-                let mut other = self.grants.connect(self.target, &self.host, self.port, None).await?;
-                other.run(&kill, None).await
+                let mut other = self.grants.connect(target, &self.host, self.port, None).await?;
+                let conn = other.conn(kill.what)?;
+                match tokio::time::timeout(CONNECT_TIMEOUT, conn.query_drop(&kill.sql)).await {
+                    Ok(r) => r.map_err(|e| failure(target, kill.what, e, None)),
+                    Err(_) => Err(GrantError::TimedOut { target: target.name.clone(), what: kill.what, limit: CONNECT_TIMEOUT }),
+                }
             };
-            if let Err(e) = Box::pin(ended).await {
+            if let Err(e) = ended.await {
                 tracing::warn!(target = %self.target.name, connection = id, error = %e, "could not end a timed-out admin statement on the server");
             }
             // Back to the pool only now, killed: the pool discards it instead of waiting on it.

@@ -36,16 +36,11 @@ impl Certs {
         let p = |f: &str| dir.join(format!("{name}-{f}"));
         let (ca_key, ca, key, csr, cert, ext) = (p("ca.key"), p("ca.pem"), p("server.key"), p("server.csr"), p("server.pem"), p("ext.cnf"));
         std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n").unwrap();
-        let steps: Vec<Vec<String>> = vec![
-            vec!["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &format!("/CN=powerpole test CA {name}"), "-keyout", s(&ca_key), "-out", s(&ca)]
-                .into_iter()
-                .map(String::from)
-                .collect(),
-            vec!["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", s(&key), "-out", s(&csr)].into_iter().map(String::from).collect(),
-            vec!["x509", "-req", "-in", s(&csr), "-CA", s(&ca), "-CAkey", s(&ca_key), "-CAcreateserial", "-days", "2", "-extfile", s(&ext), "-out", s(&cert)]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+        let subject = format!("/CN=powerpole test CA {name}");
+        let steps: Vec<Vec<&str>> = vec![
+            vec!["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", subject.as_str(), "-keyout", s(&ca_key), "-out", s(&ca)],
+            vec!["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", s(&key), "-out", s(&csr)],
+            vec!["x509", "-req", "-in", s(&csr), "-CA", s(&ca), "-CAkey", s(&ca_key), "-CAcreateserial", "-days", "2", "-extfile", s(&ext), "-out", s(&cert)],
         ];
         for args in steps {
             let out = Command::new("openssl").args(&args).output().expect("openssl runs");

@@ -196,19 +196,13 @@ impl Sql {
         out
     }
 
-    /// Whether `user`@`host` exists and whether it holds the marker role: `(exists, marked)`.
+    /// Whether `user`@`host` holds the marker role: a count, 0 or 1.
     pub fn account_marked(&self, account: &Account) -> Query {
         let sql = match self.dialect {
-            Dialect::Mariadb => {
-                "SELECT COUNT(*), (SELECT COUNT(*) FROM mysql.roles_mapping r WHERE r.User = u.User AND r.Host = u.Host AND r.Role = ?) \
-                 FROM mysql.user u WHERE u.User = ? AND u.Host = ?"
-            }
-            Dialect::Mysql8 => {
-                "SELECT COUNT(*), (SELECT COUNT(*) FROM mysql.role_edges r WHERE r.TO_USER = u.User AND r.TO_HOST = u.Host AND r.FROM_USER = ? AND r.FROM_HOST = '%') \
-                 FROM mysql.user u WHERE u.User = ? AND u.Host = ?"
-            }
+            Dialect::Mariadb => "SELECT COUNT(*) FROM mysql.roles_mapping WHERE User = ? AND Host = ? AND Role = ?",
+            Dialect::Mysql8 => "SELECT COUNT(*) FROM mysql.role_edges WHERE TO_USER = ? AND TO_HOST = ? AND FROM_USER = ? AND FROM_HOST = '%'",
         };
-        Query { sql, params: vec![MARKER_ROLE.to_string(), account.user().as_str().to_string(), account.host().to_string()] }
+        Query { sql, params: vec![account.user().as_str().to_string(), account.host().to_string(), MARKER_ROLE.to_string()] }
     }
 
     /// How many accounts share this user name (any host): when it is one, a session of that

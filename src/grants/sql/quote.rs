@@ -41,7 +41,7 @@ pub fn grant_schema(schema: &SchemaName) -> String {
 
 /// A host the account may not be bound to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an account host powerpole binds accounts to: use an IPv4 address, a CIDR such as 10.1.0.0/16, an address/netmask, or a dotted pattern such as 10.1.%")]
+#[error("`{0}` is not an account host powerpole binds accounts to: use an IPv4 address or a CIDR from /16 to /32 such as 10.1.0.0/24 (no `%`)")]
 pub struct InvalidHost(pub String);
 
 /// `'user'@'host'`: a per-person account whose parts were validated.

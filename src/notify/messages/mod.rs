@@ -128,7 +128,7 @@ max_duration = "4h"
         let requester = Requester {
             slack_id: SlackUserId::parse("U0ALICE").expect("valid"),
             email: "alice@example.com".into(),
-            db_user: DbUsername::from_slack_email("alice@example.com", &UsernamePolicy::default()).expect("valid"),
+            db_user: DbUsername::from_slack_email("alice@example.com", &UsernamePolicy { home_domains: vec!["example.com".into()] }).expect("valid"),
             tz: Some("Europe/Berlin".into()),
         };
         Session::new(
