@@ -77,11 +77,12 @@ impl Workflow {
         let profile = notifier.profile(user).await.map_err(RequestError::Profile)?;
         let email = profile.email.ok_or(RequestError::Username(UsernameError::Empty))?;
         let db_user = DbUsername::from_slack_email(&email, &self.config.access.usernames).map_err(RequestError::Username)?;
-        self.one_account_per_session(&db_user, &draft.target).await?;
+        // The name first: another person holding it must hear that, not about "their" session.
         self.store.reserve_db_user(&db_user, user).await.map_err(|e| match e {
             StoreError::NameTaken(name) => RequestError::NameTaken(name),
             other => RequestError::Store(other),
         })?;
+        self.one_account_per_session(&db_user, &draft.target).await?;
         let requester = Requester { slack_id: user.clone(), email, db_user, tz: profile.tz };
         let now = self.clock.now();
         let session = Session::new(id, requester, draft.target, draft.role, draft.duration, draft.reason, now, self.config.scheduler.pending_timeout);
