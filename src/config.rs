@@ -819,6 +819,7 @@ approvals_channel = "C0APPROVALS"
         let text = r#"
 [access]
 max_duration = "12h"
+home_domains = ["example.com"]
 [targets.billing]
 writer_endpoint = "billing.example.com"
 schemas = ["billing"]
