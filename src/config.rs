@@ -228,39 +228,65 @@ pub enum AccountHost {
 }
 
 impl AccountHost {
-    /// Parses `instance_ip`, a CIDR (`10.1.0.0/16`, turned into the netmask form both MySQL and
-    /// MariaDB accept), an address/netmask, or a dotted pattern ending in `%`. `%` alone (any
-    /// host) is refused.
+    /// The widest network a pattern may cover: a /16 is the largest VPC CIDR AWS allows, so a
+    /// wider pattern would admit addresses outside any one VPC (peered networks, VPNs).
+    pub const WIDEST_PREFIX: u32 = 16;
+
+    /// Parses `instance_ip`, an exact IPv4 address, a CIDR (`10.1.0.0/16`) or an
+    /// address/netmask (`10.1.0.0/255.255.0.0`), turned into the netmask form both MySQL and
+    /// MariaDB accept. Refused: `%` anywhere (MySQL's wildcard; with it a pattern cannot be
+    /// bounded), a non-contiguous netmask (`255.0.255.0` matches scattered networks), and a
+    /// prefix wider than [`AccountHost::WIDEST_PREFIX`].
     pub fn parse(text: &str) -> Result<AccountHost, String> {
         let t = text.trim();
         if t == "instance_ip" {
             return Ok(AccountHost::InstanceIp);
         }
-        let hint = "use instance_ip, a CIDR such as 10.1.0.0/16, or a pattern such as 10.1.%";
+        let widest = Self::WIDEST_PREFIX;
+        let hint = format!("use instance_ip, an IPv4 address, or a CIDR from /{widest} to /32 such as 10.1.0.0/{widest}");
+        if t.contains('%') || t.contains('_') {
+            return Err(format!("`{t}`: `%` and `_` are wildcards in a MySQL host and are not allowed; {hint}"));
+        }
         if let Some((addr, mask)) = t.split_once('/') {
             let ip: std::net::Ipv4Addr = addr.parse().map_err(|_| format!("`{t}`: `{addr}` is not an IPv4 address; {hint}"))?;
-            let netmask: std::net::Ipv4Addr = match mask.parse::<u8>() {
-                Ok(bits) if (8..=32).contains(&bits) => std::net::Ipv4Addr::from(u32::MAX << (32 - u32::from(bits))),
-                Ok(_) => return Err(format!("`{t}`: a prefix shorter than /8 is too wide; {hint}")),
-                Err(_) => mask.parse().map_err(|_| format!("`{t}`: `{mask}` is not a prefix length or netmask; {hint}"))?,
+            let bits = match mask.parse::<u32>() {
+                Ok(bits) if bits <= 32 => bits,
+                Ok(_) => return Err(format!("`{t}`: /{mask} is not a prefix length; {hint}")),
+                Err(_) => {
+                    let netmask: std::net::Ipv4Addr = mask.parse().map_err(|_| format!("`{t}`: `{mask}` is not a prefix length or netmask; {hint}"))?;
+                    let m = u32::from(netmask);
+                    // Contiguous: ones, then zeros (the inverse plus one is a power of two).
+                    if (!m).wrapping_add(1) & !m != 0 {
+                        return Err(format!("`{t}`: the netmask `{mask}` is not contiguous; {hint}"));
+                    }
+                    m.count_ones()
+                }
             };
+            if bits < widest {
+                return Err(format!("`{t}`: /{bits} is wider than /{widest}; {hint}"));
+            }
+            let netmask = std::net::Ipv4Addr::from(if bits == 0 { 0 } else { u32::MAX << (32 - bits) });
             let masked = std::net::Ipv4Addr::from(u32::from(ip) & u32::from(netmask));
             return Ok(AccountHost::Pattern(format!("{masked}/{netmask}")));
         }
-        let parts: Vec<&str> = t.split('.').collect();
-        let octet = |p: &str| p.parse::<u8>().is_ok();
-        let wildcard_ok = parts.len() >= 2
-            && parts.len() <= 4
-            && parts.last() == Some(&"%")
-            && parts[..parts.len() - 1].iter().all(|p| octet(p));
-        let exact_ok = parts.len() == 4 && parts.iter().all(|p| octet(p));
-        if wildcard_ok || exact_ok {
-            Ok(AccountHost::Pattern(t.to_string()))
-        } else {
-            Err(format!("`{t}` is not an account host; {hint}"))
+        match t.parse::<std::net::Ipv4Addr>() {
+            Ok(ip) => Ok(AccountHost::Pattern(ip.to_string())),
+            Err(_) => Err(format!("`{t}` is not an account host; {hint}")),
         }
     }
 }
+
+/// How powerpole's own admin connection to a target is protected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminTls {
+    /// TLS, the server certificate checked against this CA bundle and the endpoint's host name.
+    Verify { ca_bundle: std::path::PathBuf },
+    /// No TLS: only for a local database (the stand-ins). Passwords cross the network in clear.
+    Disabled,
+}
+
+/// Where the RDS CA bundle is looked for when a target does not name one.
+pub const DEFAULT_CA_BUNDLE: &str = "/etc/powerpole/rds-ca-bundle.pem";
 
 /// How approvers are named.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -290,8 +316,19 @@ pub struct TargetConfig {
     pub account_host: AccountHost,
     pub dialect: Dialect,
     pub kill_statement: KillStatement,
+    /// Per-person accounts are created `REQUIRE SSL` (default true).
     pub require_ssl: bool,
     pub max_user_connections: u32,
+    /// TLS of the admin connection (default: verified against [`DEFAULT_CA_BUNDLE`]).
+    pub admin_tls: AdminTls,
+    /// Every instance endpoint of the cluster (writer and readers), where revocation looks for
+    /// and kills the account's sessions. Defaults to the writer endpoint alone, which is only
+    /// accepted when there is no reader endpoint.
+    pub instance_endpoints: Vec<String>,
+    /// The limit of one admin statement, on the server and in the client.
+    pub statement_timeout: std::time::Duration,
+    /// The limit of the whole account creation; past it the account is rolled back.
+    pub grant_deadline: std::time::Duration,
     /// The privileges of each role on this target (defaults unless overridden).
     pub privileges: BTreeMap<Role, PrivilegeSet>,
     /// An AMI id instead of the default parameter.
@@ -427,8 +464,7 @@ struct RawScheduler {
 #[serde(deny_unknown_fields)]
 struct RawAccess {
     max_duration: Option<String>,
-    #[serde(default)]
-    home_domains: Vec<String>,
+    home_domains: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -465,6 +501,11 @@ struct RawTarget {
     kill_statement: Option<KillStatement>,
     require_ssl: Option<bool>,
     max_user_connections: Option<u32>,
+    admin_tls: Option<String>,
+    tls_ca_bundle: Option<String>,
+    instance_endpoints: Option<Vec<String>>,
+    statement_timeout: Option<String>,
+    grant_deadline: Option<String>,
     #[serde(default)]
     privileges: BTreeMap<String, Vec<String>>,
     ami: Option<String>,
@@ -565,7 +606,7 @@ impl RawConfig {
         }
         let access = AccessConfig {
             max_duration: p.duration("access.max_duration", self.access.max_duration.as_deref(), "12h"),
-            usernames: UsernamePolicy { home_domains: self.access.home_domains },
+            usernames: UsernamePolicy { home_domains: home_domains(self.access.home_domains, &mut p) },
         };
         let bastion = BastionConfig {
             instance_type: self.bastion.instance_type.unwrap_or_else(|| "t3.micro".into()),
@@ -600,6 +641,32 @@ impl RawConfig {
             Ok(Config { deployment, slack, server, store, scheduler, access, bastion, targets })
         } else {
             Err(ConfigError { problems: p.0 })
+        }
+    }
+}
+
+/// Required: without it, `alice@contractor.io` and the employee `alice@example.com` would be
+/// told apart only by whether a domain is listed, so an empty list would have to mean "all are
+/// home" (collisions) or "none is" (everyone hashed); the operator says which domains are theirs.
+fn home_domains(value: Option<Vec<String>>, p: &mut Problems) -> Vec<String> {
+    let why = "list the e-mail domains whose people get their plain local part as database user name (e.g. [\"example.com\"]); \
+               people from other domains get a hashed name, so that alice@contractor.io can never take the account of alice@example.com";
+    match value {
+        None => {
+            p.add("access.home_domains", format!("missing: {why}"));
+            vec![]
+        }
+        Some(list) if list.is_empty() => {
+            p.add("access.home_domains", format!("empty: {why}"));
+            vec![]
+        }
+        Some(list) => {
+            for d in &list {
+                if !is_host_name(d.trim()) || !d.contains('.') {
+                    p.add("access.home_domains", format!("`{d}` is not a domain such as example.com"));
+                }
+            }
+            list.into_iter().map(|d| d.trim().to_ascii_lowercase()).collect()
         }
     }
 }
@@ -694,6 +761,43 @@ impl RawTarget {
                 AccountHost::InstanceIp
             }
         };
+        let admin_tls = match self.admin_tls.as_deref().unwrap_or("verify") {
+            "verify" => AdminTls::Verify { ca_bundle: self.tls_ca_bundle.clone().unwrap_or_else(|| DEFAULT_CA_BUNDLE.into()).into() },
+            "disabled" => AdminTls::Disabled,
+            other => {
+                p.add(at("admin_tls"), format!("`{other}` is neither `verify` (TLS checked against tls_ca_bundle) nor `disabled` (local databases only)"));
+                AdminTls::Disabled
+            }
+        };
+        if self.tls_ca_bundle.is_some() && admin_tls == AdminTls::Disabled {
+            p.add(at("tls_ca_bundle"), "set, but admin_tls is `disabled`: remove one of them");
+        }
+        let instance_endpoints = match &self.instance_endpoints {
+            Some(list) if list.is_empty() => {
+                p.add(at("instance_endpoints"), "empty: list every instance endpoint of the cluster (writer and readers)");
+                vec![]
+            }
+            Some(list) => list.clone(),
+            None => {
+                if self.reader_endpoint.is_some() {
+                    p.add(
+                        at("instance_endpoints"),
+                        "missing: with a reader endpoint, list every instance endpoint (writer and each reader, e.g. billing-1.abc.eu-west-1.rds.amazonaws.com) so that revocation kills sessions on readers too",
+                    );
+                }
+                writer.iter().cloned().collect()
+            }
+        };
+        for h in &instance_endpoints {
+            if !is_host_name(h) {
+                p.add(at("instance_endpoints"), format!("`{h}` is not a host name (no scheme, no port: the port goes in `port`)"));
+            }
+        }
+        let statement_timeout = p.duration(&at("statement_timeout"), self.statement_timeout.as_deref(), "30s");
+        let grant_deadline = p.duration(&at("grant_deadline"), self.grant_deadline.as_deref(), "2m");
+        if grant_deadline.as_secs() < statement_timeout.as_secs() {
+            p.add(at("grant_deadline"), format!("{grant_deadline} is shorter than statement_timeout ({statement_timeout}); make it at least as long"));
+        }
         let mut privileges = BTreeMap::new();
         for (role_name, names) in &self.privileges {
             match role_name.parse::<Role>() {
@@ -726,8 +830,12 @@ impl RawTarget {
             account_host,
             dialect: self.dialect.unwrap_or(Dialect::Mysql8),
             kill_statement: self.kill_statement.unwrap_or(KillStatement::RdsKill),
-            require_ssl: self.require_ssl.unwrap_or(false),
+            require_ssl: self.require_ssl.unwrap_or(true),
             max_user_connections: self.max_user_connections.unwrap_or(5),
+            admin_tls,
+            instance_endpoints,
+            statement_timeout: statement_timeout.to_std(),
+            grant_deadline: grant_deadline.to_std(),
             privileges,
             ami: self.ami,
             instance_type: self.instance_type,
@@ -744,6 +852,9 @@ mod tests {
     use super::*;
 
     const MINIMAL: &str = r#"
+[access]
+home_domains = ["example.com"]
+
 [targets.billing]
 writer_endpoint = "billing.cluster-abc.eu-west-1.rds.amazonaws.com"
 schemas = ["billing"]
@@ -788,6 +899,7 @@ approvals_channel = "C0APPROVALS"
         let text = r#"
 [access]
 max_duration = "12h"
+home_domains = ["example.com"]
 [targets.billing]
 writer_endpoint = "billing.example.com"
 schemas = ["billing"]
@@ -834,9 +946,57 @@ DML = ["SELECT", "SUPER"]
     }
 
     #[test]
+    fn home_domains_are_required_and_explained() {
+        let text = MINIMAL.replace("home_domains = [\"example.com\"]", "");
+        let e = Config::from_toml_str(&text).unwrap_err().to_string();
+        assert!(e.contains("access.home_domains: missing") && e.contains("contractor"), "{e}");
+        let e = Config::from_toml_str(&MINIMAL.replace("[\"example.com\"]", "[]")).unwrap_err().to_string();
+        assert!(e.contains("access.home_domains: empty"), "{e}");
+    }
+
+    #[test]
+    fn tls_is_on_and_verified_by_default() {
+        let c = Config::from_toml_str(MINIMAL).unwrap();
+        let t = c.target(&TargetName::parse("billing").unwrap()).unwrap();
+        assert!(t.require_ssl);
+        assert_eq!(t.admin_tls, AdminTls::Verify { ca_bundle: DEFAULT_CA_BUNDLE.into() });
+        assert_eq!(t.instance_endpoints, vec![t.writer_endpoint.clone()]);
+        let e = Config::from_toml_str(&MINIMAL.replace("schemas =", "admin_tls = \"sometimes\"\nschemas =")).unwrap_err().to_string();
+        assert!(e.contains("targets.billing.admin_tls"), "{e}");
+    }
+
+    #[test]
+    fn a_reader_needs_the_instance_list_so_that_revocation_reaches_it() {
+        let with_reader = MINIMAL.replace("schemas =", "reader_endpoint = \"ro.example.com\"\nschemas =");
+        let e = Config::from_toml_str(&with_reader).unwrap_err().to_string();
+        assert!(e.contains("targets.billing.instance_endpoints: missing"), "{e}");
+        let listed = with_reader.replace("schemas =", "instance_endpoints = [\"i-1.example.com\", \"i-2.example.com\"]\nschemas =");
+        let c = Config::from_toml_str(&listed).unwrap();
+        assert_eq!(c.targets.values().next().unwrap().instance_endpoints.len(), 2);
+    }
+
+    #[test]
+    fn a_wildcard_account_host_is_refused_with_its_path() {
+        let e = Config::from_toml_str(&MINIMAL.replace("schemas =", "account_host = \"10.1.%\"\nschemas =")).unwrap_err().to_string();
+        assert!(e.contains("targets.billing.account_host:") && e.contains("wildcards"), "{e}");
+    }
+
+    #[test]
     fn account_hosts_parse_and_refuse_any_host() {
         assert_eq!(AccountHost::parse("10.1.2.3/16").unwrap(), AccountHost::Pattern("10.1.0.0/255.255.0.0".into()));
-        assert_eq!(AccountHost::parse("10.1.%").unwrap(), AccountHost::Pattern("10.1.%".into()));
+        assert_eq!(AccountHost::parse("10.1.2.0/255.255.255.0").unwrap(), AccountHost::Pattern("10.1.2.0/255.255.255.0".into()));
+        assert_eq!(AccountHost::parse("10.1.2.3").unwrap(), AccountHost::Pattern("10.1.2.3".into()));
+        for (bad, why) in [
+            ("10.1.%", "wildcards"),
+            ("10.1.2.%", "wildcards"),
+            ("%", "wildcards"),
+            ("10.1.2.0/255.0.255.0", "not contiguous"),
+            ("10.0.0.0/8", "wider than /16"),
+            ("10.0.0.0/255.254.0.0", "wider than /16"),
+        ] {
+            let e = AccountHost::parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
         for bad in ["%", "10.1.0.0/4", "evil'host", "10.%.1", ""] {
             assert!(AccountHost::parse(bad).is_err(), "{bad}");
         }
@@ -844,7 +1004,7 @@ DML = ["SELECT", "SUPER"]
 
     #[test]
     fn read_uses_the_reader_endpoint_when_there_is_one() {
-        let c = Config::from_toml_str(&MINIMAL.replace("schemas =", "reader_endpoint = \"ro.example.com\"\nschemas =")).unwrap();
+        let c = Config::from_toml_str(&MINIMAL.replace("schemas =", "reader_endpoint = \"ro.example.com\"\ninstance_endpoints = [\"a.example.com\"]\nschemas =")).unwrap();
         let t = c.targets.values().next().unwrap();
         assert_eq!(t.endpoint_for(Role::Read), "ro.example.com");
         assert_eq!(t.endpoint_for(Role::Dml), "billing.cluster-abc.eu-west-1.rds.amazonaws.com");

@@ -37,6 +37,24 @@ fn check(what: impl Into<String>, result: Result<String, String>) -> Check {
     Check { what: what.into(), result }
 }
 
+/// The admin connection's TLS and the server's `require_secure_transport`. Without TLS on the
+/// admin connection every `CREATE USER ... IDENTIFIED BY` crosses the network in clear: a
+/// failure unless the target says `admin_tls = "disabled"` (local databases only), which is
+/// reported as such.
+fn tls_status(target: &crate::config::TargetConfig, a: &crate::grants::AdminCheck) -> Result<String, String> {
+    let secure = if a.require_secure_transport { "ON" } else { "OFF (logins without TLS are accepted; set it ON in the cluster's parameter group)" };
+    match (&target.admin_tls, a.tls_cipher.is_empty()) {
+        (crate::config::AdminTls::Verify { ca_bundle }, false) => {
+            Ok(format!("admin connection TLS {} verified against {}; require_secure_transport {secure}", a.tls_cipher, ca_bundle.display()))
+        }
+        (crate::config::AdminTls::Verify { .. }, true) => Err("the admin connection has no TLS cipher although TLS is required; check the server's TLS set-up".into()),
+        // The operator opted out in the config (the local stand-ins); said plainly, not failed.
+        (crate::config::AdminTls::Disabled, _) => {
+            Ok(format!("admin_tls is disabled (local databases only: passwords cross the network in clear); require_secure_transport {secure}"))
+        }
+    }
+}
+
 /// Runs every check against the AWS settings in `aws` (region, credentials, endpoints).
 pub async fn run(config: &Config, aws: &aws_config::SdkConfig) -> Vec<Check> {
     let mut checks = Vec::new();
@@ -70,7 +88,11 @@ pub async fn run(config: &Config, aws: &aws_config::SdkConfig) -> Vec<Check> {
     let grants = MysqlGrants::new(std::sync::Arc::new(SecretsManagerAdmin::from_sdk_config(aws))).in_deployment(config.deployment.id.clone());
     for (name, target) in &config.targets {
         checks.push(check(format!("target {name}: network"), bastions.check_target(target).await));
-        checks.push(check(format!("target {name}: database"), grants.check_admin(target).await.map_err(|e| e.to_string())));
+        let admin = grants.check_admin(target).await;
+        checks.push(check(format!("target {name}: database"), admin.as_ref().map(|a| a.summary.clone()).map_err(|e| e.to_string())));
+        if let Ok(a) = &admin {
+            checks.push(check(format!("target {name}: tls"), tls_status(target, a)));
+        }
     }
     checks
 }

@@ -161,6 +161,7 @@ impl World {
             security_group_id: self.security_group_id.clone(),
             ami: None,
             instance_type: None,
+            ca_bundle: None,
         }
     }
 

@@ -150,6 +150,8 @@ approvals_channel = "{channel}"
 max_duration = "1h"
 dialect = "mariadb"
 kill_statement = "kill_connection"
+admin_tls = "disabled"
+require_ssl = false
 "#,
             run = self.run,
             table = self.dynamo_table,

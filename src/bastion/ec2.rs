@@ -81,6 +81,7 @@ impl Ec2Bastions {
 
     async fn run(&self, spec: &LaunchSpec) -> Result<Instance, BastionError> {
         let identity = super::identity::identity(self.config.identity_source, &spec.requester, &spec.requester_email)?;
+        let user_data = launch::user_data_with_ca(spec.ca_bundle.as_deref())?;
         let ami = launch::resolve_ami(&self.ssm, spec, &self.config.ami_parameter).await?;
         let root_device = launch::root_device(&self.ec2, &ami).await?;
         let instance_type = spec.instance_type.as_deref().unwrap_or(&self.config.instance_type);
@@ -97,7 +98,7 @@ impl Ec2Bastions {
             .block_device_mappings(launch::root_volume(&root_device, self.config.root_volume_gib))
             .iam_instance_profile(launch::instance_profile(&self.config.instance_profile))
             .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate)
-            .user_data(launch::user_data())
+            .user_data(user_data)
             .set_tag_specifications(Some(launch::tag_specifications(spec, &identity, &self.deployment)))
             .send()
             .await

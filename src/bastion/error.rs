@@ -31,6 +31,9 @@ pub enum BastionError {
     #[error("requester {requester} has no usable identity for the bastion's powerpole:identity tag ([bastion] identity_source = {identity_source:?} gives `{value}`): nobody could enter such a bastion; fix the requester's Slack profile e-mail or choose another identity_source")]
     NoIdentity { requester: String, identity_source: crate::config::IdentitySource, value: String },
 
+    #[error("the CA bundle `{path}` cannot be put on the bastion: {reason}; fix the target's `tls_ca_bundle`")]
+    CaBundle { path: String, reason: String },
+
     #[error("`{0}` is not an EC2 instance id (i- and hex digits)")]
     InvalidInstanceId(String),
 }

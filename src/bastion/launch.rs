@@ -30,6 +30,37 @@ pub fn user_data() -> String {
     base64::engine::general_purpose::STANDARD.encode(USER_DATA)
 }
 
+/// Where the bastion keeps the target's CA bundle, for the hand-over's `mysql --ssl-ca=...`.
+pub const BASTION_CA_BUNDLE: &str = "/etc/powerpole/rds-ca-bundle.pem";
+
+/// User data is at most 16 KB; the script takes a few. RDS's per-region bundles are a few KB,
+/// its global bundle (~160 KB) does not fit: name the region's in `tls_ca_bundle`.
+const MAX_CA_BUNDLE: usize = 12 * 1024;
+
+/// The CA bundle the bastion's client checks the server with: the target's own (the one the
+/// admin connection verifies with), when its accounts require TLS.
+pub fn bastion_ca_bundle(target: &crate::config::TargetConfig) -> Option<&std::path::Path> {
+    match (&target.admin_tls, target.require_ssl) {
+        (crate::config::AdminTls::Verify { ca_bundle }, true) => Some(ca_bundle.as_path()),
+        _ => None,
+    }
+}
+
+/// `USER_DATA` with the target's CA bundle written to [`BASTION_CA_BUNDLE`] first (a heredoc
+/// with a quoted delimiter, so nothing in the PEM is expanded; no download at boot), base64-encoded.
+pub fn user_data_with_ca(ca_bundle: Option<&std::path::Path>) -> Result<String, BastionError> {
+    let Some(path) = ca_bundle else { return Ok(user_data()) };
+    let pem = std::fs::read_to_string(path).map_err(|e| BastionError::CaBundle { path: path.display().to_string(), reason: e.to_string() })?;
+    let pem = pem.trim();
+    if pem.len() > MAX_CA_BUNDLE || !pem.starts_with("-----BEGIN CERTIFICATE-----") || pem.contains("POWERPOLE_CA_EOF") {
+        let reason = format!("not a PEM certificate bundle of at most {MAX_CA_BUNDLE} bytes (use your region's RDS bundle, not the global one)");
+        return Err(BastionError::CaBundle { path: path.display().to_string(), reason });
+    }
+    let (shebang, script) = USER_DATA.split_once('\n').unwrap_or(("#!/bin/bash", USER_DATA));
+    let ca = format!("install -d -m 0755 /etc/powerpole\ncat > {BASTION_CA_BUNDLE} <<'POWERPOLE_CA_EOF'\n{pem}\nPOWERPOLE_CA_EOF\nchmod 0644 {BASTION_CA_BUNDLE}\n");
+    Ok(base64::engine::general_purpose::STANDARD.encode(format!("{shebang}\n{ca}{script}")))
+}
+
 /// The `Name` tag: what a person sees in the console.
 pub fn name(spec: &LaunchSpec) -> String {
     format!("powerpole-{}", spec.session)
@@ -149,7 +180,24 @@ mod tests {
             security_group_id: "sg-1".into(),
             ami: None,
             instance_type: None,
+            ca_bundle: None,
         }
+    }
+
+    #[test]
+    fn the_ca_bundle_is_written_before_the_script_runs_and_a_bad_one_refused() {
+        let dir = std::env::temp_dir().join(format!("pp-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("eu-west-1-bundle.pem");
+        std::fs::write(&good, "-----BEGIN CERTIFICATE-----\nMIIB$(rm -rf /)\n-----END CERTIFICATE-----\n").unwrap();
+        let decoded = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(user_data_with_ca(Some(&good)).unwrap()).unwrap()).unwrap();
+        assert!(decoded.starts_with("#!/bin/bash\ninstall -d -m 0755 /etc/powerpole\ncat > /etc/powerpole/rds-ca-bundle.pem <<'POWERPOLE_CA_EOF'\n-----BEGIN CERTIFICATE-----"), "{decoded}");
+        assert!(decoded.ends_with(USER_DATA.split_once('\n').unwrap().1), "the script follows unchanged");
+        let global = dir.join("global-bundle.pem");
+        std::fs::write(&global, format!("-----BEGIN CERTIFICATE-----\n{}", "A".repeat(20_000))).unwrap();
+        assert!(matches!(user_data_with_ca(Some(&global)), Err(BastionError::CaBundle { .. })));
+        assert!(matches!(user_data_with_ca(Some(&dir.join("missing.pem"))), Err(BastionError::CaBundle { .. })));
+        assert_eq!(user_data_with_ca(None).unwrap(), user_data());
     }
 
     #[test]

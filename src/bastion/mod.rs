@@ -65,6 +65,8 @@ pub struct LaunchSpec {
     pub ami: Option<String>,
     /// The target's own instance type; `None` uses the bastion config's.
     pub instance_type: Option<String>,
+    /// The CA bundle the bastion's `mysql` verifies the server with ([`launch::bastion_ca_bundle`]).
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 impl LaunchSpec {
@@ -78,6 +80,7 @@ impl LaunchSpec {
             security_group_id: target.security_group_id.clone(),
             ami: target.ami.clone(),
             instance_type: target.instance_type.clone(),
+            ca_bundle: launch::bastion_ca_bundle(target).map(|p| p.to_path_buf()),
         }
     }
 }

@@ -294,7 +294,7 @@ mod tests {
         let requester = Requester {
             slack_id: SlackUserId::parse("U0ALICE").unwrap(),
             email: "alice@example.com".into(),
-            db_user: DbUsername::from_slack_email("alice@example.com", &UsernamePolicy::default()).unwrap(),
+            db_user: DbUsername::from_slack_email("alice@example.com", &UsernamePolicy { home_domains: vec!["example.com".into()] }).unwrap(),
             tz: None,
         };
         Session::new(SessionId::random(), requester, TargetName::parse("billing").unwrap(), Role::Read, "2h".parse().unwrap(), "INC-1".into(), now, "1h".parse().unwrap())

@@ -33,6 +33,18 @@ pub enum GrantError {
     #[error("target `{target}`: could not {what} (MySQL error {code}): {message}; {}", ADMIN_NEEDS)]
     Statement { target: TargetName, what: &'static str, code: u16, message: String },
 
+    #[error("target `{target}`: could not {what} within {limit:?} (the statement was stopped on the server); something holds a lock on the server: look for long transactions or LOCK TABLES in the process list; the step is safe to retry")]
+    TimedOut { target: TargetName, what: &'static str, limit: std::time::Duration },
+
+    #[error("target `{target}`: the account could not be made within its limits (grant deadline {deadline:?}): {cause}; {rollback}")]
+    GaveUp { target: TargetName, deadline: std::time::Duration, cause: String, rollback: String },
+
+    #[error("target `{target}`: the account {account} already exists and was not made by powerpole (it lacks the marker role); powerpole never takes over an account: rename or drop it, or ask for access under another name")]
+    ForeignAccount { target: TargetName, account: String },
+
+    #[error("target `{target}`: cannot read the CA bundle `{path}` for the admin connection's TLS: {message}; download the RDS bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem) to that path or set `tls_ca_bundle`")]
+    CaBundle { target: TargetName, path: String, message: String },
+
     #[error("target `{target}`: the connection broke while trying to {what}: {message}; the step is safe to retry")]
     Connection { target: TargetName, what: &'static str, message: String },
 }

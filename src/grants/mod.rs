@@ -24,7 +24,7 @@ use async_trait::async_trait;
 
 pub use admin::{AdminCredentials, AdminSource, SecretsManagerAdmin};
 pub use error::GrantError;
-pub use mysql::MysqlGrants;
+pub use mysql::{AdminCheck, MysqlGrants};
 pub use password::{Password, PASSWORD_LEN};
 
 use crate::config::TargetConfig;
@@ -34,7 +34,7 @@ use crate::domain::{DbUsername, Role};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountRequest {
     pub user: DbUsername,
-    /// The bastion's private IP, or the target's proxy pattern (`10.1.0.0/16`, `10.1.%`).
+    /// The bastion's private IP, or the target's proxy CIDR (`10.1.0.0/255.255.255.0`).
     pub host: String,
     pub role: Role,
 }

@@ -3,16 +3,16 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder, Pool, PoolConstraints, PoolOpts};
+use mysql_async::prelude::{FromRow, Queryable};
+use mysql_async::{Conn, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts};
 
-use crate::config::TargetConfig;
+use crate::config::{AdminTls, TargetConfig};
 use crate::domain::{DbUsername, DeploymentId, TargetName};
 
-use super::sql::{Account, AccountSpec, Query, Sql, Statement};
+use super::sql::{Account, AccountSpec, ClientMatch, Sql, Statement};
 use super::{AccountRequest, AdminCredentials, AdminSource, GrantError, Grants, Password, RevokeOutcome, RevokeReport};
 
 /// Admin work is a few statements at a time; four connections per target are plenty.
@@ -21,18 +21,37 @@ const POOL_SIZE: PoolConstraints = match PoolConstraints::new(0, 4) {
     None => panic!("0 <= 4"),
 };
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The client waits this much longer than the server-side limit, so that the server normally
+/// ends a blocked statement itself (with an error saying so) before the client gives up on it.
+const CLIENT_MARGIN: Duration = Duration::from_secs(5);
+/// A dead peer (a failed-over writer) is noticed by the kernel instead of never.
+const KEEPALIVE: Duration = Duration::from_secs(15);
 
 const ER_ACCESS_DENIED: u16 = 1045;
 const ER_NO_SUCH_THREAD: u16 = 1094;
+const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
 const ER_CANNOT_USER: u16 = 1396;
 const ER_NOT_VALID_PASSWORD: u16 = 1819;
+const ER_MYSQL_QUERY_TIMEOUT: u16 = 3024;
 const ER_CANNOT_USER_REFERENCED_AS_DEFINER: u16 = 4006;
+const ER_MARIADB_STATEMENT_TIMEOUT: u16 = 1969;
 
 /// The production [`Grants`].
 pub struct MysqlGrants {
     admin: Arc<dyn AdminSource>,
     deployment: DeploymentId,
-    pools: Mutex<HashMap<TargetName, (AdminCredentials, Pool)>>,
+    /// One pool per (target, instance `host:port`).
+    pools: Mutex<HashMap<(TargetName, String), (AdminCredentials, Pool)>>,
+}
+
+/// What `powerpole doctor` reports about the admin connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminCheck {
+    pub summary: String,
+    /// The cipher of the admin connection (`Ssl_cipher`), empty without TLS.
+    pub tls_cipher: String,
+    /// `@@require_secure_transport`: whether the server refuses every login without TLS.
+    pub require_secure_transport: bool,
 }
 
 impl MysqlGrants {
@@ -51,29 +70,21 @@ impl MysqlGrants {
         Sql::new(target.dialect, &self.deployment)
     }
 
-    /// `powerpole doctor`: the admin credential logs in, can create accounts, and the target's
-    /// schemas exist. Returns who it logged in as, or what to fix.
-    pub async fn check_admin(&self, target: &TargetConfig) -> Result<String, GrantError> {
-        use mysql_async::prelude::Queryable;
-        let mut conn = self.conn(target).await?;
-        let statement_error = |what: &'static str| {
-            let target = target.name.clone();
-            move |e: mysql_async::Error| GrantError::Connection { target: target.clone(), what, message: e.to_string() }
-        };
-        let (user, version): (String, String) = conn
-            .query_first("SELECT CURRENT_USER(), VERSION()")
-            .await
-            .map_err(statement_error("read the admin user"))?
-            .unwrap_or_default();
-        let grants: Vec<String> = conn.query("SHOW GRANTS").await.map_err(statement_error("read the admin's grants"))?;
+    /// `powerpole doctor`: the admin credential logs in (over verified TLS unless the target
+    /// disables it), can create accounts, and the target's schemas exist.
+    pub async fn check_admin(&self, target: &TargetConfig) -> Result<AdminCheck, GrantError> {
+        let mut a = self.writer(target, None).await?;
+        let (user, version): (String, String) = a.first("SELECT CURRENT_USER(), VERSION()", vec![], "read the admin user").await?.unwrap_or_default();
+        let cipher: Option<(String, String)> = a.first("SHOW SESSION STATUS LIKE 'Ssl_cipher'", vec![], "read the connection's TLS cipher").await?;
+        let secure: Option<String> = a.first("SELECT CAST(@@GLOBAL.require_secure_transport AS CHAR)", vec![], "read require_secure_transport").await?;
+        let grants: Vec<String> = a.rows("SHOW GRANTS", vec![], "read the admin's grants").await?;
         let all = grants.iter().any(|g| g.contains("ALL PRIVILEGES ON *.*"));
         let create_user = all || grants.iter().any(|g| g.contains("CREATE USER"));
         let mut missing = Vec::new();
         for schema in &target.schemas {
-            let found: Option<String> = conn
-                .exec_first("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (schema.as_str(),))
-                .await
-                .map_err(statement_error("list the schemas"))?;
+            let found: Option<String> = a
+                .first("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", vec![schema.as_str().to_string()], "list the schemas")
+                .await?;
             if found.is_none() {
                 missing.push(schema.as_str().to_string());
             }
@@ -88,24 +99,35 @@ impl MysqlGrants {
                 message: format!("missing: {} (fix `schemas` in the config)", missing.join(", ")),
             });
         }
-        Ok(format!("admin {user} on {version}; may create accounts; schemas present: {}", target.schemas.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")))
+        let summary = format!("admin {user} on {version}; may create accounts; schemas present: {}", target.schemas.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+        let tls_cipher = cipher.map(|(_, c)| c).unwrap_or_default();
+        let require_secure_transport = matches!(secure.as_deref(), Some("1" | "ON" | "on"));
+        Ok(AdminCheck { summary, tls_cipher, require_secure_transport })
     }
 
-    /// An admin connection. A refused login (the secret was rotated) re-reads the secret once.
-    async fn conn(&self, target: &TargetConfig) -> Result<Conn, GrantError> {
+    /// An admin connection to the target's writer (the host of the admin secret).
+    async fn writer<'a>(&'a self, target: &'a TargetConfig, deadline: Option<Instant>) -> Result<Admin<'a>, GrantError> {
+        let credentials = self.admin.credentials(target).await?;
+        let (host, port) = (credentials.host.clone(), credentials.port);
+        self.connect(target, &host, port, deadline).await
+    }
+
+    /// An admin connection to `host:port`. A refused login (the secret was rotated) re-reads
+    /// the secret once.
+    async fn connect<'a>(&'a self, target: &'a TargetConfig, host: &str, port: u16, deadline: Option<Instant>) -> Result<Admin<'a>, GrantError> {
         let mut retried = false;
         loop {
             let credentials = self.admin.credentials(target).await?;
-            let pool = self.pool(target, &credentials);
+            let pool = self.pool(target, &credentials, host, port)?;
             let connect_error = |message: String| GrantError::AdminConnect {
                 target: target.name.clone(),
-                host: credentials.host.clone(),
-                port: credentials.port,
+                host: host.to_string(),
+                port,
                 user: credentials.username.clone(),
                 message: scrub(message, Some(&credentials.password)),
             };
             match tokio::time::timeout(CONNECT_TIMEOUT, pool.get_conn()).await {
-                Ok(Ok(conn)) => return Ok(conn),
+                Ok(Ok(conn)) => return Ok(Admin { grants: self, target, conn: Some(conn), host: host.to_string(), port, deadline }),
                 Ok(Err(mysql_async::Error::Server(e))) if e.code == ER_ACCESS_DENIED && !retried => {
                     tracing::warn!(target = %target.name, "admin login refused; reading the admin secret again");
                     self.admin.forget(&target.name);
@@ -117,30 +139,135 @@ impl MysqlGrants {
         }
     }
 
-    /// The target's pool, rebuilt when its credential changed.
-    fn pool(&self, target: &TargetConfig, credentials: &AdminCredentials) -> Pool {
+    /// The pool of one instance of the target, rebuilt when its credential changed.
+    fn pool(&self, target: &TargetConfig, credentials: &AdminCredentials, host: &str, port: u16) -> Result<Pool, GrantError> {
+        let key = (target.name.clone(), format!("{host}:{port}"));
         let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((known, pool)) = pools.get(&target.name) {
+        if let Some((known, pool)) = pools.get(&key) {
             if known == credentials {
-                return pool.clone();
+                return Ok(pool.clone());
             }
         }
         let opts = OptsBuilder::default()
-            .ip_or_hostname(credentials.host.clone())
-            .tcp_port(credentials.port)
+            .ip_or_hostname(host.to_string())
+            .tcp_port(port)
             .user(Some(credentials.username.clone()))
             .pass(Some(credentials.password.expose().to_string()))
             // mysql_async would otherwise switch to a Unix socket for 127.0.0.1.
             .prefer_socket(false)
+            .ssl_opts(ssl_opts(target)?)
+            .tcp_keepalive(Some(KEEPALIVE))
+            // `setup` runs on every new connection and again after each pool reset.
+            .setup(self.sql(target).session_limits(target.statement_timeout))
             .pool_opts(PoolOpts::default().with_constraints(POOL_SIZE).with_inactive_connection_ttl(Duration::from_secs(60)));
         let pool = Pool::new(opts);
-        if let Some((_, old)) = pools.insert(target.name.clone(), (credentials.clone(), pool.clone())) {
+        if let Some((_, old)) = pools.insert(key, (credentials.clone(), pool.clone())) {
             tokio::spawn(async move {
                 let _ = old.disconnect().await;
             });
         }
-        pool
+        Ok(pool)
     }
+
+    /// The account creation itself; the caller bounds it with the grant deadline.
+    async fn create_within(&self, target: &TargetConfig, account: &Account, password: &Password, deadline: Instant, role: crate::domain::Role) -> Result<(), GrantError> {
+        let sql = self.sql(target);
+        let privileges = target.privileges_for(role);
+        let spec = AccountSpec {
+            privileges: &privileges,
+            schemas: &target.schemas,
+            max_user_connections: target.max_user_connections,
+            require_ssl: target.require_ssl,
+        };
+        let statements = sql.create_account(account, password, &spec)?;
+        let mut a = self.writer(target, Some(deadline)).await?;
+        // Never converge an account someone made by hand: it may be a service's.
+        let q = sql.account_exists(account);
+        let exists = a.first::<u64>(q.sql, q.params, "look the account up").await?.unwrap_or(0);
+        let q = sql.account_marked(account);
+        let marked = a.first::<u64>(q.sql, q.params, "check the account is powerpole's").await?.unwrap_or(0);
+        if exists > 0 && marked == 0 {
+            return Err(GrantError::ForeignAccount { target: target.name.clone(), account: account.to_string() });
+        }
+        for statement in &statements {
+            a.run(statement, Some(password)).await?;
+            // MySQL 8 keeps granted roles through REVOKE ALL: take them away right after it.
+            if statement.what == "revoke every privilege" {
+                if let Some(q) = sql.granted_roles(account) {
+                    let roles: Vec<(String, String)> = a.rows(q.sql, q.params, "list the account's roles").await?;
+                    for (role_user, role_host) in roles.iter().filter(|(u, _)| *u != sql.marker) {
+                        for s in sql.revoke_role(account, role_user, role_host)? {
+                            a.run(&s, None).await?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills the account's sessions on every instance of the cluster. A session whose client
+    /// address cannot be read is killed only when no other account has this user name (then it
+    /// can only be this account's); otherwise it is left and counted in the log.
+    async fn kill_everywhere(&self, target: &TargetConfig, sql: &Sql, account: &Account, sole_name: bool) -> Result<usize, GrantError> {
+        let credentials = self.admin.credentials(target).await?;
+        let mut killed = 0;
+        for endpoint in instances(target, &credentials) {
+            let mut a = self.connect(target, &endpoint.0, endpoint.1, None).await?;
+            killed += a.kill_sessions(sql, account, sole_name).await?;
+        }
+        Ok(killed)
+    }
+
+    async fn revoke_now(&self, target: &TargetConfig, account: &Account) -> Result<RevokeReport, GrantError> {
+        let sql = self.sql(target);
+        let mut a = self.writer(target, None).await?;
+        let q = sql.account_exists(account);
+        let mut exists = a.first::<u64>(q.sql, q.params, "look the account up").await?.unwrap_or(0) > 0;
+        let q = sql.accounts_named(account);
+        let sole_name = a.first::<u64>(q.sql, q.params, "count the accounts of the user name").await?.unwrap_or(0) <= 1;
+        if exists {
+            match a.run(&sql.lock(account), None).await {
+                Err(GrantError::Statement { code: ER_CANNOT_USER, .. }) => exists = false,
+                other => other?,
+            }
+        }
+        let mut killed = self.kill_everywhere(target, &sql, account, sole_name).await?;
+        let outcome = if exists { a.drop_or_keep_locked(&sql, account).await? } else { RevokeOutcome::AlreadyGone };
+        // A session that slipped in before the lock took effect is caught here.
+        killed += self.kill_everywhere(target, &sql, account, sole_name).await?;
+        let report = RevokeReport { account: account.to_string(), killed, outcome };
+        tracing::info!(target = %target.name, "{report}");
+        Ok(report)
+    }
+}
+
+/// TLS of the admin connection: verified against the target's CA bundle only (the RDS CA is in
+/// no public root store) and the endpoint's host name.
+fn ssl_opts(target: &TargetConfig) -> Result<Option<SslOpts>, GrantError> {
+    match &target.admin_tls {
+        AdminTls::Disabled => Ok(None),
+        AdminTls::Verify { ca_bundle } => {
+            let pem = std::fs::read(ca_bundle).map_err(|e| GrantError::CaBundle {
+                target: target.name.clone(),
+                path: ca_bundle.display().to_string(),
+                message: e.to_string(),
+            })?;
+            Ok(Some(SslOpts::default().with_root_certs(vec![pem.into()]).with_disable_built_in_roots(true)))
+        }
+    }
+}
+
+/// `(host, port)` of every instance: the configured list (`host` or `host:port`), the port of
+/// the admin secret when an entry has none.
+fn instances(target: &TargetConfig, credentials: &AdminCredentials) -> Vec<(String, u16)> {
+    let list: Vec<&str> = if target.instance_endpoints.is_empty() { vec![credentials.host.as_str()] } else { target.instance_endpoints.iter().map(String::as_str).collect() };
+    list.into_iter()
+        .map(|e| match e.rsplit_once(':') {
+            Some((h, p)) if p.parse::<u16>().is_ok() => (h.to_string(), p.parse().unwrap_or(credentials.port)),
+            _ => (e.to_string(), credentials.port),
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -148,106 +275,193 @@ impl Grants for MysqlGrants {
     async fn create_account(&self, target: &TargetConfig, request: &AccountRequest) -> Result<Password, GrantError> {
         let account = Account::new(request.user.clone(), &request.host)?;
         let password = Password::generate();
-        let privileges = target.privileges_for(request.role);
-        let spec = AccountSpec {
-            privileges: &privileges,
-            schemas: &target.schemas,
-            max_user_connections: target.max_user_connections,
-            require_ssl: target.require_ssl,
-        };
-        let statements = self.sql(target).create_account(&account, &password, &spec)?;
-        let mut conn = self.conn(target).await?;
-        for statement in &statements {
-            run(&mut conn, target, statement, Some(&password)).await?;
+        let deadline = Instant::now() + target.grant_deadline;
+        match self.create_within(target, &account, &password, deadline, request.role).await {
+            Ok(()) => {
+                tracing::info!(target = %target.name, account = %account, role = %request.role, "account ready");
+                Ok(password)
+            }
+            // A statement stopped by its limit or by the deadline: never leave half an account.
+            Err(e @ GrantError::TimedOut { .. }) => {
+                // Rolled back at once: the account is locked (no login) and dropped; whatever
+                // cannot be done now is left to the session's teardown, which retries.
+                let rollback = match self.revoke_now(target, &account).await {
+                    Ok(report) => format!("rolled back: {report}"),
+                    Err(r) => format!("the rollback is not finished ({r}); the session's teardown retries it"),
+                };
+                tracing::error!(target = %target.name, account = %account, "account creation gave up; {rollback}");
+                Err(GrantError::GaveUp { target: target.name.clone(), deadline: target.grant_deadline, cause: e.to_string(), rollback })
+            }
+            Err(e) => Err(e),
         }
-        tracing::info!(target = %target.name, account = %account, role = %request.role, "account ready");
-        Ok(password)
     }
 
     async fn revoke(&self, target: &TargetConfig, user: &DbUsername, host: &str) -> Result<RevokeReport, GrantError> {
         let account = Account::new(user.clone(), host)?;
-        let sql = self.sql(target);
-        let mut conn = self.conn(target).await?;
-        let mut exists = exists(&mut conn, target, &sql.account_exists(&account)).await?;
-        if exists {
-            match run(&mut conn, target, &sql.lock(&account), None).await {
-                Err(GrantError::Statement { code: ER_CANNOT_USER, .. }) => exists = false,
-                other => other?,
-            }
-        }
-        let mut killed = kill_sessions(&mut conn, target, &sql, &account).await?;
-        let outcome = if exists { drop_or_keep_locked(&mut conn, target, &sql, &account).await? } else { RevokeOutcome::AlreadyGone };
-        // A session that slipped in before the lock took effect is caught here.
-        killed += kill_sessions(&mut conn, target, &sql, &account).await?;
-        let report = RevokeReport { account: account.to_string(), killed, outcome };
-        tracing::info!(target = %target.name, "{report}");
-        Ok(report)
+        self.revoke_now(target, &account).await
     }
 
     async fn account_exists(&self, target: &TargetConfig, user: &DbUsername, host: &str) -> Result<bool, GrantError> {
         let account = Account::new(user.clone(), host)?;
-        let mut conn = self.conn(target).await?;
-        exists(&mut conn, target, &self.sql(target).account_exists(&account)).await
+        let q = self.sql(target).account_exists(&account);
+        let mut a = self.writer(target, None).await?;
+        Ok(a.first::<u64>(q.sql, q.params, "look the account up").await?.unwrap_or(0) > 0)
     }
 
     async fn list_accounts(&self, target: &TargetConfig) -> Result<Vec<(String, String)>, GrantError> {
-        let query = self.sql(target).list_accounts();
-        let mut conn = self.conn(target).await?;
-        conn.exec(query.sql, query.params).await.map_err(|e| failure(target, "list powerpole's accounts", e, None))
+        let q = self.sql(target).list_accounts();
+        let mut a = self.writer(target, None).await?;
+        a.rows(q.sql, q.params, "list powerpole's accounts").await
     }
 }
 
-async fn drop_or_keep_locked(conn: &mut Conn, target: &TargetConfig, sql: &Sql, account: &Account) -> Result<RevokeOutcome, GrantError> {
-    match run(conn, target, &sql.drop_user(account), None).await {
-        Ok(()) => Ok(RevokeOutcome::Dropped),
-        Err(GrantError::Statement { code: ER_CANNOT_USER, .. }) => Ok(RevokeOutcome::AlreadyGone),
-        Err(GrantError::Statement { code: ER_CANNOT_USER_REFERENCED_AS_DEFINER, .. }) => {
-            run(conn, target, &sql.revoke_everything(account), None).await?;
-            // MariaDB's REVOKE ALL also takes the marker; reconcile must still find the account.
-            run(conn, target, &sql.mark(account)?, None).await?;
-            tracing::warn!(target = %target.name, account = %account, "account is a DEFINER: kept locked with no privileges");
-            Ok(RevokeOutcome::KeptLocked {
-                reason: format!(
-                    "{account} is the DEFINER of a view, routine, trigger or event (MySQL error 4006); \
-                     change those objects' DEFINER (or drop them), then run `powerpole reconcile` to drop the account"
-                ),
-            })
+/// One admin connection with the limits of the work it does: each statement within the
+/// target's statement timeout (and the grant deadline, if any). A statement the client gives
+/// up on is killed on the server from another connection, so that retries never pile up
+/// blocked sessions there.
+struct Admin<'a> {
+    grants: &'a MysqlGrants,
+    target: &'a TargetConfig,
+    conn: Option<Conn>,
+    host: String,
+    port: u16,
+    deadline: Option<Instant>,
+}
+
+impl Admin<'_> {
+    /// How long the next statement may take on the client side.
+    fn limit(&self, what: &'static str) -> Result<Duration, GrantError> {
+        let mut limit = self.target.statement_timeout + CLIENT_MARGIN;
+        if let Some(deadline) = self.deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(GrantError::TimedOut { target: self.target.name.clone(), what, limit: self.target.grant_deadline });
+            }
+            limit = limit.min(left);
         }
-        Err(e) => Err(e),
+        Ok(limit)
     }
-}
 
-/// Kills every session of the account; a session that ended meanwhile is not an error.
-async fn kill_sessions(conn: &mut Conn, target: &TargetConfig, sql: &Sql, account: &Account) -> Result<usize, GrantError> {
-    let query = sql.sessions_of(account);
-    let rows: Vec<(u64, Option<String>)> = conn.exec(query.sql, query.params).await.map_err(|e| failure(target, "list the account's sessions", e, None))?;
-    let mut killed = 0;
-    for (id, client) in rows {
-        if !account.matches_client(client.as_deref().unwrap_or("")) {
-            continue;
-        }
-        match run(conn, target, &sql.kill(target.kill_statement, id), None).await {
-            Ok(()) => killed += 1,
-            Err(GrantError::Statement { code: ER_NO_SUCH_THREAD, .. }) => {}
-            Err(e) => return Err(e),
+    fn conn(&mut self, what: &'static str) -> Result<&mut Conn, GrantError> {
+        let target = self.target.name.clone();
+        self.conn.as_mut().ok_or(GrantError::Connection { target, what, message: "the connection was given up after a timeout".into() })
+    }
+
+    async fn run(&mut self, statement: &Statement, secret: Option<&Password>) -> Result<(), GrantError> {
+        let limit = self.limit(statement.what)?;
+        let target = self.target;
+        let conn = self.conn(statement.what)?;
+        match tokio::time::timeout(limit, conn.query_drop(&statement.sql)).await {
+            Ok(r) => r.map_err(|e| failure(target, statement.what, e, secret)),
+            Err(_) => Err(self.abandon(statement.what, limit).await),
         }
     }
-    Ok(killed)
-}
 
-async fn exists(conn: &mut Conn, target: &TargetConfig, query: &Query) -> Result<bool, GrantError> {
-    let count: Option<u64> = conn.exec_first(query.sql, query.params.clone()).await.map_err(|e| failure(target, "look the account up", e, None))?;
-    Ok(count.unwrap_or(0) > 0)
-}
+    async fn rows<T: FromRow + Send + 'static>(&mut self, sql: &str, params: Vec<String>, what: &'static str) -> Result<Vec<T>, GrantError> {
+        let limit = self.limit(what)?;
+        let target = self.target;
+        let conn = self.conn(what)?;
+        let answer = if params.is_empty() { tokio::time::timeout(limit, conn.query(sql)).await } else { tokio::time::timeout(limit, conn.exec(sql, params)).await };
+        match answer {
+            Ok(r) => r.map_err(|e| failure(target, what, e, None)),
+            Err(_) => Err(self.abandon(what, limit).await),
+        }
+    }
 
-async fn run(conn: &mut Conn, target: &TargetConfig, statement: &Statement, secret: Option<&Password>) -> Result<(), GrantError> {
-    conn.query_drop(&statement.sql).await.map_err(|e| failure(target, statement.what, e, secret))
+    async fn first<T: FromRow + Send + 'static>(&mut self, sql: &str, params: Vec<String>, what: &'static str) -> Result<Option<T>, GrantError> {
+        Ok(self.rows(sql, params, what).await?.into_iter().next())
+    }
+
+    /// The client stopped waiting: end the statement on the server too (from a fresh
+    /// connection), and never hand this connection back to the pool.
+    async fn abandon(&mut self, what: &'static str, limit: Duration) -> GrantError {
+        if let Some(conn) = self.conn.take() {
+            let id = conn.id();
+            let kill = self.grants.sql(self.target).kill(self.target.kill_statement, u64::from(id));
+            // Directly on the connection, not through `run`: a kill that hangs too is given up
+            // on after the connect timeout, without recursing into another kill.
+            let target = self.target;
+            let ended = async {
+                let mut other = self.grants.connect(target, &self.host, self.port, None).await?;
+                let conn = other.conn(kill.what)?;
+                match tokio::time::timeout(CONNECT_TIMEOUT, conn.query_drop(&kill.sql)).await {
+                    Ok(r) => r.map_err(|e| failure(target, kill.what, e, None)),
+                    Err(_) => Err(GrantError::TimedOut { target: target.name.clone(), what: kill.what, limit: CONNECT_TIMEOUT }),
+                }
+            };
+            if let Err(e) = ended.await {
+                tracing::warn!(target = %self.target.name, connection = id, error = %e, "could not end a timed-out admin statement on the server");
+            }
+            // Back to the pool only now, killed: the pool discards it instead of waiting on it.
+            drop(conn);
+        }
+        GrantError::TimedOut { target: self.target.name.clone(), what, limit }
+    }
+
+    async fn drop_or_keep_locked(&mut self, sql: &Sql, account: &Account) -> Result<RevokeOutcome, GrantError> {
+        // Objects it defines would break (MariaDB: error 1449 on every use) or block the drop
+        // (MySQL 8: error 4006): keep the account locked and say which objects they are.
+        let q = sql.defined_objects(account);
+        let objects: Vec<(String, String)> = self.rows(q.sql, q.params, "look for objects the account is the DEFINER of").await?;
+        if !objects.is_empty() {
+            let names: Vec<String> = objects.iter().map(|(kind, name)| format!("{kind} {name}")).collect();
+            return self.keep_locked(sql, account, &format!("{account} is the DEFINER of {}", names.join(", "))).await;
+        }
+        match self.run(&sql.drop_user(account), None).await {
+            Ok(()) => Ok(RevokeOutcome::Dropped),
+            Err(GrantError::Statement { code: ER_CANNOT_USER, .. }) => Ok(RevokeOutcome::AlreadyGone),
+            Err(GrantError::Statement { code: ER_CANNOT_USER_REFERENCED_AS_DEFINER, .. }) => {
+                self.keep_locked(sql, account, &format!("{account} is the DEFINER of a view, routine, trigger or event (MySQL error 4006)")).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn keep_locked(&mut self, sql: &Sql, account: &Account, what: &str) -> Result<RevokeOutcome, GrantError> {
+        self.run(&sql.revoke_everything(account), None).await?;
+        // MariaDB's REVOKE ALL also takes the marker; reconcile must still find the account.
+        self.run(&sql.mark(account)?, None).await?;
+        tracing::warn!(target = %self.target.name, account = %account, "{what}: kept locked with no privileges");
+        Ok(RevokeOutcome::KeptLocked {
+            reason: format!(
+                "{what}; the account is locked with no privileges. Change those objects' DEFINER (or drop them), then run `powerpole reconcile` to drop the account"
+            ),
+        })
+    }
+
+    /// Kills every session of the account on this instance; a session that ended meanwhile is
+    /// not an error.
+    async fn kill_sessions(&mut self, sql: &Sql, account: &Account, sole_name: bool) -> Result<usize, GrantError> {
+        let q = sql.sessions_of(account);
+        let rows: Vec<(u64, Option<String>)> = self.rows(q.sql, q.params, "list the account's sessions").await?;
+        let mut killed = 0;
+        for (id, client) in rows {
+            match account.client_match(client.as_deref().unwrap_or("")) {
+                ClientMatch::Yes => {}
+                ClientMatch::No => continue,
+                ClientMatch::Unreadable if sole_name => {}
+                ClientMatch::Unreadable => {
+                    tracing::warn!(target = %self.target.name, account = %account, connection = id, client = ?client, "a session of this user name has an unreadable client address and another account shares the name: not killed");
+                    continue;
+                }
+            }
+            match self.run(&sql.kill(self.target.kill_statement, id), None).await {
+                Ok(()) => killed += 1,
+                Err(GrantError::Statement { code: ER_NO_SUCH_THREAD, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(killed)
+    }
 }
 
 fn failure(target: &TargetConfig, what: &'static str, error: mysql_async::Error, secret: Option<&Password>) -> GrantError {
     let target_name = target.name.clone();
     match error {
         mysql_async::Error::Server(e) if e.code == ER_NOT_VALID_PASSWORD => GrantError::PasswordPolicy { target: target_name },
+        mysql_async::Error::Server(e) if [ER_LOCK_WAIT_TIMEOUT, ER_MARIADB_STATEMENT_TIMEOUT, ER_MYSQL_QUERY_TIMEOUT].contains(&e.code) => {
+            GrantError::TimedOut { target: target_name, what, limit: target.statement_timeout }
+        }
         mysql_async::Error::Server(e) => GrantError::Statement { target: target_name, what, code: e.code, message: scrub(e.message, secret) },
         other => GrantError::Connection { target: target_name, what, message: scrub(other.to_string(), secret) },
     }

@@ -34,6 +34,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("a stored item could not be read: {0}")]
     Corrupt(String),
+    /// The database user name derived from this person's e-mail is reserved for someone else.
+    #[error("the database user name `{0}` belongs to another person (two e-mail addresses map to it); ask an operator to give one of them another address in Slack")]
+    NameTaken(String),
 }
 
 /// Sessions with work due, and what reading them cost (for tests and metrics).
@@ -95,4 +98,9 @@ pub trait Store: Send + Sync {
     /// false if it was already recorded, so retries and repeated clicks are done once. A marker
     /// older than its `ttl` counts as absent, whether or not the table has deleted it yet.
     async fn remember_once(&self, key: &str, ttl: chrono::Duration) -> Result<bool, StoreError>;
+
+    /// Reserves a database user name for one Slack user, for good, with a conditional write:
+    /// `Ok` when it was free or is already theirs, [`StoreError::NameTaken`] when it is
+    /// another person's.
+    async fn reserve_db_user(&self, name: &crate::domain::DbUsername, owner: &SlackUserId) -> Result<(), StoreError>;
 }

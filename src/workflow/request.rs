@@ -52,6 +52,10 @@ pub enum RequestError {
     Username(UsernameError),
     #[error("the request could not be saved: {0}")]
     Store(StoreError),
+    #[error("you already have session {session} on `{target}` ({state}), and one database account serves one session at a time; end it with `/powerpole end {session}` (or extend it with `/powerpole extend {session} <duration>`), then ask again")]
+    AccountInUse { session: SessionId, target: String, state: String },
+    #[error("your e-mail address gives the database user name `{0}`, which belongs to another person; ask a Slack admin or the platform team to change one of the two addresses")]
+    NameTaken(String),
     #[error("the approval card could not be posted in <#{channel}> ({error}), so the request was withdrawn; try again in a minute")]
     Card { channel: String, error: NotifyError },
 }
@@ -73,6 +77,12 @@ impl Workflow {
         let profile = notifier.profile(user).await.map_err(RequestError::Profile)?;
         let email = profile.email.ok_or(RequestError::Username(UsernameError::Empty))?;
         let db_user = DbUsername::from_slack_email(&email, &self.config.access.usernames).map_err(RequestError::Username)?;
+        // The name first: another person holding it must hear that, not about "their" session.
+        self.store.reserve_db_user(&db_user, user).await.map_err(|e| match e {
+            StoreError::NameTaken(name) => RequestError::NameTaken(name),
+            other => RequestError::Store(other),
+        })?;
+        self.one_account_per_session(&db_user, &draft.target).await?;
         let requester = Requester { slack_id: user.clone(), email, db_user, tz: profile.tz };
         let now = self.clock.now();
         let session = Session::new(id, requester, draft.target, draft.role, draft.duration, draft.reason, now, self.config.scheduler.pending_timeout);
@@ -117,6 +127,18 @@ impl Workflow {
                 }
                 Err(RequestError::Card { channel: target.approvals_channel.clone(), error })
             }
+        }
+    }
+
+    /// One database account per live session: a person's second session on a target would share
+    /// (and reset, then drop) the account of the first wherever the account host is a pattern,
+    /// so it is refused, naming the session that holds the account. Refusing rather than making
+    /// a per-session name keeps one stable name per person in the database's own audit logs.
+    async fn one_account_per_session(&self, db_user: &DbUsername, target: &crate::domain::TargetName) -> Result<(), RequestError> {
+        let live = self.store.live().await.map_err(RequestError::Store)?;
+        match live.into_iter().find(|s| &s.requester.db_user == db_user && &s.target == target) {
+            Some(holder) => Err(RequestError::AccountInUse { session: holder.id.clone(), target: target.to_string(), state: holder.state.name().to_string() }),
+            None => Ok(()),
         }
     }
 

@@ -8,6 +8,7 @@
 #![allow(dead_code)] // each test binary uses part of this module
 
 pub mod netns;
+pub mod private;
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -17,7 +18,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
 use rand::RngExt;
 
-use powerpole::config::{AccountHost, Approvers, Dialect, KillStatement, TargetConfig};
+use powerpole::config::{AccountHost, AdminTls, Approvers, Dialect, KillStatement, TargetConfig};
 use powerpole::domain::{AccessDuration, Role, SchemaName, TargetName};
 use powerpole::grants::{MysqlGrants, SecretsManagerAdmin};
 
@@ -143,8 +144,13 @@ pub fn target(server: &Server, secret_id: &str, schemas: &[&str]) -> TargetConfi
         account_host: AccountHost::InstanceIp,
         dialect: Dialect::Mariadb,
         kill_statement: KillStatement::KillConnection,
+        // The shared stand-in has no TLS; tests/grants_db.rs starts servers that do.
         require_ssl: false,
         max_user_connections: 5,
+        admin_tls: AdminTls::Disabled,
+        instance_endpoints: vec![],
+        statement_timeout: std::time::Duration::from_secs(30),
+        grant_deadline: std::time::Duration::from_secs(120),
         privileges: Role::ALL.into_iter().map(|r| (r, r.default_privileges())).collect::<BTreeMap<_, _>>(),
         ami: None,
         instance_type: None,

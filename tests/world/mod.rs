@@ -244,6 +244,9 @@ approvals_channel = "{APPROVALS}"
 max_duration = "4h"
 dialect = "mariadb"
 kill_statement = "kill_connection"
+# The shared stand-in has no TLS (tests/grants_tls.rs covers TLS on a server of its own).
+admin_tls = "disabled"
+require_ssl = false
 "#,
             api = self.slack.api_url(),
             table = self.table,

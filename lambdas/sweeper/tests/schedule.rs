@@ -23,6 +23,9 @@ fn config_toml(api_url: &str) -> String {
 api_url = "{api_url}/"
 bot_token = {{ env = "SLACK_BOT_TOKEN" }}
 
+[access]
+home_domains = ["example.com"]
+
 [targets.billing]
 writer_endpoint = "billing.cluster-abc.eu-west-1.rds.amazonaws.com"
 schemas = ["billing"]

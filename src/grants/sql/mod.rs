@@ -10,7 +10,7 @@
 //! | who holds a role | `mysql.roles_mapping` (the role's creator is a member `WITH ADMIN OPTION`) | `mysql.role_edges` | [`Sql::list_accounts`] reads the right one, skipping admin-option rows |
 //! | default role | `SET DEFAULT ROLE r FOR u` | `SET DEFAULT ROLE r TO u` | not needed: the marker role carries no privilege, so it never has to be active |
 //! | `REVOKE ALL PRIVILEGES, GRANT OPTION` | also revokes role grants | leaves role grants | the marker is granted again after every revoke |
-//! | host as CIDR | netmask form only (`10.1.0.0/255.255.0.0`) | also `10.1.0.0/16` (8.0.23+) | always the netmask form |
+//! | host as CIDR | netmask form only (`10.1.0.0/255.255.0.0`) | also `10.1.0.0/16` (8.0.23+) | always the netmask form; `%` never (see [`crate::config::AccountHost`]) |
 //! | kill another session | `KILL CONNECTION id` | same; on RDS/Aurora `CALL mysql.rds_kill(id)` | [`KillStatement`] from config |
 //! | dropping a DEFINER | succeeds, leaves an orphan definer | error 4006 (8.0.22+) | the caller revokes and keeps the account locked |
 //!
@@ -31,7 +31,7 @@ mod tests;
 
 use std::fmt;
 
-pub use quote::{grant_schema, identifier, string_literal, Account, InvalidHost, Unquotable};
+pub use quote::{grant_schema, identifier, string_literal, Account, ClientMatch, InvalidHost, Unquotable};
 
 use crate::config::{Dialect, KillStatement};
 use crate::domain::{DeploymentId, PrivilegeSet, SchemaName};
@@ -183,7 +183,7 @@ impl Sql {
     }
 
     /// The sessions of a user name: `(ID, HOST)` rows; the caller keeps those of the account's
-    /// host ([`Account::matches_client`]). `information_schema.PROCESSLIST` exists on both
+    /// host ([`Account::client_match`]). `information_schema.PROCESSLIST` exists on both
     /// (deprecated in MySQL 8 in favour of `performance_schema.processlist`, still served on
     /// Aurora 3); the admin needs `PROCESS` to see other users' sessions.
     pub fn sessions_of(&self, account: &Account) -> Query {
@@ -191,6 +191,70 @@ impl Sql {
             sql: "SELECT ID, HOST FROM information_schema.PROCESSLIST WHERE USER = ?",
             params: vec![account.user().as_str().to_string()],
         }
+    }
+
+    /// The session limits every admin connection sets (again after each pool reset), so that a
+    /// statement blocked behind a lock ends on the server instead of holding a session forever.
+    /// `lock_wait_timeout` bounds metadata and table locks (GRANT, CREATE USER, DROP USER wait
+    /// on those) on both dialects; MariaDB also bounds any statement with `max_statement_time`
+    /// (seconds); MySQL 8's `max_execution_time` covers only SELECT, which is what it bounds here.
+    pub fn session_limits(&self, timeout: std::time::Duration) -> Vec<String> {
+        let secs = timeout.as_secs().max(1);
+        let mut out = vec![format!("SET SESSION lock_wait_timeout = {secs}"), format!("SET SESSION innodb_lock_wait_timeout = {secs}")];
+        match self.dialect {
+            Dialect::Mariadb => out.push(format!("SET SESSION max_statement_time = {secs}")),
+            Dialect::Mysql8 => out.push(format!("SET SESSION max_execution_time = {}", secs.saturating_mul(1000))),
+        }
+        out
+    }
+
+    /// Whether `user`@`host` holds the marker role: a count, 0 or 1.
+    pub fn account_marked(&self, account: &Account) -> Query {
+        let sql = match self.dialect {
+            Dialect::Mariadb => "SELECT COUNT(*) FROM mysql.roles_mapping WHERE User = ? AND Host = ? AND Role = ?",
+            Dialect::Mysql8 => "SELECT COUNT(*) FROM mysql.role_edges WHERE TO_USER = ? AND TO_HOST = ? AND FROM_USER = ? AND FROM_HOST = '%'",
+        };
+        Query { sql, params: vec![account.user().as_str().to_string(), account.host().to_string(), self.marker.clone()] }
+    }
+
+    /// How many accounts share this user name (any host): when it is one, a session of that
+    /// user name whose client address cannot be read still belongs to this account.
+    pub fn accounts_named(&self, account: &Account) -> Query {
+        Query { sql: "SELECT COUNT(*) FROM mysql.user WHERE User = ?", params: vec![account.user().as_str().to_string()] }
+    }
+
+    /// `(kind, schema.name)` of every trigger, view, routine and event whose DEFINER is the
+    /// account. The admin sees them through `information_schema` with its privileges on the
+    /// target's schemas (TRIGGER, SHOW VIEW, SELECT on mysql.* for routines and events).
+    pub fn defined_objects(&self, account: &Account) -> Query {
+        let definer = format!("{}@{}", account.user().as_str(), account.host());
+        Query {
+            sql: "SELECT 'trigger', CONCAT(TRIGGER_SCHEMA, '.', TRIGGER_NAME) FROM information_schema.TRIGGERS WHERE DEFINER = ? \
+                  UNION ALL SELECT 'view', CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) FROM information_schema.VIEWS WHERE DEFINER = ? \
+                  UNION ALL SELECT LOWER(ROUTINE_TYPE), CONCAT(ROUTINE_SCHEMA, '.', ROUTINE_NAME) FROM information_schema.ROUTINES WHERE DEFINER = ? \
+                  UNION ALL SELECT 'event', CONCAT(EVENT_SCHEMA, '.', EVENT_NAME) FROM information_schema.EVENTS WHERE DEFINER = ?",
+            params: vec![definer.clone(), definer.clone(), definer.clone(), definer],
+        }
+    }
+
+    /// MySQL 8 only: the roles granted to the account (MariaDB's REVOKE ALL takes roles too).
+    pub fn granted_roles(&self, account: &Account) -> Option<Query> {
+        match self.dialect {
+            Dialect::Mysql8 => Some(Query {
+                sql: "SELECT FROM_USER, FROM_HOST FROM mysql.role_edges WHERE TO_USER = ? AND TO_HOST = ?",
+                params: vec![account.user().as_str().to_string(), account.host().to_string()],
+            }),
+            Dialect::Mariadb => None,
+        }
+    }
+
+    /// MySQL 8: takes one granted role away, and every default role.
+    pub fn revoke_role(&self, account: &Account, role_user: &str, role_host: &str) -> Result<Vec<Statement>, Unquotable> {
+        let role = format!("{}@{}", string_literal(role_user)?, string_literal(role_host)?);
+        Ok(vec![
+            Statement::new("remove the account's default roles", format!("SET DEFAULT ROLE NONE TO {}", account.sql())),
+            Statement::new("revoke a role the account was granted", format!("REVOKE {role} FROM {}", account.sql())),
+        ])
     }
 
     /// `(user, host)` of every account holding this deployment's marker role.

@@ -41,7 +41,7 @@ pub fn grant_schema(schema: &SchemaName) -> String {
 
 /// A host the account may not be bound to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an account host powerpole binds accounts to: use an IPv4 address, a CIDR such as 10.1.0.0/16, an address/netmask, or a dotted pattern such as 10.1.%")]
+#[error("`{0}` is not an account host powerpole binds accounts to: use an IPv4 address or a CIDR from /16 to /32 such as 10.1.0.0/24 (no `%`)")]
 pub struct InvalidHost(pub String);
 
 /// `'user'@'host'`: a per-person account whose parts were validated.
@@ -85,24 +85,39 @@ impl Account {
     }
 
     /// Whether a connection listed in `information_schema.PROCESSLIST` with `HOST` =
-    /// `client` (`10.0.1.5:51234`) may belong to this account. Used to kill sessions, so a
-    /// client address that cannot be read (a host name, when the server resolves names) counts
-    /// as a match: killing one connection too many of the same person beats leaving one alive.
-    pub fn matches_client(&self, client: &str) -> bool {
+    /// `client` (`10.0.1.5:51234`) belongs to this account. A client address that cannot be read
+    /// (a host name, when the server resolves names) is [`ClientMatch::Unreadable`]: the caller
+    /// decides, and never kills it when the user name could belong to another account.
+    pub fn client_match(&self, client: &str) -> ClientMatch {
         let Some(ip) = client_ip(client) else {
-            return true;
+            return ClientMatch::Unreadable;
         };
-        if let Some(prefix) = self.host.strip_suffix('%') {
-            return ip.to_string().starts_with(prefix);
-        }
-        if let Some((base, mask)) = self.host.split_once('/') {
-            return match (base.parse::<Ipv4Addr>(), mask.parse::<Ipv4Addr>()) {
+        let yes = if let Some((base, mask)) = self.host.split_once('/') {
+            match (base.parse::<Ipv4Addr>(), mask.parse::<Ipv4Addr>()) {
                 (Ok(base), Ok(mask)) => u32::from(ip) & u32::from(mask) == u32::from(base) & u32::from(mask),
-                _ => true,
-            };
+                _ => return ClientMatch::Unreadable,
+            }
+        } else {
+            match self.host.parse::<Ipv4Addr>() {
+                Ok(h) => h == ip,
+                Err(_) => return ClientMatch::Unreadable,
+            }
+        };
+        if yes {
+            ClientMatch::Yes
+        } else {
+            ClientMatch::No
         }
-        self.host.parse::<Ipv4Addr>().map(|h| h == ip).unwrap_or(true)
     }
+}
+
+/// Whether a process-list entry is a session of an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientMatch {
+    Yes,
+    No,
+    /// The client address could not be read as an IPv4 address.
+    Unreadable,
 }
 
 /// The IPv4 address of a `PROCESSLIST.HOST` value (`ip:port`, `::ffff:ip:port`, or bare `ip`).

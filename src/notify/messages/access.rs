@@ -39,9 +39,18 @@ pub fn start_session_command(region: &str, instance_id: &str, document: &str) ->
 /// The `mysql` command line. It ends in a bare `-p`, so the client asks for the password: a
 /// password on a command line would be kept by the shell history and the session log. One
 /// argument per element, so that an option is added by adding an element.
-pub fn mysql_command(endpoint: &str, port: u16, user: &str) -> String {
+///
+/// With `ca_bundle` (the account requires TLS and the bastion holds the target's CA bundle there),
+/// the client checks the server certificate against it and the endpoint's name: without that, a
+/// man in the middle inside the VPC could read the password.
+pub fn mysql_command(endpoint: &str, port: u16, user: &str, ca_bundle: Option<&str>) -> String {
     let port = port.to_string();
-    let args: Vec<&str> = vec!["mysql", "-h", endpoint, "-P", &port, "-u", user, "-p"];
+    let ssl_ca = ca_bundle.map(|path| format!("--ssl-ca={path}"));
+    let mut args: Vec<&str> = vec!["mysql", "-h", endpoint, "-P", &port];
+    if let Some(ssl_ca) = &ssl_ca {
+        args.extend(["--ssl-verify-server-cert", ssl_ca.as_str()]);
+    }
+    args.extend(["-u", user, "-p"]);
     args.join(" ")
 }
 
@@ -54,7 +63,8 @@ pub fn handover_dm(session: &Session, target: &TargetConfig, handover: Handover<
     let user = &session.requester.db_user;
     let expiry = session.expires_at.map(|e| local_time(e, session.requester.tz.as_deref())).unwrap_or_else(|| "when revoked".into());
     let ssm = start_session_command(region, instance_id, document);
-    let mysql = mysql_command(endpoint, target.port, user.as_str());
+    let ca_bundle = crate::bastion::launch::bastion_ca_bundle(target).map(|_| crate::bastion::launch::BASTION_CA_BUNDLE);
+    let mysql = mysql_command(endpoint, target.port, user.as_str(), ca_bundle);
     let (title, password_line) = match password {
         Some(p) => (
             format!("Your {} access to {} is ready ({})", session.role, session.target, session.id),

@@ -93,10 +93,14 @@ pub(crate) mod fixtures {
     use crate::domain::*;
 
     pub const CONFIG: &str = r#"
+[access]
+home_domains = ["example.com"]
+
 [targets.billing]
 description = "Billing"
 writer_endpoint = "billing.cluster-abc.eu-west-1.rds.amazonaws.com"
 reader_endpoint = "billing.cluster-ro-abc.eu-west-1.rds.amazonaws.com"
+instance_endpoints = ["billing-1.abc.eu-west-1.rds.amazonaws.com", "billing-2.abc.eu-west-1.rds.amazonaws.com"]
 port = 3307
 schemas = ["billing"]
 admin_secret = "powerpole/billing-admin"
@@ -124,7 +128,7 @@ max_duration = "4h"
         let requester = Requester {
             slack_id: SlackUserId::parse("U0ALICE").expect("valid"),
             email: "alice@example.com".into(),
-            db_user: DbUsername::from_slack_email("alice@example.com", &UsernamePolicy::default()).expect("valid"),
+            db_user: DbUsername::from_slack_email("alice@example.com", &UsernamePolicy { home_domains: vec!["example.com".into()] }).expect("valid"),
             tz: Some("Europe/Berlin".into()),
         };
         Session::new(

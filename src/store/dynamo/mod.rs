@@ -6,6 +6,7 @@
 
 mod errors;
 pub mod item;
+mod names;
 mod read;
 pub mod shard;
 mod tables;
@@ -94,5 +95,9 @@ impl Store for DynamoStore {
 
     async fn remember_once(&self, key: &str, ttl: chrono::Duration) -> Result<bool, StoreError> {
         write::remember_once(self, key, ttl, Utc::now()).await
+    }
+
+    async fn reserve_db_user(&self, name: &crate::domain::DbUsername, owner: &SlackUserId) -> Result<(), StoreError> {
+        names::reserve(self, name, owner).await
     }
 }

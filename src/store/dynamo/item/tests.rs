@@ -15,7 +15,7 @@ fn session() -> Session {
     let requester = Requester {
         slack_id: SlackUserId::parse("U0ALICE").unwrap(),
         email: "alice@example.com".into(),
-        db_user: DbUsername::from_slack_email("alice@example.com", &UsernamePolicy::default()).unwrap(),
+        db_user: DbUsername::from_slack_email("alice@example.com", &UsernamePolicy { home_domains: vec!["example.com".into()] }).unwrap(),
         tz: Some("Europe/Paris".into()),
     };
     let created = t0() + Duration::nanoseconds(123_456_789);
