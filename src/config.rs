@@ -322,8 +322,8 @@ pub struct TargetConfig {
     /// TLS of the admin connection (default: verified against [`DEFAULT_CA_BUNDLE`]).
     pub admin_tls: AdminTls,
     /// Every instance endpoint of the cluster (writer and readers), where revocation looks for
-    /// and kills the account's sessions. Defaults to the writer endpoint alone, which is only
-    /// accepted when there is no reader endpoint.
+    /// and kills the account's sessions. Empty (the default, accepted only when there is no
+    /// reader endpoint): the admin connection's own host, the writer.
     pub instance_endpoints: Vec<String>,
     /// The limit of one admin statement, on the server and in the client.
     pub statement_timeout: std::time::Duration,
@@ -785,7 +785,7 @@ impl RawTarget {
                         "missing: with a reader endpoint, list every instance endpoint (writer and each reader, e.g. billing-1.abc.eu-west-1.rds.amazonaws.com) so that revocation kills sessions on readers too",
                     );
                 }
-                writer.iter().cloned().collect()
+                vec![]
             }
         };
         for h in &instance_endpoints {
@@ -960,7 +960,7 @@ DML = ["SELECT", "SUPER"]
         let t = c.target(&TargetName::parse("billing").unwrap()).unwrap();
         assert!(t.require_ssl);
         assert_eq!(t.admin_tls, AdminTls::Verify { ca_bundle: DEFAULT_CA_BUNDLE.into() });
-        assert_eq!(t.instance_endpoints, vec![t.writer_endpoint.clone()]);
+        assert!(t.instance_endpoints.is_empty(), "no reader: sessions are killed where the admin connection goes");
         let e = Config::from_toml_str(&MINIMAL.replace("schemas =", "admin_tls = \"sometimes\"\nschemas =")).unwrap_err().to_string();
         assert!(e.contains("targets.billing.admin_tls"), "{e}");
     }

@@ -31,7 +31,7 @@ async fn a_healthy_setup_passes_every_check() {
     assert!(out.contains("ok    target billing: database: admin"), "{out}");
     assert!(out.contains("ok    slack scopes: all 8 needed scope(s) granted"), "{out}");
     assert!(out.contains(&format!("ok    slack approvals channel {} (billing): the bot is a member", world::APPROVALS)), "{out}");
-    assert!(out.contains("doctor: 9 check(s), 0 failed"), "{out}");
+    assert!(out.contains("doctor: 10 check(s), 0 failed"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,7 +47,7 @@ async fn a_missing_scope_and_a_channel_without_the_bot_are_named() {
         out.contains(&format!("FAIL  slack approvals channel {0} (billing): the bot is not a member, so approval cards cannot be posted: type `/invite @powerpole` in {0}", world::APPROVALS)),
         "{out}"
     );
-    assert!(out.contains("doctor: 9 check(s), 2 failed"), "{out}");
+    assert!(out.contains("doctor: 10 check(s), 2 failed"), "{out}");
 
     // Once fixed, both pass; a scope powerpole does not use is pointed out, not failed.
     world.slack.grant_scopes(&["app_mentions:read", "channels:read", "chat:write", "commands", "groups:read", "usergroups:read", "users:read", "users:read.email", "reactions:write"]);

@@ -39,6 +39,8 @@ fn schema(db: &PrivateMariadb) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_verified_tls_provisioning_and_teardown_work_a_wrong_ca_is_refused_and_logins_without_tls_are_refused() {
+    // ring and aws-lc-rs are both compiled in: choose, as main does.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let certs_dir = std::env::temp_dir().join(format!("powerpole-certs-{}", suffix()));
     let (right, wrong) = (Certs::make(&certs_dir, "right"), Certs::make(&certs_dir, "wrong"));
     let db = tokio::task::spawn_blocking({

@@ -174,12 +174,12 @@ async fn revoke_kills_sessions_of_an_account_bound_to_a_netmask() {
     let grants = grants_support::grants();
     let user = user("mask");
     f.cleanup.account(user.as_str(), "127.0.0.0/255.0.0.0");
-    let request = AccountRequest { user: user.clone(), host: "127.0.0.0/8".into(), role: Role::Read };
+    let request = AccountRequest { user: user.clone(), host: "127.0.0.0/16".into(), role: Role::Read };
     let password = grants.create_account(&f.target, &request).await.expect("create for a CIDR");
     let mut a = f.server.login(user.as_str(), password.expose()).await.expect("logs in through the netmask");
     let mut b = f.server.login(user.as_str(), password.expose()).await.expect("a second session");
 
-    let report = grants.revoke(&f.target, &user, "127.0.0.0/8").await.expect("revoke");
+    let report = grants.revoke(&f.target, &user, "127.0.0.0/16").await.expect("revoke");
 
     assert_eq!((report.outcome, report.killed), (RevokeOutcome::Dropped, 2));
     assert!(a.query_drop("SELECT 1").await.is_err() && b.query_drop("SELECT 1").await.is_err());

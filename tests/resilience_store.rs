@@ -1,6 +1,7 @@
 //! Nothing acknowledged is lost when the store throttles: the real `powerpole serve` runs with
 //! every DynamoDB call going through a stand-in that answers `ThrottlingException` for 30 s,
-//! outlasting the SDK's own retries by far, while Alice files requests and Bob approves. Once
+//! outlasting the SDK's own retries by far, while Carol and Dave file requests and Bob approves
+//! Alice's. Once
 //! DynamoDB answers again, every acknowledged request is filed (its card posted once), the
 //! approval is recorded exactly once, and the people who acted were told their action was waiting.
 
@@ -17,6 +18,8 @@ use world::{session_on_card, Options, World, ALICE, APPROVALS, BOB, SOON};
 
 /// How long DynamoDB throttles: far longer than the SDK's own three attempts.
 const THROTTLED_FOR: Duration = Duration::from_secs(30);
+const CAROL: &str = "U0CAROL";
+const DAVE: &str = "U0DAVE";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_and_approvals_made_while_dynamodb_throttles_are_done_once_when_it_answers() {
@@ -34,10 +37,14 @@ async fn requests_and_approvals_made_while_dynamodb_throttles_are_done_once_when
     let first = session_on_card(&first_card);
     world.card_stored(&reader, &first).await;
 
+    // One live session per person and target: the requests during the throttling are Carol's and Dave's.
+    let id = &world.id;
+    world.slack.add_user(CAROL, &format!("carol{id}@example.com"), "Europe/Berlin");
+    world.slack.add_user(DAVE, &format!("dave{id}@example.com"), "Europe/Berlin");
     dynamodb.throttle_dynamodb();
-    let during = ["request billing READ 1h during the storm, one", "request billing DML 2h during the storm, two"];
-    for text in during {
-        let reply = serve.http.command(ALICE, text).await;
+    let during = [(CAROL, "request billing READ 1h during the storm, one"), (DAVE, "request billing DML 2h during the storm, two")];
+    for (who, text) in during {
+        let reply = serve.http.command(who, text).await;
         assert_eq!(reply.status, 200, "acknowledged at once, whatever DynamoDB does: {}", reply.body);
     }
     let reply = serve.http.click(&first_card, "approve", BOB).await;
@@ -51,9 +58,12 @@ async fn requests_and_approvals_made_while_dynamodb_throttles_are_done_once_when
 
     // Every acknowledged request is filed, and its card posted once.
     let filed = wait_until(Duration::from_secs(60), || async {
-        let mine = reader.workflow.store.by_requester(&powerpole::domain::SlackUserId::parse(ALICE).unwrap(), 10).await.ok()?;
-        let carded = mine.iter().filter(|s| s.slack.approval_ts.is_some()).count();
-        (mine.len() == 3 && carded == 3).then_some(mine)
+        let mut filed = Vec::new();
+        for who in [CAROL, DAVE] {
+            filed.extend(reader.workflow.store.by_requester(&powerpole::domain::SlackUserId::parse(who).unwrap(), 10).await.ok()?);
+        }
+        let carded = filed.iter().filter(|s| s.slack.approval_ts.is_some()).count();
+        (filed.len() == 2 && carded == 2).then_some(filed)
     })
     .await
     .expect("the requests acknowledged during the throttling are filed once DynamoDB answers");
@@ -77,5 +87,5 @@ async fn requests_and_approvals_made_while_dynamodb_throttles_are_done_once_when
     // The people who acted were told their action was waiting for the store.
     let waiting = |text: &str| text.contains("not answering right now") && text.contains("kept");
     let told: Vec<_> = world.slack.calls().into_iter().filter(|c| waiting(&c.text())).collect();
-    assert!(told.len() >= 3, "Alice (two requests) and Bob (one approval) are told their action waits: {} notes", told.len());
+    assert!(told.len() >= 3, "Carol, Dave (a request each) and Bob (an approval) are told their action waits: {} notes", told.len());
 }

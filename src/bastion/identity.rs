@@ -50,6 +50,9 @@ mod tests {
     }
 
     const TARGET: &str = r#"
+[access]
+home_domains = ["example.com"]
+
 [targets.billing]
 writer_endpoint = "billing.cluster-abc.eu-west-1.rds.amazonaws.com"
 schemas = ["billing"]

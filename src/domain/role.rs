@@ -254,10 +254,15 @@ mod tests {
         for p in Role::Dml.default_privileges().iter() {
             assert!(ddl.contains(p));
         }
-        for p in [Privilege::Create, Privilege::Alter, Privilege::Drop, Privilege::Index, Privilege::References, Privilege::CreateView, Privilege::Trigger] {
+        for p in [Privilege::Create, Privilege::Alter, Privilege::Drop, Privilege::Index, Privilege::References] {
             assert!(ddl.contains(p), "{p}");
         }
-        assert_eq!(ddl.iter().count(), 12);
+        // Objects with a DEFINER outlive the person's account and break or block its drop: a
+        // target that wants them lists them in its own DDL set.
+        for p in [Privilege::CreateView, Privilege::Trigger] {
+            assert!(!ddl.contains(p), "{p} is not a default DDL privilege");
+        }
+        assert_eq!(ddl.iter().count(), 10);
     }
 
     #[test]

@@ -123,6 +123,9 @@ mod tests {
 
     fn target() -> TargetConfig {
         let toml = r#"
+[access]
+home_domains = ["example.com"]
+
 [targets.billing]
 writer_endpoint = "billing.cluster-abc.eu-west-1.rds.amazonaws.com"
 port = 3307

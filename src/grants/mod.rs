@@ -55,8 +55,9 @@ pub enum RevokeOutcome {
     Dropped,
     /// There was no such account (dropped earlier, or never created).
     AlreadyGone,
-    /// The account could not be dropped; it holds no privileges and cannot log in, and the
-    /// reason says what an operator must do before `powerpole reconcile` can drop it.
+    /// The account could not be dropped (it is the DEFINER of objects the application uses); it
+    /// cannot log in, its sessions are killed, it keeps the privileges those objects run with, and
+    /// the reason says what an operator must do before `powerpole reconcile` can drop it.
     KeptLocked { reason: String },
 }
 
@@ -73,7 +74,7 @@ impl fmt::Display for RevokeReport {
             RevokeOutcome::Dropped => write!(f, "{} dropped, {} session(s) killed", self.account, self.killed),
             RevokeOutcome::AlreadyGone => write!(f, "{} was already gone, {} session(s) killed", self.account, self.killed),
             RevokeOutcome::KeptLocked { reason } => {
-                write!(f, "{} kept locked with no privileges, {} session(s) killed: {reason}", self.account, self.killed)
+                write!(f, "{} kept locked, {} session(s) killed: {reason}", self.account, self.killed)
             }
         }
     }

@@ -405,26 +405,26 @@ impl Admin<'_> {
         let objects: Vec<(String, String)> = self.rows(q.sql, q.params, "look for objects the account is the DEFINER of").await?;
         if !objects.is_empty() {
             let names: Vec<String> = objects.iter().map(|(kind, name)| format!("{kind} {name}")).collect();
-            return self.keep_locked(sql, account, &format!("{account} is the DEFINER of {}", names.join(", "))).await;
+            return self.keep_locked(account, &format!("{account} is the DEFINER of {}", names.join(", "))).await;
         }
         match self.run(&sql.drop_user(account), None).await {
             Ok(()) => Ok(RevokeOutcome::Dropped),
             Err(GrantError::Statement { code: ER_CANNOT_USER, .. }) => Ok(RevokeOutcome::AlreadyGone),
             Err(GrantError::Statement { code: ER_CANNOT_USER_REFERENCED_AS_DEFINER, .. }) => {
-                self.keep_locked(sql, account, &format!("{account} is the DEFINER of a view, routine, trigger or event (MySQL error 4006)")).await
+                self.keep_locked(account, &format!("{account} is the DEFINER of a view, routine, trigger or event (MySQL error 4006)")).await
             }
             Err(e) => Err(e),
         }
     }
 
-    async fn keep_locked(&mut self, sql: &Sql, account: &Account, what: &str) -> Result<RevokeOutcome, GrantError> {
-        self.run(&sql.revoke_everything(account), None).await?;
-        // MariaDB's REVOKE ALL also takes the marker; reconcile must still find the account.
-        self.run(&sql.mark(account)?, None).await?;
-        tracing::warn!(target = %self.target.name, account = %account, "{what}: kept locked with no privileges");
+    /// The account stays, locked (no login; its sessions are killed by the caller) with its
+    /// privileges: objects it is the DEFINER of run with them, and taking them away would break
+    /// the application (a trigger fails on every write). An operator reassigns the objects.
+    async fn keep_locked(&mut self, account: &Account, what: &str) -> Result<RevokeOutcome, GrantError> {
+        tracing::warn!(target = %self.target.name, account = %account, "{what}: kept locked");
         Ok(RevokeOutcome::KeptLocked {
             reason: format!(
-                "{what}; the account is locked with no privileges. Change those objects' DEFINER (or drop them), then run `powerpole reconcile` to drop the account"
+                "{what}; the account is locked (no login, its sessions killed) and keeps its privileges so that those objects keep working. Change their DEFINER (or drop them), then run `powerpole reconcile` to drop the account"
             ),
         })
     }

@@ -104,7 +104,7 @@ pub fn teardown_backoff(attempts: u32) -> Duration {
 #[derive(Debug, Default)]
 struct Removed {
     summary: Vec<String>,
-    /// Set when the account could not be dropped and was left locked with no privileges.
+    /// Set when the account could not be dropped and was left locked (it is the DEFINER of objects the application uses).
     account_left_locked: Option<String>,
 }
 

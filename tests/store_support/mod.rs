@@ -118,7 +118,7 @@ pub fn user(id: &str) -> SlackUserId {
 }
 
 pub fn requester(slack_id: &str, email: &str) -> Requester {
-    Requester { slack_id: user(slack_id), email: email.into(), db_user: DbUsername::from_slack_email(email, &UsernamePolicy::default()).unwrap(), tz: None }
+    Requester { slack_id: user(slack_id), email: email.into(), db_user: DbUsername::from_slack_email(email, &UsernamePolicy { home_domains: vec!["example.com".into()] }).unwrap(), tz: None }
 }
 
 /// A new pending request by Alice for `target`, created at `created_at`, pending for one hour.

@@ -173,7 +173,7 @@ pub fn provisioning_failed(session: &Session, cause: &str) -> Message {
 pub fn account_kept_locked(session: &Session, reason: &str) -> Message {
     Message::plain(format!(
         ":warning: Session {} on `{}` ended, but the database account `{}` could not be dropped: {}. \
-         It is locked and holds no privileges. An operator must reassign what it defines, then run `powerpole reconcile`.",
+         It is locked (no login, sessions killed) and keeps the privileges those objects run with. An operator must reassign what it defines, then run `powerpole reconcile`.",
         session.id,
         session.target,
         session.requester.db_user,
@@ -205,7 +205,7 @@ mod tests {
         let all = m.readable();
         for expected in [
             "aws ssm start-session --target i-0123456789abcdef0 --document-name powerpole-session --region eu-west-1",
-            "```mysql -h billing.cluster-abc.eu-west-1.rds.amazonaws.com -P 3307 -u alice -p```",
+            "```mysql -h billing.cluster-abc.eu-west-1.rds.amazonaws.com -P 3307 --ssl-verify-server-cert --ssl-ca=/etc/powerpole/rds-ca-bundle.pem -u alice -p```",
             "```s3cr'et```",
             "16:00 CET on Tue 3 Mar (Europe/Berlin)",
         ] {
@@ -281,6 +281,6 @@ mod tests {
         let failed = provisioning_failed(&s, "the bastion did not come online <in time>").readable();
         assert!(failed.contains("did not come online &lt;in time&gt;") && failed.contains("nothing was handed over"), "{failed}");
         let locked = account_kept_locked(&s, "it is the DEFINER of billing.v").readable();
-        assert!(locked.contains("locked and holds no privileges") && locked.contains("powerpole reconcile"), "{locked}");
+        assert!(locked.contains("keeps the privileges those objects run with") && locked.contains("powerpole reconcile"), "{locked}");
     }
 }
