@@ -164,6 +164,9 @@ impl Node {
 
     /// Kills the process: none of its calls answers again.
     pub fn crash(&self) {
+        if std::env::var_os("POWERPOLE_SIM_TRACE").is_some() && !self.is_dead() {
+            eprintln!("t+{:?} {} dies", self.faults.time.now(), self.name);
+        }
         self.dead.store(true, Ordering::SeqCst);
     }
 
@@ -179,6 +182,9 @@ impl Node {
             self.die_here().await;
         }
         let (before, latency) = self.faults.roll(false);
+        if std::env::var_os("POWERPOLE_SIM_TRACE").is_some() {
+            eprintln!("t+{:?} {} call {:?} {:?} {}", self.faults.time.now(), self.name, before, latency, std::any::type_name::<T>());
+        }
         let counts = &self.faults.counts;
         match before {
             Some(Fault::Error) => {
@@ -202,6 +208,9 @@ impl Node {
             self.die_here().await;
         }
         let out = effect();
+        if std::env::var_os("POWERPOLE_SIM_TRACE").is_some() {
+            eprintln!("t+{:?} {} effect {}", self.faults.time.now(), self.name, std::any::type_name::<T>());
+        }
         match self.faults.roll(true).0 {
             Some(Fault::LostReply) => {
                 counts.lost_replies.fetch_add(1, Ordering::Relaxed);

@@ -39,6 +39,11 @@ impl StoreWorld {
         lock(&self.inner).sessions.values().filter_map(|h| h.last().map(|(_, s)| s.clone())).collect()
     }
 
+    /// Every version of a session with when it was written (for the simulator's report).
+    pub fn history(&self, id: &SessionId) -> Vec<(Duration, Session)> {
+        lock(&self.inner).sessions.get(id).cloned().unwrap_or_default()
+    }
+
     /// Every stored audit record (for invariant checks).
     pub fn trail(&self, id: &SessionId) -> Vec<AuditRecord> {
         lock(&self.inner).audit.get(id).cloned().unwrap_or_default()

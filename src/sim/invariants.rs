@@ -55,7 +55,8 @@ fn check_trail(s: &Session, trail: &[crate::store::AuditRecord], out: &mut Vec<S
     }
     if let State::Closed(_) = s.state {
         let last = kinds.last().copied();
-        let closing = [AuditKind::TornDown, AuditKind::Denied, AuditKind::PendingTimedOut, AuditKind::Cancelled];
+        // Revoked closes an approved session that never started provisioning.
+        let closing = [AuditKind::TornDown, AuditKind::Denied, AuditKind::PendingTimedOut, AuditKind::Cancelled, AuditKind::Revoked];
         if !last.is_some_and(|k| closing.contains(&k)) {
             out.push(format!("{}: closed, but the trail ends with {:?}", s.id, last));
         }
@@ -84,7 +85,13 @@ fn check_deadline(world: &World, s: &Session, trail: &[crate::store::AuditRecord
     for life in world.grants.lives().iter().filter(|l| l.user == s.requester.db_user.as_str() && ips.contains(&l.host)) {
         let gone = life.dropped.map(|d| world.utc(d));
         if gone.is_none_or(|g| g > deadline + bound) {
-            out.push(format!("{}: account '{}'@'{}' usable until {gone:?}, past the deadline {deadline} + {USABLE_BOUND:?}", s.id, life.user, life.host));
+            out.push(format!(
+                "{}: account '{}'@'{}' (created {}) usable until {gone:?}, past the deadline {deadline} + {USABLE_BOUND:?}",
+                s.id,
+                life.user,
+                life.host,
+                world.utc(life.created)
+            ));
         }
     }
 }
@@ -151,8 +158,14 @@ pub fn trails(world: &World) -> Vec<String> {
         .all()
         .iter()
         .map(|s| {
-            let kinds: Vec<&str> = world.store.trail(&s.id).iter().map(|r| r.event.kind.as_str()).collect();
-            format!("{} {}: {}", s.id, s.state, kinds.join(" > "))
+            let kinds: Vec<String> = world.store.trail(&s.id).iter().map(|r| format!("{} {}", r.event.at.format("%H:%M:%S"), r.event.kind.as_str())).collect();
+            let versions: Vec<String> = world
+                .store
+                .history(&s.id)
+                .iter()
+                .map(|(at, v)| format!("t+{}s v{} {} lease {:?}", at.as_secs(), v.version, v.state, v.lease_until.map(|l| l.format("%H:%M:%S").to_string())))
+                .collect();
+            format!("{} {}: {}\n    {}", s.id, s.state, kinds.join(" > "), versions.join("\n    "))
         })
         .collect()
 }

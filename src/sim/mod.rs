@@ -36,16 +36,16 @@ pub const SKEW_BOUND: Duration = Duration::from_secs(5);
 /// account may still exist when no teardown step failed: both clocks' skew, the index lag, a
 /// sweeper tick, a step lease left by a worker that crashed mid-teardown, and the time the calls
 /// take.
-pub const USABLE_BOUND: Duration = Duration::from_secs(2 * 5 + 3 + 15 + 120 + 60);
+pub const USABLE_BOUND: Duration = Duration::from_secs(2 * 5 + 3 + 30 + 120 + 60);
 
 /// People act during this window; then faults stop and the world runs until quiet.
 const ACTIVE: Duration = Duration::from_secs(15 * 60);
-const QUIET: Duration = Duration::from_secs(45 * 60);
+const QUIET: Duration = Duration::from_secs(40 * 60);
 
 /// The configuration every replica runs (durations are short so a schedule covers whole lives).
 pub const CONFIG: &str = r#"
 [scheduler]
-tick = "15s"
+tick = "30s"
 warning_lead = "1m"
 pending_timeout = "5m"
 teardown_alert_after = "5m"

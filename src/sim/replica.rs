@@ -104,7 +104,7 @@ impl Replicas {
         spawner.spawn(async move {
             let mut rng = Rng::new(seed ^ 0x5eed);
             loop {
-                self.world.time.sleep(Duration::from_secs(5)).await;
+                self.world.time.sleep(Duration::from_secs(15)).await;
                 let dead: Vec<usize> = lock(&self.slots).iter().enumerate().filter(|(_, s)| s.node.is_dead()).map(|(i, _)| i).collect();
                 for i in dead {
                     if rng.chance(300) {

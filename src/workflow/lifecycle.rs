@@ -138,9 +138,22 @@ impl Lifecycle {
             .ok_or_else(|| StepError::UnknownTarget(session.target.to_string()))
     }
 
+    /// Writes `next` conditioned on `state` and `next.version`. A write whose answer was lost
+    /// (the store timed out) is confirmed by reading the session again: if it holds exactly
+    /// `next`, the write happened, and the worker goes on instead of waiting out its own lease.
+    async fn update(&self, state: State, next: &Session, event: Option<&AuditEvent>) -> Result<Session, StoreError> {
+        match self.workflow.store.update(state, next, event).await {
+            Err(StoreError::Unavailable(cause)) => match self.workflow.store.get(&next.id).await {
+                Ok(Some(stored)) if stored.version == next.version + 1 && Session { version: next.version, ..stored.clone() } == *next => Ok(stored),
+                _ => Err(StoreError::Unavailable(cause)),
+            },
+            other => other,
+        }
+    }
+
     /// Writes `next` conditioned on `read`'s state and version. `Ok(None)`: someone else won.
     async fn save(&self, read: &Session, next: &Session, event: Option<AuditEvent>) -> Result<Option<Session>, StepError> {
-        match self.workflow.store.update(read.state, next, event.as_ref()).await {
+        match self.update(read.state, next, event.as_ref()).await {
             Ok(stored) => Ok(Some(stored)),
             Err(StoreError::Conflict(_)) => Ok(None),
             Err(e) => Err(e.into()),
@@ -224,7 +237,7 @@ impl Lifecycle {
 
     /// Saves a provisioning step; losing the race ends this worker's part.
     async fn save_step(&self, read: &Session, next: &Session, event: AuditEvent) -> Result<Session, ProvisionError> {
-        match self.workflow.store.update(read.state, next, Some(&event)).await {
+        match self.update(read.state, next, Some(&event)).await {
             Ok(stored) => Ok(stored),
             Err(StoreError::Conflict(_)) => Err(ProvisionError::LostClaim),
             Err(e) => Err(ProvisionError::Store(e)),
@@ -351,7 +364,7 @@ impl Lifecycle {
                     let mut next = read.clone();
                     next.claim(self.now(), lease);
                     next.launch_window_end = next.lease_until;
-                    match self.workflow.store.update(read.state, &next, None).await {
+                    match self.update(read.state, &next, None).await {
                         Ok(stored) => *session = stored,
                         Err(StoreError::Conflict(_)) => {
                             warn!(session = %read.id, "provisioning claim lost to another worker or a decision; stopping here");
