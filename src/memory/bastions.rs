@@ -30,12 +30,15 @@ pub struct BastionWorld {
     pub lag: Duration,
     /// The agent is online this long after launch.
     pub boot: Duration,
+    /// `RunInstances` answers this long after the instance exists (a slow API answer: the window
+    /// in which a session can end while its worker does not know its instance yet).
+    pub answer_delay: Mutex<Duration>,
     time: Arc<super::VirtualTime>,
 }
 
 impl BastionWorld {
     pub fn new(lag: Duration, boot: Duration, time: Arc<super::VirtualTime>) -> Arc<BastionWorld> {
-        Arc::new(BastionWorld { inner: Mutex::default(), lag, boot, time })
+        Arc::new(BastionWorld { inner: Mutex::default(), lag, boot, answer_delay: Mutex::default(), time })
     }
 
     /// Every instance ever launched (for invariant checks).
@@ -104,6 +107,8 @@ impl Bastions for MemBastions {
                 Ok(instance)
             })
             .await?;
+        let delay = *lock(&self.world.answer_delay);
+        self.world.time.sleep(delay).await;
         if launched.terminated {
             return Err(BastionError::Ended { session: spec.session.to_string(), instance_id: launched.id, state: "terminated".into() });
         }

@@ -40,7 +40,7 @@ pub const USABLE_BOUND: Duration = Duration::from_secs(2 * 5 + 3 + 30 + 120 + 60
 
 /// People act during this window; then faults stop and the world runs until quiet.
 const ACTIVE: Duration = Duration::from_secs(15 * 60);
-const QUIET: Duration = Duration::from_secs(40 * 60);
+const QUIET: Duration = Duration::from_secs(32 * 60);
 
 /// The configuration every replica runs (durations are short so a schedule covers whole lives).
 pub const CONFIG: &str = r#"
@@ -140,7 +140,7 @@ async fn simulate(seed: u64, time: Arc<VirtualTime>, spawner: Spawner) -> Outcom
         max_latency_ms: 1 + rng.below(400),
     };
     let store_lag = Duration::from_millis(rng.below(3000));
-    let tag_lag = Duration::from_millis(rng.below(5000));
+    let tag_lag = Duration::from_millis(rng.below(45_000));
     let boot = Duration::from_secs(rng.between(10, 90) as u64);
     let world = Arc::new(World {
         config: config(),
@@ -153,13 +153,15 @@ async fn simulate(seed: u64, time: Arc<VirtualTime>, spawner: Spawner) -> Outcom
         spawner: spawner.clone(),
         start_utc: Utc.with_ymd_and_hms(2026, 3, 3, 9, 0, 0).single().unwrap_or_else(Utc::now),
     });
+    let answer_delay = Duration::from_secs(rng.below(30));
+    *crate::memory::lock(&world.bastions.answer_delay) = answer_delay;
     let replica_count = rng.between(2, 3) as usize;
     let skews: Vec<i64> = (0..replica_count).map(|_| rng.between(-(SKEW_BOUND.as_millis() as i64), SKEW_BOUND.as_millis() as i64)).collect();
     let actions = people::plan(&mut rng, ACTIVE, replica_count);
 
     let mut schedule = vec![
         format!("faults per mille: error {} timeout {} lost reply {} crash {}; latency up to {} ms", rates.error, rates.timeout, rates.lost_reply, rates.crash, rates.max_latency_ms),
-        format!("index lag {store_lag:?}, tag lag {tag_lag:?}, boot {boot:?}"),
+        format!("index lag {store_lag:?}, tag lag {tag_lag:?}, boot {boot:?}, RunInstances answers after {answer_delay:?}"),
         format!("{replica_count} replicas, clock skews (ms) {skews:?}"),
     ];
     schedule.extend(actions.iter().map(|(at, a)| format!("t+{:>4}s {a}", at.as_secs())));
