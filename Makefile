@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 JOBS ?= 2
 
-.PHONY: test demo standins standins-stop build check-infra bench
+.PHONY: test demo standins standins-stop build check-infra bench simulate
 
 test:
 	@scripts/standins.sh start
@@ -33,3 +33,10 @@ check-infra:
 bench:
 	@scripts/standins.sh start
 	@source .local/standins.env && $(CARGO) bench -j$(JOBS) --bench slack_ack --bench handover
+
+# The deterministic simulator (src/sim): SEEDS schedules from seed FIRST, or one seed replayed
+# with its schedule (SEED=...). Needs no stand-ins.
+SEEDS ?= 10000
+FIRST ?= 0
+simulate:
+	@$(CARGO) run -q -j$(JOBS) --example simulate -- $(if $(SEED),--seed $(SEED),--seeds $(SEEDS) --first $(FIRST))

@@ -87,6 +87,11 @@ pub struct Session {
     pub slack: SlackRefs,
     /// A worker that claimed this session's due work holds it until then (see [`Session::claim`]).
     pub lease_until: Option<DateTime<Utc>>,
+    /// The latest time a provisioning worker may have launched this session's instance (the end of
+    /// its last claim). A teardown that knows no instance looks it up by tag until that lookup has
+    /// had time to see a launch made before then.
+    #[serde(default)]
+    pub launch_window_end: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
 }
 
@@ -129,6 +134,7 @@ impl Session {
             teardown: TeardownProgress::default(),
             slack: SlackRefs::default(),
             lease_until: None,
+            launch_window_end: None,
             closed_at: None,
         }
     }

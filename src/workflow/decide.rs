@@ -260,6 +260,16 @@ impl Workflow {
                 let Some(extension) = &s.extension else {
                     return Err(ActionError::AlreadyDecided(format!("the extension of {} was already decided", s.id)));
                 };
+                // A card decides only the extension it was posted for: an older card (of an
+                // extension decided since) must not approve the one asked for now.
+                if let Some(clicked) = &card {
+                    if extension.card_ts.as_deref() != Some(clicked.ts.as_str()) {
+                        return Err(ActionError::AlreadyDecided(format!(
+                            "this card is for an earlier extension of {}; decide on the newest card",
+                            s.id
+                        )));
+                    }
+                }
                 if s.state != State::Active {
                     return Err(ActionError::WrongState { id: s.id.clone(), state: s.state, what: "only an active session can be extended" });
                 }

@@ -23,6 +23,7 @@ use crate::notify::messages::{self, Handover};
 use crate::notify::{Message, Notifier, Posted};
 use crate::store::StoreError;
 
+use super::abandon::Made;
 use super::Workflow;
 
 /// The engine that carries approved sessions through their life.
@@ -60,31 +61,38 @@ pub enum StepError {
     Store(#[from] StoreError),
     #[error("target `{0}` is no longer configured; its sessions need an operator (powerpole reconcile)")]
     UnknownTarget(String),
-    /// An adapter failed outside a step that records its own failure (e.g. listing for reconcile).
+    #[error(transparent)]
+    Bastion(#[from] crate::bastion::BastionError),
+    #[error(transparent)]
+    Grant(#[from] crate::grants::GrantError),
+    /// An adapter failed outside a step that records its own failure (reconcile's listings; to be
+    /// replaced by the typed variants above there too).
     #[error("{0}")]
     Adapter(String),
 }
 
 /// Why provisioning stopped before the hand-over.
-enum ProvisionError {
-    /// Another worker changed the session (its lease ran out and someone resumed it): leave it to them.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProvisionError {
+    /// Another worker changed the session (its lease ran out and someone resumed it, or it was
+    /// ended or revoked): leave it to them, after undoing what only this worker knows of.
+    #[error("the provisioning claim was lost to another worker or a decision")]
     LostClaim,
     /// The store failed; the lease runs out and the session is resumed later.
+    #[error(transparent)]
     Store(StoreError),
-    /// A real failure: roll back and tell people.
-    Failed(String),
-}
-
-impl From<String> for ProvisionError {
-    fn from(cause: String) -> Self {
-        ProvisionError::Failed(cause)
-    }
-}
-
-impl From<&str> for ProvisionError {
-    fn from(cause: &str) -> Self {
-        ProvisionError::Failed(cause.to_string())
-    }
+    #[error("launching the bastion failed: {0}")]
+    Launch(crate::bastion::BastionError),
+    #[error("creating the database account failed: {0}")]
+    Grant(crate::grants::GrantError),
+    #[error("the bastion did not come online in Session Manager: {0}")]
+    Online(crate::bastion::BastionError),
+    #[error("the hand-over DM could not be sent: {0}")]
+    Handover(crate::notify::NotifyError),
+    #[error("the session could not be handed over: {0}")]
+    Transition(crate::domain::TransitionError),
+    #[error("{0}; this is a bug in powerpole")]
+    Bug(&'static str),
 }
 
 /// How long a provisioning claim lasts. It is renewed while the worker waits for the grant and
@@ -106,7 +114,13 @@ struct Removed {
     summary: Vec<String>,
     /// Set when the account could not be dropped and was left locked (it is the DEFINER of objects the application uses).
     account_left_locked: Option<String>,
+    /// Set when no instance was found but the tag lookup may not see a recent launch yet.
+    settling_until: Option<DateTime<Utc>>,
 }
+
+/// How long EC2's tag lookup may take to see a launched instance (it is eventually consistent;
+/// in practice seconds). A teardown that finds nothing looks again until then.
+const TAG_SETTLE: Duration = Duration::seconds(60);
 
 /// A short lease for quick steps (warning, teardown), so a crashed worker's step is retried soon.
 const STEP_LEASE_SECS: i64 = 120;
@@ -124,9 +138,22 @@ impl Lifecycle {
             .ok_or_else(|| StepError::UnknownTarget(session.target.to_string()))
     }
 
+    /// Writes `next` conditioned on `state` and `next.version`. A write whose answer was lost
+    /// (the store timed out) is confirmed by reading the session again: if it holds exactly
+    /// `next`, the write happened, and the worker goes on instead of waiting out its own lease.
+    async fn update(&self, state: State, next: &Session, event: Option<&AuditEvent>) -> Result<Session, StoreError> {
+        match self.workflow.store.update(state, next, event).await {
+            Err(StoreError::Unavailable(cause)) => match self.workflow.store.get(&next.id).await {
+                Ok(Some(stored)) if stored.version == next.version + 1 && Session { version: next.version, ..stored.clone() } == *next => Ok(stored),
+                _ => Err(StoreError::Unavailable(cause)),
+            },
+            other => other,
+        }
+    }
+
     /// Writes `next` conditioned on `read`'s state and version. `Ok(None)`: someone else won.
     async fn save(&self, read: &Session, next: &Session, event: Option<AuditEvent>) -> Result<Option<Session>, StepError> {
-        match self.workflow.store.update(read.state, next, event.as_ref()).await {
+        match self.update(read.state, next, event.as_ref()).await {
             Ok(stored) => Ok(Some(stored)),
             Err(StoreError::Conflict(_)) => Ok(None),
             Err(e) => Err(e.into()),
@@ -178,7 +205,7 @@ impl Lifecycle {
     /// Resumable: a session found in `provisioning` (its previous worker died) continues here.
     pub async fn provision(&self, read: Session) -> Result<StepOutcome, StepError> {
         let now = self.now();
-        let target = self.target(&read)?;
+        let target = self.target(&read).ok();
         // Claim: approved -> provisioning, or renew a dead worker's lease.
         let mut claim = read.clone();
         let detail = if claim.state == State::Approved {
@@ -188,9 +215,15 @@ impl Lifecycle {
             "resuming: the previous worker's lease ran out"
         };
         claim.claim(now, provisioning_lease(&self.workflow));
+        claim.launch_window_end = claim.lease_until;
         let event = AuditEvent::ok(AuditKind::ProvisioningStarted, Actor::System, now, detail);
         let Some(mut session) = self.save(&read, &claim, Some(event)).await? else {
             return Ok(StepOutcome::Skipped);
+        };
+        let Some(target) = target else {
+            // Removed from the configuration since approval: fail, so the teardown runs and alerts.
+            let cause = format!("target `{}` is no longer configured", session.target);
+            return self.fail_provisioning(session, cause).await;
         };
         info!(session = %session.id, target = %session.target, "provisioning");
         match self.provision_claimed(&mut session, &target).await {
@@ -198,13 +231,13 @@ impl Lifecycle {
             Err(ProvisionError::LostClaim) => Ok(StepOutcome::Skipped),
             Err(ProvisionError::Store(e)) => Err(e.into()),
             // `session` is the last version this worker wrote: the rollback is conditioned on it.
-            Err(ProvisionError::Failed(cause)) => self.fail_provisioning(session, cause).await,
+            Err(cause) => self.fail_provisioning(session, cause.to_string()).await,
         }
     }
 
     /// Saves a provisioning step; losing the race ends this worker's part.
     async fn save_step(&self, read: &Session, next: &Session, event: AuditEvent) -> Result<Session, ProvisionError> {
-        match self.workflow.store.update(read.state, next, Some(&event)).await {
+        match self.update(read.state, next, Some(&event)).await {
             Ok(stored) => Ok(stored),
             Err(StoreError::Conflict(_)) => Err(ProvisionError::LostClaim),
             Err(e) => Err(ProvisionError::Store(e)),
@@ -212,10 +245,23 @@ impl Lifecycle {
     }
 
     async fn provision_claimed(&self, session: &mut Session, target: &TargetConfig) -> Result<StepOutcome, ProvisionError> {
+        // What this worker made so far: if it loses its claim, it undoes these (see `abandon`).
+        let mut made = Made::default();
         // 1. The instance (found by tag if a previous attempt launched it).
         let spec = LaunchSpec::new(session.id.clone(), session.requester.slack_id.clone(), &session.requester.email, target);
-        let launched = self.keep_claim(session, self.bastions.launch(&spec)).await?;
-        let instance = launched.map_err(|e| format!("launching the bastion failed: {e}"))?;
+        let launch = self.bastions.launch(&spec);
+        tokio::pin!(launch);
+        let launched = match self.keep_claim(session, launch.as_mut()).await {
+            Ok(launched) => launched,
+            Err(ProvisionError::LostClaim) => {
+                // The launch may already have taken effect: let it answer, so its instance is known.
+                made.instance = launch.await.ok().map(|i| i.id);
+                return Err(self.abandon(session, target, made).await);
+            }
+            Err(e) => return Err(e),
+        };
+        let instance = launched.map_err(ProvisionError::Launch)?;
+        made.instance = Some(instance.id.clone());
         let ip = instance.private_ip.to_string();
         let host = match &target.account_host {
             AccountHost::InstanceIp => ip.clone(),
@@ -230,15 +276,32 @@ impl Lifecycle {
             next.private_ip = Some(ip.clone());
             next.account_host = Some(host.clone());
             let event = AuditEvent::ok(AuditKind::Launched, Actor::System, self.now(), format!("instance {} ({ip})", instance.id));
-            *session = self.save_step(&read, &next, event).await?;
+            *session = self.or_abandon(session, target, &made, self.save_step(&read, &next, event).await).await?;
         }
 
         // 2. The account and the SSM wait, in parallel: the grant needs only the IP.
         let request = AccountRequest { user: session.requester.db_user.clone(), host: host.clone(), role: session.role };
+        made.account = Some(host.clone());
         let timeout = self.workflow.config.bastion.ssm_online_timeout.to_std();
-        let both = async { tokio::join!(self.grants.create_account(target, &request), self.bastions.wait_online(&instance.id, timeout)) };
-        let (grant, online) = self.keep_claim(session, both).await?;
-        let password = grant.map_err(|e| format!("creating the database account failed: {e}"))?;
+        let grant = futures::future::maybe_done(self.grants.create_account(target, &request));
+        let online = futures::future::maybe_done(self.bastions.wait_online(&instance.id, timeout));
+        tokio::pin!(grant, online);
+        let waited = {
+            let both = futures::future::join(grant.as_mut(), online.as_mut());
+            tokio::pin!(both);
+            self.keep_claim(session, both).await
+        };
+        if let Err(e) = waited {
+            if matches!(e, ProvisionError::LostClaim) {
+                // An account being created now would outlive the teardown's revoke: let it finish.
+                grant.as_mut().await;
+                return Err(self.abandon(session, target, made).await);
+            }
+            return Err(e);
+        }
+        let grant = grant.as_mut().take_output().ok_or(ProvisionError::Bug("the grant finished without an answer"))?;
+        let online = online.as_mut().take_output().ok_or(ProvisionError::Bug("the SSM wait finished without an answer"))?;
+        let password = grant.map_err(ProvisionError::Grant)?;
         {
             let read = session.clone();
             let event = AuditEvent::ok(
@@ -247,51 +310,65 @@ impl Lifecycle {
                 self.now(),
                 format!("'{}'@'{}' {} on {}", request.user, host, session.role, target.schemas.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
             );
-            *session = self.save_step(&read, &read, event).await?;
+            *session = self.or_abandon(session, target, &made, self.save_step(&read, &read, event).await).await?;
         }
-        online.map_err(|e| format!("the bastion did not come online in Session Manager: {e}"))?;
+        online.map_err(ProvisionError::Online)?;
 
-        // 3. Hand over: the DM with the password, then the clock starts.
+        // 3. Hand over: the DM with the password, then the clock starts. The DM goes first so
+        // that a session is active only once its person has the password; if the save then
+        // loses the claim (ended, revoked, resumed), this worker redacts the DM itself.
         let now = self.now();
         let mut next = session.clone();
-        next.apply(Event::HandedOver).map_err(|e| e.to_string())?;
+        next.apply(Event::HandedOver).map_err(ProvisionError::Transition)?;
         next.start_clock(now, self.workflow.config.scheduler.warning_lead);
         next.lease_until = None;
         let document = &self.workflow.config.bastion.session_document;
         let handover = Handover { region: &self.region, instance_id: &instance.id, document, password: Some(password.expose()) };
         let dm = messages::handover_dm(&next, target, handover);
-        let posted = self.notifier.dm(&next.requester.slack_id, &dm).await.map_err(|e| format!("the hand-over DM could not be sent: {e}"))?;
-        next.slack.handover_channel = Some(posted.channel);
-        next.slack.handover_ts = Some(posted.ts);
+        let posted = self.notifier.dm(&next.requester.slack_id, &dm).await.map_err(ProvisionError::Handover)?;
+        next.slack.handover_channel = Some(posted.channel.clone());
+        next.slack.handover_ts = Some(posted.ts.clone());
+        made.dm = Some(posted);
         let expires = next.expires_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default();
         let event = AuditEvent::ok(AuditKind::HandedOver, Actor::System, now, format!("expires {expires}"));
         let read = session.clone();
-        *session = self.save_step(&read, &next, event).await?;
+        *session = self.or_abandon(session, target, &made, self.save_step(&read, &next, event).await).await?;
         self.refresh_card(session).await;
         info!(session = %session.id, "handed over");
         Ok(StepOutcome::HandedOver)
     }
 
+    /// Passes `result` on; a lost claim first undoes what this worker made.
+    async fn or_abandon<T>(&self, session: &Session, target: &TargetConfig, made: &Made, result: Result<T, ProvisionError>) -> Result<T, ProvisionError> {
+        match result {
+            Err(ProvisionError::LostClaim) => Err(self.abandon(session, target, made.clone()).await),
+            other => other,
+        }
+    }
+
     /// Runs `work` while renewing this worker's provisioning claim every third of the lease, so a
-    /// live worker keeps its session however long the launch or SSM takes. If the claim is lost (another worker
-    /// resumed the session), `work` is dropped and this worker stops. A renewal the store refuses
-    /// for another reason is retried at the next interval; once the lease has run out without
-    /// one, this worker stops too (another may resume the session).
-    async fn keep_claim<T>(&self, session: &mut Session, work: impl std::future::Future<Output = T>) -> Result<T, ProvisionError> {
+    /// live worker keeps its session however long the launch or SSM takes. If the claim is lost
+    /// (another worker resumed the session, or it was ended or revoked), this returns
+    /// [`ProvisionError::LostClaim`] with `work` unfinished: the caller decides whether to let it
+    /// finish before undoing it. A renewal the store refuses for another reason is retried at the
+    /// next interval; once the lease has run out without one, this worker stops too (another may
+    /// resume the session).
+    async fn keep_claim<F: std::future::Future>(&self, session: &mut Session, mut work: std::pin::Pin<&mut F>) -> Result<F::Output, ProvisionError> {
         let lease = provisioning_lease(&self.workflow);
         let every = (lease / 3).to_std().unwrap_or(std::time::Duration::from_secs(1)).max(std::time::Duration::from_secs(1));
-        tokio::pin!(work);
         loop {
             tokio::select! {
+                biased;
                 done = &mut work => return Ok(done),
-                _ = tokio::time::sleep(every) => {
+                _ = self.workflow.clock.sleep(every) => {
                     let read = session.clone();
                     let mut next = read.clone();
                     next.claim(self.now(), lease);
-                    match self.workflow.store.update(read.state, &next, None).await {
+                    next.launch_window_end = next.lease_until;
+                    match self.update(read.state, &next, None).await {
                         Ok(stored) => *session = stored,
                         Err(StoreError::Conflict(_)) => {
-                            warn!(session = %read.id, "provisioning claim lost to another worker; stopping here");
+                            warn!(session = %read.id, "provisioning claim lost to another worker or a decision; stopping here");
                             return Err(ProvisionError::LostClaim);
                         }
                         Err(e) if read.lease_until.is_some_and(|until| until <= self.now()) => {
@@ -375,10 +452,15 @@ impl Lifecycle {
 
     /// Lock, kill and drop the account; terminate the instance; redact the password; report.
     /// A failure is recorded and retried with backoff, forever; after `teardown_alert_after` the
-    /// approvals channel is alerted once.
+    /// approvals channel is alerted once. The redaction is part of the teardown, so a failed one
+    /// is retried like any other step.
     async fn teardown_claimed(&self, session: Session) -> Result<StepOutcome, StepError> {
-        let target = self.target(&session)?;
+        let Ok(target) = self.target(&session) else {
+            return self.teardown_removed_target(session).await;
+        };
+        let channels = vec![target.approvals_channel.clone()];
         match self.remove_resources(&session, &target).await {
+            Ok(Removed { settling_until: Some(until), .. }) => self.wait_for_tags(session, until).await,
             Ok(removed) => {
                 if let Some(reason) = &removed.account_left_locked {
                     // The account could not be dropped (it is a DEFINER): it is locked and holds
@@ -388,9 +470,60 @@ impl Lifecycle {
                         error!(session = %session.id, error = %e, "could not post the kept-locked alert");
                     }
                 }
+                if let (Some(channel), Some(ts)) = (&session.slack.handover_channel, &session.slack.handover_ts) {
+                    let at = Posted { channel: channel.clone(), ts: ts.clone() };
+                    if !self.redact(&session, &target, &at).await {
+                        return self.retry_teardown_later(session, &channels, "the hand-over DM could not be redacted".into()).await;
+                    }
+                }
                 self.close(session, removed.summary).await
             }
-            Err(cause) => self.retry_teardown_later(session, &target, cause).await,
+            Err(cause) => self.retry_teardown_later(session, &channels, cause).await,
+        }
+    }
+
+    /// A session whose target was removed from the configuration: its instance is terminated
+    /// (that needs no target), but its account cannot be revoked without the target's admin
+    /// credential, so the teardown keeps failing, and alerting every approvals channel, until an
+    /// operator restores the target (the next attempt then revokes it) or drops it by hand.
+    async fn teardown_removed_target(&self, session: Session) -> Result<StepOutcome, StepError> {
+        let channels: std::collections::BTreeSet<String> = self.workflow.config.targets.values().map(|t| t.approvals_channel.clone()).collect();
+        let channels: Vec<String> = channels.into_iter().collect();
+        let instance = match &session.instance_id {
+            Some(id) => Some(id.clone()),
+            None => match self.bastions.find(&session.id).await {
+                Ok(found) => found.map(|i| i.id),
+                Err(e) => return self.retry_teardown_later(session, &channels, format!("finding the bastion failed: {e}")).await,
+            },
+        };
+        if let Some(id) = instance {
+            if let Err(e) = self.bastions.terminate(&id).await {
+                return self.retry_teardown_later(session, &channels, format!("terminating {id} failed: {e}")).await;
+            }
+        }
+        match &session.account_host {
+            None => {
+                let summary = vec![format!("target `{}` is no longer configured; no account had been created", session.target)];
+                self.close(session, summary).await
+            }
+            Some(host) => {
+                let cause = format!(
+                    "target `{}` is no longer configured, so the account '{}'@'{host}' cannot be revoked: restore the target in the configuration (the next attempt revokes it) or drop the account by hand",
+                    session.target, session.requester.db_user
+                );
+                self.retry_teardown_later(session, &channels, cause).await
+            }
+        }
+    }
+
+    /// No instance is known yet, but a launch may have taken effect too recently for the tag
+    /// lookup to see it: look again once it has settled, instead of closing over a running bastion.
+    async fn wait_for_tags(&self, read: Session, until: DateTime<Utc>) -> Result<StepOutcome, StepError> {
+        let mut next = read.clone();
+        next.lease_until = Some(until);
+        match self.save(&read, &next, None).await? {
+            Some(_) => Ok(StepOutcome::TeardownRetry("waiting for the bastion tag lookup to settle".into())),
+            None => Ok(StepOutcome::Skipped),
         }
     }
 
@@ -411,7 +544,15 @@ impl Lifecycle {
         let instance = match &session.instance_id {
             Some(id) => Some(id.clone()),
             // A crash between launch and the store write leaves an instance only its tag knows.
-            None => self.bastions.find(&session.id).await.map_err(|e| e.to_string())?.map(|i| i.id),
+            None => {
+                let found = self.bastions.find(&session.id).await.map_err(|e| e.to_string())?.map(|i| i.id);
+                let settled = session.launch_window_end.map(|end| end + TAG_SETTLE);
+                if found.is_none() && settled.is_some_and(|at| at > self.now()) {
+                    removed.settling_until = settled;
+                    return Ok(removed);
+                }
+                found
+            }
         };
         if let Some(id) = instance {
             self.bastions.terminate(&id).await.map_err(|e| format!("terminating {id} failed: {e}"))?;
@@ -431,22 +572,13 @@ impl Lifecycle {
         let Some(stored) = self.save(&read, &next, Some(event)).await? else {
             return Ok(StepOutcome::Skipped);
         };
-        let handover_dm = (&stored.slack.handover_channel, &stored.slack.handover_ts, &stored.instance_id, self.workflow.config.target(&stored.target));
-        if let (Some(channel), Some(ts), Some(instance), Some(target)) = handover_dm {
-            let at = Posted { channel: channel.clone(), ts: ts.clone() };
-            let redacted = messages::redacted_handover(&stored, target, &self.region, instance, &self.workflow.config.bastion.session_document);
-            if let Err(e) = self.notifier.update(&at, &redacted).await {
-                // The account is gone, so the password no longer opens anything; say so and go on.
-                warn!(session = %stored.id, error = %e, "could not redact the hand-over DM (the account is already dropped)");
-            }
-        }
         self.tell_requester(&stored, &messages::teardown_notice(&stored)).await;
         self.refresh_card(&stored).await;
         info!(session = %stored.id, outcome = ?stored.state, "torn down");
         Ok(StepOutcome::TornDown)
     }
 
-    async fn retry_teardown_later(&self, read: Session, target: &TargetConfig, cause: String) -> Result<StepOutcome, StepError> {
+    async fn retry_teardown_later(&self, read: Session, channels: &[String], cause: String) -> Result<StepOutcome, StepError> {
         let now = self.now();
         error!(session = %read.id, %cause, attempt = read.teardown.attempts + 1, "teardown failed; will retry");
         let mut next = read.clone();
@@ -466,8 +598,10 @@ impl Lifecycle {
             let failing_for = crate::domain::AccessDuration::from_secs((now - stuck_since).num_seconds().max(1) as u64)
                 .unwrap_or_else(|_| self.workflow.config.scheduler.teardown_alert_after);
             let message = messages::stuck_teardown_alert(&stored, failing_for);
-            if let Err(e) = self.notifier.post(&target.approvals_channel, &message).await {
-                error!(session = %stored.id, error = %e, "could not post the stuck-teardown alert");
+            for channel in channels {
+                if let Err(e) = self.notifier.post(channel, &message).await {
+                    error!(session = %stored.id, error = %e, "could not post the stuck-teardown alert");
+                }
             }
         }
         Ok(StepOutcome::TeardownRetry(cause))

@@ -12,6 +12,12 @@ use crate::store::Store;
 /// Where "now" comes from, so that tests decide what time it is instead of sleeping.
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
+
+    /// Waits `by` (a lease renewal, a retry's backoff). tokio's timer, unless the clock is
+    /// virtual (the simulator's, `crate::memory::VirtualTime`).
+    fn sleep(&self, by: std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(tokio::time::sleep(by))
+    }
 }
 
 /// The wall clock.
@@ -60,6 +66,7 @@ pub struct Workflow {
     pub wake: Arc<Notify>,
 }
 
+mod abandon;
 pub mod audit;
 pub mod decide;
 pub mod lifecycle;

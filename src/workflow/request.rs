@@ -210,7 +210,10 @@ impl Workflow {
                 if s.state != State::Active {
                     return Err(ActionError::WrongState { id: s.id.clone(), state: s.state, what: "only an active session can be extended" });
                 }
-                if s.extension.is_some() {
+                // An extension whose card never made it to Slack (or was never recorded) has no
+                // button to decide it: after a minute a new request replaces it.
+                let unposted = s.extension.as_ref().is_some_and(|e| e.card_ts.is_none() && now - e.requested_at >= chrono::Duration::minutes(1));
+                if s.extension.is_some() && !unposted {
                     return Err(ActionError::AlreadyDecided(format!("an extension of {} is already waiting for the approvers", s.id)));
                 }
                 check_total(s, by, max, target)?;
@@ -219,12 +222,36 @@ impl Workflow {
                 Ok((next, Some(AuditEvent::ok(AuditKind::ExtensionRequested, Actor::User(user.clone()), now, format!("asked for {by} more")))))
             })
             .await?;
-        let card = notifier.post(&target.approvals_channel, &messages::extension_card(&stored, by, None)).await.map_err(ActionError::Slack)?;
+        let asked_at = now;
+        let card = match notifier.post(&target.approvals_channel, &messages::extension_card(&stored, by, None)).await {
+            Ok(card) => card,
+            Err(error) => {
+                // No approver can see it: withdraw it (if it is still this one), so it does not
+                // wait forever and the requester can ask again.
+                let withdrawn = self
+                    .change(id, |s| {
+                        if s.extension.as_ref().is_none_or(|e| e.requested_at != asked_at) {
+                            return Err(ActionError::AlreadyDecided(format!("the extension of {} was already decided", s.id)));
+                        }
+                        let mut next = s.clone();
+                        next.extension = None;
+                        let why = format!("the extension card could not be posted: {error}");
+                        Ok((next, Some(AuditEvent::failed(AuditKind::ExtensionDenied, Actor::System, now, why))))
+                    })
+                    .await;
+                if let Err(e) = withdrawn {
+                    tracing::warn!(session = %id, error = %e, "an extension whose card failed was not withdrawn");
+                }
+                return Err(ActionError::Slack(error));
+            }
+        };
         let stored = self
             .change(id, |s| {
                 let mut next = s.clone();
-                if let Some(ext) = next.extension.as_mut() {
-                    ext.card_ts = Some(card.ts.clone());
+                // Only the extension this card was posted for gets it.
+                match next.extension.as_mut() {
+                    Some(ext) if ext.requested_at == asked_at => ext.card_ts = Some(card.ts.clone()),
+                    _ => return Err(ActionError::AlreadyDecided(format!("the extension of {} was already decided", s.id))),
                 }
                 Ok((next, None))
             })

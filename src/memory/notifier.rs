@@ -1,0 +1,117 @@
+//! Slack in memory: every post and DM with the history of its updates; profiles derived from the
+//! user id; no user groups.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::{lock, Injected, Node};
+use crate::domain::SlackUserId;
+use crate::notify::{Message, Notifier, NotifyError, Posted, Profile, View};
+
+/// One message and every version of it (the first as posted, the last as it reads now).
+#[derive(Debug, Clone)]
+pub struct SentMessage {
+    pub channel: String,
+    pub ts: String,
+    /// The user of a DM.
+    pub dm_to: Option<String>,
+    pub versions: Vec<String>,
+}
+
+impl SentMessage {
+    pub fn now_reads(&self) -> &str {
+        self.versions.last().map(String::as_str).unwrap_or("")
+    }
+}
+
+/// The workspace, shared by every node.
+#[derive(Default)]
+pub struct SlackWorld {
+    messages: Mutex<BTreeMap<(String, String), SentMessage>>,
+}
+
+impl SlackWorld {
+    pub fn new() -> Arc<SlackWorld> {
+        Arc::new(SlackWorld::default())
+    }
+
+    /// Every message, in the order sent.
+    pub fn messages(&self) -> Vec<SentMessage> {
+        let mut all: Vec<SentMessage> = lock(&self.messages).values().cloned().collect();
+        all.sort_by_key(|m| m.ts.parse::<u64>().unwrap_or(0));
+        all
+    }
+
+    fn send(&self, channel: String, dm_to: Option<String>, text: String) -> Posted {
+        let mut messages = lock(&self.messages);
+        let ts = format!("{}", messages.len() + 1);
+        messages.insert((channel.clone(), ts.clone()), SentMessage { channel: channel.clone(), ts: ts.clone(), dm_to, versions: vec![text] });
+        Posted { channel, ts }
+    }
+}
+
+/// One node's Slack client.
+#[derive(Clone)]
+pub struct MemNotifier {
+    pub world: Arc<SlackWorld>,
+    pub node: Node,
+}
+
+impl MemNotifier {
+    pub fn new(world: Arc<SlackWorld>, node: Node) -> MemNotifier {
+        MemNotifier { world, node }
+    }
+
+    async fn call<T>(&self, method: &'static str, effect: impl FnOnce(&SlackWorld) -> Result<T, NotifyError>) -> Result<T, NotifyError> {
+        let world = self.world.clone();
+        match self.node.call(move || effect(&world)).await {
+            Ok(done) => done,
+            Err(Injected::Error) => Err(NotifyError::Refused { method, code: "internal_error".into() }),
+            Err(e @ Injected::Timeout) => Err(NotifyError::Unreachable { method, reason: e.to_string() }),
+        }
+    }
+}
+
+#[async_trait]
+impl Notifier for MemNotifier {
+    async fn post(&self, channel: &str, message: &Message) -> Result<Posted, NotifyError> {
+        let (channel, text) = (channel.to_string(), message.readable());
+        self.call("chat.postMessage", move |w| Ok(w.send(channel, None, text))).await
+    }
+
+    async fn update(&self, at: &Posted, message: &Message) -> Result<(), NotifyError> {
+        let (k, text) = ((at.channel.clone(), at.ts.clone()), message.readable());
+        self.call("chat.update", move |w| match lock(&w.messages).get_mut(&k) {
+            Some(m) => {
+                m.versions.push(text);
+                Ok(())
+            }
+            None => Err(NotifyError::Refused { method: "chat.update", code: "message_not_found".into() }),
+        })
+        .await
+    }
+
+    async fn dm(&self, user: &SlackUserId, message: &Message) -> Result<Posted, NotifyError> {
+        let (user, text) = (user.to_string(), message.readable());
+        self.call("chat.postMessage", move |w| Ok(w.send(format!("D-{user}"), Some(user), text))).await
+    }
+
+    async fn respond(&self, _response_url: &str, _message: &Message) -> Result<(), NotifyError> {
+        self.call("response_url", |_| Ok(())).await
+    }
+
+    async fn open_view(&self, _trigger_id: &str, _view: &View) -> Result<(), NotifyError> {
+        self.call("views.open", |_| Ok(())).await
+    }
+
+    async fn profile(&self, user: &SlackUserId) -> Result<Profile, NotifyError> {
+        let email = format!("{}@example.com", user.as_str().to_ascii_lowercase());
+        self.call("users.info", move |_| Ok(Profile { email: Some(email), tz: None })).await
+    }
+
+    async fn group_members(&self, _group: &str) -> Result<Vec<SlackUserId>, NotifyError> {
+        self.call("usergroups.users.list", |_| Ok(Vec::new())).await
+    }
+}

@@ -1,0 +1,171 @@
+//! What must hold after every schedule, checked on the world once it is quiet.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+
+use super::{World, USABLE_BOUND};
+use crate::domain::{AuditKind, Session, State};
+
+/// Every violation, one sentence each.
+pub fn check(world: &World) -> Vec<String> {
+    let sessions = world.store.all();
+    let mut out = Vec::new();
+    let instances = world.bastions.instances();
+    let accounts = world.grants.accounts();
+    let by_ip: BTreeMap<String, &Session> = instances
+        .iter()
+        .filter_map(|i| sessions.iter().find(|s| s.id == i.session).map(|s| (i.ip.to_string(), s)))
+        .collect();
+
+    // After quiescence every session is closed, and nothing exists without a live session.
+    for s in sessions.iter().filter(|s| !s.state.is_closed()) {
+        out.push(format!("{} is still {} after the world went quiet", s.id, s.state));
+    }
+    for i in instances.iter().filter(|i| !i.terminated) {
+        let state = sessions.iter().find(|s| s.id == i.session).map(|s| s.state.to_string()).unwrap_or_else(|| "unknown".into());
+        out.push(format!("instance {} of session {} ({state}) is still running", i.id, i.session));
+    }
+    for a in &accounts {
+        let owner = by_ip.get(&a.host).map(|s| format!("{} ({})", s.id, s.state)).unwrap_or_else(|| "no session".into());
+        out.push(format!("account '{}'@'{}' of {owner} still exists", a.user, a.host));
+    }
+
+    for s in &sessions {
+        let trail = world.store.trail(&s.id);
+        check_trail(s, &trail, &mut out);
+        check_deadline(world, s, &trail, &instances, &mut out);
+        check_handover(world, s, &trail, &mut out);
+    }
+    check_no_password_stored(world, &sessions, &mut out);
+    out
+}
+
+/// The trail starts with the request, is numbered in order, and says how the session ended.
+fn check_trail(s: &Session, trail: &[crate::store::AuditRecord], out: &mut Vec<String>) {
+    if trail.first().map(|r| r.event.kind) != Some(AuditKind::Requested) {
+        out.push(format!("{}: the trail does not start with the request", s.id));
+    }
+    if trail.windows(2).any(|w| w[0].seq >= w[1].seq) {
+        out.push(format!("{}: the trail is out of order", s.id));
+    }
+    let kinds: Vec<AuditKind> = trail.iter().map(|r| r.event.kind).collect();
+    let has = |k: AuditKind| kinds.contains(&k);
+    if has(AuditKind::HandedOver) && !(has(AuditKind::Launched) && has(AuditKind::Granted)) {
+        out.push(format!("{}: handed over without a launch and a grant in the trail", s.id));
+    }
+    if let State::Closed(_) = s.state {
+        let last = kinds.last().copied();
+        // Revoked closes an approved session that never started provisioning.
+        let closing = [AuditKind::TornDown, AuditKind::Denied, AuditKind::PendingTimedOut, AuditKind::Cancelled, AuditKind::Revoked];
+        if !last.is_some_and(|k| closing.contains(&k)) {
+            out.push(format!("{}: closed, but the trail ends with {:?}", s.id, last));
+        }
+        if has(AuditKind::ProvisioningStarted) && !has(AuditKind::TornDown) {
+            out.push(format!("{}: provisioning started but the trail has no teardown", s.id));
+        }
+    }
+}
+
+/// No account outlives its session's deadline by more than the bound, unless a teardown step
+/// failed (which is retried and alerted, not silent).
+fn check_deadline(world: &World, s: &Session, trail: &[crate::store::AuditRecord], instances: &[crate::memory::SimInstance], out: &mut Vec<String>) {
+    if trail.iter().any(|r| matches!(r.event.kind, AuditKind::TeardownFailed | AuditKind::Failed)) {
+        return;
+    }
+    let cut = trail.iter().find(|r| matches!(r.event.kind, AuditKind::Ended | AuditKind::Revoked)).map(|r| r.event.at);
+    let deadline = match (s.expires_at, cut) {
+        (Some(e), Some(c)) => e.min(c),
+        (e, c) => match e.or(c) {
+            Some(d) => d,
+            None => return,
+        },
+    };
+    let bound = chrono::Duration::from_std(USABLE_BOUND).unwrap_or_default();
+    let ips: Vec<String> = instances.iter().filter(|i| i.session == s.id).map(|i| i.ip.to_string()).collect();
+    for life in world.grants.lives().iter().filter(|l| l.user == s.requester.db_user.as_str() && ips.contains(&l.host)) {
+        let gone = life.dropped.map(|d| world.utc(d));
+        if gone.is_none_or(|g| g > deadline + bound) {
+            out.push(format!(
+                "{}: account '{}'@'{}' (created {}) usable until {gone:?}, past the deadline {deadline} + {USABLE_BOUND:?}",
+                s.id,
+                life.user,
+                life.host,
+                world.utc(life.created)
+            ));
+        }
+    }
+}
+
+/// One recorded hand-over DM per handed-over session, redacted once it ended; a DM that shows a
+/// password was recorded, or its password opens nothing.
+fn check_handover(world: &World, s: &Session, trail: &[crate::store::AuditRecord], out: &mut Vec<String>) {
+    let handed_over = trail.iter().filter(|r| r.event.kind == AuditKind::HandedOver).count();
+    if handed_over > 1 {
+        out.push(format!("{}: handed over {handed_over} times", s.id));
+    }
+    if handed_over == 1 && s.slack.handover_ts.is_none() {
+        out.push(format!("{}: handed over, but no hand-over DM is recorded", s.id));
+    }
+    let issued = world.grants.issued();
+    let dm_channel = format!("D-{}", s.requester.slack_id);
+    for m in world.slack.messages().into_iter().filter(|m| m.channel == dm_channel) {
+        let shows = issued.iter().any(|p| m.now_reads().contains(p.as_str()));
+        let recorded = s.slack.handover_ts.as_deref() == Some(m.ts.as_str());
+        if shows && recorded && s.state.is_closed() {
+            out.push(format!("{}: its hand-over DM {} still shows the password after the session closed", s.id, m.ts));
+        }
+    }
+}
+
+/// No issued password appears in any stored version of any session or audit event.
+fn check_no_password_stored(world: &World, sessions: &[Session], out: &mut Vec<String>) {
+    let issued = world.grants.issued();
+    for s in sessions {
+        let mut text = serde_json::to_string(s).unwrap_or_default();
+        for r in world.store.trail(&s.id) {
+            text.push_str(&serde_json::to_string(&r.event).unwrap_or_default());
+        }
+        if issued.iter().any(|p| text.contains(p.as_str())) {
+            out.push(format!("{}: a password reached the store", s.id));
+        }
+    }
+}
+
+/// A digest of the final world (sessions, trails, messages, instances): equal for equal seeds.
+pub fn digest(world: &World) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for s in world.store.all() {
+        s.id.as_str().hash(&mut h);
+        s.version.hash(&mut h);
+        s.state.to_string().hash(&mut h);
+        for r in world.store.trail(&s.id) {
+            (r.seq, r.event.kind.as_str(), r.event.at.timestamp_millis(), &r.event.detail).hash(&mut h);
+        }
+    }
+    for m in world.slack.messages() {
+        (&m.channel, &m.ts, m.versions.len()).hash(&mut h);
+    }
+    for i in world.bastions.instances() {
+        (&i.id, i.terminated).hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Each session's trail as one line: id, final state, and its events in order.
+pub fn trails(world: &World) -> Vec<String> {
+    world
+        .store
+        .all()
+        .iter()
+        .map(|s| {
+            let kinds: Vec<String> = world.store.trail(&s.id).iter().map(|r| format!("{} {}", r.event.at.format("%H:%M:%S"), r.event.kind.as_str())).collect();
+            let versions: Vec<String> = world
+                .store
+                .history(&s.id)
+                .iter()
+                .map(|(at, v)| format!("t+{}s v{} {} lease {:?}", at.as_secs(), v.version, v.state, v.lease_until.map(|l| l.format("%H:%M:%S").to_string())))
+                .collect();
+            format!("{} {}: {}\n    {}", s.id, s.state, kinds.join(" > "), versions.join("\n    "))
+        })
+        .collect()
+}

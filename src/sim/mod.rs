@@ -1,0 +1,201 @@
+//! The deterministic simulator: the real workflow code (request, decide, lifecycle, sweep) run by
+//! 2-3 replicas against the in-memory adapters ([`crate::memory`]) on a paused tokio clock, with
+//! people acting at random, faults injected into every adapter call, crashes and restarts, and
+//! clocks skewed within [`SKEW_BOUND`]. Everything random comes from one seed, and a paused
+//! current-thread runtime runs tasks in a fixed order, so a seed replays exactly.
+//!
+//! [`run`] plays one schedule and checks the invariants ([`invariants`]) once the world is quiet.
+
+mod exec;
+mod invariants;
+mod people;
+mod replica;
+pub mod rng;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::config::Config;
+pub use exec::{Executor, Spawner};
+
+use crate::memory::{BastionWorld, FaultRates, Faults, GrantWorld, SlackWorld, StoreWorld, VirtualTime};
+
+use people::Action;
+use replica::Replicas;
+pub use replica::SkewedClock;
+use rng::Rng;
+
+/// Replicas' clocks differ from true time by at most this (each is skewed by a fixed amount in
+/// `-SKEW_BOUND..=SKEW_BOUND`). Leases stay exclusive while skew stays under a third of the
+/// shortest lease (see ARCHITECTURE.md); the simulator stays well inside that.
+pub const SKEW_BOUND: Duration = Duration::from_secs(5);
+
+/// How long after its deadline (expiry, or the end or revoke that cut it short) a session's
+/// account may still exist when no teardown step failed: both clocks' skew, the index lag, a
+/// sweeper tick, a step lease left by a worker that crashed mid-teardown, and the time the calls
+/// take.
+pub const USABLE_BOUND: Duration = Duration::from_secs(2 * 5 + 3 + 30 + 120 + 60);
+
+/// People act during this window; then faults stop and the world runs until quiet.
+const ACTIVE: Duration = Duration::from_secs(15 * 60);
+const QUIET: Duration = Duration::from_secs(32 * 60);
+
+/// The configuration every replica runs (durations are short so a schedule covers whole lives).
+pub const CONFIG: &str = r#"
+[scheduler]
+tick = "30s"
+warning_lead = "1m"
+pending_timeout = "5m"
+teardown_alert_after = "5m"
+provisioning_lease = "30s"
+
+[bastion]
+ssm_online_timeout = "2m"
+
+[targets.billing]
+description = "Billing"
+writer_endpoint = "billing.cluster-abc.eu-west-1.rds.amazonaws.com"
+reader_endpoint = "billing.cluster-ro-abc.eu-west-1.rds.amazonaws.com"
+schemas = ["billing"]
+admin_secret = "powerpole/billing-admin"
+subnet_id = "subnet-0123"
+security_group_id = "sg-0123"
+approvers = ["U0BOB", "U0CAROL"]
+required_approvals = 1
+approvals_channel = "C0APPROVALS"
+max_duration = "20m"
+"#;
+
+/// What the world is made of, shared by every replica and the invariant checks.
+pub struct World {
+    pub config: Arc<Config>,
+    pub store: Arc<StoreWorld>,
+    pub bastions: Arc<BastionWorld>,
+    pub grants: Arc<GrantWorld>,
+    pub slack: Arc<SlackWorld>,
+    pub faults: Arc<Faults>,
+    pub time: Arc<VirtualTime>,
+    pub spawner: Spawner,
+    /// True time when the world started.
+    pub start_utc: DateTime<Utc>,
+}
+
+impl World {
+    /// True UTC time at `at` (time since the start).
+    pub fn utc(&self, at: Duration) -> DateTime<Utc> {
+        self.start_utc + chrono::Duration::from_std(at).unwrap_or_default()
+    }
+}
+
+/// What one schedule did and found.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub seed: u64,
+    /// The planned schedule (people's actions, replicas, skews, fault rates), one line each.
+    pub schedule: Vec<String>,
+    pub violations: Vec<String>,
+    pub crashes: u64,
+    pub faults: u64,
+    /// A digest of everything that happened: equal digests for equal seeds prove replay.
+    pub digest: u64,
+    /// Each session's trail, one line each (what `--seed` prints).
+    pub trails: Vec<String>,
+}
+
+impl Outcome {
+    /// The seed, the schedule and the violations, for a failure message.
+    pub fn report(&self) -> String {
+        format!(
+            "seed {} violated {} invariant(s):\n  {}\nschedule:\n  {}\nreplay: make simulate SEED={}",
+            self.seed,
+            self.violations.len(),
+            self.violations.join("\n  "),
+            self.schedule.join("\n  "),
+            self.seed
+        )
+    }
+}
+
+/// Plays the schedule of `seed` and checks the invariants.
+pub fn run(seed: u64) -> Outcome {
+    let executor = Executor::new();
+    let (time, spawner) = (executor.time.clone(), executor.spawner());
+    executor.block_on(simulate(seed, time, spawner))
+}
+
+fn config() -> Arc<Config> {
+    static CONFIG_ONCE: std::sync::OnceLock<Arc<Config>> = std::sync::OnceLock::new();
+    CONFIG_ONCE.get_or_init(|| Arc::new(Config::from_toml_str(CONFIG).expect("the simulator's configuration is valid"))).clone()
+}
+
+async fn simulate(seed: u64, time: Arc<VirtualTime>, spawner: Spawner) -> Outcome {
+    let mut rng = Rng::new(seed);
+    let rates = FaultRates {
+        error: rng.below(40) as u32,
+        timeout: rng.below(15) as u32,
+        lost_reply: rng.below(25) as u32,
+        crash: rng.below(6) as u32,
+        max_latency_ms: 1 + rng.below(400),
+    };
+    let store_lag = Duration::from_millis(rng.below(3000));
+    let tag_lag = Duration::from_millis(rng.below(45_000));
+    let boot = Duration::from_secs(rng.between(10, 90) as u64);
+    let world = Arc::new(World {
+        config: config(),
+        store: StoreWorld::new(store_lag, time.clone()),
+        bastions: BastionWorld::new(tag_lag, boot, time.clone()),
+        grants: GrantWorld::new(time.clone()),
+        slack: SlackWorld::new(),
+        faults: Faults::new(rng.next_u64(), rates, time.clone()),
+        time: time.clone(),
+        spawner: spawner.clone(),
+        start_utc: Utc.with_ymd_and_hms(2026, 3, 3, 9, 0, 0).single().unwrap_or_else(Utc::now),
+    });
+    let answer_delay = Duration::from_secs(rng.below(30));
+    *crate::memory::lock(&world.bastions.answer_delay) = answer_delay;
+    let replica_count = rng.between(2, 3) as usize;
+    let skews: Vec<i64> = (0..replica_count).map(|_| rng.between(-(SKEW_BOUND.as_millis() as i64), SKEW_BOUND.as_millis() as i64)).collect();
+    let actions = people::plan(&mut rng, ACTIVE, replica_count);
+
+    let mut schedule = vec![
+        format!("faults per mille: error {} timeout {} lost reply {} crash {}; latency up to {} ms", rates.error, rates.timeout, rates.lost_reply, rates.crash, rates.max_latency_ms),
+        format!("index lag {store_lag:?}, tag lag {tag_lag:?}, boot {boot:?}, RunInstances answers after {answer_delay:?}"),
+        format!("{replica_count} replicas, clock skews (ms) {skews:?}"),
+    ];
+    schedule.extend(actions.iter().map(|(at, a)| format!("t+{:>4}s {a}", at.as_secs())));
+
+    let replicas = Replicas::start(world.clone(), skews);
+    let people = Arc::new(Mutex::new(people::People::default()));
+    let restarter = replicas.clone().restart_dead(seed);
+    for (at, action) in actions {
+        time.sleep_until(at).await;
+        match action {
+            Action::Crash { replica } => replicas.crash(replica),
+            action => {
+                let Some(lifecycle) = replicas.any_live(&mut rng) else { continue };
+                spawner.detach(people::act(world.clone(), lifecycle, people.clone(), action));
+            }
+        }
+    }
+    time.sleep_until(ACTIVE).await;
+    // Quiescence: no more faults, every replica alive, and enough time for every deadline.
+    world.faults.set_rates(FaultRates { max_latency_ms: rates.max_latency_ms, ..FaultRates::default() });
+    replicas.revive_all();
+    time.sleep(QUIET).await;
+    drop(restarter);
+    replicas.stop();
+
+    let counts = &world.faults.counts;
+    let violations = invariants::check(&world);
+    Outcome {
+        seed,
+        schedule,
+        violations,
+        crashes: counts.crashes.load(std::sync::atomic::Ordering::Relaxed) + replicas.scheduled_crashes(),
+        faults: counts.faults(),
+        digest: invariants::digest(&world),
+        trails: invariants::trails(&world),
+    }
+}

@@ -1,0 +1,210 @@
+//! Workflow races replayed step by step on the in-memory adapters (src/memory), on the
+//! simulator's virtual time: each test names the race it proves fixed. No I/O; each runs in
+//! milliseconds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{TimeZone, Utc};
+use tokio::sync::Notify;
+
+use powerpole::bastion::{BastionError, Bastions, Instance, LaunchSpec, ManagedInstance};
+use powerpole::config::Config;
+use powerpole::domain::{AccessDuration, Outcome, SessionId, SlackUserId, State};
+use powerpole::memory::{BastionWorld, Faults, GrantWorld, MemBastions, MemGrants, MemNotifier, MemStore, Node, SlackWorld, StoreWorld, VirtualTime};
+use powerpole::notify::{Message, Notifier, NotifyError, Posted, Profile, View};
+use powerpole::sim::{Executor, SkewedClock, Spawner, CONFIG};
+use powerpole::workflow::{Lifecycle, Workflow};
+
+struct World {
+    time: Arc<VirtualTime>,
+    spawner: Spawner,
+    lifecycle: Lifecycle,
+    store: Arc<StoreWorld>,
+    bastions: Arc<BastionWorld>,
+    grants: Arc<GrantWorld>,
+    slack: Arc<SlackWorld>,
+}
+
+fn user(id: &str) -> SlackUserId {
+    SlackUserId::parse(id).unwrap()
+}
+
+/// A world without faults; `wrap` may put a gate around the bastions or Slack.
+fn world(exec: &Executor, tag_lag: Duration, bastions: impl FnOnce(MemBastions) -> Arc<dyn Bastions>, notifier: impl FnOnce(MemNotifier) -> Arc<dyn Notifier>) -> Arc<World> {
+    let time = exec.time.clone();
+    let node = Node::new("test", Faults::none(time.clone()));
+    let (store, bw, grants, slack) =
+        (StoreWorld::new(Duration::ZERO, time.clone()), BastionWorld::new(tag_lag, Duration::from_secs(30), time.clone()), GrantWorld::new(time.clone()), SlackWorld::new());
+    let workflow = Workflow {
+        config: Arc::new(Config::from_toml_str(CONFIG).unwrap()),
+        store: Arc::new(MemStore::new(store.clone(), node.clone())),
+        clock: Arc::new(SkewedClock::new(time.clone(), Utc.with_ymd_and_hms(2026, 3, 3, 9, 0, 0).unwrap(), 0)),
+        wake: Arc::new(Notify::new()),
+    };
+    let lifecycle = Lifecycle {
+        workflow,
+        bastions: bastions(MemBastions::new(bw.clone(), node.clone())),
+        grants: Arc::new(MemGrants::new(grants.clone(), node.clone())),
+        notifier: notifier(MemNotifier::new(slack.clone(), node)),
+        region: "eu-west-1".into(),
+    };
+    Arc::new(World { time, spawner: exec.spawner(), lifecycle, store, bastions: bw, grants, slack })
+}
+
+impl World {
+    async fn approved(&self) -> SessionId {
+        let wf = &self.lifecycle.workflow;
+        let id = SessionId::derived_from("test-request");
+        let draft = wf.check_request("billing", "READ", "10m", "INC-1").unwrap();
+        wf.request(self.lifecycle.notifier.as_ref(), id.clone(), &user("U0ALICE"), draft).await.unwrap();
+        wf.approve(self.lifecycle.notifier.as_ref(), &user("U0BOB"), &id, None).await.unwrap();
+        id
+    }
+
+    fn session(&self, id: &SessionId) -> powerpole::domain::Session {
+        self.store.all().into_iter().find(|s| &s.id == id).unwrap()
+    }
+
+    /// Sweeps every 15 s for `minutes`, each due step in its own task.
+    async fn sweep_for(&self, minutes: u64) {
+        for _ in 0..minutes * 4 {
+            if let Ok(plan) = self.lifecycle.plan(chrono::Duration::seconds(15)).await {
+                for session in plan.due {
+                    let lifecycle = self.lifecycle.clone();
+                    self.spawner.detach(async move { drop(lifecycle.act(session).await) });
+                }
+            }
+            self.time.sleep(Duration::from_secs(15)).await;
+        }
+    }
+
+    fn nothing_left(&self) {
+        assert!(self.bastions.instances().iter().all(|i| i.terminated), "an instance is still running: {:?}", self.bastions.instances());
+        assert!(self.grants.accounts().is_empty(), "an account is left: {:?}", self.grants.accounts());
+    }
+}
+
+/// Bastions whose `RunInstances` takes effect at once but answers only when the gate opens.
+struct LateLaunch(MemBastions, Arc<Notify>);
+
+#[async_trait]
+impl Bastions for LateLaunch {
+    async fn launch(&self, spec: &LaunchSpec) -> Result<Instance, BastionError> {
+        let launched = self.0.launch(spec).await;
+        self.1.notified().await;
+        launched
+    }
+    async fn find(&self, session: &SessionId) -> Result<Option<Instance>, BastionError> {
+        self.0.find(session).await
+    }
+    async fn wait_online(&self, id: &str, timeout: Duration) -> Result<(), BastionError> {
+        self.0.wait_online(id, timeout).await
+    }
+    async fn terminate(&self, id: &str) -> Result<(), BastionError> {
+        self.0.terminate(id).await
+    }
+    async fn list_managed(&self) -> Result<Vec<ManagedInstance>, BastionError> {
+        self.0.list_managed().await
+    }
+}
+
+#[test]
+fn end_during_launch_leaves_no_instance_and_tells_the_requester() {
+    let exec = Executor::new();
+    let gate = Arc::new(Notify::new());
+    let g = gate.clone();
+    // The tag lookup lags 30 s: the teardown cannot find the instance the worker is launching.
+    let w = world(&exec, Duration::from_secs(30), move |b| Arc::new(LateLaunch(b, g)), |n| Arc::new(n));
+    exec.block_on(async move {
+    let id = w.approved().await;
+    let worker = w.spawner.spawn({
+        let lifecycle = w.lifecycle.clone();
+        let s = w.session(&id);
+        async move { lifecycle.act(s).await }
+    });
+    w.time.sleep(Duration::from_secs(1)).await;
+    assert_eq!(w.bastions.instances().len(), 1, "the launch took effect");
+    let wf = &w.lifecycle.workflow;
+    wf.end(w.lifecycle.notifier.as_ref(), &user("U0ALICE"), &id).await.unwrap();
+    w.sweep_for(1).await;
+    gate.notify_one();
+    let _ = worker.await;
+    w.sweep_for(3).await;
+    assert_eq!(w.session(&id).state, State::Closed(Outcome::EndedByRequester));
+    w.nothing_left();
+    let told = w.slack.messages().into_iter().any(|m| m.dm_to.as_deref() == Some("U0ALICE") && m.now_reads().contains(id.as_str()));
+    assert!(told, "the requester was told");
+    });
+}
+
+/// Slack whose extension cards cannot be posted (every post after the approval card fails).
+struct NoExtensionCards(MemNotifier, std::sync::atomic::AtomicUsize);
+
+#[async_trait]
+impl Notifier for NoExtensionCards {
+    async fn post(&self, channel: &str, message: &Message) -> Result<Posted, NotifyError> {
+        if self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+            return Err(NotifyError::Unreachable { method: "chat.postMessage", reason: "test".into() });
+        }
+        self.0.post(channel, message).await
+    }
+    async fn update(&self, at: &Posted, message: &Message) -> Result<(), NotifyError> {
+        self.0.update(at, message).await
+    }
+    async fn dm(&self, user: &SlackUserId, message: &Message) -> Result<Posted, NotifyError> {
+        self.0.dm(user, message).await
+    }
+    async fn respond(&self, url: &str, message: &Message) -> Result<(), NotifyError> {
+        self.0.respond(url, message).await
+    }
+    async fn open_view(&self, trigger: &str, view: &View) -> Result<(), NotifyError> {
+        self.0.open_view(trigger, view).await
+    }
+    async fn profile(&self, user: &SlackUserId) -> Result<Profile, NotifyError> {
+        self.0.profile(user).await
+    }
+    async fn group_members(&self, group: &str) -> Result<Vec<SlackUserId>, NotifyError> {
+        self.0.group_members(group).await
+    }
+}
+
+#[test]
+fn an_extension_whose_card_failed_does_not_stay_pending() {
+    let exec = Executor::new();
+    let w = world(&exec, Duration::ZERO, |b| Arc::new(b), |n| Arc::new(NoExtensionCards(n, Default::default())));
+    exec.block_on(async move {
+    let id = w.approved().await;
+    w.sweep_for(2).await;
+    assert_eq!(w.session(&id).state, State::Active);
+    let five = AccessDuration::from_minutes(5).unwrap();
+    let wf = &w.lifecycle.workflow;
+    assert!(wf.extend_request(w.lifecycle.notifier.as_ref(), &user("U0ALICE"), &id, five).await.is_err());
+    assert_eq!(w.session(&id).extension, None, "the extension nobody can see was withdrawn");
+    });
+}
+
+#[test]
+fn a_stale_extension_card_cannot_approve_a_newer_extension() {
+    let exec = Executor::new();
+    let w = world(&exec, Duration::ZERO, |b| Arc::new(b), |n| Arc::new(n));
+    exec.block_on(async move {
+    let id = w.approved().await;
+    w.sweep_for(2).await;
+    let (wf, n) = (&w.lifecycle.workflow, w.lifecycle.notifier.as_ref());
+    let one = AccessDuration::from_minutes(1).unwrap();
+    let card = |s: &powerpole::domain::Session| Posted { channel: "C0APPROVALS".into(), ts: s.extension.as_ref().unwrap().card_ts.clone().unwrap() };
+    let first = wf.extend_request(n, &user("U0ALICE"), &id, one).await.unwrap().session;
+    let old_card = card(&first);
+    wf.decide_extension(n, &user("U0BOB"), &id, false, Some(old_card.clone())).await.unwrap();
+    wf.extend_request(n, &user("U0ALICE"), &id, one).await.unwrap();
+    let before = w.session(&id).expires_at;
+    let stale = wf.decide_extension(n, &user("U0BOB"), &id, true, Some(old_card)).await;
+    assert!(stale.is_err(), "the denied extension's card approved the new one");
+    assert_eq!(w.session(&id).expires_at, before);
+    let current = card(&w.session(&id));
+    wf.decide_extension(n, &user("U0BOB"), &id, true, Some(current)).await.unwrap();
+    assert_eq!(w.session(&id).expires_at, before.map(|e| e + chrono::Duration::minutes(1)));
+    });
+}
