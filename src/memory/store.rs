@@ -27,6 +27,8 @@ struct Tables {
     sessions: BTreeMap<SessionId, Vec<(Duration, Session)>>,
     audit: BTreeMap<SessionId, Vec<AuditRecord>>,
     markers: BTreeMap<String, Duration>,
+    /// Database user names and the Slack user each is reserved for.
+    names: BTreeMap<String, crate::domain::SlackUserId>,
 }
 
 impl StoreWorld {
@@ -190,6 +192,22 @@ impl Store for MemStore {
                 _ => {
                     t.markers.insert(key, now);
                     Ok(true)
+                }
+            }
+        })
+        .await
+    }
+
+    async fn reserve_db_user(&self, name: &crate::domain::DbUsername, owner: &crate::domain::SlackUserId) -> Result<(), StoreError> {
+        let (name, owner) = (name.to_string(), owner.clone());
+        self.call(move |w| {
+            let mut t = lock(&w.inner);
+            match t.names.get(&name) {
+                Some(holder) if *holder != owner => Err(StoreError::NameTaken(name)),
+                Some(_) => Ok(()),
+                None => {
+                    t.names.insert(name, owner);
+                    Ok(())
                 }
             }
         })
