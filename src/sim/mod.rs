@@ -54,10 +54,14 @@ provisioning_lease = "30s"
 [bastion]
 ssm_online_timeout = "2m"
 
+[access]
+home_domains = ["example.com"]
+
 [targets.billing]
 description = "Billing"
 writer_endpoint = "billing.cluster-abc.eu-west-1.rds.amazonaws.com"
 reader_endpoint = "billing.cluster-ro-abc.eu-west-1.rds.amazonaws.com"
+instance_endpoints = ["billing-1.abc.eu-west-1.rds.amazonaws.com", "billing-2.abc.eu-west-1.rds.amazonaws.com"]
 schemas = ["billing"]
 admin_secret = "powerpole/billing-admin"
 subnet_id = "subnet-0123"
