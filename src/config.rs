@@ -777,15 +777,9 @@ DML = ["SELECT", "SUPER"]
         let c = Config::from_toml_str(MINIMAL).unwrap();
         assert_eq!((c.server.follow_up_workers, c.server.follow_up_queue), (32, 512));
         assert_eq!(c.server.request_log, Some(tracing::Level::INFO));
-        let quiet = Config::from_toml_str(&format!("[server]
-request_log = "off"
-follow_up_queue = 0
-{MINIMAL}")).unwrap();
+        let quiet = Config::from_toml_str(&format!("[server]\nrequest_log = \"off\"\nfollow_up_queue = 0\n{MINIMAL}")).unwrap();
         assert_eq!((quiet.server.request_log, quiet.server.follow_up_queue), (None, 0));
-        let err = Config::from_toml_str(&format!("[server]
-request_log = "loud"
-follow_up_workers = 0
-{MINIMAL}")).unwrap_err();
+        let err = Config::from_toml_str(&format!("[server]\nrequest_log = \"loud\"\nfollow_up_workers = 0\n{MINIMAL}")).unwrap_err();
         let paths: Vec<&str> = err.problems.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(paths, ["server.request_log", "server.follow_up_workers"], "{err}");
     }
