@@ -30,9 +30,11 @@ check-infra:
 	scripts/infra-check.sh
 
 # Benchmarks build in release (about 14 minutes cold on 2 cores); never part of `make test`.
+# Each prints `figure: NAME = VALUE UNIT (goal GOAL)` lines; the speed bench needs wrk.
 bench:
 	@scripts/standins.sh start
-	@source .local/standins.env && $(CARGO) bench -j$(JOBS) --bench slack_ack --bench handover
+	@command -v wrk >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
+	@source .local/standins.env && $(CARGO) bench -j$(JOBS) --bench speed --bench handover
 
 # The deterministic simulator (src/sim): SEEDS schedules from seed FIRST, or one seed replayed
 # with its schedule (SEED=...). Needs no stand-ins.

@@ -126,6 +126,12 @@ pub struct SlackConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     pub listen: String,
+    /// Follow-ups (the work after each acknowledgement) running at once.
+    pub follow_up_workers: usize,
+    /// Follow-ups waiting for a worker; past it, Slack is answered "busy, try again".
+    pub follow_up_queue: usize,
+    /// The level of the one log line per Slack request; `None` logs none.
+    pub request_log: Option<tracing::Level>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -391,6 +397,22 @@ fn env_overrides() -> Env {
     Env::prefixed("POWERPOLE_").filter(|key| key.as_str().contains("__")).split("__")
 }
 
+/// `[server] request_log`: a tracing level, or `off`.
+fn request_log_level(text: &str, p: &mut Problems) -> Option<tracing::Level> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "off" => None,
+        "error" => Some(tracing::Level::ERROR),
+        "warn" => Some(tracing::Level::WARN),
+        "info" => Some(tracing::Level::INFO),
+        "debug" => Some(tracing::Level::DEBUG),
+        "trace" => Some(tracing::Level::TRACE),
+        other => {
+            p.add("server.request_log", format!("`{other}` is not a log level: use off, error, warn, info, debug or trace"));
+            Some(tracing::Level::INFO)
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Raw form, exactly as written, and its validation.
 // ---------------------------------------------------------------------------------------------
@@ -431,6 +453,9 @@ struct RawSlack {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     listen: Option<String>,
+    follow_up_workers: Option<usize>,
+    follow_up_queue: Option<usize>,
+    request_log: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -574,9 +599,20 @@ impl RawConfig {
         if !slack.command.starts_with('/') {
             p.add("slack.command", "a slash command starts with `/`, e.g. /powerpole");
         }
-        let server = ServerConfig { listen: self.server.listen.unwrap_or_else(|| "127.0.0.1:3000".into()) };
+        let server = ServerConfig {
+            listen: self.server.listen.unwrap_or_else(|| "127.0.0.1:3000".into()),
+            follow_up_workers: self.server.follow_up_workers.unwrap_or(crate::slack::pool::DEFAULT_WORKERS),
+            follow_up_queue: self.server.follow_up_queue.unwrap_or(crate::slack::pool::DEFAULT_QUEUE),
+            request_log: request_log_level(self.server.request_log.as_deref().unwrap_or("info"), &mut p),
+        };
         if server.listen.parse::<std::net::SocketAddr>().is_err() {
             p.add("server.listen", format!("`{}` is not an address:port such as 0.0.0.0:3000", server.listen));
+        }
+        if !(1..=4096).contains(&server.follow_up_workers) {
+            p.add("server.follow_up_workers", "must be between 1 and 4096 (follow-ups running at once)");
+        }
+        if server.follow_up_queue > 1_000_000 {
+            p.add("server.follow_up_queue", "must be at most 1000000 (follow-ups waiting for a worker)");
         }
         let store = StoreConfig {
             table: self.store.table.unwrap_or_else(|| "powerpole".into()),
@@ -926,6 +962,18 @@ DML = ["SELECT", "SUPER"]
         assert_eq!(err.problems[0].path, "scheduler.provisioning_lease", "{err}");
         let ok = Config::from_toml_str(&format!("[scheduler]\nprovisioning_lease = \"5s\"\n{MINIMAL}")).unwrap();
         assert_eq!(ok.scheduler.provisioning_lease.as_secs(), 5);
+    }
+
+    #[test]
+    fn the_follow_up_pool_and_request_log_have_defaults_and_refuse_nonsense() {
+        let c = Config::from_toml_str(MINIMAL).unwrap();
+        assert_eq!((c.server.follow_up_workers, c.server.follow_up_queue), (32, 512));
+        assert_eq!(c.server.request_log, Some(tracing::Level::INFO));
+        let quiet = Config::from_toml_str(&format!("[server]\nrequest_log = \"off\"\nfollow_up_queue = 0\n{MINIMAL}")).unwrap();
+        assert_eq!((quiet.server.request_log, quiet.server.follow_up_queue), (None, 0));
+        let err = Config::from_toml_str(&format!("[server]\nrequest_log = \"loud\"\nfollow_up_workers = 0\n{MINIMAL}")).unwrap_err();
+        let paths: Vec<&str> = err.problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["server.request_log", "server.follow_up_workers"], "{err}");
     }
 
     #[test]

@@ -18,7 +18,8 @@ use powerpole::workflow::{audit_json, audit_line, run_sweeper, AuditQuery};
 /// driven from Slack.
 ///
 /// AWS settings come from the SDK's usual sources (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL...).
-/// Logs are JSON lines on stderr; RUST_LOG filters them (default: info).
+/// Logs are JSON lines on stderr; RUST_LOG filters them (default: info). `serve` logs each Slack
+/// request as one line at `[server] request_log` (default info; `off` for none).
 #[derive(Debug, Parser)]
 #[command(name = "powerpole", version, about, long_about)]
 struct Cli {

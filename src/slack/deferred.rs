@@ -3,7 +3,8 @@
 //! Every handler answers Slack at once (verify, parse, validate, reply: no side effect) and gives
 //! the rest (store writes, approval cards, DMs) to [`SlackApp::follow_ups`] as a [`FollowUp`]:
 //!
-//! - `powerpole serve` and Socket Mode spawn it on the runtime ([`SpawnFollowUps`]);
+//! - `powerpole serve` and Socket Mode run it on the runtime through a bounded pool
+//!   ([`super::pool::FollowUpPool`]), which refuses it when full so the answer says "busy";
 //! - on Lambda anything still running after the answer is frozen, so a [`Deferrer`] holds the
 //!   follow-up ([`HeldFollowUps`]), drops it unrun, and hands the *verified request* to a durable
 //!   queue ([`HandOff`]) as a [`Deferred`]. A worker invocation replays that request through the
@@ -107,15 +108,11 @@ impl std::fmt::Debug for FollowUp {
 /// Where follow-ups go.
 pub trait FollowUps: Send + Sync {
     fn accept(&self, follow_up: FollowUp);
-}
 
-/// Runs each follow-up at once on the runtime (`serve`, Socket Mode).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SpawnFollowUps;
-
-impl FollowUps for SpawnFollowUps {
-    fn accept(&self, follow_up: FollowUp) {
-        tokio::spawn(follow_up.run());
+    /// Whether a follow-up of request `id` was refused for lack of room, forgetting it: its
+    /// answer then says "busy, try again" instead of promising work that will not run.
+    fn take_refused(&self, _id: &RequestId) -> bool {
+        false
     }
 }
 

@@ -14,7 +14,7 @@ use slack_morphism::prelude::{SlackCommandEvent, SlackInteractionEvent, SlackPus
 use tracing::Instrument;
 
 use super::verify::{verify, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use super::{events, RequestId, SlackApp};
+use super::{events, pool, RequestId, SlackApp};
 
 /// Slack's payloads are small; anything larger is not from Slack.
 const MAX_BODY: usize = 256 * 1024;
@@ -108,8 +108,10 @@ async fn events_route(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body
     verified(&app, Endpoint::Events, &headers, &body).await
 }
 
-/// Checks the signature, then answers; every answer carries the request id.
+/// Checks the signature, then answers; every answer carries the request id, and each request
+/// is one log line at `[server] request_log` (warnings about it come on top).
 async fn verified(app: &Arc<SlackApp>, endpoint: Endpoint, headers: &HeaderMap, body: &Bytes) -> Response {
+    let started = std::time::Instant::now();
     let id = RequestId::new();
     let span = match endpoint {
         Endpoint::Commands => tracing::info_span!("slack_command", request_id = %id),
@@ -124,7 +126,26 @@ async fn verified(app: &Arc<SlackApp>, endpoint: Endpoint, headers: &HeaderMap, 
     }
     .instrument(span)
     .await;
+    log_request(app.workflow.config.server.request_log, endpoint, response.status(), &id, started.elapsed());
     with_id(response, &id)
+}
+
+/// The one line per request, at the level operators chose (tracing's levels are constants).
+fn log_request(level: Option<tracing::Level>, endpoint: Endpoint, status: StatusCode, id: &RequestId, took: std::time::Duration) {
+    use tracing::Level;
+    macro_rules! line {
+        ($level:expr) => {
+            tracing::event!($level, request_id = %id, ?endpoint, status = status.as_u16(), micros = took.as_micros() as u64, "slack request")
+        };
+    }
+    match level {
+        Some(Level::ERROR) => line!(Level::ERROR),
+        Some(Level::WARN) => line!(Level::WARN),
+        Some(Level::INFO) => line!(Level::INFO),
+        Some(Level::DEBUG) => line!(Level::DEBUG),
+        Some(_) => line!(Level::TRACE),
+        None => {}
+    }
 }
 
 /// Parses a verified request and answers it, leaving its follow-up to `app.follow_ups`. Also
@@ -132,7 +153,11 @@ async fn verified(app: &Arc<SlackApp>, endpoint: Endpoint, headers: &HeaderMap, 
 pub(crate) fn answer(app: &Arc<SlackApp>, endpoint: Endpoint, headers: &HeaderMap, body: &[u8], id: &RequestId) -> Response {
     match endpoint {
         Endpoint::Commands => match serde_urlencoded::from_bytes::<SlackCommandEvent>(body) {
-            Ok(event) => json_or_empty(super::command::handle(app, event, id).body()),
+            Ok(event) => {
+                let reply = super::command::handle(app, event, id);
+                let reply = if app.follow_ups.take_refused(id) { pool::busy_reply() } else { reply };
+                json_or_empty(reply.body())
+            }
             Err(_) => bad_request("the form does not have a slash command's fields"),
         },
         Endpoint::Interactions => {
@@ -143,7 +168,15 @@ pub(crate) fn answer(app: &Arc<SlackApp>, endpoint: Endpoint, headers: &HeaderMa
                 return bad_request("the form has no `payload` field");
             };
             match serde_json::from_str::<SlackInteractionEvent>(&payload) {
-                Ok(event) => json_or_empty(super::interaction::handle(app, event, id).body()),
+                Ok(event) => {
+                    let first_input = pool::first_input_block(&event);
+                    let ack = super::interaction::handle(app, event, id);
+                    match (app.follow_ups.take_refused(id), first_input) {
+                        (false, _) => json_or_empty(ack.body()),
+                        (true, Some(block)) => json_or_empty(pool::busy_ack(&block).body()),
+                        (true, None) => pool::busy_response(),
+                    }
+                }
                 Err(_) => bad_request("the payload is not an interaction Slack sends"),
             }
         }
@@ -153,6 +186,10 @@ pub(crate) fn answer(app: &Arc<SlackApp>, endpoint: Endpoint, headers: &HeaderMa
                 Ok(SlackPushEvent::UrlVerification(v)) => Json(serde_json::json!({"challenge": v.challenge})).into_response(),
                 Ok(SlackPushEvent::EventCallback(callback)) => {
                     events::handle(app, callback, retry, id);
+                    // Refused: Slack retries the event later.
+                    if app.follow_ups.take_refused(id) {
+                        return pool::busy_response();
+                    }
                     StatusCode::OK.into_response()
                 }
                 Ok(SlackPushEvent::AppRateLimited(_)) => {

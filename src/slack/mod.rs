@@ -18,6 +18,7 @@ pub mod health;
 mod http;
 pub mod interaction;
 pub mod manifest;
+pub mod pool;
 pub mod serve;
 pub mod socket;
 pub mod verify;
@@ -32,8 +33,9 @@ use crate::notify::{Message, Notifier};
 use crate::secrets::Secret;
 use crate::workflow::Workflow;
 
-pub use deferred::{FollowUp, FollowUps, SpawnFollowUps};
+pub use deferred::{FollowUp, FollowUps};
 pub use health::{Readiness, TargetHealth};
+pub use pool::{FollowUpPool, PoolStats};
 pub use http::{router, Endpoint};
 
 /// Everything the handlers need.
@@ -44,7 +46,7 @@ pub struct SlackApp {
     pub health: Arc<TargetHealth>,
     /// What `GET /readyz` reports.
     pub readiness: Arc<Readiness>,
-    /// Where the work after each acknowledgement runs: spawned at once (`serve`, Socket Mode), or
+    /// Where the work after each acknowledgement runs: a bounded pool (`serve`, Socket Mode), or
     /// held for a Lambda entry point to hand off ([`deferred`]).
     pub follow_ups: Arc<dyn FollowUps>,
 }
@@ -58,11 +60,20 @@ pub fn store_wait_note(app: &SlackApp, what: &str) -> String {
 }
 
 impl SlackApp {
+    /// Follow-ups run through a bounded pool sized by `[server] follow_up_workers` and
+    /// `follow_up_queue` (`serve`, Socket Mode).
     pub fn new(workflow: Workflow, notifier: Arc<dyn Notifier>, signing_secret: Secret) -> Arc<SlackApp> {
-        SlackApp::with_follow_ups(workflow, notifier, signing_secret, Arc::new(SpawnFollowUps))
+        let server = &workflow.config.server;
+        let pool = Arc::new(FollowUpPool::new(server.follow_up_workers, server.follow_up_queue));
+        SlackApp::with_pool(workflow, notifier, signing_secret, pool)
     }
 
-    /// As [`SlackApp::new`], with the follow-ups going to `follow_ups` instead of `tokio::spawn`.
+    /// As [`SlackApp::new`], with a pool the caller keeps (to read its [`PoolStats`]).
+    pub fn with_pool(workflow: Workflow, notifier: Arc<dyn Notifier>, signing_secret: Secret, pool: Arc<FollowUpPool>) -> Arc<SlackApp> {
+        SlackApp::with_follow_ups(workflow, notifier, signing_secret, pool)
+    }
+
+    /// As [`SlackApp::new`], with the follow-ups going to `follow_ups` instead of a pool.
     pub fn with_follow_ups(workflow: Workflow, notifier: Arc<dyn Notifier>, signing_secret: Secret, follow_ups: Arc<dyn FollowUps>) -> Arc<SlackApp> {
         let readiness = Arc::new(Readiness::new(workflow.clock.clone()));
         Arc::new(SlackApp { workflow, notifier, signing_secret, health: Arc::new(TargetHealth::default()), readiness, follow_ups })

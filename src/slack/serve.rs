@@ -103,7 +103,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
 struct Started {
     app: Arc<SlackApp>,
     built: App,
-    follow_ups: Arc<TrackedFollowUps>,
+    follow_ups: Arc<super::FollowUpPool>,
     stop_sweeper: tokio::task::AbortHandle,
 }
 
@@ -118,8 +118,10 @@ async fn start(config: &Arc<Config>) -> Result<Started, ServeError> {
     if config.slack.mode == SlackMode::Http && signing_secret.expose().is_empty() {
         return Err(ServeError::Secret { what: "signing secret", source: SecretError::Empty });
     }
-    let follow_ups = Arc::new(TrackedFollowUps::default());
-    let app = SlackApp::with_follow_ups(built.workflow.clone(), built.notifier.clone(), signing_secret, follow_ups.clone());
+    // Follow-ups run through a bounded pool (`[server] follow_up_workers`, `follow_up_queue`).
+    let server = &config.server;
+    let follow_ups = Arc::new(super::FollowUpPool::new(server.follow_up_workers, server.follow_up_queue));
+    let app = SlackApp::with_pool(built.workflow.clone(), built.notifier.clone(), signing_secret, follow_ups.clone());
     watch_targets(&app, &built.secrets).await;
     // The sweeper: provisioning, warnings, expiries and teardown retries, driven by the store.
     let sweeper = start_sweeper(&app, built.lifecycle.clone(), config.scheduler.tick.to_std());
@@ -236,46 +238,6 @@ async fn terminated() {
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
     tracing::info!("stop signal received");
-}
-
-/// Runs each follow-up at once, like [`super::SpawnFollowUps`], counting those in flight so
-/// that a stopping service can wait for them.
-#[derive(Default)]
-pub struct TrackedFollowUps {
-    in_flight: Arc<tokio::sync::watch::Sender<usize>>,
-}
-
-/// Counts a follow-up done even if it panics.
-struct Done(Arc<tokio::sync::watch::Sender<usize>>);
-
-impl Drop for Done {
-    fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
-    }
-}
-
-impl TrackedFollowUps {
-    pub fn in_flight(&self) -> usize {
-        *self.in_flight.borrow()
-    }
-
-    /// Whether every follow-up finished within `bound`.
-    pub async fn drained(&self, bound: Duration) -> bool {
-        let mut count = self.in_flight.subscribe();
-        let drained = matches!(tokio::time::timeout(bound, count.wait_for(|n| *n == 0)).await, Ok(Ok(_)));
-        drained
-    }
-}
-
-impl super::FollowUps for TrackedFollowUps {
-    fn accept(&self, follow_up: super::FollowUp) {
-        self.in_flight.send_modify(|n| *n += 1);
-        let done = Done(self.in_flight.clone());
-        tokio::spawn(async move {
-            let _done = done;
-            follow_up.run().await;
-        });
-    }
 }
 
 /// Marks every target unchecked and starts one background check loop per target; returns once

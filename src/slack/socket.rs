@@ -12,7 +12,7 @@ use slack_morphism::prelude::*;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-use super::{command, events, interaction, Ack, Reply, RequestId, SlackApp};
+use super::{command, events, interaction, pool, Ack, Reply, RequestId, SlackApp};
 use crate::notify::Message;
 use crate::secrets::Secret;
 
@@ -71,7 +71,9 @@ pub async fn on_command(event: SlackCommandEvent, _client: Arc<SlackHyperClient>
     let app = app_of(&state).await?;
     let id = RequestId::new();
     let _span = tracing::info_span!("slack_command", request_id = %id, transport = "socket").entered();
-    match command::handle(&app, event, &id) {
+    let reply = command::handle(&app, event, &id);
+    let reply = if app.follow_ups.take_refused(&id) { pool::busy_reply() } else { reply };
+    match reply {
         Reply::Ephemeral(message) => Ok(SlackCommandEventResponse::new(content(&message)?).with_response_type(SlackMessageResponseType::Ephemeral)),
         Reply::Nothing => Ok(SlackCommandEventResponse::new(SlackMessageContent::new())),
     }
@@ -82,7 +84,15 @@ pub async fn on_interaction(event: SlackInteractionEvent, _client: Arc<SlackHype
     let app = app_of(&state).await?;
     let id = RequestId::new();
     let _span = tracing::info_span!("slack_interaction", request_id = %id, transport = "socket").entered();
-    match interaction::handle(&app, event, &id) {
+    let first_input = pool::first_input_block(&event);
+    let ack = interaction::handle(&app, event, &id);
+    let ack = match (app.follow_ups.take_refused(&id), first_input) {
+        (false, _) => ack,
+        (true, Some(block)) => pool::busy_ack(&block),
+        // A click cannot carry text back: failing it shows the person it did not work.
+        (true, None) => return Err(pool::BUSY.into()),
+    };
+    match ack {
         Ack::Ok => Ok(SlackInteractionResponse::Empty),
         errors @ Ack::Errors(_) => {
             let body = errors.body().unwrap_or_default();
@@ -96,5 +106,8 @@ pub async fn on_push(event: SlackPushEventCallback, _client: Arc<SlackHyperClien
     let app = app_of(&state).await?;
     let id = RequestId::new();
     events::handle(&app, event, None, &id);
+    if app.follow_ups.take_refused(&id) {
+        return Err(pool::BUSY.into());
+    }
     Ok(())
 }

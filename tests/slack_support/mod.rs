@@ -12,7 +12,7 @@ use powerpole::config::{Config, StoreConfig};
 use powerpole::domain::{AuditKind, Session, SessionId, SlackUserId};
 use powerpole::notify::{Notifier, SlackNotifier};
 use powerpole::secrets::Secret;
-use powerpole::slack::{serve, SlackApp};
+use powerpole::slack::{serve, FollowUpPool, SlackApp};
 use powerpole::store::dynamo::DynamoStore;
 use powerpole::store::Store;
 use powerpole::workflow::{SystemClock, Workflow};
@@ -111,6 +111,11 @@ pub async fn fresh_store() -> Arc<dyn Store> {
 
 /// Starts the service against the stand-ins.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with_pool(None).await
+}
+
+/// As [`spawn_app`], with follow-ups running through `pool` (else the configured default).
+pub async fn spawn_app_with_pool(pool: Option<Arc<FollowUpPool>>) -> TestApp {
     install_crypto();
     let slack = SlackStandin::start().await;
     for (id, email, tz) in [
@@ -127,7 +132,10 @@ pub async fn spawn_app() -> TestApp {
     let store = fresh_store().await;
     let notifier: Arc<dyn Notifier> = Arc::new(SlackNotifier::new(&config.slack.api_url, "xoxb-powerpole-test"));
     let workflow = Workflow { config, store: store.clone(), clock: Arc::new(SystemClock), wake: Arc::new(Notify::new()) };
-    let app = SlackApp::new(workflow, notifier, Secret::new(SECRET));
+    let app = match pool {
+        Some(pool) => SlackApp::with_pool(workflow, notifier, Secret::new(SECRET), pool),
+        None => SlackApp::new(workflow, notifier, Secret::new(SECRET)),
+    };
     let listening = serve::listen(app.clone(), "127.0.0.1:0").await.expect("the service listens");
     let driver = SlackDriver::new(&format!("http://{}", listening.addr), SECRET).with_slack(&slack);
     TestApp { addr: listening.addr, driver, slack, store, app }

@@ -112,11 +112,11 @@ pub fn handle(app: &Arc<SlackApp>, event: SlackCommandEvent, request_id: &Reques
     };
     match Command::parse(&text, app) {
         Ok(command) => {
-            tracing::info!(command = ?std::mem::discriminant(&command), "slash command");
+            tracing::debug!(command = ?std::mem::discriminant(&command), "slash command");
             command.apply(app, invocation)
         }
         Err(problem) => {
-            tracing::info!(problem = %problem.message, "refused a slash command");
+            tracing::debug!(problem = %problem.message, "refused a slash command");
             problem.reply()
         }
     }

@@ -119,7 +119,7 @@ pub fn handle(app: &Arc<SlackApp>, event: SlackInteractionEvent, request_id: &Re
     match Interaction::parse(event, request_id) {
         Ok(interaction) => interaction.apply(app),
         Err(why) => {
-            tracing::info!(%why, "interaction not acted on");
+            tracing::debug!(%why, "interaction not acted on");
             Ack::Ok
         }
     }

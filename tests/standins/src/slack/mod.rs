@@ -182,6 +182,8 @@ struct Shared {
     calls: Mutex<Vec<RecordedCall>>,
     /// Bumped after every recorded call; waiters watch it instead of polling.
     recorded: watch::Sender<u64>,
+    /// While true, posts to response URLs wait (see [`SlackStandin::hold_responses`]).
+    held: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for SlackStandin {
@@ -207,10 +209,12 @@ impl SlackStandin {
     /// Starts the stand-in on `addr` (port 0 picks a free port).
     pub async fn start_on(addr: std::net::SocketAddr) -> Result<Self, StartError> {
         let (recorded, _) = watch::channel(0);
+        let (held, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             world: Mutex::new(api::World::default()),
             calls: Mutex::new(Vec::new()),
             recorded,
+            held,
         });
         let server = Server::start(addr, |_| router(shared.clone())).await?;
         Ok(Self {
@@ -287,6 +291,18 @@ impl SlackStandin {
             .world()
             .rate_limits
             .insert(method.to_owned(), (n, retry_after_secs));
+    }
+
+    /// Makes posts to response URLs wait, unanswered and unrecorded, until
+    /// [`SlackStandin::release_responses`]: a Slack that is slow to take answers, so a test can
+    /// keep the product's follow-ups running for as long as it needs.
+    pub fn hold_responses(&self) {
+        self.shared.held.send_replace(true);
+    }
+
+    /// Lets held (and later) posts to response URLs through; they are then recorded as usual.
+    pub fn release_responses(&self) {
+        self.shared.held.send_replace(false);
     }
 
     /// Every call recorded since the start or the last [`SlackStandin::clear`], in arrival order.
@@ -466,6 +482,9 @@ async fn response_url(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
+    let mut held = shared.held.subscribe();
+    // The sender lives in `shared`, so waiting cannot fail while this handler runs.
+    let _ = held.wait_for(|held| !*held).await;
     let parsed = serde_json::from_slice::<Value>(&body);
     let (params, status, response) = match parsed {
         Ok(value @ Value::Object(_)) => (value, StatusCode::OK, json!({"ok": true})),

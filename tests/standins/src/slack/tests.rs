@@ -374,6 +374,20 @@ async fn response_url_posts_are_recorded_under_their_id() {
 }
 
 #[tokio::test]
+async fn held_response_url_posts_wait_unrecorded_until_released() {
+    let slack = SlackStandin::start().await;
+    slack.hold_responses();
+    let url = slack.response_url("held-1");
+    let post = tokio::spawn(async move { reqwest::Client::new().post(url).json(&json!({"text": "later"})).send().await.map(|r| r.status()) });
+    // A hold that let the post through would record it within this wait.
+    assert!(slack.wait_for(RESPONSE_URL_METHOD, 1, Duration::from_millis(500)).await.is_err(), "a held post was recorded before the release");
+    assert!(!post.is_finished(), "a held post was answered before the release");
+    slack.release_responses();
+    assert_eq!(post.await.unwrap().unwrap(), 200);
+    assert_eq!(slack.responses_to("held-1").len(), 1);
+}
+
+#[tokio::test]
 async fn wait_for_wakes_when_the_awaited_call_arrives() {
     let slack = SlackStandin::start().await;
     let poster = slack.clone();

@@ -1,0 +1,279 @@
+//! `make bench`: the service's figures, each against a baseline measured in the same run on the
+//! same machine, one line each: `figure: NAME = VALUE UNIT (goal GOAL)`.
+//!
+//! - the release binary `powerpole serve` (built by `cargo bench` with the release profile) runs
+//!   against the stand-ins: moto for DynamoDB and Secrets Manager, the Slack stand-in (in this
+//!   process) for the Web API and response URLs;
+//! - the baseline is a bare axum server (this binary, run again with `--bare-axum`) that answers
+//!   the same POST with a fixed ephemeral message, on the same runtime settings;
+//! - ack throughput and p99: `wrk` (Debian's; `make bench` installs it) sends the same pre-signed
+//!   `/powerpole help` to each for `WRK_SECONDS` at 200 connections (a signature stays valid for
+//!   5 minutes, and `help` has no follow-up, so this is the acknowledgement alone);
+//! - RSS idle: `VmRSS` after start-up and one request; RSS after a burst: `VmHWM` (the peak)
+//!   after `BURST` signed `request` commands at 200 at once, with the follow-ups drained;
+//! - the binary size of `powerpole` as built (no baseline: it does not vary between runs).
+//!
+//! The approve -> hand-over figure is printed by `benches/handover.rs`.
+
+#[path = "../tests/slack_support/mod.rs"]
+mod slack_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use powerpole_standins::driver::{SlackDriver, SlashCommand};
+use powerpole_standins::slack::SlackStandin;
+use slack_support::*;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const CONNECTIONS: usize = 200;
+const WRK_SECONDS: u64 = 10;
+const BURST: usize = 10_000;
+const MB: f64 = 1024.0 * 1024.0;
+
+fn main() {
+    if std::env::args().any(|a| a == "--bare-axum") {
+        return bare_axum();
+    }
+    install_crypto();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime");
+    runtime.block_on(figures());
+}
+
+/// The baseline: axum answering the same POST with a fixed message, as small as it gets.
+fn bare_axum() {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let app = axum::Router::new().route(
+            "/slack/commands",
+            axum::routing::post(|_body: axum::body::Bytes| async {
+                axum::Json(serde_json::json!({"response_type": "ephemeral", "text": "bare axum: help would be here"}))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        println!("{}", listener.local_addr().expect("an address"));
+        axum::serve(listener, app).await.expect("serves");
+    });
+}
+
+/// A child process that is killed when this ends, however it ends.
+struct Child(tokio::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.start_kill();
+    }
+}
+
+impl Child {
+    fn pid(&self) -> u32 {
+        self.0.id().expect("the child runs")
+    }
+}
+
+/// `VmRSS` or `VmHWM` of `pid`, in bytes.
+fn memory(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the process exists");
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field).map(|rest| rest.trim_start_matches(':').trim().trim_end_matches("kB").trim().to_string()))
+        .and_then(|v| v.parse().ok())
+        .expect("the field is there");
+    kb * 1024.0
+}
+
+async fn start_bare() -> (Child, String) {
+    let mut child = tokio::process::Command::new(std::env::current_exe().expect("this binary"))
+        .arg("--bare-axum")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the baseline starts");
+    let stdout = child.stdout.take().expect("piped");
+    let addr = BufReader::new(stdout).lines().next_line().await.expect("reads").expect("an address");
+    (Child(child), format!("http://{addr}"))
+}
+
+/// Starts `powerpole serve` on a fresh table, with a reachable `billing` target; returns it and
+/// its base URL once it listens.
+async fn start_powerpole(slack: &SlackStandin, dir: &Path) -> (Child, String) {
+    let unique = powerpole::domain::SessionId::random().to_string();
+    let table = format!("powerpole-bench-{unique}");
+    powerpole::store::dynamo::create_table(&dynamodb().await, &table).await.expect("the table is created");
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let admin_secret = format!("powerpole/bench-admin-{unique}");
+    aws_sdk_secretsmanager::Client::new(&aws).create_secret().name(&admin_secret).secret_string("{}").send().await.expect("moto keeps the secret");
+    let config = config_text(&slack.api_url())
+        .replace("powerpole/billing-admin", &admin_secret)
+        .replace("powerpole/orders-admin", &admin_secret)
+        .replace("{ env = \"UNUSED_IN_TESTS\" }", "{ env = \"POWERPOLE_BENCH_SIGNING_SECRET\" }")
+        + &format!("\n[store]\ntable = \"{table}\"\n");
+    let file = dir.join("powerpole-bench.toml");
+    std::fs::write(&file, config).expect("the config is written");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_powerpole"))
+        .args(["serve", "--config"])
+        .arg(&file)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("POWERPOLE_BENCH_SIGNING_SECRET", SECRET)
+        .env("SLACK_BOT_TOKEN", "xoxb-powerpole-bench")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("powerpole starts");
+    let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.split("\"addr\":\"").nth(1) {
+                return rest.split('"').next().map(str::to_owned);
+            }
+        }
+        None
+    })
+    .await
+    .expect("powerpole listens within a minute")
+    .expect("powerpole logs its address");
+    // The per-request log lines go to stderr, as in production; keep reading them.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (Child(child), format!("http://{addr}"))
+}
+
+/// A signed `/powerpole help` as Slack sends it, for wrk to repeat (valid for 5 minutes).
+fn wrk_script(dir: &Path) -> PathBuf {
+    let body = serde_urlencoded::to_string([
+        ("token", "standin-verification-token"),
+        ("team_id", "T0BENCH"),
+        ("team_domain", "bench"),
+        ("channel_id", ACCESS),
+        ("channel_name", "powerpole"),
+        ("user_id", ALICE),
+        ("user_name", "alice"),
+        ("command", "/powerpole"),
+        ("text", "help"),
+        ("api_app_id", "A0BENCH"),
+        ("is_enterprise_install", "false"),
+        ("response_url", "http://127.0.0.1:9/response/bench"),
+        ("trigger_id", "1.2.bench"),
+    ])
+    .expect("a form");
+    let now = chrono::Utc::now().timestamp();
+    let [(ts_name, ts), (sig_name, sig)] = powerpole_standins::sign::headers(SECRET, now, body.as_bytes());
+    let script = format!(
+        "wrk.method = \"POST\"\nwrk.body = \"{body}\"\nwrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\nwrk.headers[\"{ts_name}\"] = \"{ts}\"\nwrk.headers[\"{sig_name}\"] = \"{sig}\"\n"
+    );
+    let file = dir.join("help.lua");
+    std::fs::write(&file, script).expect("the script is written");
+    file
+}
+
+/// Requests per second and p99 (ms) from one wrk run.
+fn wrk(script: &Path, base: &str) -> (f64, f64) {
+    let out = std::process::Command::new("wrk")
+        .args(["-t2", &format!("-c{CONNECTIONS}"), &format!("-d{WRK_SECONDS}s"), "--latency", "-s"])
+        .arg(script)
+        .arg(format!("{base}/slack/commands"))
+        .output()
+        .expect("wrk runs (make bench installs it: apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("Non-2xx"), "wrk saw errors:\n{text}");
+    let rps = text.lines().find_map(|l| l.strip_prefix("Requests/sec:")).and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| panic!("no Requests/sec in:\n{text}"));
+    let p99 = text.lines().find_map(|l| l.trim().strip_prefix("99%")).map(|v| duration_ms(v.trim())).unwrap_or_else(|| panic!("no 99% in:\n{text}"));
+    (rps, p99)
+}
+
+/// wrk's `12.34ms`, `567.00us`, `1.02s`, in milliseconds.
+fn duration_ms(text: &str) -> f64 {
+    let split = text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len());
+    let value: f64 = text[..split].parse().unwrap_or(f64::NAN);
+    match &text[split..] {
+        "us" => value / 1000.0,
+        "ms" => value,
+        "s" => value * 1000.0,
+        "m" => value * 60_000.0,
+        _ => f64::NAN,
+    }
+}
+
+/// `BURST` signed `request` commands, `CONNECTIONS` at once; how many were answered "busy".
+async fn burst(driver: &SlackDriver) -> usize {
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let senders = (0..CONNECTIONS).map(|_| {
+        let (driver, next) = (driver.clone(), next.clone());
+        tokio::spawn(async move {
+            let mut busy = 0;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if i >= BURST {
+                    return busy;
+                }
+                let text = format!("request billing READ 1h burst #{i}");
+                let reply = driver.command(SlashCommand::new(ALICE, "alice", ACCESS, &text)).await.expect("an answer");
+                assert_eq!(reply.status, 200, "{}", reply.body);
+                busy += usize::from(reply.body.contains("busy"));
+            }
+        })
+    });
+    futures::future::join_all(senders).await.into_iter().map(|r| r.expect("the sender ran")).sum()
+}
+
+/// Waits until the follow-ups stop posting approval cards (the pool has drained).
+async fn drained(slack: &SlackStandin) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut last = usize::MAX;
+    while Instant::now() < deadline {
+        let now = slack.calls_to("chat.postMessage").len();
+        if now == last {
+            return;
+        }
+        last = now;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+fn figure(name: &str, value: f64, unit: &str, goal: &str) {
+    println!("figure: {name} = {value:.2} {unit} (goal {goal})");
+}
+
+async fn figures() {
+    let dir = std::env::temp_dir().join(format!("powerpole-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let slack = SlackStandin::start().await;
+    slack.add_user(ALICE, "alice@example.com", "Europe/Berlin");
+    let (bare, bare_url) = start_bare().await;
+    let (pp, pp_url) = start_powerpole(&slack, &dir).await;
+    let (bare_driver, pp_driver) = (SlackDriver::new(&bare_url, SECRET).with_slack(&slack), SlackDriver::new(&pp_url, SECRET).with_slack(&slack));
+    for driver in [&bare_driver, &pp_driver] {
+        let reply = driver.command(SlashCommand::new(ALICE, "alice", ACCESS, "help")).await.expect("an answer");
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (bare_idle, pp_idle) = (memory(bare.pid(), "VmRSS"), memory(pp.pid(), "VmRSS"));
+
+    let script = wrk_script(&dir);
+    let (bare_rps, bare_p99) = wrk(&script, &bare_url);
+    let (pp_rps, pp_p99) = wrk(&script, &pp_url);
+
+    let bare_busy = burst(&bare_driver).await;
+    let started = Instant::now();
+    let pp_busy = burst(&pp_driver).await;
+    let burst_took = started.elapsed();
+    drained(&slack).await;
+    let (bare_peak, pp_peak) = (memory(bare.pid(), "VmHWM"), memory(pp.pid(), "VmHWM"));
+    let size = std::fs::metadata(env!("CARGO_BIN_EXE_powerpole")).expect("the binary").len() as f64;
+
+    println!("speed: {CONNECTIONS} connections; wrk {WRK_SECONDS} s of `/powerpole help` per server; burst of {BURST} `request` commands");
+    println!("  ack: powerpole {pp_rps:.0} req/s, p99 {pp_p99:.2} ms; bare axum {bare_rps:.0} req/s, p99 {bare_p99:.2} ms");
+    println!("  rss: powerpole idle {:.1} MB, peak after burst {:.1} MB; bare axum idle {:.1} MB, peak {:.1} MB", pp_idle / MB, pp_peak / MB, bare_idle / MB, bare_peak / MB);
+    println!(
+        "  burst: powerpole answered {} of {BURST} busy in {:.1} s; {} approval cards posted; bare axum {bare_busy} busy",
+        pp_busy,
+        burst_took.as_secs_f64(),
+        slack.calls_to("chat.postMessage").len()
+    );
+    figure("ack_throughput", pp_rps / bare_rps, "x bare axum", ">= 0.70 x");
+    figure("ack_p99", pp_p99 / bare_p99, "x bare axum", "<= 1.50 x");
+    figure("rss_idle", pp_idle / bare_idle, "x bare axum", &format!("<= {:.2} x, i.e. < 20 MB", 20.0 * MB / bare_idle));
+    figure("rss_after_burst", pp_peak / bare_peak, "x bare axum", &format!("<= {:.2} x, i.e. < 64 MB", 64.0 * MB / bare_peak));
+    figure("binary_size", size / MB, "MB", "< 25 MB");
+    let _ = std::fs::remove_dir_all(&dir);
+}
