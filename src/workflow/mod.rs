@@ -64,6 +64,8 @@ pub mod audit;
 pub mod decide;
 pub mod lifecycle;
 pub mod reconcile;
+pub mod remind;
+pub mod summary;
 pub mod request;
 pub mod sweep;
 

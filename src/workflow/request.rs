@@ -75,7 +75,8 @@ impl Workflow {
         let db_user = DbUsername::from_slack_email(&email, &self.config.access.usernames).map_err(RequestError::Username)?;
         let requester = Requester { slack_id: user.clone(), email, db_user, tz: profile.tz };
         let now = self.clock.now();
-        let session = Session::new(id, requester, draft.target, draft.role, draft.duration, draft.reason, now, self.config.scheduler.pending_timeout);
+        let mut session = Session::new(id, requester, draft.target, draft.role, draft.duration, draft.reason, now, self.config.scheduler.pending_timeout);
+        session.reminders.next_at = Some(super::remind::first_reminder(&self.config, now));
         let detail = format!("{} on {} for {}: {}", session.role, session.target, session.duration, session.reason);
         let event = AuditEvent::ok(AuditKind::Requested, Actor::User(user.clone()), now, detail);
         self.store.create(&session, &event).await.map_err(RequestError::Store)?;

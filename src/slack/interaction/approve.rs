@@ -14,7 +14,9 @@ impl Approve {
         let app2 = app.clone();
         let click = self.0;
         app.spawn(&click.request_id.clone(), "approve", async move {
-            match app2.workflow.approve(app2.notifier.as_ref(), &click.user, &click.session, click.message.clone()).await {
+            let result = app2.workflow.approve(app2.notifier.as_ref(), &click.user, &click.session, click.message.clone()).await;
+            let requester = result.as_ref().ok().map(|done| done.session.requester.slack_id.clone());
+            match result {
                 Ok(done) => {
                     tracing::info!(session = %done.session.id, state = %done.session.state, approvals = done.session.approvals.len(), "approval stored");
                     let undelivered = app2.report_undelivered(&done);
@@ -27,6 +29,7 @@ impl Approve {
                     click.tell(&app2, format!(":warning: {e}")).await;
                 }
             }
+            crate::slack::home::republish_after(&app2.workflow, app2.notifier.as_ref(), &click.user, requester.as_ref()).await;
         });
         Ack::Ok
     }

@@ -64,7 +64,9 @@ impl DenyForm {
         };
         let app2 = app.clone();
         app.spawn(&form.request_id.clone(), "deny", async move {
-            match app2.workflow.deny(app2.notifier.as_ref(), &form.user, &session, &reason, card).await {
+            let result = app2.workflow.deny(app2.notifier.as_ref(), &form.user, &session, &reason, card).await;
+            let requester = result.as_ref().ok().map(|done| done.session.requester.slack_id.clone());
+            match result {
                 Ok(done) => {
                     let undelivered = app2.report_undelivered(&done);
                     if !undelivered.is_empty() {
@@ -73,6 +75,7 @@ impl DenyForm {
                 }
                 Err(e) => app2.tell_user(&form.user, &crate::notify::Message::plain(format!(":warning: {e}"))).await,
             }
+            crate::slack::home::republish_after(&app2.workflow, app2.notifier.as_ref(), &form.user, requester.as_ref()).await;
         });
         Ack::Ok
     }
