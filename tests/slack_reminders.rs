@@ -55,7 +55,17 @@ async fn undecided_requests_are_reminded_then_escalated_then_time_out() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     let card = slack.wait_for("chat.postMessage", 1, SOON).await.expect("the card").remove(0);
     let card_ts = card.response["ts"].as_str().expect("the card's ts").to_string();
-    let id = app.workflow.list(&powerpole::domain::SlackUserId::parse(ALICE).unwrap()).await.unwrap().remove(0).id;
+    // The card's place is stored just after it is posted: wait for it (the reminder threads on it).
+    let alice = powerpole::domain::SlackUserId::parse(ALICE).unwrap();
+    let deadline = tokio::time::Instant::now() + SOON;
+    let id = loop {
+        let sessions = app.workflow.list(&alice).await.unwrap();
+        if let Some(s) = sessions.into_iter().find(|s| s.slack.approval_ts.is_some()) {
+            break s.id;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the card was never stored");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     let lookahead = Duration::seconds(15);
     let tick = |at: Duration| {
         clock.set(t0 + at);

@@ -48,10 +48,12 @@ pub fn request_submitted(session: &crate::domain::SessionId, target: &str, chann
     ))
 }
 
-/// The immediate answer to a typed request: checked, being filed (not yet sent: the profile may
-/// still refuse it).
-pub fn request_checking(session: &crate::domain::SessionId, target: &str) -> Message {
-    Message::plain(format!(":hourglass_flowing_sand: Filing request {session} for `{target}`: checking your Slack profile; you'll hear here in a moment."))
+/// The immediate answer to a typed request: valid, being filed. It does not say "sent": the
+/// requester's profile is read after this answer and may still refuse it (said here, then).
+pub fn request_checking(session: &crate::domain::SessionId, target: &str, channel: &str) -> Message {
+    Message::plain(format!(
+        ":hourglass_flowing_sand: Filing request {session} for `{target}`. Once your Slack profile is checked, its card appears in <#{channel}> and you'll get a DM for every decision; if it cannot be filed, you'll read why here."
+    ))
 }
 
 /// `list`: the requester's sessions, newest first.

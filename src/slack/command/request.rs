@@ -71,17 +71,13 @@ fn file(app: &Arc<SlackApp>, inv: Invocation, draft: RequestDraft) -> Reply {
     let Some(target) = app.workflow.config.target(&draft.target) else {
         return Problem::new("that target is no longer configured", "").reply();
     };
-    // "Sent" is said only once it is true: the requester's e-mail may not map to a database user
-    // name, which only the follow-up (reading the profile) can tell.
-    let reply = messages::request_checking(&id, draft.target.as_str());
-    let sent = messages::request_submitted(&id, draft.target.as_str(), &target.approvals_channel);
+    // Nothing says "sent" before it is: the requester's e-mail may not map to a database user
+    // name, which only the follow-up (reading the profile) can tell; a refusal follows here.
+    let reply = messages::request_checking(&id, draft.target.as_str(), &target.approvals_channel);
     let app2 = app.clone();
     app.spawn(&inv.request_id, "file request", async move {
         match app2.workflow.request(app2.notifier.as_ref(), id, &inv.user, draft).await {
-            Ok(session) => {
-                tracing::info!(session = %session.id, target = %session.target, role = %session.role, "request filed");
-                app2.tell(&inv.response_url, &sent).await;
-            }
+            Ok(session) => tracing::info!(session = %session.id, target = %session.target, role = %session.role, "request filed"),
             Err(e) => {
                 tracing::warn!(error = %e, "the request could not be filed");
                 app2.tell(&inv.response_url, &messages::problem(&e.to_string(), "")).await;
