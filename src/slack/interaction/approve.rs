@@ -29,7 +29,9 @@ impl Approve {
                     click.tell(&app2, format!(":warning: {e}")).await;
                 }
             }
-            crate::slack::home::republish_after(&app2.workflow, app2.notifier.as_ref(), &click.user, requester.as_ref()).await;
+            if click.from_home {
+                crate::slack::home::republish_after(&app2.workflow, app2.notifier.as_ref(), &click.user, requester.as_ref()).await;
+            }
         });
         Ack::Ok
     }

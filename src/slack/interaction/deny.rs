@@ -62,6 +62,8 @@ impl DenyForm {
             (Some(c), Some(t)) if !c.is_empty() && !t.is_empty() => Some(Posted { channel: c.into(), ts: t.into() }),
             _ => None,
         };
+        // Opened from App Home (no card behind it): that Home is re-published after.
+        let from_home = card.is_none();
         let app2 = app.clone();
         app.spawn(&form.request_id.clone(), "deny", async move {
             let result = app2.workflow.deny(app2.notifier.as_ref(), &form.user, &session, &reason, card).await;
@@ -75,7 +77,9 @@ impl DenyForm {
                 }
                 Err(e) => app2.tell_user(&form.user, &crate::notify::Message::plain(format!(":warning: {e}"))).await,
             }
-            crate::slack::home::republish_after(&app2.workflow, app2.notifier.as_ref(), &form.user, requester.as_ref()).await;
+            if from_home {
+                crate::slack::home::republish_after(&app2.workflow, app2.notifier.as_ref(), &form.user, requester.as_ref()).await;
+            }
         });
         Ack::Ok
     }
