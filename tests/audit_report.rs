@@ -13,6 +13,7 @@ use powerpole::domain::{AuditKind, State};
 use powerpole::report::{self, Source};
 use powerpole::transcripts::CloudWatchLogs;
 use powerpole::workflow::ManualClock;
+use powerpole_standins::slack::RecordedCall;
 use serde_json::json;
 use world::{session_on_card, Options, TestHost, World, ALICE, APPROVALS, BOB, SOON};
 
@@ -82,8 +83,8 @@ async fn the_report_joins_trail_transcript_and_database_audit_in_one_timeline() 
     assert_eq!(bastion.mysql(&line, &format!("SELECT COUNT(*) FROM {}.refunds", world.schema)).as_deref(), Ok("3"));
     let denied = bastion.mysql(&line, &format!("DELETE FROM {}.refunds", world.schema));
     assert!(denied.is_err(), "READ cannot delete: {denied:?}");
-    stream_session(&logs, &group, "alice@example.com-0a1b2c3d4e", &instance, &[&["sh-5.2$ mysql -h 10.200.0.1 -u alice -p", "Enter password:"], &["mysql> SELECT COUNT(*) FROM refunds;", "sh-5.2$ exit"]]).await;
-    stream_session(&logs, &group, "carol@example.com-0f0f0f0f0f", "i-0someoneelse", &[&["sh-5.2$ cat /etc/passwd"]]).await;
+    stream_session(&logs, &group, "alice@example.com-0a1b2c3d4e", &instance, &[&["sh-5.2$ mysql -h 10.200.0.1 -u alice -p", "Enter password:"][..], &["mysql> SELECT COUNT(*) FROM refunds;", "sh-5.2$ exit"][..]]).await;
+    stream_session(&logs, &group, "carol@example.com-0f0f0f0f0f", "i-0someoneelse", &[&["sh-5.2$ cat /etc/passwd"][..]]).await;
 
     // Alice ends it; teardown posts the summary to the security channel.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // the audit log has 1 s resolution; the end must come after
@@ -93,7 +94,7 @@ async fn the_report_joins_trail_transcript_and_database_audit_in_one_timeline() 
     clock.set(Utc::now());
     app.lifecycle.tick(chrono::Duration::seconds(15)).await.expect("the sweep");
     assert!(world.session(&app, &id).await.state.is_closed());
-    let summaries = world.slack.wait_until("the security summary", SOON, |calls| calls.iter().any(|c| c.method == "chat.postMessage" && c.param_str("channel") == Some(SECURITY))).await.expect("a summary in the security channel");
+    let summaries = world.slack.wait_until("the security summary", SOON, |calls: &[RecordedCall]| calls.iter().any(|c| c.method == "chat.postMessage" && c.param_str("channel") == Some(SECURITY))).await.expect("a summary in the security channel");
     let summary = summaries.into_iter().find(|c| c.method == "chat.postMessage" && c.param_str("channel") == Some(SECURITY)).expect("the summary");
     let said = powerpole_standins::slack::text_of(&summary);
     for expected in ["<@U0ALICE>", "READ", "billing", "<@U0BOB>", "2 shell command(s)", "refused", &format!("--session {id} --report")] {
