@@ -235,6 +235,9 @@ impl Notifier for TimedNotifier {
     async fn open_view(&self, trigger_id: &str, view: &View) -> Result<(), NotifyError> {
         self.0.open_view(trigger_id, view).await
     }
+    async fn publish_view(&self, user: &SlackUserId, view: &View) -> Result<(), NotifyError> {
+        self.0.publish_view(user, view).await
+    }
     async fn profile(&self, user: &SlackUserId) -> Result<Profile, NotifyError> {
         self.0.profile(user).await
     }

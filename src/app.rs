@@ -65,6 +65,8 @@ impl App {
             grants: Arc::new(MysqlGrants::new(admin).in_deployment(deployment)),
             notifier: notifier.clone(),
             region,
+            // Read only for the security channel's summary at teardown.
+            transcripts: config.slack.security_channel.as_ref().map(|_| crate::transcripts::CloudWatchLogs::new(&aws)),
         };
         Ok(App { config, aws, secrets, notifier, slack, workflow, lifecycle })
     }

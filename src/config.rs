@@ -64,6 +64,25 @@ pub struct Config {
     pub access: AccessConfig,
     pub bastion: BastionConfig,
     pub targets: BTreeMap<TargetName, TargetConfig>,
+    pub audit: AuditConfig,
+}
+
+/// Where the security team's session report reads what happened during a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// The CloudWatch Logs group Session Manager streams the bastions' sessions to.
+    pub session_log_group: String,
+    /// Each target's own database audit log, where it has one.
+    pub database_logs: BTreeMap<TargetName, DbAuditSource>,
+}
+
+/// A database audit log: Aurora's log group in CloudWatch Logs, or a server_audit file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbAuditSource {
+    /// `cloudwatch:/aws/rds/cluster/<cluster>/audit`
+    CloudWatch(String),
+    /// `file:/var/lib/mysql/server_audit.log`
+    File(std::path::PathBuf),
 }
 
 /// Where a secret comes from. Never the secret itself.
@@ -121,6 +140,12 @@ pub struct SlackConfig {
     pub app_token: SecretRef,
     /// The slash command this app answers to.
     pub command: String,
+    /// A user group (`S0123`) mentioned in a pending request's thread after
+    /// `scheduler.escalate_after`, when nobody has decided.
+    pub escalation_group: Option<String>,
+    /// Where the security team hears of break-glass and gets each session's summary at
+    /// teardown (a channel id); none: nothing is posted.
+    pub security_channel: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +191,11 @@ pub struct SchedulerConfig {
     /// Reconcile spares bastions launched less than this long ago: their session may not be
     /// readable yet. Zero only for tests.
     pub reconcile_grace: chrono::Duration,
+    /// Approvers are reminded in the card's thread this long after a request (and again every
+    /// this long) while nobody has decided.
+    pub renotify_after: AccessDuration,
+    /// After this long undecided, `slack.escalation_group` is mentioned in the thread (once).
+    pub escalate_after: Option<AccessDuration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -425,6 +455,8 @@ struct RawConfig {
     #[serde(default)]
     slack: RawSlack,
     #[serde(default)]
+    audit: RawAudit,
+    #[serde(default)]
     server: RawServer,
     #[serde(default)]
     store: RawStore,
@@ -447,6 +479,16 @@ struct RawSlack {
     bot_token: Option<SecretRef>,
     app_token: Option<SecretRef>,
     command: Option<String>,
+    escalation_group: Option<String>,
+    security_channel: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    session_log_group: Option<String>,
+    #[serde(default)]
+    database_logs: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -483,6 +525,8 @@ struct RawScheduler {
     provisioning_lease: Option<String>,
     reconcile_every: Option<String>,
     reconcile_grace: Option<String>,
+    renotify_after: Option<String>,
+    escalate_after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -595,7 +639,19 @@ impl RawConfig {
             bot_token: p.secret("slack.bot_token", self.slack.bot_token, "SLACK_BOT_TOKEN"),
             app_token: p.secret("slack.app_token", self.slack.app_token, "SLACK_APP_TOKEN"),
             command: self.slack.command.unwrap_or_else(|| "/powerpole".into()),
+            escalation_group: self.slack.escalation_group,
+            security_channel: self.slack.security_channel,
         };
+        if let Some(g) = &slack.escalation_group {
+            if !(g.starts_with('S') && g.len() > 1 && g.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())) {
+                p.add("slack.escalation_group", format!("`{g}` is not a Slack user group id (S0123...)"));
+            }
+        }
+        if let Some(c) = &slack.security_channel {
+            if !(c.len() > 1 && c.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())) {
+                p.add("slack.security_channel", format!("`{c}` is not a Slack channel id (C0123...)"));
+            }
+        }
         if !slack.command.starts_with('/') {
             p.add("slack.command", "a slash command starts with `/`, e.g. /powerpole");
         }
@@ -636,6 +692,8 @@ impl RawConfig {
                 Some("0s") => chrono::Duration::zero(),
                 other => p.duration("scheduler.reconcile_grace", other, "10m").to_chrono(),
             },
+            renotify_after: p.duration("scheduler.renotify_after", self.scheduler.renotify_after.as_deref(), "15m"),
+            escalate_after: self.scheduler.escalate_after.as_deref().map(|e| p.duration("scheduler.escalate_after", Some(e), "1h")),
         };
         if scheduler.provisioning_lease.as_secs() < 3 {
             p.add("scheduler.provisioning_lease", "must be at least 3s (it is renewed every third of it)");
@@ -673,8 +731,22 @@ impl RawConfig {
                 targets.insert(target.name.clone(), target);
             }
         }
+        let mut database_logs = BTreeMap::new();
+        for (name, source) in self.audit.database_logs {
+            let path = format!("audit.database_logs.{name}");
+            let Some(target) = TargetName::parse(&name).ok().filter(|t| targets.contains_key(t)) else {
+                p.add(path, format!("`{name}` is not a configured target"));
+                continue;
+            };
+            match (source.strip_prefix("cloudwatch:"), source.strip_prefix("file:")) {
+                (Some(group), _) if !group.is_empty() => drop(database_logs.insert(target, DbAuditSource::CloudWatch(group.to_string()))),
+                (_, Some(file)) if file.starts_with('/') => drop(database_logs.insert(target, DbAuditSource::File(file.into()))),
+                _ => p.add(path, format!("`{source}` is neither cloudwatch:/aws/rds/cluster/<cluster>/audit nor file:/absolute/path")),
+            }
+        }
+        let audit = AuditConfig { session_log_group: self.audit.session_log_group.unwrap_or_else(|| "/powerpole/ssm-sessions".into()), database_logs };
         if p.0.is_empty() {
-            Ok(Config { deployment, slack, server, store, scheduler, access, bastion, targets })
+            Ok(Config { deployment, slack, server, store, scheduler, access, bastion, targets, audit })
         } else {
             Err(ConfigError { problems: p.0 })
         }

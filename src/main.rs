@@ -90,6 +90,14 @@ enum Command {
         /// One JSON object per line instead of text.
         #[arg(long)]
         json: bool,
+        /// With --session: the security team's report, one ordered timeline of the trail, the
+        /// Session Manager transcript (CloudWatch Logs, `[audit] session_log_group`) and the
+        /// database's audit events for the person's account (`[audit.database_logs]`).
+        #[arg(long, requires = "session")]
+        report: bool,
+        /// The report's format: text, json, or html (one self-contained page).
+        #[arg(long, value_enum, default_value = "text", requires = "report")]
+        format: ReportFormat,
     },
     /// Things to set up a target's database with.
     #[command(subcommand)]
@@ -197,7 +205,8 @@ fn main() -> ExitCode {
             run(sweep(config, once))
         }),
         Command::Doctor { config } => with_config(&config, |config| run(doctor(config))),
-        Command::Audit { config, session, user, target, since, until, limit, json } => {
+        Command::Audit { config, session: Some(session), report: true, format, .. } => with_config(&config, |config| run(session_report(config, session, format))),
+        Command::Audit { config, session, user, target, since, until, limit, json, .. } => {
             let query = match audit_query(session, user, target, since, until, limit) {
                 Ok(q) => q,
                 Err(problem) => {
@@ -427,6 +436,29 @@ async fn audit(config: Config, query: AuditQuery, json: bool) -> Result<ExitCode
     }
     if !json {
         eprintln!("audit: {} event(s)", events.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How `audit --report` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReportFormat {
+    Text,
+    Json,
+    Html,
+}
+
+async fn session_report(config: Config, session: String, format: ReportFormat) -> Result<ExitCode, String> {
+    let id = SessionId::parse(&session).map_err(|e| e.to_string())?;
+    // Read-only: the store and CloudWatch Logs (no Slack token, no database credentials).
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let store = dynamo::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.store);
+    let logs = powerpole::transcripts::CloudWatchLogs::new(&aws);
+    let report = powerpole::report::gather(&config, &store, Some(&logs), &id, chrono::Utc::now()).await.map_err(|e| e.to_string())?;
+    match format {
+        ReportFormat::Text => print!("{}", report.text()),
+        ReportFormat::Json => println!("{}", report.json()),
+        ReportFormat::Html => print!("{}", powerpole::report::html::render(&report)),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -232,5 +232,5 @@ async fn list_shows_the_requesters_sessions() {
     let reply = t.command(ALICE, "list").await;
     assert_eq!((reply.status, reply.body.as_str()), (200, ""));
     let told = t.wait_for_ephemeral(1).await;
-    assert!(told[0].contains(&format!("*{}* `billing` READ for 1h: pending", session.id)), "{told:?}");
+    assert!(told[0].contains(&format!("*{}* `billing` READ for 1h: waiting for approval since", session.id)), "{told:?}");
 }

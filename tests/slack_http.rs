@@ -18,7 +18,9 @@ async fn a_valid_command_is_acknowledged_and_the_card_is_posted() {
     assert_eq!(reply.status, 200);
     let body = reply.json().expect("a JSON answer");
     assert_eq!(body["response_type"], "ephemeral");
-    assert!(body["text"].as_str().unwrap().contains(&format!("sent to the approvers in <#{APPROVALS}>")), "{body}");
+    let said = body["text"].as_str().unwrap();
+    assert!(said.contains("Filing request") && said.contains(&format!("<#{APPROVALS}>")), "{body}");
+    assert!(!said.contains("sent"), "nothing says sent before the profile is checked: {body}");
 
     let cards = t.slack.wait_for("chat.postMessage", 1, SOON).await.unwrap();
     assert_eq!(cards[0].param_str("channel"), Some(APPROVALS));

@@ -36,7 +36,7 @@ async fn socket_mode_commands_and_clicks_go_through_the_same_handlers() {
     assert!(t.slack.calls().is_empty());
 
     let filed = on_command(command(ALICE, "request billing READ 1h INC-9 socket", &t.slack.response_url("r")), client.clone(), env.user_state.clone()).await.unwrap();
-    assert!(filed.content.text.unwrap_or_default().contains("sent to the approvers"));
+    assert!(filed.content.text.unwrap_or_default().contains("Filing request"));
     let card = t.slack.wait_for("chat.postMessage", 1, SOON).await.unwrap().remove(0);
     let session = t.sessions_of(ALICE).await.remove(0);
     t.wait_for_session(&session.id, |s| s.slack.approval_ts.is_some()).await;

@@ -54,6 +54,16 @@ pub struct TeardownProgress {
     pub alerted: bool,
 }
 
+/// Reminders of a request nobody has decided (see `workflow::remind`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reminders {
+    /// When approvers are next reminded; `None`: never (e.g. a session stored before reminders).
+    pub next_at: Option<DateTime<Utc>>,
+    pub sent: u32,
+    /// Set once the escalation group has been mentioned.
+    pub escalated: bool,
+}
+
 /// Everything powerpole knows about one request. No password or token is ever part of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
@@ -93,6 +103,9 @@ pub struct Session {
     #[serde(default)]
     pub launch_window_end: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// Reminders while pending; absent in sessions stored before reminders existed.
+    #[serde(default)]
+    pub reminders: Reminders,
 }
 
 impl Session {
@@ -136,6 +149,7 @@ impl Session {
             lease_until: None,
             launch_window_end: None,
             closed_at: None,
+            reminders: Reminders::default(),
         }
     }
 
@@ -175,7 +189,7 @@ impl Session {
 
     /// When the scheduler must next act on this session, or `None` once closed.
     ///
-    /// - pending: when the approval window closes;
+    /// - pending: the next reminder, or when the approval window closes;
     /// - approved: at once (provisioning is due);
     /// - provisioning: at once (it is always claimed with a lease while a worker runs it);
     /// - active: the warning if not yet sent, else the expiry;
@@ -184,7 +198,7 @@ impl Session {
     /// A live lease pushes any of these to its end.
     pub fn next_action_at(&self) -> Option<DateTime<Utc>> {
         let base = match self.state {
-            State::Pending => self.pending_expires_at,
+            State::Pending => self.reminders.next_at.map_or(self.pending_expires_at, |r| r.min(self.pending_expires_at)),
             State::Approved | State::Provisioning => self.approved_at.unwrap_or(self.created_at),
             State::Active => {
                 let expires = self.expires_at.unwrap_or(self.created_at);
@@ -230,6 +244,8 @@ pub enum AuditKind {
     TornDown,
     Failed,
     Alerted,
+    /// Approvers were reminded of a request nobody has decided (and maybe the escalation group).
+    Reminded,
 }
 
 impl AuditKind {
@@ -256,6 +272,7 @@ impl AuditKind {
             AuditKind::TornDown => "torn_down",
             AuditKind::Failed => "failed",
             AuditKind::Alerted => "alerted",
+            AuditKind::Reminded => "reminded",
         }
     }
 }

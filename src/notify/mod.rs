@@ -25,14 +25,27 @@ pub use slack_morphism::hyper_tokio::SlackHyperClient;
 pub struct Message {
     pub text: String,
     pub blocks: Vec<Value>,
+    /// Posted as a reply in this message's thread (`thread_ts`) instead of at the top level.
+    pub thread_ts: Option<String>,
 }
 
 impl Message {
+    /// A message of `blocks`, with `text` as the fallback.
+    pub fn new(text: impl Into<String>, blocks: Vec<Value>) -> Message {
+        Message { text: text.into(), blocks, thread_ts: None }
+    }
+
+    /// The same message, posted as a reply in the thread of the message at `ts`.
+    pub fn in_thread(mut self, ts: impl Into<String>) -> Message {
+        self.thread_ts = Some(ts.into());
+        self
+    }
+
     /// A plain message of one `mrkdwn` section.
     pub fn plain(text: impl Into<String>) -> Message {
         let text = text.into();
         let blocks = vec![serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})];
-        Message { text, blocks }
+        Message::new(text, blocks)
     }
 
     /// Everything a person would read, blocks included (for tests and the demo).
@@ -70,7 +83,7 @@ impl std::fmt::Debug for Message {
     }
 }
 
-/// A modal view (Block Kit `type: modal`).
+/// A view: a modal (Block Kit `type: modal`) or an App Home tab (`type: home`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct View(pub Value);
 
@@ -120,6 +133,9 @@ pub trait Notifier: Send + Sync {
 
     /// Opens a modal (`views.open`) for a `trigger_id` (valid for 3 seconds after a click).
     async fn open_view(&self, trigger_id: &str, view: &View) -> Result<(), NotifyError>;
+
+    /// Shows `view` (Block Kit `type: home`) as `user`'s App Home tab (`views.publish`).
+    async fn publish_view(&self, user: &SlackUserId, view: &View) -> Result<(), NotifyError>;
 
     /// The e-mail and time zone of a user (`users.info`).
     async fn profile(&self, user: &SlackUserId) -> Result<Profile, NotifyError>;

@@ -178,7 +178,8 @@ fn content(message: &Message) -> Result<SlackMessageContent, NotifyError> {
 #[async_trait]
 impl Notifier for SlackNotifier {
     async fn post(&self, channel: &str, message: &Message) -> Result<Posted, NotifyError> {
-        let request = SlackApiChatPostMessageRequest::new(channel.into(), content(message)?);
+        let mut request = SlackApiChatPostMessageRequest::new(channel.into(), content(message)?);
+        request.thread_ts = message.thread_ts.as_deref().map(Into::into);
         let session = self.client.open_session(&self.token);
         let posted = self.retrying("chat.postMessage", || session.chat_post_message(&request)).await?;
         Ok(Posted { channel: posted.channel.to_string(), ts: posted.ts.to_string() })
@@ -224,6 +225,13 @@ impl Notifier for SlackNotifier {
         let request = SlackApiViewsOpenRequest::new(trigger_id.into(), view);
         let session = self.client.open_session(&self.token);
         self.retrying("views.open", || session.views_open(&request)).await.map(|_| ())
+    }
+
+    async fn publish_view(&self, user: &SlackUserId, view: &View) -> Result<(), NotifyError> {
+        let view: SlackView = serde_json::from_value(view.0.clone()).map_err(|e| NotifyError::Malformed { what: "home view", reason: e.to_string() })?;
+        let request = SlackApiViewsPublishRequest::new(user.as_str().into(), view);
+        let session = self.client.open_session(&self.token);
+        self.retrying("views.publish", || session.views_publish(&request)).await.map(|_| ())
     }
 
     async fn profile(&self, user: &SlackUserId) -> Result<Profile, NotifyError> {

@@ -1,5 +1,6 @@
-//! The modals powerpole opens: the request form, the deny reason and the extension form. Their
-//! `callback_id`s and input ids are what the inbound side reads back on submission.
+//! The views powerpole shows: the modals (the request form, the deny reason and the extension
+//! form), whose `callback_id`s and input ids are what the inbound side reads back on submission,
+//! and the App Home tab ([`home_view`]).
 
 use serde_json::{json, Value};
 
@@ -129,6 +130,89 @@ pub fn extend_modal(session: &Session, target: &TargetConfig) -> Option<View> {
     ))
 }
 
+/// What one person's App Home shows. The caller decides what belongs here (their own sessions,
+/// and only the requests of targets they approve); this only renders it.
+#[derive(Debug, Clone, Default)]
+pub struct Home {
+    /// The person's sessions that are not closed, newest first.
+    pub live: Vec<Session>,
+    /// Pending requests of others that this person may decide. `None`: not an approver of any
+    /// target, so the section is not shown at all.
+    pub to_decide: Option<Vec<Session>>,
+    /// The person's last sessions, newest first (at most [`HOME_RECENT`]).
+    pub recent: Vec<Session>,
+}
+
+/// How many past sessions App Home lists.
+pub const HOME_RECENT: usize = 10;
+
+fn mrkdwn_section(text: &str) -> Value {
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+}
+
+fn header(text: &str) -> Value {
+    json!({"type": "header", "text": plain(text)})
+}
+
+fn session_line(s: &Session) -> String {
+    format!("*{}* · {} on `{}` for {}", s.id, s.role, s.target, s.duration)
+}
+
+/// The App Home tab: own live and pending sessions (End, and Extend while active), the requests
+/// this person may decide (Approve, Deny), and their last sessions.
+pub fn home_view(home: &Home) -> View {
+    use crate::domain::State;
+    use crate::notify::messages::{actions, button, escape, mention, status};
+    let mut blocks = vec![header("Your access")];
+    if home.live.is_empty() {
+        blocks.push(mrkdwn_section("You have no live or pending sessions. Ask for one with `/powerpole request`."));
+    }
+    for s in &home.live {
+        blocks.push(mrkdwn_section(&format!("{}\n{}\n_{}_", session_line(s), status(s), escape(&s.reason))));
+        let mut buttons = Vec::new();
+        match s.state {
+            State::Active => {
+                buttons.push(button(actions::EXTEND, "Extend", s.id.as_str(), None));
+                buttons.push(button(actions::END_NOW, "End now", s.id.as_str(), Some("danger")));
+            }
+            State::Pending | State::Approved => buttons.push(button(actions::END_NOW, "Withdraw", s.id.as_str(), Some("danger"))),
+            _ => {}
+        }
+        if !buttons.is_empty() {
+            blocks.push(crate::notify::messages::actions(&format!("own-{}", s.id), buttons));
+        }
+    }
+    if let Some(to_decide) = &home.to_decide {
+        blocks.push(json!({"type": "divider"}));
+        blocks.push(header("Waiting for your decision"));
+        if to_decide.is_empty() {
+            blocks.push(mrkdwn_section("No request is waiting for you."));
+        }
+        for s in to_decide {
+            blocks.push(mrkdwn_section(&format!(
+                "{} asks: {}\n{}\n_{}_",
+                mention(&s.requester.slack_id),
+                session_line(s),
+                status(s),
+                escape(&s.reason)
+            )));
+            blocks.push(crate::notify::messages::actions(
+                &format!("decide-{}", s.id),
+                vec![button(actions::APPROVE, "Approve", s.id.as_str(), Some("primary")), button(actions::DENY, "Deny", s.id.as_str(), Some("danger"))],
+            ));
+        }
+    }
+    blocks.push(json!({"type": "divider"}));
+    blocks.push(header("Your last sessions"));
+    if home.recent.is_empty() {
+        blocks.push(mrkdwn_section("None yet."));
+    } else {
+        let lines: Vec<String> = home.recent.iter().take(HOME_RECENT).map(|s| format!("• {}: {}", session_line(s), status(s))).collect();
+        blocks.push(mrkdwn_section(&lines.join("\n")));
+    }
+    View(json!({"type": "home", "callback_id": "home", "blocks": blocks}))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +249,41 @@ mod tests {
         for View(v) in views {
             serde_json::from_value::<slack_morphism::prelude::SlackView>(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
         }
+    }
+
+    fn action_ids(v: &Value) -> Vec<String> {
+        v["blocks"].as_array().unwrap().iter().filter(|b| b["type"] == "actions").flat_map(|b| b["elements"].as_array().unwrap().clone()).map(|e| e["action_id"].as_str().unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn home_shows_own_sessions_with_their_buttons_and_hides_the_approver_section_from_others() {
+        use crate::domain::{Event, State};
+        let pending = session(Role::Read);
+        let mut active = session(Role::Dml);
+        active.state = State::Active;
+        active.expires_at = Some(pending.created_at + chrono::Duration::hours(1));
+        let mut closed = session(Role::Read);
+        closed.apply(Event::Cancelled).unwrap();
+        let home = Home { live: vec![pending.clone(), active], to_decide: None, recent: vec![closed] };
+        let View(v) = home_view(&home);
+        assert_eq!(v["type"], "home");
+        assert_eq!(action_ids(&v), ["end_now", "extend", "end_now"]);
+        let text = v.to_string();
+        assert!(text.contains("waiting for approval since"), "{text}");
+        assert!(text.contains("in use until"), "{text}");
+        assert!(!text.contains("Waiting for your decision"), "not an approver: no such section");
+
+        let approver = Home { live: vec![], to_decide: Some(vec![pending]), recent: vec![] };
+        let View(v) = home_view(&approver);
+        assert_eq!(action_ids(&v), ["approve", "deny"]);
+        assert!(v.to_string().contains("<@U0ALICE> asks"));
+    }
+
+    #[test]
+    fn the_home_view_is_one_slack_morphism_accepts() {
+        let s = session(Role::Read);
+        let View(v) = home_view(&Home { live: vec![s.clone()], to_decide: Some(vec![s.clone()]), recent: vec![s] });
+        serde_json::from_value::<slack_morphism::prelude::SlackView>(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
     }
 
     #[test]

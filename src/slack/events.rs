@@ -2,13 +2,15 @@
 //! (`X-Slack-Retry-Num`), so every event is done once: its `event_id` is remembered in the store
 //! first, and a retry (or a replica that got the same event) finds it there and does nothing.
 //!
-//! The only event acted on is `app_mention`: powerpole answers in the thread with its usage.
+//! Two events are acted on: `app_mention` (powerpole answers with its usage) and
+//! `app_home_opened` (the person's App Home is published, see [`super::home`]).
 
 use std::sync::Arc;
 
 use slack_morphism::prelude::{SlackEventCallbackBody, SlackPushEventCallback};
 
 use super::{RequestId, SlackApp};
+use crate::domain::SlackUserId;
 use crate::notify::messages;
 
 /// How long an event id is remembered (Slack retries within minutes).
@@ -28,12 +30,20 @@ pub fn handle(app: &Arc<SlackApp>, callback: SlackPushEventCallback, retry: Opti
 }
 
 async fn apply(app: &SlackApp, callback: SlackPushEventCallback) {
-    if let SlackEventCallbackBody::AppMention(mention) = callback.event {
-        let targets = target_limits(app);
-        let message = messages::usage(app.command_name(), &targets);
-        if let Err(e) = app.notifier.post(mention.channel.as_ref(), &message).await {
-            tracing::error!(error = %e, "the answer to a mention was not posted");
+    match callback.event {
+        SlackEventCallbackBody::AppMention(mention) => {
+            let targets = target_limits(app);
+            let message = messages::usage(app.command_name(), &targets);
+            if let Err(e) = app.notifier.post(mention.channel.as_ref(), &message).await {
+                tracing::error!(error = %e, "the answer to a mention was not posted");
+            }
         }
+        // The Messages tab opens this event too; only the Home tab shows powerpole's view.
+        SlackEventCallbackBody::AppHomeOpened(opened) if opened.tab.as_deref() != Some("messages") => match SlackUserId::parse(opened.user.as_ref()) {
+            Ok(user) => super::home::publish(&app.workflow, app.notifier.as_ref(), &user).await,
+            Err(e) => tracing::warn!(error = %e, "app_home_opened without a usable user id"),
+        },
+        _ => {}
     }
 }
 

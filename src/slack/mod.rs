@@ -15,6 +15,7 @@ pub mod command;
 pub mod deferred;
 pub mod events;
 pub mod health;
+pub mod home;
 mod http;
 pub mod interaction;
 pub mod manifest;

@@ -35,6 +35,8 @@ pub struct Lifecycle {
     pub notifier: Arc<dyn Notifier>,
     /// The AWS region bastions run in (for the console URL and the `aws ssm` command).
     pub region: String,
+    /// CloudWatch Logs, for the security channel's session summary at teardown (`workflow::summary`).
+    pub transcripts: Option<crate::transcripts::CloudWatchLogs>,
 }
 
 /// What one step did, for logs, `sweep --once` and tests.
@@ -45,6 +47,8 @@ pub enum StepOutcome {
     /// Not due yet.
     NotDue,
     TimedOut,
+    /// Approvers of a pending request were reminded (`workflow::remind`).
+    Reminded,
     HandedOver,
     /// Provisioning failed and was rolled back (the teardown may still be retrying).
     ProvisioningFailed(String),
@@ -167,6 +171,7 @@ impl Lifecycle {
             return Ok(StepOutcome::NotDue);
         }
         match session.state {
+            State::Pending if session.pending_expires_at > now => self.remind(session).await,
             State::Pending => self.time_out_pending(session).await,
             State::Approved | State::Provisioning => self.provision(session).await,
             State::Active => {
@@ -574,6 +579,8 @@ impl Lifecycle {
         };
         self.tell_requester(&stored, &messages::teardown_notice(&stored)).await;
         self.refresh_card(&stored).await;
+        self.close_extension_card(&stored).await;
+        self.post_security_summary(&stored).await;
         info!(session = %stored.id, outcome = ?stored.state, "torn down");
         Ok(StepOutcome::TornDown)
     }

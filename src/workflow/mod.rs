@@ -72,6 +72,8 @@ pub mod decide;
 pub mod lifecycle;
 pub mod patience;
 pub mod reconcile;
+pub mod remind;
+pub mod summary;
 pub mod request;
 pub mod sweep;
 

@@ -85,7 +85,8 @@ impl Workflow {
         self.one_account_per_session(&db_user, &draft.target).await?;
         let requester = Requester { slack_id: user.clone(), email, db_user, tz: profile.tz };
         let now = self.clock.now();
-        let session = Session::new(id, requester, draft.target, draft.role, draft.duration, draft.reason, now, self.config.scheduler.pending_timeout);
+        let mut session = Session::new(id, requester, draft.target, draft.role, draft.duration, draft.reason, now, self.config.scheduler.pending_timeout);
+        session.reminders.next_at = Some(super::remind::first_reminder(&self.config, now));
         let detail = format!("{} on {} for {}: {}", session.role, session.target, session.duration, session.reason);
         let event = AuditEvent::ok(AuditKind::Requested, Actor::User(user.clone()), now, detail);
         let session = match self.store.create(&session, &event).await {

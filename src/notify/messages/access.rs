@@ -1,7 +1,7 @@
 //! The messages of a session that has a bastion: the hand-over DM (and its redaction at
 //! teardown), the expiry warning, and the teardown notice.
 
-use super::{actions, button, context, escape, header, local_time, mention, section};
+use super::{actions, button, context, escape, header, local_time, section};
 use crate::config::TargetConfig;
 use crate::domain::{Outcome, Session, State};
 use crate::notify::Message;
@@ -94,12 +94,44 @@ pub fn handover_dm(session: &Session, target: &TargetConfig, handover: Handover<
             session.id, session.id
         )));
     }
-    Message { text, blocks }
+    Message::new(text, blocks)
 }
 
-/// The hand-over DM with the password removed, for `chat.update` at teardown.
-pub fn redacted_handover(session: &Session, target: &TargetConfig, region: &str, instance_id: &str, document: &str) -> Message {
-    handover_dm(session, target, Handover { region, instance_id, document, password: None })
+/// What the hand-over DM becomes at teardown (`chat.update`): when and why the session ended and
+/// what was removed. The password is gone, and so are the connection instructions: the instance
+/// they named is terminated, and a pasted `aws ssm start-session` would only fail.
+pub fn redacted_handover(session: &Session, _target: &TargetConfig, _region: &str, instance_id: &str, _document: &str) -> Message {
+    let title = format!("Your {} access to {} has ended ({})", session.role, session.target, session.id);
+    let when = session.closed_at.map(|t| local_time(t, session.requester.tz.as_deref())).unwrap_or_else(|| "now".into());
+    let why = why_ended(session);
+    let text = format!("{title}: {why}, at {when}.");
+    let blocks = vec![
+        header(&title),
+        section(&format!("*Ended* {when}: {why}.")),
+        section(&format!(
+            "The bastion `{instance_id}` was terminated and the database account `{}` dropped. *Password* redacted: it no longer opens anything.",
+            session.requester.db_user
+        )),
+        context("Need access again? Ask with `/powerpole request`."),
+    ];
+    Message::new(text, blocks)
+}
+
+/// Why a session ended, as its requester reads it ("it expired", "an approver revoked it (...)").
+pub fn why_ended(session: &Session) -> String {
+    match session.state.outcome() {
+        Some(Outcome::Expired) => "it expired".to_string(),
+        Some(Outcome::EndedByRequester) => "you ended it".to_string(),
+        Some(Outcome::RevokedByApprover) => format!(
+            "an approver revoked it{}",
+            session.decision_reason.as_deref().filter(|r| !r.trim().is_empty()).map(|r| format!(" ({})", escape(r))).unwrap_or_default()
+        ),
+        Some(Outcome::Failed) => format!(
+            "provisioning failed{}",
+            session.decision_reason.as_deref().map(|r| format!(": {}", escape(r))).unwrap_or_default()
+        ),
+        _ => "it was closed".to_string(),
+    }
 }
 
 /// The DM sent `warning_lead` before expiry, with Extend and End-now buttons.
@@ -117,36 +149,19 @@ pub fn warning_dm(session: &Session) -> Message {
         section(&format!(":alarm_clock: {text} Need longer? Ask the approvers for an extension.")),
         super::actions("expiry", vec![button(actions::EXTEND, "Extend", session.id.as_str(), Some("primary")), end]),
     ];
-    Message { text, blocks }
+    Message::new(text, blocks)
 }
 
 /// The notice when a session's resources are gone.
 pub fn teardown_notice(session: &Session) -> Message {
-    let why = match session.state.outcome() {
-        Some(Outcome::Expired) => "it expired".to_string(),
-        Some(Outcome::EndedByRequester) => "you ended it".to_string(),
-        Some(Outcome::RevokedByApprover) => format!(
-            "an approver revoked it{}",
-            session.decision_reason.as_deref().filter(|r| !r.trim().is_empty()).map(|r| format!(" ({})", escape(r))).unwrap_or_default()
-        ),
-        Some(Outcome::Failed) => format!(
-            "provisioning failed{}",
-            session.decision_reason.as_deref().map(|r| format!(": {}", escape(r))).unwrap_or_default()
-        ),
-        _ => "it was closed".to_string(),
-    };
+    let why = why_ended(session);
     let gone = if session.state == State::Closed(Outcome::Failed) && session.instance_id.is_none() {
         "Nothing was left running.".to_string()
     } else {
         format!("The bastion was terminated and the database account `{}` dropped.", session.requester.db_user)
     };
-    Message::plain(format!(
-        "Your {} access to `{}` ({}) has ended: {why}. {gone} {}",
-        session.role,
-        session.target,
-        session.id,
-        mention(&session.requester.slack_id)
-    ))
+    // A DM to the requester: no mention of them (it would only notify them twice).
+    Message::plain(format!("Your {} access to `{}` ({}) has ended: {why}. {gone}", session.role, session.target, session.id))
 }
 
 /// The DM when nobody decided a request within the pending timeout.
@@ -240,7 +255,28 @@ mod tests {
         let m = redacted_handover(&active(Role::Dml), &target(), "eu-west-1", "i-0123456789abcdef0", "powerpole-session");
         assert!(!m.readable().contains("s3cr"));
         assert!(m.readable().contains("redacted"));
-        assert!(m.readable().contains("-u alice -p```"));
+    }
+
+    #[test]
+    fn the_redacted_handover_says_when_and_why_and_no_longer_how_to_connect() {
+        let mut s = active(Role::Dml);
+        s.apply(Event::Revoked).unwrap();
+        s.apply(Event::TornDown).unwrap();
+        s.decision_reason = Some("incident over".into());
+        s.closed_at = s.expires_at;
+        let all = redacted_handover(&s, &target(), "eu-west-1", "i-0123456789abcdef0", "powerpole-session").readable();
+        assert!(all.contains("an approver revoked it (incident over)") && all.contains("16:00 CET on Tue 3 Mar"), "{all}");
+        assert!(all.contains("`i-0123456789abcdef0` was terminated"), "{all}");
+        for gone in ["start-session", "mysql -h", "console.aws.amazon.com"] {
+            assert!(!all.contains(gone), "{gone} still shown for a terminated instance:\n{all}");
+        }
+    }
+
+    #[test]
+    fn the_teardown_notice_does_not_mention_its_recipient() {
+        let mut s = active(Role::Read);
+        s.apply(Event::Expired).unwrap();
+        assert!(!teardown_notice(&s).readable().contains("<@U0ALICE>"));
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub fn approval_card(session: &Session, target: &TargetConfig) -> Message {
             ],
         ));
     }
-    Message { text, blocks }
+    Message::new(text, blocks)
 }
 
 fn target_label(target: &TargetConfig) -> String {
@@ -121,6 +121,31 @@ pub fn decision_dm(session: &Session, target: &TargetConfig, by: &SlackUserId) -
     Message::plain(text)
 }
 
+/// The reminder in the approval card's thread for a request nobody has decided: who may decide,
+/// how long it has waited, and, on escalation, the escalation group.
+pub fn approval_reminder(session: &Session, target: &TargetConfig, now: DateTime<Utc>, escalate_to: Option<&str>) -> Message {
+    let mut who: Vec<String> = target.approvers.users.iter().filter(|u| **u != session.requester.slack_id).map(mention).collect();
+    if let Some(group) = &target.approvers.group {
+        who.push(format!("<!subteam^{group}>"));
+    }
+    let waited = (now - session.created_at).num_minutes().max(1);
+    let mut text = format!(
+        ":bell: {} Still waiting for a decision on {}'s request {} ({} on `{}` for {}): waiting for approval since {} ({waited} min). It expires undecided {}.",
+        who.join(" "),
+        mention(&session.requester.slack_id),
+        session.id,
+        session.role,
+        session.target,
+        session.duration,
+        slack_time(session.created_at),
+        slack_time(session.pending_expires_at),
+    );
+    if let Some(group) = escalate_to {
+        text.push_str(&format!("\n:rotating_light: Escalating to <!subteam^{group}>: nobody has decided in {waited} min."));
+    }
+    Message::plain(text)
+}
+
 /// How an extension request was decided, for the card's in-place update.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtensionDecision {
@@ -145,6 +170,10 @@ pub fn extension_card(session: &Session, by: AccessDuration, decided: Option<&Ex
         )),
     ];
     match decided {
+        // The session closed before anyone decided: nothing left to decide.
+        None if session.state.is_closed() || matches!(session.state, State::TearingDown(_)) => {
+            blocks.push(context(":lock: The session ended before anyone decided; nothing to decide."))
+        }
         None => blocks.push(super::actions(
             "extension",
             vec![
@@ -159,7 +188,7 @@ pub fn extension_card(session: &Session, by: AccessDuration, decided: Option<&Ex
             slack_time(d.at)
         ))),
     }
-    Message { text, blocks }
+    Message::new(text, blocks)
 }
 
 /// The requester's DM about their extension request.

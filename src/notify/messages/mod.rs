@@ -4,7 +4,8 @@
 //! - [`approval`]: the approval card (updated in place as decisions arrive), the requester's
 //!   decision DMs, the extension card and the stuck-teardown alert;
 //! - [`access`]: the hand-over DM and its redaction, the expiry warning, the teardown notice;
-//! - [`replies`]: ephemeral answers to commands: usage, problems, confirmations, `list`.
+//! - [`replies`]: ephemeral answers to commands: usage, problems, confirmations, `list`;
+//! - [`security`]: the session summary in the security channel.
 //!
 //! Everything a user typed is escaped before it goes into `mrkdwn`, so a reason cannot ping
 //! `@channel` or fake a link.
@@ -12,13 +13,14 @@
 pub mod access;
 pub mod approval;
 pub mod replies;
+pub mod security;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 pub use access::{account_kept_locked, handover_dm, provisioning_failed, redacted_handover, request_timed_out, teardown_notice, warning_dm, Handover};
-pub use approval::{approval_card, decision_dm, extension_card, extension_decision_dm, stuck_teardown_alert};
-pub use replies::{list, problem, request_submitted, usage, usage_lines};
+pub use approval::{approval_card, approval_reminder, decision_dm, extension_card, extension_decision_dm, stuck_teardown_alert};
+pub use replies::{list, problem, request_checking, request_submitted, status, usage, usage_lines};
 
 /// `action_id`s of the buttons powerpole posts; the inbound side dispatches on them.
 pub mod actions {

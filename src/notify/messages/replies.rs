@@ -48,6 +48,14 @@ pub fn request_submitted(session: &crate::domain::SessionId, target: &str, chann
     ))
 }
 
+/// The immediate answer to a typed request: valid, being filed. It does not say "sent": the
+/// requester's profile is read after this answer and may still refuse it (said here, then).
+pub fn request_checking(session: &crate::domain::SessionId, target: &str, channel: &str) -> Message {
+    Message::plain(format!(
+        ":hourglass_flowing_sand: Filing request {session} for `{target}`. Once your Slack profile is checked, its card appears in <#{channel}> and you'll get a DM for every decision; if it cannot be filed, you'll read why here."
+    ))
+}
+
 /// `list`: the requester's sessions, newest first.
 pub fn list(sessions: &[Session]) -> Message {
     if sessions.is_empty() {
@@ -56,14 +64,24 @@ pub fn list(sessions: &[Session]) -> Message {
     let lines: Vec<String> = sessions
         .iter()
         .map(|s| {
-            let when = match (s.state, s.expires_at) {
-                (State::Active, Some(e)) => format!(", ends {}", slack_time(e)),
-                _ => format!(", asked {}", slack_time(s.created_at)),
-            };
-            format!("• *{}* `{}` {} for {}: {}{when}. _{}_", s.id, s.target, s.role, s.duration, s.state, escape(&s.reason))
+            format!("• *{}* `{}` {} for {}: {}. _{}_", s.id, s.target, s.role, s.duration, status(s), escape(&s.reason))
         })
         .collect();
     Message::plain(format!("Your sessions:\n{}", lines.join("\n")))
+}
+
+/// Where a session is, in the words a requester expects: "waiting for approval since ..." while
+/// nobody has decided, "in use until ..." while active. Shared by `list` and App Home.
+pub fn status(s: &Session) -> String {
+    match (s.state, s.expires_at) {
+        (State::Pending, _) if s.approvals.is_empty() => format!("waiting for approval since {}", slack_time(s.created_at)),
+        (State::Pending, _) => format!("waiting for more approvals since {} ({} so far)", slack_time(s.created_at), s.approvals.len()),
+        (State::Approved | State::Provisioning, _) => "approved; the bastion is being set up".into(),
+        (State::Active, Some(e)) => format!("in use until {}", slack_time(e)),
+        (State::TearingDown(_), _) => "ending: the account and the bastion are being removed".into(),
+        (State::Closed(_), _) => format!("{} (asked {})", s.state, slack_time(s.created_at)),
+        _ => s.state.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -91,7 +109,7 @@ mod tests {
     #[test]
     fn list_shows_state_and_escaped_reason() {
         let m = list(&[session(Role::Read)]);
-        assert!(m.text.contains("*pp-7k2m9xq4ab* `billing` READ for 1h: pending"), "{}", m.text);
+        assert!(m.text.contains("*pp-7k2m9xq4ab* `billing` READ for 1h: waiting for approval since <!date^"), "{}", m.text);
         assert!(m.text.contains("&lt;!channel&gt;"));
         assert!(list(&[]).text.contains("no sessions"));
     }

@@ -71,7 +71,9 @@ fn file(app: &Arc<SlackApp>, inv: Invocation, draft: RequestDraft) -> Reply {
     let Some(target) = app.workflow.config.target(&draft.target) else {
         return Problem::new("that target is no longer configured", "").reply();
     };
-    let reply = messages::request_submitted(&id, draft.target.as_str(), &target.approvals_channel);
+    // Nothing says "sent" before it is: the requester's e-mail may not map to a database user
+    // name, which only the follow-up (reading the profile) can tell; a refusal follows here.
+    let reply = messages::request_checking(&id, draft.target.as_str(), &target.approvals_channel);
     let app2 = app.clone();
     app.spawn(&inv.request_id, "file request", async move {
         let wf = &app2.workflow;

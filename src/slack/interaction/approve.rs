@@ -17,7 +17,9 @@ impl Approve {
             let wf = &app2.workflow;
             let attempt = || wf.approve(app2.notifier.as_ref(), &click.user, &click.session, click.message.clone());
             let wait_note = || click.tell(&app2, super::super::store_wait_note(&app2, "approval"));
-            match wf.patiently("approve", attempt, wait_note).await {
+            let result = wf.patiently("approve", attempt, wait_note).await;
+            let requester = result.as_ref().ok().map(|done| done.session.requester.slack_id.clone());
+            match result {
                 Ok(done) => {
                     tracing::info!(session = %done.session.id, state = %done.session.state, approvals = done.session.approvals.len(), "approval stored");
                     let undelivered = app2.report_undelivered(&done);
@@ -29,6 +31,9 @@ impl Approve {
                     tracing::info!(error = %e, "approval refused");
                     click.tell(&app2, format!(":warning: {e}")).await;
                 }
+            }
+            if click.from_home {
+                crate::slack::home::republish_after(&app2.workflow, app2.notifier.as_ref(), &click.user, requester.as_ref()).await;
             }
         });
         Ack::Ok

@@ -62,12 +62,16 @@ impl DenyForm {
             (Some(c), Some(t)) if !c.is_empty() && !t.is_empty() => Some(Posted { channel: c.into(), ts: t.into() }),
             _ => None,
         };
+        // Opened from App Home (no card behind it): that Home is re-published after.
+        let from_home = card.is_none();
         let app2 = app.clone();
         app.spawn(&form.request_id.clone(), "deny", async move {
             let wf = &app2.workflow;
             let attempt = || wf.deny(app2.notifier.as_ref(), &form.user, &session, &reason, card.clone());
             let wait_note = || async { app2.tell_user(&form.user, &crate::notify::Message::plain(super::super::store_wait_note(&app2, "denial"))).await };
-            match wf.patiently("deny", attempt, wait_note).await {
+            let result = wf.patiently("deny", attempt, wait_note).await;
+            let requester = result.as_ref().ok().map(|done| done.session.requester.slack_id.clone());
+            match result {
                 Ok(done) => {
                     let undelivered = app2.report_undelivered(&done);
                     if !undelivered.is_empty() {
@@ -75,6 +79,9 @@ impl DenyForm {
                     }
                 }
                 Err(e) => app2.tell_user(&form.user, &crate::notify::Message::plain(format!(":warning: {e}"))).await,
+            }
+            if from_home {
+                crate::slack::home::republish_after(&app2.workflow, app2.notifier.as_ref(), &form.user, requester.as_ref()).await;
             }
         });
         Ack::Ok

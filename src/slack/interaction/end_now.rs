@@ -22,6 +22,9 @@ impl EndNow {
                 Err(e) => format!(":warning: {e}"),
             };
             click.tell(&app2, text).await;
+            if click.from_home {
+                crate::slack::home::publish(&app2.workflow, app2.notifier.as_ref(), &click.user).await;
+            }
         });
         Ack::Ok
     }

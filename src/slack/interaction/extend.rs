@@ -57,6 +57,7 @@ impl ExtendForm {
                 Err(e) => format!(":warning: {e}"),
             };
             app2.tell_user(&form.user, &Message::plain(text)).await;
+            crate::slack::home::publish(&app2.workflow, app2.notifier.as_ref(), &form.user).await;
         });
         Ack::Ok
     }

@@ -17,7 +17,9 @@ impl DecideExtension {
         let app2 = app.clone();
         let DecideExtension { click, approve } = self;
         app.spawn(&click.request_id.clone(), "decide extension", async move {
-            match app2.workflow.decide_extension(app2.notifier.as_ref(), &click.user, &click.session, approve, click.message.clone()).await {
+            let result = app2.workflow.decide_extension(app2.notifier.as_ref(), &click.user, &click.session, approve, click.message.clone()).await;
+            let requester = result.as_ref().ok().map(|done| done.session.requester.slack_id.clone());
+            match result {
                 Ok(done) => {
                     let undelivered = app2.report_undelivered(&done);
                     if !undelivered.is_empty() {
@@ -25,6 +27,9 @@ impl DecideExtension {
                     }
                 }
                 Err(e) => click.tell(&app2, format!(":warning: {e}")).await,
+            }
+            if click.from_home {
+                crate::slack::home::republish_after(&app2.workflow, app2.notifier.as_ref(), &click.user, requester.as_ref()).await;
             }
         });
         Ack::Ok

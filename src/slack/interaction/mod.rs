@@ -38,6 +38,8 @@ pub struct Click {
     pub response_url: Option<String>,
     pub trigger_id: String,
     pub request_id: RequestId,
+    /// Clicked on the App Home tab (a view container), which is then re-published.
+    pub from_home: bool,
 }
 
 impl Click {
@@ -136,7 +138,9 @@ fn parse_click(event: SlackInteractionBlockActionsEvent, request_id: &RequestId)
         }
         _ => None,
     };
+    let from_home = matches!(&event.container, SlackInteractionActionContainer::View(_));
     let click = Click {
+        from_home,
         user,
         session,
         message,

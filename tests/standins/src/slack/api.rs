@@ -82,6 +82,7 @@ impl World {
             "usergroups.users.list" => self.group_members(p),
             "views.open" | "views.push" => self.open_view(p),
             "views.update" => self.update_view(p),
+            "views.publish" => self.publish_view(p),
             _ => Err("unknown_method"),
         }
     }
@@ -269,6 +270,28 @@ impl World {
                 view.insert(key, value);
             }
         }
+        view.insert("hash".to_owned(), json!(self.next_ts()));
+        let view = Value::Object(view);
+        self.views.insert(id, view.clone());
+        Ok(fields(json!({"view": view})))
+    }
+
+    /// `views.publish`: a user's App Home tab. Slack keeps one home view per user and app, so a
+    /// publish replaces the last one under the same id.
+    fn publish_view(&mut self, p: &Params) -> Answer {
+        let user = required(p, "user_id", "invalid_arguments")?.to_owned();
+        if !self.users.contains_key(&user) {
+            return Err("user_not_found");
+        }
+        let mut view = view_param(p)?;
+        if view.get("type").and_then(Value::as_str) != Some("home") {
+            return Err("invalid_arguments");
+        }
+        let id = format!("VH{user}");
+        view.insert("id".to_owned(), json!(id));
+        view.insert("team_id".to_owned(), json!(TEAM_ID));
+        view.insert("app_id".to_owned(), json!(API_APP_ID));
+        view.insert("bot_id".to_owned(), json!(BOT_ID));
         view.insert("hash".to_owned(), json!(self.next_ts()));
         let view = Value::Object(view);
         self.views.insert(id, view.clone());
