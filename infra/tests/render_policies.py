@@ -35,7 +35,7 @@ SAMPLE = {
     "region": REGION,
     "account_id": ACCOUNT,
     "table_name": "powerpole",
-    "orchestrator_role_arn": f"arn:aws:iam::{ACCOUNT}:role/powerpole-orchestrator",
+    "orchestrator_role_arns": [f"arn:aws:iam::{ACCOUNT}:role/powerpole-orchestrator", f"arn:aws:iam::{ACCOUNT}:role/powerpole-slack-worker"],
     "slack_handler_role_arn": f"arn:aws:iam::{ACCOUNT}:role/powerpole-slack-handler",
     "serve_role_arn": f"arn:aws:iam::{ACCOUNT}:role/powerpole-serve",
     "bastion_role_arn": f"arn:aws:iam::{ACCOUNT}:role/powerpole-bastion",

@@ -1,12 +1,13 @@
 # IAM: one role per principal, each with one inline policy rendered from policies/ (the single
 # source), and trust policies that say who may become them: the Slack handler (public function
-# URL: the Slack secret, the queue, the requester index), the orchestrator (worker and sweeper),
+# URL: the Slack secret, the queue, the requester index), the orchestrator (the sweeper) and the
+# Slack worker (each its own role, one orchestrator policy),
 # `powerpole serve` (ECS task or EC2), the bastions, the security team; plus the engineer policy
 # that operators attach to the people who request access. The Lambda and EC2 trust policies carry no
 # aws:SourceAccount condition: EC2 does not set that key when it assumes an instance role, and a
 # condition on a missing key would deny every assumption.
 
-# --- Orchestrator: the Slack worker and the sweeper ----------------------------------------------
+# --- Orchestrator: the sweeper, and the Slack worker's role of its own ----------------------------------------------
 
 data "aws_iam_policy_document" "orchestrator_trust" {
   statement {
@@ -32,6 +33,23 @@ resource "aws_iam_role" "orchestrator" {
 resource "aws_iam_role_policy" "orchestrator" {
   name   = "powerpole-orchestrator"
   role   = aws_iam_role.orchestrator.id
+  policy = templatefile("${local.policies_dir}/orchestrator.json", local.role_policy_template_vars)
+}
+
+# The Slack worker has a role of its own, so that each Lambda function is its own principal (its
+# own CloudTrail identity, its own role to narrow). It runs the same workflow steps as the sweeper
+# (a decision can start a teardown), so it holds the orchestrator's policy.
+resource "aws_iam_role" "slack_worker" {
+  name                 = "${var.name_prefix}-slack-worker"
+  description          = "powerpole Slack worker (follow-up queue): the orchestrator's policy, as its own principal"
+  assume_role_policy   = data.aws_iam_policy_document.orchestrator_trust.json
+  permissions_boundary = var.permissions_boundary_arn
+  tags                 = local.tags
+}
+
+resource "aws_iam_role_policy" "slack_worker" {
+  name   = "powerpole-orchestrator"
+  role   = aws_iam_role.slack_worker.id
   policy = templatefile("${local.policies_dir}/orchestrator.json", local.role_policy_template_vars)
 }
 

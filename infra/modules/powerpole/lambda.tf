@@ -143,7 +143,7 @@ resource "aws_lambda_function" "slack_worker" {
   #checkov:skip=CKV_AWS_116:Invoked synchronously by the SQS event source mapping, where a Lambda DLQ never applies; failed messages go to the queue's dead-letter queue (sqs.tf).
   function_name                  = local.slack_worker_function_name
   description                    = "powerpole: runs the follow-up of each queued Slack request once (store, approval card, DMs)"
-  role                           = aws_iam_role.orchestrator.arn
+  role                           = aws_iam_role.slack_worker.arn
   filename                       = var.slack_worker_zip_path
   source_code_hash               = filebase64sha256(var.slack_worker_zip_path)
   handler                        = "bootstrap"
@@ -168,7 +168,7 @@ resource "aws_lambda_function" "slack_worker" {
     mode = "Active"
   }
 
-  depends_on = [aws_cloudwatch_log_group.slack_worker, aws_iam_role_policy.orchestrator]
+  depends_on = [aws_cloudwatch_log_group.slack_worker, aws_iam_role_policy.slack_worker]
 }
 
 # One message per invocation (a follow-up is a few Slack and DynamoDB calls; latency matters more

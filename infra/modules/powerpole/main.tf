@@ -59,7 +59,7 @@ locals {
     dns_suffix             = local.dns_suffix
     region                 = local.region
     account_id             = local.account_id
-    orchestrator_role_arn  = aws_iam_role.orchestrator.arn
+    orchestrator_role_arns = [aws_iam_role.orchestrator.arn, aws_iam_role.slack_worker.arn]
     slack_handler_role_arn = aws_iam_role.slack_handler.arn
     serve_role_arn         = aws_iam_role.serve.arn
     bastion_role_arn       = aws_iam_role.bastion.arn
