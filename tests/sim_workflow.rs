@@ -33,12 +33,17 @@ fn user(id: &str) -> SlackUserId {
 
 /// A world without faults; `wrap` may put a gate around the bastions or Slack.
 fn world(exec: &Executor, tag_lag: Duration, bastions: impl FnOnce(MemBastions) -> Arc<dyn Bastions>, notifier: impl FnOnce(MemNotifier) -> Arc<dyn Notifier>) -> Arc<World> {
+    world_with(exec, CONFIG, tag_lag, bastions, notifier)
+}
+
+/// As [`world`], with a configuration of the test's own.
+fn world_with(exec: &Executor, config: &str, tag_lag: Duration, bastions: impl FnOnce(MemBastions) -> Arc<dyn Bastions>, notifier: impl FnOnce(MemNotifier) -> Arc<dyn Notifier>) -> Arc<World> {
     let time = exec.time.clone();
     let node = Node::new("test", Faults::none(time.clone()));
     let (store, bw, grants, slack) =
         (StoreWorld::new(Duration::ZERO, time.clone()), BastionWorld::new(tag_lag, Duration::from_secs(30), time.clone()), GrantWorld::new(time.clone()), SlackWorld::new());
     let workflow = Workflow {
-        config: Arc::new(Config::from_toml_str(CONFIG).unwrap()),
+        config: Arc::new(Config::from_toml_str(config).unwrap()),
         store: Arc::new(MemStore::new(store.clone(), node.clone())),
         clock: Arc::new(SkewedClock::new(time.clone(), Utc.with_ymd_and_hms(2026, 3, 3, 9, 0, 0).unwrap(), 0)),
         wake: Arc::new(Notify::new()),
@@ -49,6 +54,7 @@ fn world(exec: &Executor, tag_lag: Duration, bastions: impl FnOnce(MemBastions) 
         grants: Arc::new(MemGrants::new(grants.clone(), node.clone())),
         notifier: notifier(MemNotifier::new(slack.clone(), node)),
         region: "eu-west-1".into(),
+        transcripts: None,
     };
     Arc::new(World { time, spawner: exec.spawner(), lifecycle, store, bastions: bw, grants, slack })
 }
@@ -162,6 +168,9 @@ impl Notifier for NoExtensionCards {
     async fn open_view(&self, trigger: &str, view: &View) -> Result<(), NotifyError> {
         self.0.open_view(trigger, view).await
     }
+    async fn publish_view(&self, user: &SlackUserId, view: &View) -> Result<(), NotifyError> {
+        self.0.publish_view(user, view).await
+    }
     async fn profile(&self, user: &SlackUserId) -> Result<Profile, NotifyError> {
         self.0.profile(user).await
     }
@@ -206,5 +215,43 @@ fn a_stale_extension_card_cannot_approve_a_newer_extension() {
     let current = card(&w.session(&id));
     wf.decide_extension(n, &user("U0BOB"), &id, true, Some(current)).await.unwrap();
     assert_eq!(w.session(&id).expires_at, before.map(|e| e + chrono::Duration::minutes(1)));
+    });
+}
+
+/// Two live sessions of one person on a target whose accounts are bound to a proxy pattern would
+/// share one account (`'alice'@'10.1.0.0/255.255.0.0'`): the second to provision must neither
+/// reset the first one's password nor, when it is rolled back, drop the first one's account.
+/// (Requests are refused up front; this is the case two requests raced past that check.)
+#[test]
+fn a_second_session_never_takes_over_the_account_of_a_live_one() {
+    let exec = Executor::new();
+    let config = CONFIG.replace("max_duration = \"20m\"", "max_duration = \"20m\"\naccount_host = \"10.1.0.0/16\"");
+    let w = world_with(&exec, &config, Duration::ZERO, |b| Arc::new(b), |n| Arc::new(n));
+    exec.block_on(async move {
+        let first = w.approved().await;
+        w.sweep_for(2).await;
+        assert_eq!(w.session(&first).state, State::Active);
+        let password = w.grants.accounts().into_iter().map(|a| a.password).collect::<Vec<_>>();
+        assert_eq!(password.len(), 1, "one account for the first session");
+
+        // A second request of Alice's that got past the request-time check, approved.
+        let wf = &w.lifecycle.workflow;
+        let mut second = w.session(&first);
+        second.id = SessionId::derived_from("racing-request");
+        second.state = State::Pending;
+        second.version = 0;
+        (second.approvals, second.instance_id, second.private_ip, second.account_host) = (vec![], None, None, None);
+        (second.expires_at, second.warn_at, second.slack) = (None, None, Default::default());
+        let event = powerpole::domain::AuditEvent::ok(powerpole::domain::AuditKind::Requested, powerpole::domain::Actor::User(user("U0ALICE")), wf.clock.now(), "racing");
+        wf.store.create(&second, &event).await.unwrap();
+        wf.approve(w.lifecycle.notifier.as_ref(), &user("U0BOB"), &second.id, None).await.unwrap();
+        w.sweep_for(3).await;
+
+        let refused = w.session(&second.id);
+        assert!(matches!(refused.state, State::Closed(Outcome::Failed)), "{:?}", refused.state);
+        assert!(refused.decision_reason.as_deref().is_some_and(|r| r.contains(first.as_str())), "the person is told which session holds the account: {:?}", refused.decision_reason);
+        assert_eq!(w.session(&first).state, State::Active, "the first session is untouched");
+        let now: Vec<_> = w.grants.accounts().into_iter().map(|a| a.password).collect();
+        assert_eq!(now, password, "the first session's account and password are as they were");
     });
 }

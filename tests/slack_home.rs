@@ -100,7 +100,7 @@ async fn a_requester_sees_their_own_sessions_and_an_approver_what_they_may_decid
 async fn buttons_on_the_home_tab_act_and_republish_it() {
     let t = spawn_app().await;
     let (mine, _) = t.file_request(ALICE, "request billing READ 1h INC-7 check a refund").await;
-    let (other, _) = t.file_request(ALICE, "request billing READ 1h INC-9 second thoughts").await;
+    let (other, _) = t.file_request(ALICE, "request orders READ 1h INC-9 second thoughts").await;
     open_home(&t, BOB).await;
     let alice_before = published_to(&t, ALICE).len();
     let bob_before = published_to(&t, BOB).len();

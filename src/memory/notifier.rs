@@ -106,6 +106,10 @@ impl Notifier for MemNotifier {
         self.call("views.open", |_| Ok(())).await
     }
 
+    async fn publish_view(&self, _user: &SlackUserId, _view: &View) -> Result<(), NotifyError> {
+        self.call("views.publish", |_| Ok(())).await
+    }
+
     async fn profile(&self, user: &SlackUserId) -> Result<Profile, NotifyError> {
         let email = format!("{}@example.com", user.as_str().to_ascii_lowercase());
         self.call("users.info", move |_| Ok(Profile { email: Some(email), tz: None })).await

@@ -24,6 +24,7 @@ pub const WEB_API_METHODS: &[MethodScopes] = &[
     MethodScopes { method: "chat.postMessage", scopes: &["chat:write"], why: "approval cards, DMs (hand-over, warning, teardown), alerts" },
     MethodScopes { method: "chat.update", scopes: &["chat:write"], why: "decisions on the card, the redacted hand-over DM" },
     MethodScopes { method: "views.open", scopes: &[], why: "the request modal" },
+    MethodScopes { method: "views.publish", scopes: &[], why: "the App Home tab (a person's sessions, an approver's waiting requests)" },
     // The e-mail is the database user name; `users:read.email` is what makes users.info return it.
     MethodScopes { method: "users.info", scopes: &["users:read", "users:read.email"], why: "the requester's e-mail and time zone" },
     MethodScopes { method: "usergroups.users.list", scopes: &["usergroups:read"], why: "approvers given as a user group" },
@@ -142,7 +143,7 @@ pub fn manifest(delivery: &Delivery, command: &str) -> Result<Value, ManifestErr
         "features": {
             // DMs (hand-over, warnings, teardown notices) arrive in the Messages tab; people do not
             // write to the bot, so the tab is read-only.
-            "app_home": { "home_tab_enabled": false, "messages_tab_enabled": true, "messages_tab_read_only_enabled": true },
+            "app_home": { "home_tab_enabled": true, "messages_tab_enabled": true, "messages_tab_read_only_enabled": true },
             "bot_user": { "display_name": "powerpole", "always_online": true },
             "slash_commands": [slash],
         },

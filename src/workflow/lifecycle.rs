@@ -95,6 +95,10 @@ pub(crate) enum ProvisionError {
     Handover(crate::notify::NotifyError),
     #[error("the session could not be handed over: {0}")]
     Transition(crate::domain::TransitionError),
+    /// Another live session of the same person holds (or is about to hold) the same account on
+    /// the same database server: sharing it would reset its password and drop it at either end.
+    #[error("your session {other} already uses the database account '{user}'@'{host}' on this database; end it with `/powerpole end {other}` (or extend it) and ask again")]
+    AccountInUse { other: crate::domain::SessionId, user: String, host: String },
     #[error("{0}; this is a bug in powerpole")]
     Bug(&'static str),
 }
@@ -274,6 +278,13 @@ impl Lifecycle {
         };
         // Record the instance and the account we are about to create *before* creating it, so
         // that reconcile and a resumed worker always know what may exist.
+        // One account per live session: checked before the host is recorded, so that the
+        // rollback of a refused session never touches the account the other session uses.
+        if session.account_host.is_none() {
+            if let Some(other) = self.account_holder(session, target, &host).await.map_err(ProvisionError::Store)? {
+                return Err(ProvisionError::AccountInUse { other, user: session.requester.db_user.to_string(), host });
+            }
+        }
         if session.instance_id.as_deref() != Some(&instance.id) || session.account_host.as_deref() != Some(&host) {
             let read = session.clone();
             let mut next = read.clone();
@@ -385,6 +396,23 @@ impl Lifecycle {
                 }
             }
         }
+    }
+
+    /// Another live session of `session`'s person whose account would be the same as this one's:
+    /// the same user name and host on the same database server. Read from the requester index,
+    /// then each candidate again with a consistent read.
+    async fn account_holder(&self, session: &Session, target: &TargetConfig, host: &str) -> Result<Option<crate::domain::SessionId>, StoreError> {
+        let server = |t: &TargetConfig| (t.writer_endpoint.to_ascii_lowercase(), t.port);
+        let theirs = self.workflow.store.by_requester(&session.requester.slack_id, 50).await?;
+        for candidate in theirs.into_iter().filter(|s| s.id != session.id && !s.state.is_closed()) {
+            let Some(current) = self.workflow.store.get(&candidate.id).await? else { continue };
+            let same_server = self.workflow.config.target(&current.target).is_none_or(|t| server(t) == server(target));
+            let holds = current.account_host.as_deref() == Some(host) && current.requester.db_user == session.requester.db_user;
+            if !current.state.is_closed() && same_server && holds {
+                return Ok(Some(current.id));
+            }
+        }
+        Ok(None)
     }
 
     /// Rolls back a failed provisioning: record the cause, tell people, tear down what exists.
