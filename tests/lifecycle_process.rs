@@ -352,3 +352,40 @@ async fn two_replicas_give_one_launch_one_account_one_handover() {
     let kinds = world.audit_kinds(&store, &id).await;
     assert_eq!(count(&kinds, AuditKind::TornDown), 1, "{kinds:?}");
 }
+
+/// `/powerpole end` while the worker is provisioning: the launch is recorded and the grant has
+/// set out but holds at the proxy. The session ends once, the grant that lands afterwards is
+/// undone, nothing is left running, and the person is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ending_during_provisioning_leaves_one_closed_session_and_nothing_running() {
+    let world = World::new(Options::default()).await;
+    let store = reader(&world).await;
+    let db = Proxy::start(&format!("127.0.0.1:{}", world.db.port)).await;
+    world.point_admin_secret_at("127.0.0.1", db.port()).await;
+    db.hold();
+    world.ssm.hold_all_offline(true);
+    let serve = Serve::start(&world, &config(&world), &[]).await;
+    let id = request_and_approve(&world, &serve, "request billing READ 1h INC-103 end while provisioning").await;
+    wait_for_session(&store, &id, SOON, "the launch is recorded", |s| s.instance_id.is_some()).await;
+    let grant_sent = wait_until(SOON, || async { (db.connections() > 0).then_some(()) }).await;
+    assert!(grant_sent.is_some(), "the grant set out; log:\n{}", serve.logs());
+
+    let reply = serve.http.command(ALICE, &format!("end {id}")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    wait_for_session(&store, &id, SOON, "the session leaves provisioning", |s| s.state != State::Provisioning).await;
+    db.release();
+    world.ssm.hold_all_offline(false);
+
+    let closed = wait_for_session(&store, &id, Duration::from_secs(60), "the session closes", |s| s.state.is_closed()).await;
+    assert_eq!(closed.state, State::Closed(Outcome::EndedByRequester), "{closed:?}");
+    let nothing_left = wait_until(Duration::from_secs(60), || async {
+        let running = world.instances_of(&id).await.iter().filter(|i| !matches!(state_name(i), "terminated" | "shutting-down")).count();
+        let accounts = world.accounts_named(&world.db_user()).await;
+        (running == 0 && accounts.is_empty()).then_some(())
+    })
+    .await;
+    assert!(nothing_left.is_some(), "an instance or the account outlived the session: {:?} / {:?}; log:\n{}", world.instances_of(&id).await.iter().map(state_name).collect::<Vec<_>>(), world.accounts_named(&world.db_user()).await, serve.logs());
+    assert!(handover_dms(&world).iter().all(|dm| password_in(&dm.text()).is_none() || dm.text().contains("redacted")), "no usable password was handed over");
+    let told = world.dms_to(ALICE).iter().any(|dm| dm.text().contains(id.as_str()) && (dm.text().contains("ended") || dm.text().contains("ending")));
+    assert!(told, "Alice is told her session ended");
+}
