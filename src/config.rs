@@ -370,6 +370,10 @@ pub struct TargetConfig {
     /// An AMI id instead of the default parameter.
     pub ami: Option<String>,
     pub instance_type: Option<String>,
+    /// Launch the bastion when the request is filed, so it is online by the time an approver
+    /// clicks (default false). It carries no identity tag, so nobody can enter it, until approval;
+    /// the database account is still created only after approval.
+    pub launch_on_request: bool,
 }
 
 impl TargetConfig {
@@ -579,6 +583,7 @@ struct RawTarget {
     privileges: BTreeMap<String, Vec<String>>,
     ami: Option<String>,
     instance_type: Option<String>,
+    launch_on_request: Option<bool>,
 }
 
 /// Collects problems while validating, so that every one is reported.
@@ -947,6 +952,7 @@ impl RawTarget {
             privileges,
             ami: self.ami,
             instance_type: self.instance_type,
+            launch_on_request: self.launch_on_request.unwrap_or(false),
         })
     }
 }

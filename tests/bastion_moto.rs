@@ -162,6 +162,7 @@ impl World {
             ami: None,
             instance_type: None,
             ca_bundle: None,
+            identity_at_launch: true,
         }
     }
 
@@ -395,4 +396,34 @@ async fn the_identity_tag_follows_the_configured_source_and_a_launch_without_one
     assert!(matches!(err, BastionError::NoIdentity { .. }), "{err:?}");
     assert!(err.to_string().contains("identity_source"), "{err}");
     assert!(world.tagged(&spec.session).await.is_empty(), "nothing was launched");
+}
+
+#[tokio::test]
+async fn a_launch_on_request_gets_its_identity_only_at_approval_and_never_another_one() {
+    let world = World::new().await;
+    let identity_of = |i: &aws_sdk_ec2::types::Instance| i.tags().iter().find(|t| t.key() == Some(tags::IDENTITY)).and_then(|t| t.value()).map(str::to_string);
+    let spec = world.spec().without_identity();
+
+    let early = world.bastions.launch(&spec).await.expect("launch");
+    assert_eq!(identity_of(&world.describe(&early.id).await), None, "nobody may enter before approval");
+    // Provisioning's launch of the same session finds the same instance.
+    assert_eq!(world.bastions.launch(&spec).await.expect("launch again").id, early.id);
+
+    world.bastions.set_identity(&early.id, &spec).await.expect("tag at approval");
+    assert_eq!(identity_of(&world.describe(&early.id).await).as_deref(), Some("Requester@example.com"));
+    // A retry (its first answer lost) is done; another person's identity is refused.
+    world.bastions.set_identity(&early.id, &spec).await.expect("the same identity again is done");
+    let someone_else = LaunchSpec { requester_email: "mallory@example.com".into(), ..spec.clone() };
+    let err = world.bastions.set_identity(&early.id, &someone_else).await.expect_err("a bastion never changes hands");
+    assert!(matches!(err, BastionError::OtherIdentity { .. }), "{err:?}");
+    assert_eq!(identity_of(&world.describe(&early.id).await).as_deref(), Some("Requester@example.com"));
+    // Another session's spec cannot tag this instance, and a terminated one is never tagged.
+    let other_session = LaunchSpec { session: SessionId::random(), ..spec.clone() };
+    assert!(world.bastions.set_identity(&early.id, &other_session).await.is_err());
+    let denied = world.spec().without_identity();
+    let second = world.bastions.launch(&denied).await.expect("launch");
+    world.bastions.terminate(&second.id).await.expect("terminate");
+    let ended = world.bastions.set_identity(&second.id, &denied).await.expect_err("a terminated bastion is never tagged");
+    assert!(matches!(ended, BastionError::Ended { .. }), "{ended:?}");
+    assert_eq!(identity_of(&world.describe(&second.id).await), None);
 }

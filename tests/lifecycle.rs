@@ -287,3 +287,123 @@ async fn the_audit_command_lists_a_persons_trail_in_order() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a time: use 2026-11-01"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// -------------------------------------------------------------------------------------------------
+// Launch on request (`launch_on_request = true`): the bastion boots while approvers decide.
+// -------------------------------------------------------------------------------------------------
+
+/// This world's configuration with launch on request for `billing`.
+fn launching_on_request(world: &World) -> String {
+    world.config_text().replace("[targets.billing]\n", "[targets.billing]\nlaunch_on_request = true\n")
+}
+
+fn identity_of(instance: &aws_sdk_ec2::types::Instance) -> Option<String> {
+    instance.tags().iter().find(|t| t.key() == Some(powerpole::bastion::tags::IDENTITY)).and_then(|t| t.value()).map(str::to_string)
+}
+
+fn state_of(instance: &aws_sdk_ec2::types::Instance) -> Option<&str> {
+    instance.state().and_then(|s| s.name()).map(|n| n.as_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_on_request_boots_the_bastion_before_approval_and_lets_its_requester_in_only_after() {
+    let world = World::new(Options::default()).await;
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap()));
+    let app = world.app_with(&launching_on_request(&world), clock.clone()).await;
+    let http = world.serve(&app).await;
+    http.command(ALICE, "request billing READ 1h INC-77 refund mismatch").await;
+    let card = world.slack.wait_for("chat.postMessage", 1, SOON).await.expect("card")[0].clone();
+    let id = session_on_card(&card);
+    world.card_stored(&app, &id).await;
+
+    // Before anyone decided: the bastion runs, but carries nobody's identity, and no account exists.
+    let report = app.lifecycle.tick(lookahead()).await.expect("sweep");
+    assert_eq!(outcomes(&report), vec![StepOutcome::LaunchedEarly]);
+    let early = world.instances_of(&id).await;
+    assert_eq!(early.len(), 1, "launched at request");
+    assert_eq!(state_of(&early[0]), Some("running"));
+    assert_eq!(identity_of(&early[0]), None, "nobody can start a session on it yet: {:?}", early[0].tags());
+    assert!(world.accounts_named(&world.db_user()).await.is_empty(), "no database account before approval");
+    let pending = world.session(&app, &id).await;
+    assert_eq!((pending.state, pending.instance_id.as_deref()), (State::Pending, early[0].instance_id()));
+    // A second tick launches nothing more.
+    assert!(outcomes(&app.lifecycle.tick(lookahead()).await.expect("sweep")).is_empty());
+
+    // Bob approves: the same instance is handed over, now tagged with alice's identity.
+    http.click(&card, "approve", BOB).await;
+    world.slack.wait_for("chat.update", 1, SOON).await.expect("decision");
+    let report = app.lifecycle.tick(lookahead()).await.expect("sweep");
+    assert_eq!(outcomes(&report), vec![StepOutcome::HandedOver]);
+    let instances = world.instances_of(&id).await;
+    assert_eq!(instances.len(), 1, "no second launch");
+    assert_eq!(instances[0].instance_id(), early[0].instance_id());
+    let session = world.session(&app, &id).await;
+    assert_eq!(identity_of(&instances[0]).as_deref(), Some(session.requester.email.as_str()));
+    let ip = instances[0].private_ip_address().expect("a private IP").to_string();
+    assert_eq!(world.accounts_named(&world.db_user()).await, vec![(world.db_user(), ip)]);
+    // Launched twice: at request (untagged), and at provisioning (tagged, the account host recorded).
+    let trail = app.workflow.store.audit_trail(&id).await.expect("the trail");
+    let kinds: Vec<AuditKind> = trail.iter().map(|r| r.event.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![AuditKind::Requested, AuditKind::Launched, AuditKind::Approved, AuditKind::ProvisioningStarted, AuditKind::Launched, AuditKind::Granted, AuditKind::HandedOver]
+    );
+    assert!(trail[1].event.detail.contains("nobody can enter it before approval"), "{}", trail[1].event.detail);
+    assert!(trail[4].event.detail.contains("now tagged with the requester's identity"), "{}", trail[4].event.detail);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_on_request_terminates_the_bastion_of_a_denied_or_unanswered_request() {
+    use powerpole_standins::driver::{InputValue, ViewSubmission};
+    let world = World::new(Options::default()).await;
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap();
+    let clock = Arc::new(ManualClock::new(t0));
+    let app = world.app_with(&launching_on_request(&world), clock.clone()).await;
+    let http = world.serve(&app).await;
+
+    // Denied: the card's Deny, with a reason.
+    http.command(ALICE, "request billing DML 30m INC-78 fix a row").await;
+    let card = world.slack.wait_for("chat.postMessage", 1, SOON).await.expect("card")[0].clone();
+    let denied = session_on_card(&card);
+    world.card_stored(&app, &denied).await;
+    assert_eq!(outcomes(&app.lifecycle.tick(lookahead()).await.expect("sweep")), vec![StepOutcome::LaunchedEarly]);
+    http.click(&card, "deny", BOB).await;
+    let opened = world.slack.wait_for("views.open", 1, SOON).await.expect("the reason modal")[0].clone();
+    let form = ViewSubmission::of(&opened, BOB, "bob").expect("a modal").input("reason", "reason", InputValue::Text("use the replica".into()));
+    assert_eq!(http.driver.interaction(http.driver.view_submission(&form)).await.expect("submitted").status, 200);
+    let tearing = tokio::time::timeout(SOON, async {
+        loop {
+            let s = world.session(&app, &denied).await;
+            if s.state != State::Pending {
+                return s;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the denial is stored");
+    assert_eq!(tearing.state, State::TearingDown(Outcome::Denied), "its bastion must go before it closes");
+    assert_eq!(outcomes(&app.lifecycle.tick(lookahead()).await.expect("sweep")), vec![StepOutcome::TornDown]);
+    let gone = world.instances_of(&denied).await;
+    assert_eq!((gone.len(), state_of(&gone[0])), (1, Some("terminated")));
+    assert_eq!(identity_of(&gone[0]), None, "a denied request's bastion never carried anyone's identity");
+    assert_eq!(world.session(&app, &denied).await.state, State::Closed(Outcome::Denied));
+    assert_eq!(world.audit_kinds(&app, &denied).await, vec![AuditKind::Requested, AuditKind::Launched, AuditKind::Denied, AuditKind::TornDown]);
+    let told: Vec<String> = world.dms_to(ALICE).iter().map(|c| c.text().to_string()).collect();
+    assert!(told.iter().any(|t| t.contains("denied your request")), "{told:?}");
+    assert!(!told.iter().any(|t| t.contains("has ended")), "no access-ended notice for access never given: {told:?}");
+
+    // Unanswered: the pending timeout terminates it as well.
+    let before = world.slack.calls_to("chat.postMessage").len();
+    http.command(ALICE, "request billing READ 30m INC-79 look at refunds").await;
+    let cards = world.slack.wait_for("chat.postMessage", before + 1, SOON).await.expect("card");
+    let unanswered = session_on_card(cards.last().expect("the second card"));
+    world.card_stored(&app, &unanswered).await;
+    assert_eq!(outcomes(&app.lifecycle.tick(lookahead()).await.expect("sweep")), vec![StepOutcome::LaunchedEarly]);
+    clock.set(world.session(&app, &unanswered).await.pending_expires_at);
+    let report = outcomes(&app.lifecycle.tick(lookahead()).await.expect("sweep"));
+    assert!(report.contains(&StepOutcome::TimedOut), "{report:?}");
+    let gone = world.instances_of(&unanswered).await;
+    assert_eq!((gone.len(), state_of(&gone[0])), (1, Some("terminated")));
+    assert_eq!(world.session(&app, &unanswered).await.state, State::Closed(Outcome::PendingTimedOut));
+}

@@ -105,6 +105,9 @@ impl Bastions for LateLaunch {
     async fn find(&self, session: &SessionId) -> Result<Option<Instance>, BastionError> {
         self.0.find(session).await
     }
+    async fn set_identity(&self, id: &str, spec: &LaunchSpec) -> Result<(), BastionError> {
+        self.0.set_identity(id, spec).await
+    }
     async fn wait_online(&self, id: &str, timeout: Duration) -> Result<(), BastionError> {
         self.0.wait_online(id, timeout).await
     }

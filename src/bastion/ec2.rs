@@ -145,6 +145,48 @@ impl Bastions for Ec2Bastions {
         oldest.map(to_instance).transpose()
     }
 
+    async fn set_identity(&self, instance_id: &str, spec: &LaunchSpec) -> Result<(), BastionError> {
+        if !is_instance_id(instance_id) {
+            return Err(BastionError::InvalidInstanceId(instance_id.to_string()));
+        }
+        let identity = super::identity::identity(self.config.identity_source, &spec.requester, &spec.requester_email)?;
+        // By id, not by the (eventually consistent) tag filter: approval may follow the launch closely.
+        let answer = self
+            .ec2
+            .describe_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map_err(|e| BastionError::Ec2 { action: "DescribeInstances", message: DisplayErrorContext(&e).to_string() })?;
+        let found = answer.reservations().iter().flat_map(|r| r.instances()).next();
+        let gone = |state: &str| BastionError::Ended { session: spec.session.to_string(), instance_id: instance_id.to_string(), state: state.to_string() };
+        let Some(instance) = found else { return Err(gone("gone")) };
+        let state = super::instances::state(instance);
+        if state.is_ending() {
+            return Err(gone(state.as_str()));
+        }
+        if tag(instance, tags::SESSION) != Some(spec.session.as_str()) || tag(instance, tags::DEPLOYMENT) != Some(self.deployment.as_str()) {
+            return Err(BastionError::NotManaged { instance_id: instance_id.to_string() });
+        }
+        // The policies let powerpole add the tag only where there is none (a retry whose first
+        // answer was lost finds it set), and never change it: a bastion never changes hands.
+        match tag(instance, tags::IDENTITY) {
+            Some(tagged) if tagged == identity => return Ok(()),
+            Some(tagged) => return Err(BastionError::OtherIdentity { instance_id: instance_id.to_string(), tagged: tagged.to_string() }),
+            None => {}
+        }
+        let tag = aws_sdk_ec2::types::Tag::builder().key(tags::IDENTITY).value(&identity).build();
+        self.ec2
+            .create_tags()
+            .resources(instance_id)
+            .tags(tag)
+            .send()
+            .await
+            .map_err(|e| BastionError::Ec2 { action: "CreateTags", message: DisplayErrorContext(&e).to_string() })?;
+        tracing::info!(session = %spec.session, instance = %instance_id, "identity tag set at approval");
+        Ok(())
+    }
+
     async fn wait_online(&self, instance_id: &str, timeout: Duration) -> Result<(), BastionError> {
         online::wait(&self.ssm, instance_id, timeout, self.poll_interval).await
     }

@@ -34,6 +34,9 @@ pub enum BastionError {
     #[error("the CA bundle `{path}` cannot be put on the bastion: {reason}; fix the target's `tls_ca_bundle`")]
     CaBundle { path: String, reason: String },
 
+    #[error("bastion {instance_id} already carries the identity `{tagged}`, not this session's requester's; a bastion never changes hands: end the session and request access again")]
+    OtherIdentity { instance_id: String, tagged: String },
+
     #[error("`{0}` is not an EC2 instance id (i- and hex digits)")]
     InvalidInstanceId(String),
 }

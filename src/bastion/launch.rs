@@ -70,7 +70,7 @@ pub fn name(spec: &LaunchSpec) -> String {
 /// `identity` is the requester's identity tag value ([`super::identity::identity`]).
 pub fn tag_specifications(spec: &LaunchSpec, identity: &str, deployment: &DeploymentId) -> Vec<TagSpecification> {
     // One (key, value) per line, so a tag is added by adding a line.
-    let tags = vec![
+    let mut tags = vec![
         (tags::SESSION, spec.session.to_string()),
         (tags::REQUESTER, spec.requester.to_string()),
         (tags::IDENTITY, identity.to_string()),
@@ -79,6 +79,10 @@ pub fn tag_specifications(spec: &LaunchSpec, identity: &str, deployment: &Deploy
         (tags::DEPLOYMENT, deployment.to_string()),
         ("Name", name(spec)),
     ];
+    // Launch on request: no identity until approval, so nobody's StartSession matches the instance.
+    if !spec.identity_at_launch {
+        tags.retain(|(key, _)| *key != tags::IDENTITY);
+    }
     [ResourceType::Instance, ResourceType::Volume]
         .into_iter()
         .map(|kind| {
@@ -181,6 +185,7 @@ mod tests {
             ami: None,
             instance_type: None,
             ca_bundle: None,
+            identity_at_launch: true,
         }
     }
 
@@ -227,6 +232,17 @@ mod tests {
                     ("Name", "powerpole-pp-abcdefghij"),
                 ]
             );
+        }
+    }
+
+    #[test]
+    fn a_launch_on_request_carries_no_identity_on_the_instance_or_its_volume() {
+        let specs = tag_specifications(&spec().without_identity(), "alice@example.com", &DeploymentId::parse("staging").unwrap());
+        assert_eq!(specs.len(), 2);
+        for s in &specs {
+            let keys: Vec<&str> = s.tags().iter().filter_map(|t| t.key()).collect();
+            assert!(!keys.contains(&"powerpole:identity"), "{keys:?}");
+            assert!(keys.contains(&"powerpole:session") && keys.contains(&"powerpole:deployment"), "{keys:?}");
         }
     }
 

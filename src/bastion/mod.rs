@@ -67,6 +67,11 @@ pub struct LaunchSpec {
     pub instance_type: Option<String>,
     /// The CA bundle the bastion's `mysql` verifies the server with ([`launch::bastion_ca_bundle`]).
     pub ca_bundle: Option<std::path::PathBuf>,
+    /// Whether the launch carries the identity tag. False for launch on request: the instance is
+    /// launched before anyone approved, and [`Bastions::set_identity`] tags it at approval. Every
+    /// launch of one session uses the same value, so a retried `RunInstances` (same
+    /// `ClientToken`) always has the same parameters.
+    pub identity_at_launch: bool,
 }
 
 impl LaunchSpec {
@@ -81,7 +86,14 @@ impl LaunchSpec {
             ami: target.ami.clone(),
             instance_type: target.instance_type.clone(),
             ca_bundle: launch::bastion_ca_bundle(target).map(|p| p.to_path_buf()),
+            identity_at_launch: true,
         }
+    }
+
+    /// The spec of a launch-on-request session (see [`LaunchSpec::identity_at_launch`]).
+    pub fn without_identity(mut self) -> LaunchSpec {
+        self.identity_at_launch = false;
+        self
     }
 }
 
@@ -146,6 +158,11 @@ pub trait Bastions: Send + Sync {
 
     /// The session's instance, unless it is terminated (or never existed).
     async fn find(&self, session: &SessionId) -> Result<Option<Instance>, BastionError>;
+
+    /// Tags a launch-on-request bastion with its requester's identity, at approval: from then on
+    /// (and only then) the engineer policy lets that person start a session on it. Done when the
+    /// tag already holds this identity; refused if it holds another one.
+    async fn set_identity(&self, instance_id: &str, spec: &LaunchSpec) -> Result<(), BastionError>;
 
     /// Returns once SSM reports the instance's agent `Online`; fails with
     /// [`BastionError::NotOnline`] after `timeout`.

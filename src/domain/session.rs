@@ -106,6 +106,12 @@ pub struct Session {
     /// Reminders while pending; absent in sessions stored before reminders existed.
     #[serde(default)]
     pub reminders: Reminders,
+    /// Launch on request (the target's `launch_on_request`): the bastion is launched while the
+    /// request waits, without the identity tag that lets anyone enter it; approval sets the tag.
+    /// Such a session may hold an instance before approval, so every way it ends goes through
+    /// `tearing down`.
+    #[serde(default)]
+    pub launch_on_request: bool,
 }
 
 impl Session {
@@ -150,13 +156,30 @@ impl Session {
             launch_window_end: None,
             closed_at: None,
             reminders: Reminders::default(),
+            launch_on_request: false,
         }
     }
 
     /// Moves to the state the transition table gives for `event`, or refuses it.
+    ///
+    /// A launch-on-request session that ends before it was provisioned (denied, timed out,
+    /// withdrawn, revoked) may hold its early instance, so it goes through `tearing down` with the
+    /// same outcome instead of closing at once.
     pub fn apply(&mut self, event: Event) -> Result<State, TransitionError> {
-        self.state = transition(self.state, event)?;
+        let mut next = transition(self.state, event)?;
+        if let State::Closed(outcome) = next {
+            if self.launch_on_request && !matches!(self.state, State::TearingDown(_)) {
+                next = State::TearingDown(outcome);
+            }
+        }
+        self.state = next;
         Ok(self.state)
+    }
+
+    /// A launch-on-request session waiting for approval whose bastion is not launched yet: the
+    /// early launch is due (see `workflow::prelaunch`).
+    pub fn needs_early_launch(&self) -> bool {
+        self.launch_on_request && self.state == State::Pending && self.instance_id.is_none()
     }
 
     /// Starts the access clock: expiry = hand-over + approved duration, warning `warning_lead`
@@ -189,7 +212,8 @@ impl Session {
 
     /// When the scheduler must next act on this session, or `None` once closed.
     ///
-    /// - pending: the next reminder, or when the approval window closes;
+    /// - pending: at once while a launch-on-request bastion is not launched yet, else the next
+    ///   reminder, or when the approval window closes;
     /// - approved: at once (provisioning is due);
     /// - provisioning: at once (it is always claimed with a lease while a worker runs it);
     /// - active: the warning if not yet sent, else the expiry;
@@ -198,7 +222,15 @@ impl Session {
     /// A live lease pushes any of these to its end.
     pub fn next_action_at(&self) -> Option<DateTime<Utc>> {
         let base = match self.state {
-            State::Pending => self.reminders.next_at.map_or(self.pending_expires_at, |r| r.min(self.pending_expires_at)),
+            State::Pending => {
+                let decide = self.reminders.next_at.map_or(self.pending_expires_at, |r| r.min(self.pending_expires_at));
+                if self.needs_early_launch() {
+                    // The early launch: at once, or when its claim runs out; a reminder or the
+                    // timeout that falls due meanwhile is not held back by that claim.
+                    return Some(decide.min(self.lease_until.unwrap_or(self.created_at)));
+                }
+                decide
+            }
             State::Approved | State::Provisioning => self.approved_at.unwrap_or(self.created_at),
             State::Active => {
                 let expires = self.expires_at.unwrap_or(self.created_at);

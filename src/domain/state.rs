@@ -10,7 +10,9 @@
 //!
 //! Anything that may have created a resource (an instance, a database account) happens only in
 //! `provisioning` or later, and every way out of those states goes through `tearing down`, so a
-//! closed session never leaves anything behind.
+//! closed session never leaves anything behind. The one exception is a launch-on-request session,
+//! whose bastion (never its account) is launched while it is pending: `Session::apply` sends every
+//! way it closes through `tearing down` too.
 
 use std::fmt;
 

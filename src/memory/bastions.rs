@@ -21,6 +21,8 @@ pub struct SimInstance {
     /// When it was launched (time since the world started).
     pub launched: Duration,
     pub terminated: bool,
+    /// The identity tag: who may enter (set at launch, or at approval for launch on request).
+    pub identity: Option<String>,
 }
 
 /// The region, shared by every node.
@@ -88,6 +90,7 @@ impl Bastions for MemBastions {
             return Ok(found);
         }
         let session = spec.session.clone();
+        let identity_at_launch = spec.identity_at_launch.then(|| spec.requester.to_string());
         let launched = self
             .call("RunInstances", move |w| {
                 // The ClientToken: the same session gets the same instance, terminated or not.
@@ -102,6 +105,7 @@ impl Bastions for MemBastions {
                     ip: Ipv4Addr::from(0x0a00_0000 + n),
                     launched: w.time.now(),
                     terminated: false,
+                    identity: identity_at_launch,
                 };
                 all.insert(instance.id.clone(), instance.clone());
                 Ok(instance)
@@ -118,6 +122,26 @@ impl Bastions for MemBastions {
     async fn find(&self, session: &SessionId) -> Result<Option<Instance>, BastionError> {
         let session = session.clone();
         self.call("DescribeInstances", move |w| Ok(w.by_tag(&session).filter(|i| !i.terminated).map(|i| to_instance(&i)))).await
+    }
+
+    async fn set_identity(&self, instance_id: &str, spec: &LaunchSpec) -> Result<(), BastionError> {
+        let id = instance_id.to_string();
+        let session = spec.session.clone();
+        let identity = spec.requester.to_string();
+        self.call("CreateTags", move |w| {
+            let mut all = lock(&w.inner);
+            match all.get_mut(&id) {
+                Some(i) if !i.terminated && i.session == session => match &i.identity {
+                    Some(tagged) if *tagged != identity => Err(BastionError::OtherIdentity { instance_id: id, tagged: tagged.clone() }),
+                    _ => {
+                        i.identity = Some(identity);
+                        Ok(())
+                    }
+                },
+                _ => Err(BastionError::Ended { session: session.to_string(), instance_id: id, state: "gone".into() }),
+            }
+        })
+        .await
     }
 
     async fn wait_online(&self, instance_id: &str, timeout: Duration) -> Result<(), BastionError> {

@@ -37,7 +37,18 @@ pub fn check(world: &World) -> Vec<String> {
         check_handover(world, s, &trail, &mut out);
     }
     check_no_password_stored(world, &sessions, &mut out);
+    check_identity_only_after_approval(&sessions, &instances, &mut out);
     out
+}
+
+/// Nobody may enter a bastion before its session was approved: an instance carries its requester's
+/// identity only if the session was approved (launch on request launches before that, untagged).
+fn check_identity_only_after_approval(sessions: &[Session], instances: &[crate::memory::SimInstance], out: &mut Vec<String>) {
+    for i in instances.iter().filter(|i| i.identity.is_some()) {
+        if !sessions.iter().any(|s| s.id == i.session && s.approved_at.is_some()) {
+            out.push(format!("instance {} of session {} carries an identity, but its session was never approved", i.id, i.session));
+        }
+    }
 }
 
 /// The trail starts with the request, is numbered in order, and says how the session ended.

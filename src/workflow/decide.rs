@@ -83,9 +83,9 @@ pub enum Decision {
 pub fn already_decided(s: &Session) -> String {
     let by = |s: &Session| s.approvals.iter().map(|a| format!("<@{}>", a.approver)).collect::<Vec<_>>().join(" and ");
     let what = match s.state {
-        State::Closed(Outcome::Denied) => format!("denied by {}", s.denied_by.as_ref().map(|u| format!("<@{u}>")).unwrap_or_else(|| "an approver".into())),
-        State::Closed(Outcome::PendingTimedOut) => "closed: nobody decided in time".into(),
-        State::Closed(Outcome::Cancelled) if s.approvals.is_empty() => "withdrawn by the requester".into(),
+        State::Closed(Outcome::Denied) | State::TearingDown(Outcome::Denied) => format!("denied by {}", s.denied_by.as_ref().map(|u| format!("<@{u}>")).unwrap_or_else(|| "an approver".into())),
+        State::Closed(Outcome::PendingTimedOut) | State::TearingDown(Outcome::PendingTimedOut) => "closed: nobody decided in time".into(),
+        State::Closed(Outcome::Cancelled) | State::TearingDown(Outcome::Cancelled) if s.approvals.is_empty() => "withdrawn by the requester".into(),
         _ if s.approvals.is_empty() => format!("closed ({})", s.state),
         _ => format!("approved by {}", by(s)),
     };
@@ -189,10 +189,16 @@ impl Workflow {
                 next.apply(Event::Denied).map_err(|e| ActionError::AlreadyDecided(e.to_string()))?;
                 next.denied_by = Some(approver.clone());
                 next.decision_reason = Some(reason.trim().to_string());
-                next.closed_at = Some(now);
+                if next.state.is_closed() {
+                    next.closed_at = Some(now);
+                }
                 Ok((next, Some(AuditEvent::ok(AuditKind::Denied, Actor::User(approver.clone()), now, reason.trim()))))
             })
             .await?;
+        if matches!(stored.state, State::TearingDown(_)) {
+            // Launch on request: the bastion launched while the request waited goes now.
+            self.wake.notify_one();
+        }
         Ok(self.tell_decision(notifier, stored, target, approver, card).await)
     }
 

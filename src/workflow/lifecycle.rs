@@ -15,9 +15,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use tracing::{error, info, warn};
 
-use crate::bastion::{Bastions, LaunchSpec};
+use crate::bastion::Bastions;
 use crate::config::{AccountHost, TargetConfig};
-use crate::domain::{Actor, AuditEvent, AuditKind, Event, Session, State};
+use crate::domain::{Actor, AuditEvent, AuditKind, Event, Outcome, Session, State};
 use crate::grants::{AccountRequest, Grants, RevokeOutcome};
 use crate::notify::messages::{self, Handover};
 use crate::notify::{Message, Notifier, Posted};
@@ -56,6 +56,10 @@ pub enum StepOutcome {
     TornDown,
     /// A teardown attempt failed; it will be retried after the backoff.
     TeardownRetry(String),
+    /// Launch on request: the bastion of a pending request was launched, without its identity.
+    LaunchedEarly,
+    /// Launch on request: the early launch failed; it is tried again (approval launches anyway).
+    EarlyLaunchFailed(String),
 }
 
 /// A step that could not finish; the session stays due and is retried.
@@ -134,11 +138,11 @@ const TAG_SETTLE: Duration = Duration::seconds(60);
 const STEP_LEASE_SECS: i64 = 120;
 
 impl Lifecycle {
-    fn now(&self) -> DateTime<Utc> {
+    pub(crate) fn now(&self) -> DateTime<Utc> {
         self.workflow.clock.now()
     }
 
-    fn target(&self, session: &Session) -> Result<TargetConfig, StepError> {
+    pub(crate) fn target(&self, session: &Session) -> Result<TargetConfig, StepError> {
         self.workflow
             .config
             .target(&session.target)
@@ -160,7 +164,7 @@ impl Lifecycle {
     }
 
     /// Writes `next` conditioned on `read`'s state and version. `Ok(None)`: someone else won.
-    async fn save(&self, read: &Session, next: &Session, event: Option<AuditEvent>) -> Result<Option<Session>, StepError> {
+    pub(crate) async fn save(&self, read: &Session, next: &Session, event: Option<AuditEvent>) -> Result<Option<Session>, StepError> {
         match self.update(read.state, next, event.as_ref()).await {
             Ok(stored) => Ok(Some(stored)),
             Err(StoreError::Conflict(_)) => Ok(None),
@@ -175,8 +179,9 @@ impl Lifecycle {
             return Ok(StepOutcome::NotDue);
         }
         match session.state {
-            State::Pending if session.pending_expires_at > now => self.remind(session).await,
-            State::Pending => self.time_out_pending(session).await,
+            State::Pending if session.pending_expires_at <= now => self.time_out_pending(session).await,
+            State::Pending if session.needs_early_launch() && session.lease_until.is_none_or(|until| until <= now) => self.launch_early(session).await,
+            State::Pending => self.remind(session).await,
             State::Approved | State::Provisioning => self.provision(session).await,
             State::Active => {
                 let expired = session.expires_at.is_some_and(|at| at <= now);
@@ -196,13 +201,19 @@ impl Lifecycle {
         let now = self.now();
         let mut next = read.clone();
         next.apply(Event::PendingTimedOut).map_err(|_| StepError::Store(StoreError::Conflict(read.id.clone())))?;
-        next.closed_at = Some(now);
+        if next.state.is_closed() {
+            next.closed_at = Some(now);
+        }
         let event = AuditEvent::ok(AuditKind::PendingTimedOut, Actor::System, now, "no decision within the pending timeout");
         let Some(stored) = self.save(&read, &next, Some(event)).await? else {
             return Ok(StepOutcome::Skipped);
         };
         self.refresh_card(&stored).await;
         self.tell_requester(&stored, &messages::request_timed_out(&stored)).await;
+        // Launch on request: the early bastion goes now (the teardown is retried if this fails).
+        if matches!(stored.state, State::TearingDown(_)) {
+            self.teardown(stored).await?;
+        }
         Ok(StepOutcome::TimedOut)
     }
 
@@ -257,7 +268,7 @@ impl Lifecycle {
         // What this worker made so far: if it loses its claim, it undoes these (see `abandon`).
         let mut made = Made::default();
         // 1. The instance (found by tag if a previous attempt launched it).
-        let spec = LaunchSpec::new(session.id.clone(), session.requester.slack_id.clone(), &session.requester.email, target);
+        let spec = self.launch_spec(session, target);
         let launch = self.bastions.launch(&spec);
         tokio::pin!(launch);
         let launched = match self.keep_claim(session, launch.as_mut()).await {
@@ -271,6 +282,11 @@ impl Lifecycle {
         };
         let instance = launched.map_err(ProvisionError::Launch)?;
         made.instance = Some(instance.id.clone());
+        if !spec.identity_at_launch {
+            // Launch on request: the session is approved (this worker holds its provisioning
+            // claim), so its requester may now enter the bastion launched while it waited.
+            self.bastions.set_identity(&instance.id, &spec).await.map_err(ProvisionError::Launch)?;
+        }
         let ip = instance.private_ip.to_string();
         let host = match &target.account_host {
             AccountHost::InstanceIp => ip.clone(),
@@ -291,7 +307,12 @@ impl Lifecycle {
             next.instance_id = Some(instance.id.clone());
             next.private_ip = Some(ip.clone());
             next.account_host = Some(host.clone());
-            let event = AuditEvent::ok(AuditKind::Launched, Actor::System, self.now(), format!("instance {} ({ip})", instance.id));
+            let detail = if spec.identity_at_launch {
+                format!("instance {} ({ip})", instance.id)
+            } else {
+                format!("instance {} ({ip}) launched at request, now tagged with the requester's identity", instance.id)
+            };
+            let event = AuditEvent::ok(AuditKind::Launched, Actor::System, self.now(), detail);
             *session = self.or_abandon(session, target, &made, self.save_step(&read, &next, event).await).await?;
         }
 
@@ -605,10 +626,17 @@ impl Lifecycle {
         let Some(stored) = self.save(&read, &next, Some(event)).await? else {
             return Ok(StepOutcome::Skipped);
         };
-        self.tell_requester(&stored, &messages::teardown_notice(&stored)).await;
+        // A launch-on-request request that was denied, timed out or withdrawn had only its early
+        // bastion: its people were told at the decision, and there was no access to report.
+        let decided_before_access = matches!(stored.state.outcome(), Some(Outcome::Denied | Outcome::PendingTimedOut | Outcome::Cancelled));
+        if !decided_before_access {
+            self.tell_requester(&stored, &messages::teardown_notice(&stored)).await;
+        }
         self.refresh_card(&stored).await;
         self.close_extension_card(&stored).await;
-        self.post_security_summary(&stored).await;
+        if !decided_before_access {
+            self.post_security_summary(&stored).await;
+        }
         info!(session = %stored.id, outcome = ?stored.state, "torn down");
         Ok(StepOutcome::TornDown)
     }

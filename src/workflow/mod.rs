@@ -71,6 +71,7 @@ pub mod audit;
 pub mod decide;
 pub mod lifecycle;
 pub mod patience;
+mod prelaunch;
 pub mod reconcile;
 pub mod remind;
 pub mod summary;

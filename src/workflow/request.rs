@@ -86,6 +86,7 @@ impl Workflow {
         let requester = Requester { slack_id: user.clone(), email, db_user, tz: profile.tz };
         let now = self.clock.now();
         let mut session = Session::new(id, requester, draft.target, draft.role, draft.duration, draft.reason, now, self.config.scheduler.pending_timeout);
+        session.launch_on_request = target.launch_on_request;
         session.reminders.next_at = Some(super::remind::first_reminder(&self.config, now));
         let detail = format!("{} on {} for {}: {}", session.role, session.target, session.duration, session.reason);
         let event = AuditEvent::ok(AuditKind::Requested, Actor::User(user.clone()), now, detail);
@@ -104,6 +105,10 @@ impl Workflow {
             },
             Err(e) => return Err(RequestError::Store(e)),
         };
+        if session.launch_on_request {
+            // The early launch is due now: the bastion boots while approvers read the card.
+            self.wake.notify_one();
+        }
 
         match notifier.post(&target.approvals_channel, &messages::approval_card(&session, target)).await {
             // The card is out: remembering where it is waits out a briefly unavailable store, so a
@@ -119,7 +124,9 @@ impl Workflow {
                         let mut next = s.clone();
                         next.apply(Event::Cancelled).map_err(|e| ActionError::AlreadyDecided(e.to_string()))?;
                         next.decision_reason = Some(reason.clone());
-                        next.closed_at = Some(now);
+                        if next.state.is_closed() {
+                            next.closed_at = Some(now);
+                        }
                         Ok((next, Some(AuditEvent::failed(AuditKind::Cancelled, Actor::System, now, reason.clone()))))
                     })
                     .await;
@@ -174,7 +181,9 @@ impl Workflow {
                 let event = match s.state {
                     State::Pending | State::Approved => {
                         next.apply(Event::Cancelled).map_err(|e| ActionError::AlreadyDecided(e.to_string()))?;
-                        next.closed_at = Some(now);
+                        if next.state.is_closed() {
+                            next.closed_at = Some(now);
+                        }
                         AuditEvent::ok(AuditKind::Cancelled, actor, now, "withdrawn by the requester")
                     }
                     State::Provisioning | State::Active => {

@@ -58,14 +58,14 @@ fn status_line(session: &Session, need: usize) -> String {
             slack_time(session.pending_expires_at)
         ),
         State::Pending => format!(":white_check_mark: Approved by {} · {have} of {need}; waiting for {} more", approvals_by(session), need - have.min(need)),
-        State::Closed(Outcome::Denied) => format!(
+        State::Closed(Outcome::Denied) | State::TearingDown(Outcome::Denied) => format!(
             ":x: Denied by {}{}{}",
             session.denied_by.as_ref().map(mention).unwrap_or_else(|| "an approver".into()),
             session.closed_at.map(|t| format!(" ({})", slack_time(t))).unwrap_or_default(),
             reason_suffix(session)
         ),
-        State::Closed(Outcome::PendingTimedOut) => ":hourglass: Expired: no decision in time".into(),
-        State::Closed(Outcome::Cancelled) if session.approvals.len() < need => ":leftwards_arrow_with_hook: Withdrawn by the requester".into(),
+        State::Closed(Outcome::PendingTimedOut) | State::TearingDown(Outcome::PendingTimedOut) => ":hourglass: Expired: no decision in time".into(),
+        State::Closed(Outcome::Cancelled) | State::TearingDown(Outcome::Cancelled) if session.approvals.len() < need => ":leftwards_arrow_with_hook: Withdrawn by the requester".into(),
         State::Closed(Outcome::RevokedByApprover) | State::TearingDown(Outcome::RevokedByApprover) => {
             format!(":no_entry: Approved by {}, then revoked{}", approvals_by(session), reason_suffix(session))
         }
@@ -105,7 +105,7 @@ pub fn decision_dm(session: &Session, target: &TargetConfig, by: &SlackUserId) -
             session.approvals.len(),
             need.saturating_sub(session.approvals.len())
         ),
-        State::Closed(Outcome::Denied) => format!("{} denied {what}{}.", mention(by), reason_suffix(session)),
+        State::Closed(Outcome::Denied) | State::TearingDown(Outcome::Denied) => format!("{} denied {what}{}.", mention(by), reason_suffix(session)),
         State::Closed(Outcome::RevokedByApprover) | State::TearingDown(Outcome::RevokedByApprover) => {
             format!("{} revoked {what}{}. Your bastion and database account are being removed.", mention(by), reason_suffix(session))
         }
