@@ -514,7 +514,7 @@ variable "slack_follow_up_max_receive_count" {
 }
 
 variable "alarm_actions" {
-  description = "ARNs (e.g. an SNS topic) notified when a Slack follow-up lands in the dead-letter queue. Empty: the alarm is only visible in CloudWatch."
+  description = "ARNs (e.g. an SNS topic that pages) notified by every alarm (alarms.tf: sweeper errors or absence, stuck teardowns, failed provisionings; sqs.tf: the dead-letter queue), on alarm and on recovery. Empty: the alarms are only visible in CloudWatch."
   type        = list(string)
   default     = []
 
