@@ -28,7 +28,7 @@ say() { printf 'dist: %s\n' "$*"; }
 die() { say "ERROR: $*"; exit 2; }
 
 # --- tools ---------------------------------------------------------------------------------------
-if ! "$VENV/bin/cargo-lambda" --version 2>/dev/null | grep -q "$CARGO_LAMBDA_VERSION" ||
+if ! "$VENV/bin/cargo-lambda" lambda --version 2>/dev/null | grep -q "cargo-lambda $CARGO_LAMBDA_VERSION " ||
     ! "$VENV/bin/python" -m ziglang version 2>/dev/null | grep -q "^${ZIG_VERSION}"; then
     say "installing cargo-lambda $CARGO_LAMBDA_VERSION and zig $ZIG_VERSION into $VENV"
     python3 -m venv "$VENV" || die "python3 -m venv failed (install python3-venv)"
