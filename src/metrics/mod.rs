@@ -96,7 +96,7 @@ impl Metrics {
             call_seconds: Family::new_with_constructor(call_histogram as fn() -> Histogram),
         };
         m.registry.register("sessions", "Live sessions by state (read from the store at each scrape)", m.sessions.clone());
-        m.registry.register("sessions_closed", "Sessions closed by this process, by outcome", m.sessions_closed.clone());
+        m.registry.register("sessions_closed", "Sessions this process closed at the end of a teardown (denied, cancelled and timed-out requests are not counted), by outcome", m.sessions_closed.clone());
         m.registry.register("handover_seconds", "Seconds from approval to the hand-over DM", m.handover_seconds.clone());
         m.registry.register("teardown_lag_seconds", "Seconds from a session's deadline (expiry, end, revocation, failure) to its teardown being complete", m.teardown_lag_seconds.clone());
         m.registry.register("teardown_failures", "Failed teardown attempts, by the step that failed", m.teardown_failures.clone());
