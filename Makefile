@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 JOBS ?= 2
 
-.PHONY: test demo standins standins-stop build check-infra bench simulate
+.PHONY: test demo standins standins-stop build check-infra bench simulate dist
 
 # Incremental caches are not kept for a one-shot run: they double the disk a cold build takes
 # (about 6 GB here), and CI starts from a clean checkout.
@@ -31,6 +31,12 @@ build:
 
 check-infra:
 	scripts/infra-check.sh
+
+# The three Lambda zips for arm64 and x86_64 (provided.al2023), each checked: an ELF `bootstrap`
+# of the right architecture at its root. Release build in its own target dir (.local/dist-target);
+# about half an hour cold on 2 cores; never part of `make test`. See scripts/dist.sh.
+dist:
+	@JOBS="$(JOBS)" scripts/dist.sh
 
 # Benchmarks build in release (about 14 minutes cold on 2 cores); never part of `make test`.
 # Each prints `figure: NAME = VALUE UNIT (goal GOAL)` lines; the speed bench needs wrk.

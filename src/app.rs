@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 use crate::bastion::Ec2Bastions;
 use crate::config::Config;
 use crate::grants::{MysqlGrants, SecretsManagerAdmin};
+use crate::metrics::timed::{TimedBastions, TimedGrants, TimedStore};
 use crate::notify::{slack_client, Notifier, SlackNotifier};
 use crate::secrets::{SecretError, Secrets};
 use crate::store::dynamo::DynamoStore;
@@ -55,18 +56,20 @@ impl App {
             .map_err(|source| AppError::Secret { what: "bot token", source })?;
         let slack = Arc::new(slack_client(&config.slack.api_url));
         let notifier: Arc<dyn Notifier> = Arc::new(SlackNotifier::with_client(slack.clone(), bot_token.expose()));
-        let store = Arc::new(DynamoStore::from_sdk_config(&aws, &config.store));
+        // Each adapter is timed for `/metrics` and the Lambdas' EMF lines (metrics::timed).
+        let store = Arc::new(TimedStore(Arc::new(DynamoStore::from_sdk_config(&aws, &config.store))));
         let workflow = Workflow { config: config.clone(), store, clock, wake: Arc::new(Notify::new()) };
         let admin = Arc::new(SecretsManagerAdmin::from_sdk_config(&aws));
         let deployment = config.deployment.id.clone();
         let lifecycle = Lifecycle {
             workflow: workflow.clone(),
-            bastions: Arc::new(Ec2Bastions::from_sdk_config(&aws, config.bastion.clone()).in_deployment(deployment.clone())),
-            grants: Arc::new(MysqlGrants::new(admin).in_deployment(deployment)),
+            bastions: Arc::new(TimedBastions(Arc::new(Ec2Bastions::from_sdk_config(&aws, config.bastion.clone()).in_deployment(deployment.clone())))),
+            grants: Arc::new(TimedGrants(Arc::new(MysqlGrants::new(admin).in_deployment(deployment)))),
             notifier: notifier.clone(),
             region,
             // Read only for the security channel's summary at teardown.
             transcripts: config.slack.security_channel.as_ref().map(|_| crate::transcripts::CloudWatchLogs::new(&aws)),
+            claims: Default::default(),
         };
         Ok(App { config, aws, secrets, notifier, slack, workflow, lifecycle })
     }

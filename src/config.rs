@@ -406,7 +406,16 @@ impl Config {
 
     /// Validates a configuration given as TOML text, with the environment overrides applied.
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
-        Self::from_figment(Figment::from(Toml::string(text)).merge(env_overrides()))
+        Self::from_toml_layers(text, &[])
+    }
+
+    /// As [`Config::from_toml_str`], with further TOML documents merged over `base` in order
+    /// (a later one wins per key) before the environment overrides: on Lambda, the operator's
+    /// powerpole.toml and the fragments the Terraform module writes (one per target), so that
+    /// the functions' environment stays the same size whatever the number of targets.
+    pub fn from_toml_layers(base: &str, layers: &[String]) -> Result<Config, ConfigError> {
+        let figment = layers.iter().fold(Figment::from(Toml::string(base)), |figment, layer| figment.merge(Toml::string(layer)));
+        Self::from_figment(figment.merge(env_overrides()))
     }
 
     fn from_figment(figment: Figment) -> Result<Config, ConfigError> {

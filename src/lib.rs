@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod domain;
 pub mod grants;
 pub mod memory;
+pub mod metrics;
 pub mod notify;
 pub mod report;
 pub mod secrets;

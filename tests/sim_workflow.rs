@@ -55,6 +55,7 @@ fn world_with(exec: &Executor, config: &str, tag_lag: Duration, bastions: impl F
         notifier: notifier(MemNotifier::new(slack.clone(), node)),
         region: "eu-west-1".into(),
         transcripts: None,
+        claims: Default::default(),
     };
     Arc::new(World { time, spawner: exec.spawner(), lifecycle, store, bastions: bw, grants, slack })
 }

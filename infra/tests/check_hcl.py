@@ -8,7 +8,11 @@
     (slack-handler.json), the worker and the sweeper each their own (the orchestrator's policy);
   - a serve role exists, trusted by ECS tasks and EC2 only, with its own policy file;
   - the follow-up queue's policy names only the Slack handler's role as a sender: an Allow for
-    that role alone, and a Deny of sqs:SendMessage to every other principal.
+    that role alone, and a Deny of sqs:SendMessage to every other principal;
+  - the Lambda environment does not grow with the targets: it is rendered for 1 and for 50
+    targets (each interpolation replaced by a long realistic value) and must be the same and
+    under Lambda's 4 KB limit; what the module knows per target is in a Parameter Store
+    fragment per target (config_layers.tf), each under the standard tier's 4 KB.
 
 Usage: check_hcl.py   (exit 1 on any problem; PYTHONPATH must hold python-hcl2)
 """
@@ -153,11 +157,99 @@ def main() -> int:
     if not deny_others:
         problems.append("the follow-up queue does not deny sqs:SendMessage to every principal but the Slack handler's role")
 
+    problems += check_lambda_environment(resources)
+
     for p in problems:
         print(f"  hcl: {p}")
-    print(f"hcl: {'PASS' if not problems else 'FAIL'} (session document, Lambda and serve roles, queue senders; "
+    print(f"hcl: {'PASS' if not problems else 'FAIL'} (session document, Lambda and serve roles, queue senders, Lambda environment; "
           f"{len(problems)} problem(s))")
     return 1 if problems else 0
+
+
+# Long but realistic values for what the environment interpolates (the names a real deployment
+# would have, with a 24-character name prefix), so the rendered size errs on the large side.
+PREFIX = "powerpole-production-eu1"
+SAMPLE_VALUES = {
+    "var.log_level": "info,powerpole=debug,aws_config=warn",
+    "aws_ssm_parameter.config.name": f"/{PREFIX}/config",
+    "local.config_layers_path": f"/{PREFIX}/config.d",
+    "aws_sqs_queue.follow_ups.url": f"https://sqs.eu-west-1.amazonaws.com/123456789012/{PREFIX}-follow-ups",
+}
+LAMBDA_ENV_LIMIT = 4096
+FRAGMENT_LIMIT = 4096
+
+
+def render(expression: str, targets: int) -> str:
+    """A string expression of the environment, evaluated: each ${...} replaced by its sample value.
+    `targets` is what var.targets holds; an expression that depends on it cannot be rendered."""
+    def value(match: re.Match) -> str:
+        inner = match.group(1).strip()
+        if "var.targets" in inner or re.search(r"\bfor\b", inner):
+            raise ValueError(f"{inner} depends on the targets ({targets})")
+        if inner.startswith("sha256("):
+            return "0" * 64
+        if inner not in SAMPLE_VALUES:
+            raise ValueError(f"no sample value for ${{{inner}}}: add one to SAMPLE_VALUES")
+        return SAMPLE_VALUES[inner]
+    return re.sub(r"\$\{(.*)\}", value, expression)
+
+
+def environment_of(text: str, targets: int) -> dict[str, str]:
+    """The Slack handler's environment (the largest: the shared one plus the queue URL), rendered
+    from lambda.tf's `lambda_environment` local for `targets` targets."""
+    block = re.search(r"lambda_environment = merge\((.*?)\n  \)", text, re.S)
+    if not block:
+        raise ValueError("lambda.tf has no `lambda_environment = merge(...)` local")
+    body = block.group(1)
+    if "var.targets" in body or re.search(r"\bfor\b", body):
+        raise ValueError("the Lambda environment is built from var.targets: it grows with every target")
+    literal = re.search(r"\{(.*?)\}\s*,\s*var\.lambda_environment", body, re.S)
+    if not literal:
+        raise ValueError("lambda_environment is not `merge({ ... }, var.lambda_environment)`")
+    env = {}
+    for key, expr in re.findall(r"^\s*([A-Z_][A-Z0-9_]*)\s*=\s*(.+?)\s*$", literal.group(1), re.M):
+        expr = expr.strip()
+        env[key] = expr[1:-1] if expr.startswith('"') else "${" + expr + "}"
+    env["POWERPOLE_FOLLOW_UP_QUEUE_URL"] = "${aws_sqs_queue.follow_ups.url}"
+    return {k: render(v, targets) for k, v in env.items()}
+
+
+def check_lambda_environment(resources: dict) -> list[str]:
+    problems: list[str] = []
+    text = (MODULE / "lambda.tf").read_text()
+    try:
+        one, fifty = environment_of(text, 1), environment_of(text, 50)
+    except ValueError as e:
+        return [str(e)]
+    size = sum(len(k) + len(v) for k, v in fifty.items())
+    print(f"hcl: Lambda environment for 50 targets: {len(fifty)} variables, {size} bytes (limit {LAMBDA_ENV_LIMIT})")
+    if one != fifty:
+        problems.append("the Lambda environment differs between 1 and 50 targets")
+    if size >= LAMBDA_ENV_LIMIT:
+        problems.append(f"the Lambda environment for 50 targets is {size} bytes, over Lambda's {LAMBDA_ENV_LIMIT}")
+    if any(k.startswith("POWERPOLE_TARGETS__") for k in fifty):
+        problems.append("a per-target variable is in the Lambda environment")
+    for name, function in resources.get("aws_lambda_function", {}).items():
+        variables = str(first(function.get("environment", [{}])).get("variables", ""))
+        if "local.lambda_environment" not in variables or "var.targets" in variables:
+            problems.append(f"aws_lambda_function.{name}: its environment is not local.lambda_environment (plus the queue URL)")
+    # Per target, one fragment: the largest it can be (the longest secret ARN the validation
+    # accepts in practice, a 32-character target name) stays under the standard tier's 4 KB.
+    layers = (MODULE / "config_layers.tf").read_text()
+    fragment = re.search(r'"target-\$\{name\}" => join\("\\n", \[\n(.*?)\n\s*\]\)', layers, re.S)
+    layer_resource = resources.get("aws_ssm_parameter", {}).get("config_layer", {})
+    if not fragment or "local.config_layers" not in str(layer_resource.get("for_each")):
+        problems.append("config_layers.tf writes no per-target fragment (aws_ssm_parameter.config_layer over local.config_layers)")
+    else:
+        worst = {"name": "t" * 32, "jsonencode(target.admin_secret_arn)": '"arn:aws:secretsmanager:ap-southeast-2:123456789012:secret:' + "s" * 512 + '-AbCdEf"',
+                 "target.db_port": "65535", "jsonencode(aws_security_group.bastion[name].id)": '"sg-0123456789abcdef0"',
+                 "jsonencode(coalesce(target.bastion_subnet_id, var.bastion_subnet_ids[0]))": '"subnet-0123456789abcdef0"'}
+        rendered = re.sub(r"\$\{(.*?)\}", lambda m: worst.get(m.group(1).strip(), "?"), fragment.group(1))
+        if "?" in rendered.replace('"?"', ""):
+            problems.append(f"a per-target fragment interpolates something the check does not know: {fragment.group(1)}")
+        if len(rendered) >= FRAGMENT_LIMIT:
+            problems.append(f"a per-target fragment can reach {len(rendered)} bytes, over the standard tier's {FRAGMENT_LIMIT}")
+    return problems
 
 
 if __name__ == "__main__":

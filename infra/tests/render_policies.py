@@ -54,6 +54,7 @@ SAMPLE = {
     ],
     "follow_up_queue_arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:powerpole-slack-follow-ups",
     "config_parameter_arn": f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/powerpole/config",
+    "config_layers_path_arn": f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/powerpole/config.d",
     "bastion_instance_types": ["t3.micro"],
     "bastion_ami_owners": ["amazon"],
     "bastion_ami_parameter_arn": f"arn:aws:ssm:{REGION}:*:parameter/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",

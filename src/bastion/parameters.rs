@@ -22,6 +22,20 @@ impl ParameterStore {
         ParameterStore { ssm: aws_sdk_ssm::Client::new(aws) }
     }
 
+    /// Every parameter directly under `path` (not recursively), decrypted, sorted by name.
+    pub async fn get_under_path(&self, path: &str) -> Result<Vec<(String, String)>, ParameterError> {
+        let mut found = Vec::new();
+        let mut pages = self.ssm.get_parameters_by_path().path(path).recursive(false).with_decryption(true).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ParameterError { name: format!("{path}/*"), message: DisplayErrorContext(&e).to_string() })?;
+            for parameter in page.parameters() {
+                found.push((parameter.name().unwrap_or_default().to_string(), parameter.value().unwrap_or_default().to_string()));
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
     /// The value of parameter `name` (decrypted if it is a `SecureString`); empty if it has none.
     pub async fn get_decrypted(&self, name: &str) -> Result<String, ParameterError> {
         let answer = self.ssm.get_parameter().name(name).with_decryption(true).send().await.map_err(|e| ParameterError {

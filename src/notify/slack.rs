@@ -135,15 +135,20 @@ impl SlackNotifier {
             match call().await {
                 Ok(value) => return Ok(value),
                 Err(SlackClientError::RateLimitError(limit)) => {
+                    crate::metrics::slack_rate_limited(method);
                     let wait = limit.retry_after.unwrap_or(Duration::from_secs(1));
                     if attempts >= self.retry.max_attempts {
+                        crate::metrics::slack_api_error(method);
                         return Err(NotifyError::RateLimited { method, attempts, retry_after_secs: wait.as_secs() });
                     }
                     let wait = wait.min(self.retry.max_wait);
                     tracing::warn!(method, attempt = attempts, wait_secs = wait.as_secs_f64(), "Slack rate-limited the call; waiting as asked");
                     tokio::time::sleep(wait).await;
                 }
-                Err(other) => return Err(describe(method, other)),
+                Err(other) => {
+                    crate::metrics::slack_api_error(method);
+                    return Err(describe(method, other));
+                }
             }
         }
     }

@@ -1,8 +1,9 @@
 //! `powerpole serve`: listen at once, then assemble the service from its configuration ([`App`]),
 //! run the sweeper (provisioning, warnings, expiries, teardown retries) and reconcile (every
 //! `[scheduler] reconcile_every`), and serve Slack over HTTP or Socket Mode until stopped. On
-//! SIGTERM it stops accepting, lets follow-ups in flight finish (up to [`SHUTDOWN_BOUND`]) and
-//! exits 0.
+//! SIGTERM it stops accepting, lets follow-ups in flight finish (up to [`SHUTDOWN_BOUND`]), stops
+//! its sweeper steps and releases their claims (up to [`RELEASE_BOUND`], see
+//! `workflow::claims`), and exits 0.
 //!
 //! Start-up never waits on a dependency before it answers: the HTTP port is bound first and
 //! answers `/healthz` at once, and `503 Retry-After` on the Slack routes until the Slack secrets
@@ -30,6 +31,7 @@ use super::{router, SlackApp, TargetHealth};
 use crate::app::App;
 use crate::config::{Config, ConfigError, SlackMode, TargetConfig};
 use crate::secrets::{SecretError, Secrets};
+use crate::store::Store;
 use crate::workflow::{run_reconciler, run_sweeper_with};
 
 /// How often reachable targets are checked again.
@@ -73,20 +75,30 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         SlackMode::Http => {
             let addr = options.listen.unwrap_or_else(|| config.server.listen.clone());
             let gate = Gate::default();
+            crate::metrics::export();
             let listening = listen_router(gate.router(), &addr, terminated()).await?;
             tracing::info!(addr = %listening.addr, "listening for Slack on /slack/commands, /slack/interactions, /slack/events");
             let started = start(&config).await?;
-            gate.open(router(started.app.clone()));
+            gate.open(router(started.app.clone()), started.built.workflow.store.clone());
             tracing::info!("ready: Slack requests are served");
             listening.task.await.map_err(|e| ServeError::Listen { addr, reason: e.to_string() })?;
             // SIGTERM: the listener has stopped accepting and answered what it had.
             started.stop_sweeper.abort();
             let in_flight = started.follow_ups.in_flight();
             tracing::info!(in_flight, bound_secs = SHUTDOWN_BOUND.as_secs(), "stopping: no new requests or sweeps; letting follow-ups finish");
-            if started.follow_ups.drained(SHUTDOWN_BOUND).await {
-                tracing::info!("stopped cleanly");
-            } else {
+            let drained = started.follow_ups.drained(SHUTDOWN_BOUND).await;
+            if !drained {
                 tracing::warn!(left = started.follow_ups.in_flight(), "follow-ups still running at the shutdown bound; their sessions' leases let another replica resume them");
+            }
+            // The sweeper's steps in flight: stopped, and their claims given back.
+            let lifecycle = &started.built.lifecycle;
+            let running = lifecycle.claims.running();
+            match tokio::time::timeout(RELEASE_BOUND, lifecycle.release_claims()).await {
+                Ok(released) => tracing::info!(running, released, "sweeper steps stopped; claims released for another replica"),
+                Err(_) => tracing::warn!(running, "releasing the claims took longer than {}s; their leases run out instead", RELEASE_BOUND.as_secs()),
+            }
+            if drained {
+                tracing::info!("stopped cleanly");
             }
             Ok(())
         }
@@ -141,20 +153,48 @@ async fn start(config: &Arc<Config>) -> Result<Started, ServeError> {
 
 /// The router until the service is assembled: `/healthz` answers, everything else is `503`
 /// with `Retry-After`; once [`Gate::open`] is called, every request goes to the real router.
+/// `/metrics` (Prometheus) is served here, not by the Slack router the Lambda function URL
+/// shares: only `serve` has a scraper.
 #[derive(Clone, Default)]
-struct Gate(Arc<OnceLock<Router>>);
+struct Gate {
+    router: Arc<OnceLock<Router>>,
+    store: Arc<OnceLock<Arc<dyn Store>>>,
+}
+
+/// How long a scrape waits for the store's live sessions before it answers without them.
+const SCRAPE_STORE_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Gate {
     fn router(&self) -> Router {
         let gate = self.clone();
-        Router::new().route("/healthz", get(|| async { "ok" })).fallback(move |request: Request| {
-            let gate = gate.clone();
-            async move { gate.forward(request).await }
-        })
+        let scraped = self.clone();
+        Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/metrics", get(move || {
+                let gate = scraped.clone();
+                async move { gate.metrics().await }
+            }))
+            .fallback(move |request: Request| {
+                let gate = gate.clone();
+                async move { gate.forward(request).await }
+            })
+    }
+
+    /// The Prometheus exposition, with the sessions by state read from the store now (a store
+    /// that does not answer leaves the last values, and the call's latency shows why).
+    async fn metrics(&self) -> Response {
+        if let Some(store) = self.store.get() {
+            match tokio::time::timeout(SCRAPE_STORE_TIMEOUT, store.live()).await {
+                Ok(Ok(live)) => crate::metrics::live_sessions(&live),
+                Ok(Err(e)) => tracing::warn!(error = %e, "/metrics: the store did not list the live sessions"),
+                Err(_) => tracing::warn!("/metrics: the store did not list the live sessions in time"),
+            }
+        }
+        ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], crate::metrics::render()).into_response()
     }
 
     async fn forward(&self, request: Request) -> Response {
-        match self.0.get() {
+        match self.router.get() {
             Some(router) => match router.clone().oneshot(request).await {
                 Ok(response) => response,
                 Err(never) => match never {},
@@ -163,8 +203,9 @@ impl Gate {
         }
     }
 
-    fn open(&self, router: Router) {
-        let _ = self.0.set(router);
+    fn open(&self, router: Router, store: Arc<dyn Store>) {
+        let _ = self.router.set(router);
+        let _ = self.store.set(store);
     }
 }
 
@@ -216,6 +257,10 @@ async fn listen_router(routes: Router, addr: &str, stop: impl std::future::Futur
 /// Below the 45 s stop timeout of deploy/systemd and the 30 s default of ECS and Kubernetes
 /// minus a margin for the listener to drain.
 pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(25);
+
+/// How long a stopping `serve` spends giving back the claims of its sweeper steps (one
+/// conditional write each). [`SHUTDOWN_BOUND`] plus this stays under the 30 s stop timeouts.
+pub const RELEASE_BOUND: Duration = Duration::from_secs(4);
 
 /// Completes on SIGTERM or Ctrl-C.
 async fn terminated() {

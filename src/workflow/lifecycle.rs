@@ -37,6 +37,8 @@ pub struct Lifecycle {
     pub region: String,
     /// CloudWatch Logs, for the security channel's session summary at teardown (`workflow::summary`).
     pub transcripts: Option<crate::transcripts::CloudWatchLogs>,
+    /// The steps running in this process and what they last wrote (released on SIGTERM).
+    pub claims: super::claims::HeldClaims,
 }
 
 /// What one step did, for logs, `sweep --once` and tests.
@@ -154,13 +156,17 @@ impl Lifecycle {
     /// (the store timed out) is confirmed by reading the session again: if it holds exactly
     /// `next`, the write happened, and the worker goes on instead of waiting out its own lease.
     async fn update(&self, state: State, next: &Session, event: Option<&AuditEvent>) -> Result<Session, StoreError> {
-        match self.workflow.store.update(state, next, event).await {
+        let written = match self.workflow.store.update(state, next, event).await {
             Err(StoreError::Unavailable(cause)) => match self.workflow.store.get(&next.id).await {
                 Ok(Some(stored)) if stored.version == next.version + 1 && Session { version: next.version, ..stored.clone() } == *next => Ok(stored),
                 _ => Err(StoreError::Unavailable(cause)),
             },
             other => other,
+        };
+        if let Ok(stored) = &written {
+            self.claims.wrote(stored);
         }
+        written
     }
 
     /// Writes `next` conditioned on `read`'s state and version. `Ok(None)`: someone else won.
@@ -371,6 +377,7 @@ impl Lifecycle {
         let read = session.clone();
         *session = self.or_abandon(session, target, &made, self.save_step(&read, &next, event).await).await?;
         self.refresh_card(session).await;
+        crate::metrics::handed_over(session);
         info!(session = %session.id, "handed over");
         Ok(StepOutcome::HandedOver)
     }
@@ -439,6 +446,7 @@ impl Lifecycle {
     /// Rolls back a failed provisioning: record the cause, tell people, tear down what exists.
     async fn fail_provisioning(&self, read: Session, cause: String) -> Result<StepOutcome, StepError> {
         error!(session = %read.id, %cause, "provisioning failed; rolling back");
+        crate::metrics::provisioning_failed();
         let mut next = read.clone();
         next.apply(Event::ProvisioningFailed).map_err(|_| StepError::Store(StoreError::Conflict(read.id.clone())))?;
         next.decision_reason = Some(cause.clone());
@@ -501,6 +509,9 @@ impl Lifecycle {
         let Some(stored) = self.save(&read, &claim, None).await? else {
             return Ok(StepOutcome::Skipped);
         };
+        if stored.teardown.attempts > 0 {
+            crate::metrics::teardown_retried();
+        }
         self.teardown_claimed(stored).await
     }
 
@@ -527,12 +538,12 @@ impl Lifecycle {
                 if let (Some(channel), Some(ts)) = (&session.slack.handover_channel, &session.slack.handover_ts) {
                     let at = Posted { channel: channel.clone(), ts: ts.clone() };
                     if !self.redact(&session, &target, &at).await {
-                        return self.retry_teardown_later(session, &channels, "the hand-over DM could not be redacted".into()).await;
+                        return self.retry_teardown_later(session, &channels, "redact_dm", "the hand-over DM could not be redacted".into()).await;
                     }
                 }
                 self.close(session, removed.summary).await
             }
-            Err(cause) => self.retry_teardown_later(session, &channels, cause).await,
+            Err((step, cause)) => self.retry_teardown_later(session, &channels, step, cause).await,
         }
     }
 
@@ -547,12 +558,12 @@ impl Lifecycle {
             Some(id) => Some(id.clone()),
             None => match self.bastions.find(&session.id).await {
                 Ok(found) => found.map(|i| i.id),
-                Err(e) => return self.retry_teardown_later(session, &channels, format!("finding the bastion failed: {e}")).await,
+                Err(e) => return self.retry_teardown_later(session, &channels, "find_instance", format!("finding the bastion failed: {e}")).await,
             },
         };
         if let Some(id) = instance {
             if let Err(e) = self.bastions.terminate(&id).await {
-                return self.retry_teardown_later(session, &channels, format!("terminating {id} failed: {e}")).await;
+                return self.retry_teardown_later(session, &channels, "terminate_instance", format!("terminating {id} failed: {e}")).await;
             }
         }
         match &session.account_host {
@@ -565,7 +576,7 @@ impl Lifecycle {
                     "target `{}` is no longer configured, so the account '{}'@'{host}' cannot be revoked: restore the target in the configuration (the next attempt revokes it) or drop the account by hand",
                     session.target, session.requester.db_user
                 );
-                self.retry_teardown_later(session, &channels, cause).await
+                self.retry_teardown_later(session, &channels, "target_removed", cause).await
             }
         }
     }
@@ -581,14 +592,15 @@ impl Lifecycle {
         }
     }
 
-    async fn remove_resources(&self, session: &Session, target: &TargetConfig) -> Result<Removed, String> {
+    /// What was removed, or the step that failed (for metrics) and why.
+    async fn remove_resources(&self, session: &Session, target: &TargetConfig) -> Result<Removed, (&'static str, String)> {
         let mut removed = Removed::default();
         if let Some(host) = &session.account_host {
             let report = self
                 .grants
                 .revoke(target, &session.requester.db_user, host)
                 .await
-                .map_err(|e| format!("revoking the database account failed: {e}"))?;
+                .map_err(|e| ("revoke_account", format!("revoking the database account failed: {e}")))?;
             info!(session = %session.id, %report, "account revoked");
             if let RevokeOutcome::KeptLocked { reason } = &report.outcome {
                 removed.account_left_locked = Some(reason.clone());
@@ -599,7 +611,7 @@ impl Lifecycle {
             Some(id) => Some(id.clone()),
             // A crash between launch and the store write leaves an instance only its tag knows.
             None => {
-                let found = self.bastions.find(&session.id).await.map_err(|e| e.to_string())?.map(|i| i.id);
+                let found = self.bastions.find(&session.id).await.map_err(|e| ("find_instance", e.to_string()))?.map(|i| i.id);
                 let settled = session.launch_window_end.map(|end| end + TAG_SETTLE);
                 if found.is_none() && settled.is_some_and(|at| at > self.now()) {
                     removed.settling_until = settled;
@@ -609,7 +621,7 @@ impl Lifecycle {
             }
         };
         if let Some(id) = instance {
-            self.bastions.terminate(&id).await.map_err(|e| format!("terminating {id} failed: {e}"))?;
+            self.bastions.terminate(&id).await.map_err(|e| ("terminate_instance", format!("terminating {id} failed: {e}")))?;
             removed.summary.push(format!("instance {id} terminated"));
         }
         Ok(removed)
@@ -637,12 +649,14 @@ impl Lifecycle {
         if !decided_before_access {
             self.post_security_summary(&stored).await;
         }
+        crate::metrics::torn_down(&stored, self.deadline_of(&stored).await);
         info!(session = %stored.id, outcome = ?stored.state, "torn down");
         Ok(StepOutcome::TornDown)
     }
 
-    async fn retry_teardown_later(&self, read: Session, channels: &[String], cause: String) -> Result<StepOutcome, StepError> {
+    async fn retry_teardown_later(&self, read: Session, channels: &[String], step: &'static str, cause: String) -> Result<StepOutcome, StepError> {
         let now = self.now();
+        crate::metrics::teardown_failed(step);
         error!(session = %read.id, %cause, attempt = read.teardown.attempts + 1, "teardown failed; will retry");
         let mut next = read.clone();
         next.apply(Event::TeardownFailed).map_err(|_| StepError::Store(StoreError::Conflict(read.id.clone())))?;
@@ -658,6 +672,7 @@ impl Lifecycle {
             return Ok(StepOutcome::Skipped);
         };
         if alert {
+            crate::metrics::teardown_stuck();
             let failing_for = crate::domain::AccessDuration::from_secs((now - stuck_since).num_seconds().max(1) as u64)
                 .unwrap_or_else(|_| self.workflow.config.scheduler.teardown_alert_after);
             let message = messages::stuck_teardown_alert(&stored, failing_for);

@@ -67,9 +67,11 @@ pub struct Workflow {
 }
 
 mod abandon;
+pub mod claims;
 pub mod audit;
 pub mod decide;
 pub mod lifecycle;
+mod measure;
 pub mod patience;
 mod prelaunch;
 pub mod reconcile;

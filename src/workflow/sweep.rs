@@ -57,7 +57,7 @@ impl Lifecycle {
     /// Reads what is due by `now` and the earliest deadline within `lookahead` after it.
     pub async fn plan(&self, lookahead: chrono::Duration) -> Result<Plan, StoreError> {
         let now = self.workflow.clock.now();
-        let batch = self.workflow.store.due(now + lookahead, BATCH).await?;
+        let batch = self.workflow.store.due(now + lookahead, BATCH).await.inspect_err(|_| crate::metrics::sweeper_error("read_due"))?;
         let mut plan = Plan { pages: batch.pages, items_read: batch.items_read, ..Plan::default() };
         for session in batch.sessions {
             match session.next_action_at() {
@@ -73,16 +73,27 @@ impl Lifecycle {
     /// expiry), logging the outcome.
     fn spawn_step(&self, session: crate::domain::Session) -> tokio::task::JoinHandle<(SessionId, Result<StepOutcome, String>)> {
         let lifecycle = self.clone();
-        tokio::spawn(async move {
+        let id = session.id.clone();
+        // Held until the step starts: it is registered (for `release_claims`) before it can write.
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            let _ = wait.await;
             let id = session.id.clone();
             let outcome = lifecycle.act(session).await.map_err(|e| e.to_string());
+            lifecycle.claims.finished(&id);
             match &outcome {
                 Ok(StepOutcome::NotDue | StepOutcome::Skipped) => {}
                 Ok(o) => info!(session = %id, outcome = ?o, "sweep"),
-                Err(e) => error!(session = %id, error = %e, "sweep step failed; it stays due"),
+                Err(e) => {
+                    crate::metrics::sweeper_error("step");
+                    error!(session = %id, error = %e, "sweep step failed; it stays due")
+                }
             }
             (id, outcome)
-        })
+        });
+        self.claims.started(&id, handle.abort_handle());
+        let _ = go.send(());
+        handle
     }
 
     /// One sweep, waiting for every step to finish (`sweep --once`, the Lambda, tests).

@@ -41,7 +41,7 @@ module "powerpole" {
   security_team_principal_arns = var.security_team_principal_arns
 
   # The operator's part of powerpole.toml (see powerpole.toml.example next to this file); the
-  # module adds everything it creates as POWERPOLE_*__* overrides.
+  # module writes everything it creates as TOML fragments merged over it (config_layers.tf).
   powerpole_toml = file(var.powerpole_toml_path)
 
   slack_handler_zip_path = "${var.lambda_zip_dir}/slack-handler/bootstrap.zip"

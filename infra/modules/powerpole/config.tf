@@ -2,8 +2,8 @@
 # they read once per cold start (POWERPOLE_CONFIG=ssm:<name>, lambdas/common). It holds references
 # to secrets, never secrets (var.powerpole_toml refuses tokens; powerpole refuses inline secrets).
 # What the module knows (table, Slack secret references, bastion profile, each target's security
-# group, subnet, port and admin secret) is not taken from it: lambda.tf sets those as
-# POWERPOLE_*__* overrides, so the two cannot disagree.
+# group, subnet, port and admin secret) is not taken from it: config_layers.tf writes those as
+# TOML fragments merged over it, so the two cannot disagree.
 
 # The operator's powerpole.toml plus what only the module decides: this deployment's id, which the
 # bastion tags and the IAM conditions (orchestrator, serve, engineer) must agree on.

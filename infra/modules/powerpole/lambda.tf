@@ -5,34 +5,21 @@
 # to the databases), with KMS-encrypted environment and logs.
 #
 # Configuration: powerpole.toml is the SecureString parameter of config.tf (POWERPOLE_CONFIG), and
-# everything this module knows is a POWERPOLE_SECTION__FIELD override on top of it.
-# POWERPOLE_CONFIG_SHA256 changes with the file, so a new configuration reaches every function at
-# once (a changed environment starts fresh execution environments).
+# everything this module knows (table, Slack secret references, bastion profile, each target's
+# security group, subnet, port and admin secret) is in the TOML fragments of config_layers.tf
+# (POWERPOLE_CONFIG_LAYERS, one parameter per target), merged over it. So the environment is the
+# same few variables whatever the number of targets (Lambda's limit is 4 KB for all of them).
+# POWERPOLE_CONFIG_SHA256 changes with the file or any fragment, so a new configuration reaches
+# every function at once (a changed environment starts fresh execution environments).
 
 locals {
   lambda_environment = merge(
     {
-      RUST_LOG                                         = var.log_level
-      POWERPOLE_CONFIG                                 = "ssm:${aws_ssm_parameter.config.name}"
-      POWERPOLE_CONFIG_SHA256                          = sha256(var.powerpole_toml)
-      POWERPOLE_STORE__TABLE                           = aws_dynamodb_table.sessions.name
-      POWERPOLE_SLACK__MODE                            = "http"
-      POWERPOLE_SLACK__SIGNING_SECRET__SECRETS_MANAGER = var.slack_secret_arn
-      POWERPOLE_SLACK__SIGNING_SECRET__KEY             = var.slack_secret_keys.signing_secret
-      POWERPOLE_SLACK__BOT_TOKEN__SECRETS_MANAGER      = var.slack_secret_arn
-      POWERPOLE_SLACK__BOT_TOKEN__KEY                  = var.slack_secret_keys.bot_token
-      POWERPOLE_BASTION__INSTANCE_PROFILE              = aws_iam_instance_profile.bastion.name
-      POWERPOLE_BASTION__INSTANCE_TYPE                 = var.bastion_instance_types[0]
-      POWERPOLE_BASTION__AMI_PARAMETER                 = var.bastion_ami_parameter
+      RUST_LOG                = var.log_level
+      POWERPOLE_CONFIG        = "ssm:${aws_ssm_parameter.config.name}"
+      POWERPOLE_CONFIG_LAYERS = "ssm:${local.config_layers_path}"
+      POWERPOLE_CONFIG_SHA256 = sha256(jsonencode([local.rendered_powerpole_toml, local.config_layers]))
     },
-    merge([
-      for name, target in var.targets : {
-        "POWERPOLE_TARGETS__${upper(name)}__ADMIN_SECRET"      = target.admin_secret_arn
-        "POWERPOLE_TARGETS__${upper(name)}__PORT"              = tostring(target.db_port)
-        "POWERPOLE_TARGETS__${upper(name)}__SECURITY_GROUP_ID" = aws_security_group.bastion[name].id
-        "POWERPOLE_TARGETS__${upper(name)}__SUBNET_ID"         = coalesce(target.bastion_subnet_id, var.bastion_subnet_ids[0])
-      }
-    ]...),
     var.lambda_environment,
   )
 }
@@ -92,6 +79,12 @@ resource "aws_lambda_function" "slack_handler" {
 
   tracing_config {
     mode = "Active"
+  }
+
+  # The function writes JSON lines itself (lambdas/common); JSON here makes Lambda's own
+  # START/END/REPORT lines JSON too, so one log query reads both.
+  logging_config {
+    log_format = "JSON"
   }
 
   depends_on = [aws_cloudwatch_log_group.slack_handler, aws_iam_role_policy.slack_handler]
@@ -168,6 +161,12 @@ resource "aws_lambda_function" "slack_worker" {
     mode = "Active"
   }
 
+  # The function writes JSON lines itself (lambdas/common); JSON here makes Lambda's own
+  # START/END/REPORT lines JSON too, so one log query reads both.
+  logging_config {
+    log_format = "JSON"
+  }
+
   depends_on = [aws_cloudwatch_log_group.slack_worker, aws_iam_role_policy.slack_worker]
 }
 
@@ -219,6 +218,12 @@ resource "aws_lambda_function" "sweeper" {
 
   tracing_config {
     mode = "Active"
+  }
+
+  # The function writes JSON lines itself (lambdas/common); JSON here makes Lambda's own
+  # START/END/REPORT lines JSON too, so one log query reads both.
+  logging_config {
+    log_format = "JSON"
   }
 
   depends_on = [aws_cloudwatch_log_group.sweeper, aws_iam_role_policy.orchestrator]

@@ -81,6 +81,7 @@ locals {
     sweeper_log_group_arn        = local.sweeper_log_group_arn
     follow_up_queue_arn          = local.follow_up_queue_arn
     config_parameter_arn         = local.config_parameter_arn
+    config_layers_path_arn       = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${local.config_layers_path}"
     bastion_instance_profile_arn = aws_iam_instance_profile.bastion.arn
     bastion_instance_types       = var.bastion_instance_types
     bastion_ami_owners           = var.bastion_ami_owners

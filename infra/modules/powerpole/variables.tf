@@ -137,7 +137,7 @@ variable "targets" {
 
   validation {
     condition     = length(var.targets) > 0 && alltrue([for name in keys(var.targets) : can(regex("^[a-z][a-z0-9_]{0,31}$", name))])
-    error_message = "targets needs at least one entry; names are 1-32 characters of a-z, 0-9 and '_' (they become POWERPOLE_TARGETS__NAME__* variables)."
+    error_message = "targets needs at least one entry; names are 1-32 characters of a-z, 0-9 and '_' (they name the [targets.NAME] tables and the module's configuration fragments)."
   }
 
   validation {
@@ -199,8 +199,8 @@ variable "powerpole_toml" {
   description = <<-EOT
     The text of powerpole.toml for the Lambda functions (e.g. file("powerpole.toml")). The module
     stores it in a SecureString parameter (config_parameter_name) that the functions read at start
-    (POWERPOLE_CONFIG=ssm:<name>), and sets everything it knows itself through POWERPOLE_*__*
-    variables, which override the file: [store] table, [slack] mode and the Slack secret
+    (POWERPOLE_CONFIG=ssm:<name>), and writes everything it knows itself as TOML fragments under
+    <name>.d (POWERPOLE_CONFIG_LAYERS), merged over the file: [store] table, [slack] mode and the Slack secret
     references, [bastion] instance_profile, instance_type and ami_parameter, and for each target
     admin_secret, port, security_group_id and subnet_id. So the file needs the rest: [slack]
     api_url and command if not the defaults, [access], [scheduler], and per target
@@ -514,7 +514,7 @@ variable "slack_follow_up_max_receive_count" {
 }
 
 variable "alarm_actions" {
-  description = "ARNs (e.g. an SNS topic) notified when a Slack follow-up lands in the dead-letter queue. Empty: the alarm is only visible in CloudWatch."
+  description = "ARNs (e.g. an SNS topic that pages) notified by every alarm (alarms.tf: sweeper errors or absence, stuck teardowns, failed provisionings; sqs.tf: the dead-letter queue), on alarm and on recovery. Empty: the alarms are only visible in CloudWatch."
   type        = list(string)
   default     = []
 

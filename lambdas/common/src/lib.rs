@@ -11,21 +11,26 @@
 //! - `POWERPOLE_CONFIG`: where `powerpole.toml` is: `ssm:/parameter/name` (a Parameter Store
 //!   parameter holding the TOML text, what the module creates) or a file path (e.g. a file
 //!   packaged next to `bootstrap`: `/var/task/powerpole.toml`).
-//! - `POWERPOLE_SECTION__FIELD`: the usual overrides, applied on top (table name, Slack secret
-//!   references, bastion profile, each target's security group, subnet, port and admin secret).
+//! - `POWERPOLE_CONFIG_LAYERS`: `ssm:/path` of the TOML fragments the module writes (one common
+//!   one: table name, Slack secret references, bastion profile; one per target: its security
+//!   group, subnet, port and admin secret), merged over `POWERPOLE_CONFIG` in name order. Kept
+//!   out of the environment, whose 4 KB limit per-target variables reached at about ten targets.
+//! - `POWERPOLE_SECTION__FIELD`: the usual overrides, applied last (the module sets none).
 //! - `POWERPOLE_FOLLOW_UP_QUEUE_URL`: the SQS queue of Slack follow-ups (the Slack handler only).
 
-use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use powerpole::app::{App, AppError};
-use powerpole::config::{Config, ConfigError, SecretRef};
+use powerpole::bastion::ParameterStore;
+use powerpole::config::{Config, ConfigError, ConfigProblem, SecretRef};
 use powerpole::secrets::{SecretError, Secrets};
 use powerpole::slack::deferred::{Deferred, Deferrer, HandOff};
 
 /// Where the configuration is.
 pub const CONFIG_VAR: &str = "POWERPOLE_CONFIG";
+/// Where the module's configuration fragments are (`ssm:/path`).
+pub const LAYERS_VAR: &str = "POWERPOLE_CONFIG_LAYERS";
 /// The SQS queue URL of Slack follow-ups.
 pub const QUEUE_URL_VAR: &str = "POWERPOLE_FOLLOW_UP_QUEUE_URL";
 /// The prefix of a `POWERPOLE_CONFIG` that names a Parameter Store parameter.
@@ -38,6 +43,10 @@ pub enum StartError {
     NoConfig,
     #[error("the configuration parameter could not be read: {0}")]
     ConfigParameter(SecretError),
+    #[error("{LAYERS_VAR} must be `ssm:/path` (the parameters the Terraform module writes), not `{0}`")]
+    LayersNotSsm(String),
+    #[error("the configuration fragments could not be read: {0}")]
+    ConfigLayers(powerpole::bastion::ParameterError),
     #[error("the configuration from {source_name}: {error}")]
     Config { source_name: String, error: ConfigError },
     #[error("{0}")]
@@ -49,11 +58,28 @@ pub enum StartError {
 }
 
 /// Once per process, before anything else: the TLS provider (two are linked in; see
-/// STACK-NOTES) and JSON logs as Lambda's log settings ask (`AWS_LAMBDA_LOG_LEVEL` or
-/// `RUST_LOG`, `AWS_LAMBDA_LOG_FORMAT`).
+/// STACK-NOTES), JSON logs on stdout exactly as `serve` writes them (one object per line; the
+/// level from `RUST_LOG`, else Lambda's `AWS_LAMBDA_LOG_LEVEL`, else info), and the metrics
+/// buffer that [`flush_metrics`] writes out.
 pub fn init_process() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    lambda_runtime::tracing::init_default_subscriber();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(std::env::var("AWS_LAMBDA_LOG_LEVEL").unwrap_or_default().to_lowercase()))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Lambda adds its own timestamp and request id to each line; ANSI colours would be noise.
+    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_ansi(false).with_writer(std::io::stdout).try_init();
+    powerpole::metrics::emit_emf();
+}
+
+/// Writes what this invocation observed (src/metrics) as CloudWatch embedded-metric-format
+/// lines on stdout, where Lambda's log capture turns them into metrics in the `Powerpole`
+/// namespace; the alarms of infra/modules/powerpole/alarms.tf watch them. Call once at the end
+/// of every invocation.
+pub fn flush_metrics(deployment: &str) {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default();
+    for line in powerpole::metrics::emf_lines(deployment, now_ms) {
+        println!("{line}");
+    }
 }
 
 /// The AWS settings from the environment (Lambda sets region and credentials).
@@ -66,16 +92,35 @@ pub async fn aws() -> aws_config::SdkConfig {
 pub async fn load_config(aws: &aws_config::SdkConfig) -> Result<Config, StartError> {
     let named = std::env::var(CONFIG_VAR).ok().filter(|v| !v.trim().is_empty()).ok_or(StartError::NoConfig)?;
     let named = named.trim();
-    match named.strip_prefix(SSM_PREFIX) {
+    let layers = match std::env::var(LAYERS_VAR).ok().filter(|v| !v.trim().is_empty()) {
+        None => None,
+        Some(value) => {
+            let path = value.trim().strip_prefix(SSM_PREFIX).ok_or_else(|| StartError::LayersNotSsm(value.clone()))?;
+            let found = ParameterStore::from_sdk_config(aws).get_under_path(path).await.map_err(StartError::ConfigLayers)?;
+            Some((path.to_string(), found.into_iter().map(|(_, text)| text).collect::<Vec<_>>()))
+        }
+    };
+    let (base, source_name) = match named.strip_prefix(SSM_PREFIX) {
         Some(parameter) => {
             // The TOML holds references to secrets, never secrets, but it is read like one (with
             // decryption: the module stores it as a SecureString).
             let reference = SecretRef { env: None, secrets_manager: None, key: None, ssm_parameter: Some(parameter.to_string()) };
             let text = Secrets::new(aws).resolve(&reference).await.map_err(StartError::ConfigParameter)?;
-            Config::from_toml_str(text.expose()).map_err(|error| StartError::Config { source_name: format!("parameter {parameter}"), error })
+            (text.expose().to_string(), format!("parameter {parameter}"))
         }
-        None => Config::load(Path::new(named)).map_err(|error| StartError::Config { source_name: named.to_string(), error }),
-    }
+        None => {
+            let text = std::fs::read_to_string(named).map_err(|e| StartError::Config {
+                source_name: named.to_string(),
+                error: ConfigError { problems: vec![ConfigProblem { path: named.to_string(), message: format!("cannot be read: {e}") }] },
+            })?;
+            (text, named.to_string())
+        }
+    };
+    let (source_name, layers) = match layers {
+        Some((path, texts)) => (format!("{source_name} with the fragments under {path}"), texts),
+        None => (source_name, Vec::new()),
+    };
+    Config::from_toml_layers(&base, &layers).map_err(|error| StartError::Config { source_name, error })
 }
 
 /// powerpole assembled from the Lambda environment, as `serve` assembles it.
@@ -190,6 +235,11 @@ pub struct TickSummary {
 pub async fn tick(app: &App, event: &aws_lambda_events::eventbridge::EventBridgeEvent) -> Result<TickSummary, TickError> {
     tracing::info!(event_id = event.id.as_deref().unwrap_or_default(), scheduled_for = ?event.time, "sweeper tick");
     let report = app.lifecycle.tick(app.config.scheduler.tick.to_chrono()).await.map_err(|e| TickError(e.to_string()))?;
+    // Sessions by state, once a tick (what `serve` reads at each scrape).
+    match app.workflow.store.live().await {
+        Ok(live) => powerpole::metrics::live_sessions(&live),
+        Err(e) => tracing::warn!(error = %e, "the live sessions could not be listed for the metrics"),
+    }
     let mut summary = TickSummary { acted: 0, failed: Vec::new(), pages: report.pages, items_read: report.items_read };
     for (id, outcome) in report.acted() {
         summary.acted += 1;

@@ -37,21 +37,28 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = app.clone();
         async move {
-            match parse(event.payload).map_err(Error::from)? {
-                Invocation::Tick(e) => powerpole_lambda::tick(&app, &e).await.map(|s| serde_json::to_value(s).unwrap_or_default()).map_err(Error::from),
-                Invocation::Reconcile => {
-                    let summary = app.lifecycle.reconcile_now().await.map_err(|e| Error::from(e.to_string()))?;
-                    if summary.failed.is_empty() {
-                        Ok(serde_json::to_value(summary).unwrap_or_default())
-                    } else {
-                        // Failing the invocation shows in the function's Errors metric.
-                        Err(Error::from(format!("reconcile could not fix {} finding(s): {}", summary.failed.len(), summary.failed.join("; "))))
-                    }
-                }
-            }
+            let answer = invoke(&app, event.payload).await;
+            powerpole_lambda::flush_metrics(app.config.deployment.id.as_str());
+            answer
         }
     }))
     .await
+}
+
+/// One invocation: a tick or a reconcile.
+async fn invoke(app: &powerpole::app::App, payload: Value) -> Result<Value, Error> {
+    match parse(payload).map_err(Error::from)? {
+        Invocation::Tick(e) => powerpole_lambda::tick(app, &e).await.map(|s| serde_json::to_value(s).unwrap_or_default()).map_err(Error::from),
+        Invocation::Reconcile => {
+            let summary = app.lifecycle.reconcile_now().await.map_err(|e| Error::from(e.to_string()))?;
+            if summary.failed.is_empty() {
+                Ok(serde_json::to_value(summary).unwrap_or_default())
+            } else {
+                // Failing the invocation shows in the function's Errors metric.
+                Err(Error::from(format!("reconcile could not fix {} finding(s): {}", summary.failed.len(), summary.failed.join("; "))))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
-//! The `sweeper` binary as Lambda runs it: polling a Lambda Runtime API stand-in, configured by
-//! a `powerpole.toml` file packaged with it (`POWERPOLE_CONFIG=<path>`) and the `POWERPOLE_*__*`
-//! overrides, invoked with the event an EventBridge schedule delivers.
+//! The `sweeper` binary as Lambda runs it: polling a Lambda Runtime API stand-in, configured as the
+//! Terraform module configures it (the operator's `powerpole.toml` in one Parameter Store
+//! parameter, the module's fragments under a path, nothing per target in the environment),
+//! invoked with the event an EventBridge schedule delivers; it logs JSON lines and writes its
+//! metrics as CloudWatch embedded-metric-format lines.
 //!
 //! Needs the stand-ins: `make test`, or `scripts/standins.sh start && source .local/standins.env`.
 
@@ -29,13 +31,22 @@ home_domains = ["example.com"]
 [targets.billing]
 writer_endpoint = "billing.cluster-abc.eu-west-1.rds.amazonaws.com"
 schemas = ["billing"]
-admin_secret = "powerpole/billing-admin"
-subnet_id = "subnet-0a1b2c3d4e5f60001"
-security_group_id = "sg-0a1b2c3d4e5f60001"
 approvers = ["U0BOB"]
 approvals_channel = "C0APPROVALS"
 "#
     )
+}
+
+/// What infra/modules/powerpole/config_layers.tf writes: the table, and per target what only
+/// the module knows.
+fn module_fragments(table: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("common", format!("[store]\ntable = \"{table}\"\n")),
+        (
+            "target-billing",
+            "[targets.billing]\nadmin_secret = \"powerpole/billing-admin\"\nport = 3306\nsecurity_group_id = \"sg-0a1b2c3d4e5f60001\"\nsubnet_id = \"subnet-0a1b2c3d4e5f60001\"\n".to_string(),
+        ),
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,11 +78,19 @@ async fn a_scheduled_event_runs_one_tick_that_does_the_due_work() {
     let session = Session::new(id.clone(), requester, TargetName::parse("billing").unwrap(), Role::Read, "1h".parse().unwrap(), "INC-9".into(), filed, "1h".parse().unwrap());
     store.create(&session, &AuditEvent::ok(AuditKind::Requested, Actor::User(alice), filed, "INC-9")).await.expect("the session is stored");
 
-    // The function's package: the binary and its powerpole.toml.
-    let package = std::env::temp_dir().join(format!("powerpole-sweeper-test-{}", id.as_str()));
-    std::fs::create_dir_all(&package).unwrap();
-    let config_path = package.join("powerpole.toml");
-    std::fs::write(&config_path, config_toml(&slack.api_url())).unwrap();
+    // The configuration in Parameter Store, as the module writes it.
+    let ssm = aws_sdk_ssm::Client::new(&aws);
+    let base = format!("/powerpole-sweeper-test-{}/config", id.as_str());
+    let put = |name: String, value: String| {
+        let ssm = ssm.clone();
+        async move {
+            ssm.put_parameter().name(name).value(value).r#type(aws_sdk_ssm::types::ParameterType::SecureString).overwrite(true).send().await.expect("moto stores the parameter");
+        }
+    };
+    put(base.clone(), config_toml(&slack.api_url())).await;
+    for (name, text) in module_fragments(&table) {
+        put(format!("{base}.d/{name}"), text).await;
+    }
     let mut env: Vec<(String, String)> = ["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"]
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
@@ -80,8 +99,8 @@ async fn a_scheduled_event_runs_one_tick_that_does_the_due_work() {
         [
             ("AWS_MAX_ATTEMPTS", "2".to_string()),
             ("RUST_LOG", "info".to_string()),
-            ("POWERPOLE_CONFIG", config_path.display().to_string()),
-            ("POWERPOLE_STORE__TABLE", table.clone()),
+            ("POWERPOLE_CONFIG", format!("ssm:{base}")),
+            ("POWERPOLE_CONFIG_LAYERS", format!("ssm:{base}.d")),
             ("SLACK_BOT_TOKEN", "xoxb-powerpole-sweeper-test".to_string()),
         ]
         .map(|(k, v)| (k.to_string(), v)),
@@ -106,5 +125,19 @@ async fn a_scheduled_event_runs_one_tick_that_does_the_due_work() {
     let again = sweeper.invoke(scheduled_event("powerpole-sweeper", Utc::now())).await.expect_response("the second tick");
     assert_eq!(again["acted"], 0, "{again}");
     assert_eq!(slack.calls_to("chat.postMessage").len(), 1);
-    let _ = std::fs::remove_dir_all(&package);
+
+    // Every line the function wrote is JSON: its logs, and its metrics in embedded metric
+    // format (what CloudWatch turns into the metrics the alarms watch).
+    let logs = sweeper.logs();
+    let lines: Vec<serde_json::Value> = logs.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    assert!(lines.iter().any(|l| l["fields"]["message"] == "sweeper tick done"), "JSON log lines: {logs}");
+    let emf: Vec<&serde_json::Value> = lines.iter().filter(|l| l.get("_aws").is_some()).collect();
+    let pending = emf.iter().filter(|l| l["State"] == "pending").collect::<Vec<_>>();
+    assert_eq!(pending.len(), 2, "one Sessions line per tick: {logs}");
+    assert_eq!(pending[1]["Sessions"], serde_json::json!(0.0), "no pending session after the tick: {logs}");
+    let directive = &pending[1]["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], "Powerpole");
+    assert_eq!(directive["Dimensions"], serde_json::json!([["Deployment", "State"]]));
+    assert_eq!(pending[1]["Deployment"], "default");
+    assert!(emf.iter().any(|l| l["Adapter"] == "dynamodb" && l["Operation"] == "due" && l.get("CallSeconds").is_some()), "the store's latency: {logs}");
 }

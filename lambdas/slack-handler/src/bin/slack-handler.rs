@@ -14,12 +14,16 @@ async fn main() -> Result<(), Error> {
     let app = powerpole_lambda::app().await?;
     let queue = Arc::new(powerpole_lambda::follow_up_queue(&app)?);
     let slack = Arc::new(powerpole_lambda::slack_deferrer(&app, queue).await?);
+    let deployment: Arc<str> = app.config.deployment.id.as_str().into();
     lambda_http::run(service_fn(move |request: Request| {
         let slack = slack.clone();
+        let deployment = deployment.clone();
         async move {
             let (parts, body) = request.into_parts();
             let request = axum::http::Request::from_parts(parts, axum::body::Body::from(body.to_vec()));
-            Ok::<_, Infallible>(slack.acknowledge(request).await)
+            let answer = slack.acknowledge(request).await;
+            powerpole_lambda::flush_metrics(&deployment);
+            Ok::<_, Infallible>(answer)
         }
     }))
     .await

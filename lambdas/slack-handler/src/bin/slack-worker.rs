@@ -11,9 +11,15 @@ async fn main() -> Result<(), Error> {
     powerpole_lambda::init_process();
     let app = powerpole_lambda::app().await?;
     let slack = Arc::new(powerpole_lambda::slack_deferrer(&app, Arc::new(powerpole_lambda::NoHandOff)).await?);
+    let deployment: Arc<str> = app.config.deployment.id.as_str().into();
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let slack = slack.clone();
-        async move { Ok::<_, Error>(powerpole_lambda::run_follow_ups(&slack, event.payload).await) }
+        let deployment = deployment.clone();
+        async move {
+            let answer = powerpole_lambda::run_follow_ups(&slack, event.payload).await;
+            powerpole_lambda::flush_metrics(&deployment);
+            Ok::<_, Error>(answer)
+        }
     }))
     .await
 }
