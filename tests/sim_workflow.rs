@@ -55,6 +55,7 @@ fn world_with(exec: &Executor, config: &str, tag_lag: Duration, bastions: impl F
         notifier: notifier(MemNotifier::new(slack.clone(), node)),
         region: "eu-west-1".into(),
         transcripts: None,
+        dependencies: Default::default(),
     };
     Arc::new(World { time, spawner: exec.spawner(), lifecycle, store, bastions: bw, grants, slack })
 }
@@ -253,5 +254,44 @@ fn a_second_session_never_takes_over_the_account_of_a_live_one() {
         assert_eq!(w.session(&first).state, State::Active, "the first session is untouched");
         let now: Vec<_> = w.grants.accounts().into_iter().map(|a| a.password).collect();
         assert_eq!(now, password, "the first session's account and password are as they were");
+    });
+}
+
+/// Slack is down from before a session's deadline until well after it: the account is dropped
+/// and the instance terminated on time and the session closes (revocation never waits for
+/// Slack); the notices wait in the outbox, and once Slack is back each arrives exactly once and
+/// the hand-over DM is redacted.
+#[test]
+fn slack_down_across_a_deadline_delays_only_the_notices() {
+    use std::sync::atomic::Ordering;
+    let exec = Executor::new();
+    let w = world(&exec, Duration::ZERO, |b| Arc::new(b), |n| Arc::new(n));
+    exec.block_on(async move {
+        let id = w.approved().await;
+        w.sweep_for(2).await;
+        let active = w.session(&id);
+        assert_eq!(active.state, State::Active);
+        let expires = active.expires_at.unwrap();
+
+        w.slack.down.store(true, Ordering::SeqCst);
+        w.sweep_for(12).await;
+        let closed = w.session(&id);
+        assert!(matches!(closed.state, State::Closed(Outcome::Expired)), "{:?}", closed.state);
+        w.nothing_left();
+        let dropped = w.grants.lives().iter().filter_map(|l| l.dropped).max().unwrap();
+        let dropped_at = w.lifecycle.workflow.clock.now() - chrono::Duration::from_std(w.time.now() - dropped).unwrap();
+        assert!(dropped_at <= expires + chrono::Duration::seconds(20), "dropped at {dropped_at}, deadline {expires}");
+        assert!(closed.outbox.iter().all(|n| n.sent_at.is_none() && n.attempts > 0), "nothing could be delivered: {:?}", closed.outbox);
+        let ended = |w: &World| w.slack.messages().into_iter().filter(|m| m.versions[0].contains(&format!("({id}) has ended"))).count();
+        assert_eq!(ended(&w), 0);
+
+        w.slack.down.store(false, Ordering::SeqCst);
+        w.sweep_for(5).await;
+        let done = w.session(&id);
+        assert!(done.outbox.iter().all(|n| n.sent_at.is_some()), "every notice delivered: {:?}", done.outbox);
+        assert_eq!(ended(&w), 1, "the requester is told exactly once");
+        let handover = w.slack.messages().into_iter().find(|m| Some(&m.ts) == done.slack.handover_ts.as_ref()).unwrap();
+        assert!(handover.now_reads().contains("redacted"), "{}", handover.now_reads());
+        assert_eq!(done.next_action_at(), None, "nothing is owed any more");
     });
 }

@@ -21,6 +21,8 @@ pub struct SimInstance {
     /// When it was launched (time since the world started).
     pub launched: Duration,
     pub terminated: bool,
+    /// When it was first terminated.
+    pub terminated_at: Option<Duration>,
 }
 
 /// The region, shared by every node.
@@ -102,6 +104,7 @@ impl Bastions for MemBastions {
                     ip: Ipv4Addr::from(0x0a00_0000 + n),
                     launched: w.time.now(),
                     terminated: false,
+                    terminated_at: None,
                 };
                 all.insert(instance.id.clone(), instance.clone());
                 Ok(instance)
@@ -141,6 +144,7 @@ impl Bastions for MemBastions {
         self.call("TerminateInstances", move |w| {
             if let Some(i) = lock(&w.inner).get_mut(&id) {
                 i.terminated = true;
+                i.terminated_at.get_or_insert(w.time.now());
             }
             Ok(())
         })

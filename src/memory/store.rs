@@ -19,6 +19,8 @@ pub struct StoreWorld {
     time: Arc<super::VirtualTime>,
     /// How far index reads lag behind writes.
     pub lag: Duration,
+    /// Items each `due` read returned, in order (what the due index query costs).
+    pub due_reads: Mutex<Vec<u32>>,
 }
 
 #[derive(Default)]
@@ -33,7 +35,7 @@ struct Tables {
 
 impl StoreWorld {
     pub fn new(lag: Duration, time: Arc<super::VirtualTime>) -> Arc<StoreWorld> {
-        Arc::new(StoreWorld { inner: Mutex::default(), time, lag })
+        Arc::new(StoreWorld { inner: Mutex::default(), time, lag, due_reads: Mutex::default() })
     }
 
     /// Every session as currently stored (for invariant checks).
@@ -144,6 +146,7 @@ impl Store for MemStore {
             due.sort_by_key(|s| (s.next_action_at(), s.id.clone()));
             due.truncate(limit);
             let n = due.len() as u32;
+            lock(&w.due_reads).push(n);
             Ok(DueBatch { sessions: due, pages: 1, items_read: n })
         })
         .await

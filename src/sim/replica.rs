@@ -138,6 +138,7 @@ fn spawn(world: &Arc<World>, i: usize, skew_ms: i64, generation: u32) -> Slot {
         notifier: Arc::new(MemNotifier::new(world.slack.clone(), node.clone())),
         region: "eu-west-1".into(),
         transcripts: None,
+        dependencies: Default::default(),
     };
     let tick = world.config.scheduler.tick.to_std();
     let sweeping = lifecycle.clone();

@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 
 use crate::bastion::{Bastions, LaunchSpec};
 use crate::config::{AccountHost, TargetConfig};
-use crate::domain::{Actor, AuditEvent, AuditKind, Event, Session, State};
+use crate::domain::{Actor, AuditEvent, AuditKind, Dependency, Event, NoticeKind, Session, State};
 use crate::grants::{AccountRequest, Grants, RevokeOutcome};
 use crate::notify::messages::{self, Handover};
 use crate::notify::{Message, Notifier, Posted};
@@ -37,6 +37,8 @@ pub struct Lifecycle {
     pub region: String,
     /// CloudWatch Logs, for the security channel's session summary at teardown (`workflow::summary`).
     pub transcripts: Option<crate::transcripts::CloudWatchLogs>,
+    /// How the outside systems answered lately (`/readyz`; see `workflow::dependencies`).
+    pub dependencies: Arc<super::dependencies::DependencyLog>,
 }
 
 /// What one step did, for logs, `sweep --once` and tests.
@@ -56,6 +58,8 @@ pub enum StepOutcome {
     TornDown,
     /// A teardown attempt failed; it will be retried after the backoff.
     TeardownRetry(String),
+    /// Notices owed by a closed session were delivered (`sent`) or rescheduled (`failed`).
+    Notified { sent: u32, failed: u32 },
 }
 
 /// A step that could not finish; the session stays due and is retried.
@@ -160,7 +164,7 @@ impl Lifecycle {
     }
 
     /// Writes `next` conditioned on `read`'s state and version. `Ok(None)`: someone else won.
-    async fn save(&self, read: &Session, next: &Session, event: Option<AuditEvent>) -> Result<Option<Session>, StepError> {
+    pub(crate) async fn save(&self, read: &Session, next: &Session, event: Option<AuditEvent>) -> Result<Option<Session>, StepError> {
         match self.update(read.state, next, event.as_ref()).await {
             Ok(stored) => Ok(Some(stored)),
             Err(StoreError::Conflict(_)) => Ok(None),
@@ -187,7 +191,7 @@ impl Lifecycle {
                 }
             }
             State::TearingDown(_) => self.teardown(session).await,
-            State::Closed(_) => Ok(StepOutcome::NotDue),
+            State::Closed(_) => self.drain_outbox(session).await,
         }
     }
 
@@ -269,6 +273,7 @@ impl Lifecycle {
             }
             Err(e) => return Err(e),
         };
+        self.dependencies.record(Dependency::Ec2, self.now(), &launched);
         let instance = launched.map_err(ProvisionError::Launch)?;
         made.instance = Some(instance.id.clone());
         let ip = instance.private_ip.to_string();
@@ -317,6 +322,7 @@ impl Lifecycle {
         }
         let grant = grant.as_mut().take_output().ok_or(ProvisionError::Bug("the grant finished without an answer"))?;
         let online = online.as_mut().take_output().ok_or(ProvisionError::Bug("the SSM wait finished without an answer"))?;
+        self.dependencies.record(Dependency::Database, self.now(), &grant);
         let password = grant.map_err(ProvisionError::Grant)?;
         {
             let read = session.clone();
@@ -483,10 +489,11 @@ impl Lifecycle {
         self.teardown_claimed(stored).await
     }
 
-    /// Lock, kill and drop the account; terminate the instance; redact the password; report.
-    /// A failure is recorded and retried with backoff, forever; after `teardown_alert_after` the
-    /// approvals channel is alerted once. The redaction is part of the teardown, so a failed one
-    /// is retried like any other step.
+    /// Lock, kill and drop the account; terminate the instance; close. A failure is recorded and
+    /// retried with backoff, forever; after `teardown_alert_after` the approvals channel is
+    /// alerted once. Every Slack notice (the redaction of the password, the requester's notice,
+    /// the cards and summaries) goes through the outbox (`workflow::outbox`), so Slack being
+    /// down never holds a revocation up.
     async fn teardown_claimed(&self, session: Session) -> Result<StepOutcome, StepError> {
         let Ok(target) = self.target(&session) else {
             return self.teardown_removed_target(session).await;
@@ -495,23 +502,12 @@ impl Lifecycle {
         match self.remove_resources(&session, &target).await {
             Ok(Removed { settling_until: Some(until), .. }) => self.wait_for_tags(session, until).await,
             Ok(removed) => {
-                if let Some(reason) = &removed.account_left_locked {
-                    // The account could not be dropped (it is a DEFINER): it is locked and holds
-                    // nothing, but an operator must finish the job; say so where they look.
-                    let message = messages::account_kept_locked(&session, reason);
-                    if let Err(e) = self.notifier.post(&target.approvals_channel, &message).await {
-                        error!(session = %session.id, error = %e, "could not post the kept-locked alert");
-                    }
-                }
-                if let (Some(channel), Some(ts)) = (&session.slack.handover_channel, &session.slack.handover_ts) {
-                    let at = Posted { channel: channel.clone(), ts: ts.clone() };
-                    if !self.redact(&session, &target, &at).await {
-                        return self.retry_teardown_later(session, &channels, "the hand-over DM could not be redacted".into()).await;
-                    }
-                }
-                self.close(session, removed.summary).await
+                // The account could not be dropped (it is a DEFINER): it is locked and holds
+                // nothing, but an operator must finish the job; the outbox says so where they look.
+                let kept_locked = removed.account_left_locked.map(|reason| NoticeKind::KeptLocked { reason });
+                self.close(session, removed.summary, kept_locked).await
             }
-            Err(cause) => self.retry_teardown_later(session, &channels, cause).await,
+            Err((dependency, cause)) => self.retry_teardown_later(session, &channels, Some(dependency), cause).await,
         }
     }
 
@@ -526,25 +522,25 @@ impl Lifecycle {
             Some(id) => Some(id.clone()),
             None => match self.bastions.find(&session.id).await {
                 Ok(found) => found.map(|i| i.id),
-                Err(e) => return self.retry_teardown_later(session, &channels, format!("finding the bastion failed: {e}")).await,
+                Err(e) => return self.retry_teardown_later(session, &channels, Some(Dependency::Ec2), format!("finding the bastion failed: {e}")).await,
             },
         };
         if let Some(id) = instance {
             if let Err(e) = self.bastions.terminate(&id).await {
-                return self.retry_teardown_later(session, &channels, format!("terminating {id} failed: {e}")).await;
+                return self.retry_teardown_later(session, &channels, Some(Dependency::Ec2), format!("terminating {id} failed: {e}")).await;
             }
         }
         match &session.account_host {
             None => {
                 let summary = vec![format!("target `{}` is no longer configured; no account had been created", session.target)];
-                self.close(session, summary).await
+                self.close(session, summary, None).await
             }
             Some(host) => {
                 let cause = format!(
                     "target `{}` is no longer configured, so the account '{}'@'{host}' cannot be revoked: restore the target in the configuration (the next attempt revokes it) or drop the account by hand",
                     session.target, session.requester.db_user
                 );
-                self.retry_teardown_later(session, &channels, cause).await
+                self.retry_teardown_later(session, &channels, Some(Dependency::Database), cause).await
             }
         }
     }
@@ -560,14 +556,14 @@ impl Lifecycle {
         }
     }
 
-    async fn remove_resources(&self, session: &Session, target: &TargetConfig) -> Result<Removed, String> {
+    /// Revokes the account, then terminates the instance. A failure names the system it came from.
+    async fn remove_resources(&self, session: &Session, target: &TargetConfig) -> Result<Removed, (Dependency, String)> {
         let mut removed = Removed::default();
+        let ec2 = |e: String| (Dependency::Ec2, e);
         if let Some(host) = &session.account_host {
-            let report = self
-                .grants
-                .revoke(target, &session.requester.db_user, host)
-                .await
-                .map_err(|e| format!("revoking the database account failed: {e}"))?;
+            let revoked = self.grants.revoke(target, &session.requester.db_user, host).await;
+            self.dependencies.record(Dependency::Database, self.now(), &revoked);
+            let report = revoked.map_err(|e| (Dependency::Database, format!("revoking the database account failed: {e}")))?;
             info!(session = %session.id, %report, "account revoked");
             if let RevokeOutcome::KeptLocked { reason } = &report.outcome {
                 removed.account_left_locked = Some(reason.clone());
@@ -578,7 +574,9 @@ impl Lifecycle {
             Some(id) => Some(id.clone()),
             // A crash between launch and the store write leaves an instance only its tag knows.
             None => {
-                let found = self.bastions.find(&session.id).await.map_err(|e| e.to_string())?.map(|i| i.id);
+                let found = self.bastions.find(&session.id).await;
+                self.dependencies.record(Dependency::Ec2, self.now(), &found);
+                let found = found.map_err(|e| ec2(format!("finding the bastion failed: {e}")))?.map(|i| i.id);
                 let settled = session.launch_window_end.map(|end| end + TAG_SETTLE);
                 if found.is_none() && settled.is_some_and(|at| at > self.now()) {
                     removed.settling_until = settled;
@@ -588,32 +586,40 @@ impl Lifecycle {
             }
         };
         if let Some(id) = instance {
-            self.bastions.terminate(&id).await.map_err(|e| format!("terminating {id} failed: {e}"))?;
+            let terminated = self.bastions.terminate(&id).await;
+            self.dependencies.record(Dependency::Ec2, self.now(), &terminated);
+            terminated.map_err(|e| ec2(format!("terminating {id} failed: {e}")))?;
             removed.summary.push(format!("instance {id} terminated"));
         }
         Ok(removed)
     }
 
-    async fn close(&self, read: Session, summary: Vec<String>) -> Result<StepOutcome, StepError> {
+    /// Closes the session with its notices queued in the same write, and the outbox claimed by
+    /// this worker; then delivers them (Slack being down only leaves them queued).
+    async fn close(&self, read: Session, summary: Vec<String>, alert: Option<NoticeKind>) -> Result<StepOutcome, StepError> {
         let now = self.now();
         let mut next = read.clone();
         next.apply(Event::TornDown).map_err(|_| StepError::Store(StoreError::Conflict(read.id.clone())))?;
         next.closed_at = Some(now);
-        next.lease_until = None;
+        let mut notices = vec![NoticeKind::Ended, NoticeKind::ApprovalCard];
+        notices.extend(next.slack.handover_ts.as_ref().map(|_| NoticeKind::RedactHandover));
+        notices.extend(next.extension.as_ref().and_then(|e| e.card_ts.as_ref()).map(|_| NoticeKind::ExtensionCard));
+        notices.extend(self.workflow.config.slack.security_channel.as_ref().map(|_| NoticeKind::SecuritySummary));
+        notices.extend(alert);
+        self.queue_notices(&mut next, notices);
+        next.claim(now, Duration::seconds(super::outbox::NOTICE_LEASE_SECS));
         let detail = if summary.is_empty() { "nothing had been created".to_string() } else { summary.join("; ") };
         let event = AuditEvent::ok(AuditKind::TornDown, Actor::System, now, detail);
         let Some(stored) = self.save(&read, &next, Some(event)).await? else {
             return Ok(StepOutcome::Skipped);
         };
-        self.tell_requester(&stored, &messages::teardown_notice(&stored)).await;
-        self.refresh_card(&stored).await;
-        self.close_extension_card(&stored).await;
-        self.post_security_summary(&stored).await;
         info!(session = %stored.id, outcome = ?stored.state, "torn down");
+        // Boxed: the outbox's future is deep (the security summary gathers a report).
+        Box::pin(self.deliver_notices(stored)).await?;
         Ok(StepOutcome::TornDown)
     }
 
-    async fn retry_teardown_later(&self, read: Session, channels: &[String], cause: String) -> Result<StepOutcome, StepError> {
+    async fn retry_teardown_later(&self, read: Session, channels: &[String], dependency: Option<Dependency>, cause: String) -> Result<StepOutcome, StepError> {
         let now = self.now();
         error!(session = %read.id, %cause, attempt = read.teardown.attempts + 1, "teardown failed; will retry");
         let mut next = read.clone();
@@ -621,23 +627,24 @@ impl Lifecycle {
         next.teardown.attempts += 1;
         next.teardown.first_failed_at.get_or_insert(now);
         next.teardown.last_error = Some(cause.clone());
+        next.teardown.last_dependency = dependency;
         next.claim(now, teardown_backoff(next.teardown.attempts));
         let stuck_since = next.teardown.first_failed_at.unwrap_or(now);
         let alert = !next.teardown.alerted && now - stuck_since >= self.workflow.config.scheduler.teardown_alert_after.to_chrono();
         next.teardown.alerted |= alert;
+        if alert {
+            let failing_for_secs = (now - stuck_since).num_seconds().max(1) as u64;
+            let alerts = channels.iter().map(|channel| NoticeKind::StuckTeardown { channel: channel.clone(), failing_for_secs });
+            self.queue_notices(&mut next, alerts.collect::<Vec<_>>());
+        }
         let event = AuditEvent::failed(AuditKind::TeardownFailed, Actor::System, now, cause.clone());
         let Some(stored) = self.save(&read, &next, Some(event)).await? else {
             return Ok(StepOutcome::Skipped);
         };
-        if alert {
-            let failing_for = crate::domain::AccessDuration::from_secs((now - stuck_since).num_seconds().max(1) as u64)
-                .unwrap_or_else(|_| self.workflow.config.scheduler.teardown_alert_after);
-            let message = messages::stuck_teardown_alert(&stored, failing_for);
-            for channel in channels {
-                if let Err(e) = self.notifier.post(channel, &message).await {
-                    error!(session = %stored.id, error = %e, "could not post the stuck-teardown alert");
-                }
-            }
+        // This worker holds the session until the backoff ends: deliver what is owed meanwhile.
+        if stored.outbox.iter().any(|n| n.sent_at.is_none() && n.due_at <= now) {
+            // Boxed: the outbox's future is deep (the security summary gathers a report).
+            Box::pin(self.deliver_notices(stored)).await?;
         }
         Ok(StepOutcome::TeardownRetry(cause))
     }

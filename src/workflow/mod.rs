@@ -69,7 +69,9 @@ pub struct Workflow {
 mod abandon;
 pub mod audit;
 pub mod decide;
+pub mod dependencies;
 pub mod lifecycle;
+pub mod outbox;
 pub mod patience;
 pub mod reconcile;
 pub mod remind;
@@ -83,4 +85,4 @@ pub use lifecycle::{Lifecycle, StepError, StepOutcome};
 pub use patience::Transient;
 pub use reconcile::{run_reconciler, Finding, Fixed, ReconcileError, ReconcileSummary};
 pub use request::{RequestDraft, RequestError, RequestProblem};
-pub use sweep::{run_sweeper, run_sweeper_with, Plan, TickReport};
+pub use sweep::{run_sweeper, run_sweeper_with, sweep_loop, InFlight, Plan, Step, TickReport};
