@@ -54,12 +54,19 @@ impl StoreWorld {
     }
 
     fn lagged(&self) -> Vec<Session> {
+        self.lagged_where(|_| true)
+    }
+
+    /// The sessions as the index saw them `lag` ago that pass `keep` (cloning only those).
+    fn lagged_where(&self, keep: impl Fn(&Session) -> bool) -> Vec<Session> {
         let seen_by = self.time.now().checked_sub(self.lag);
         let tables = lock(&self.inner);
         tables
             .sessions
             .values()
-            .filter_map(|history| history.iter().rev().find(|(at, _)| seen_by.is_none_or(|by| *at <= by)).map(|(_, s)| s.clone()))
+            .filter_map(|history| history.iter().rev().find(|(at, _)| seen_by.is_none_or(|by| *at <= by)).map(|(_, s)| s))
+            .filter(|s| keep(s))
+            .cloned()
             .collect()
     }
 }
@@ -142,7 +149,7 @@ impl Store for MemStore {
 
     async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<DueBatch, StoreError> {
         self.call(move |w| {
-            let mut due: Vec<Session> = w.lagged().into_iter().filter(|s| s.next_action_at().is_some_and(|at| at <= now)).collect();
+            let mut due: Vec<Session> = w.lagged_where(|s| s.next_action_at().is_some_and(|at| at <= now));
             due.sort_by_key(|s| (s.next_action_at(), s.id.clone()));
             due.truncate(limit);
             let n = due.len() as u32;
