@@ -1,0 +1,87 @@
+//! Issue 16 through the real `powerpole serve` process: a dependency refuses or is cut across a
+//! deadline, and the revocation still happens on time, while what depends on the outage waits and
+//! is done exactly once when it is back.
+
+#[allow(dead_code)]
+mod world;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use powerpole::domain::{Outcome, Session, SessionId, State};
+use powerpole::workflow::{ManualClock, StepOutcome};
+use world::process::{wait_until, Serve};
+use world::{password_in, session_on_card, Options, World, ALICE, BOB, SOON};
+
+/// The methods powerpole's notices use.
+const MESSAGE_METHODS: [&str; 2] = ["chat.postMessage", "chat.update"];
+
+async fn get(app: &powerpole::app::App, id: &SessionId) -> Session {
+    app.workflow.store.get(id).await.expect("the store answers").expect("the session exists")
+}
+
+/// Alice's "has ended" DMs that Slack accepted.
+fn ended_dms(world: &World, id: &SessionId) -> usize {
+    world.dms_to(ALICE).iter().filter(|dm| dm.text().contains(&format!("({id}) has ended"))).count()
+}
+
+/// A session handed over three hours ago for one hour; Slack then refuses every message (HTTP
+/// 429 on every post and update) while `serve` starts: the start-up tick drops the account,
+/// terminates the instance and closes the session although not one notice can be sent. Once
+/// Slack takes messages again, the outbox delivers them: Alice is told once, and the hand-over
+/// DM no longer shows the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_refusing_across_a_deadline_delays_only_the_notices() {
+    let world = World::new(Options { tick: "1s", ..Options::default() }).await;
+    let clock = Arc::new(ManualClock::new(Utc::now() - chrono::Duration::hours(3)));
+    let app = world.app(clock.clone()).await;
+    let http = world.serve(&app).await;
+    http.command(ALICE, "request billing READ 1h INC-201 slack down at the deadline").await;
+    let card = world.slack.wait_for("chat.postMessage", 1, SOON).await.expect("card")[0].clone();
+    let id = session_on_card(&card);
+    world.card_stored(&app, &id).await;
+    http.click(&card, "approve", BOB).await;
+    world.slack.wait_for("chat.update", 1, SOON).await.expect("decision");
+    let report = app.lifecycle.tick(chrono::Duration::seconds(15)).await.expect("sweep");
+    assert_eq!(report.acted().map(|(_, o)| o.clone()).collect::<Vec<_>>(), vec![Ok(StepOutcome::HandedOver)]);
+    let handed_over = get(&app, &id).await;
+    let ip = handed_over.private_ip.clone().expect("an address");
+    assert_eq!(world.accounts_named(&world.db_user()).await, vec![(world.db_user(), ip)]);
+
+    for method in MESSAGE_METHODS {
+        world.slack.rate_limit_next(method, 100_000, 1);
+    }
+    let config = format!("{}\n[calls.slack]\nmax_attempts = 1\ntimeout = \"2s\"\n", world.config_text());
+    let serve = Serve::start(&world, &config, &[]).await;
+    let closed = wait_until(SOON, || async {
+        let s = get(&app, &id).await;
+        s.state.is_closed().then_some(s)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the session was not torn down while Slack refused; log:\n{}", serve.logs()));
+    assert_eq!(closed.state, State::Closed(Outcome::Expired));
+    assert!(world.accounts_named(&world.db_user()).await.is_empty(), "the account is gone");
+    let instances = world.instances_of(&id).await;
+    assert_eq!(instances.len(), 1);
+    assert!(matches!(instances[0].state().and_then(|s| s.name()).map(|n| n.as_str()), Some("terminated" | "shutting-down")));
+    assert!(!closed.outbox.is_empty() && closed.outbox.iter().all(|n| n.sent_at.is_none()), "nothing was delivered: {:?}", closed.outbox);
+    assert_eq!(ended_dms(&world, &id), 0);
+
+    // Slack takes messages again.
+    for method in MESSAGE_METHODS {
+        world.slack.rate_limit_next(method, 0, 0);
+    }
+    let delivered = wait_until(Duration::from_secs(90), || async {
+        let s = get(&app, &id).await;
+        s.outbox.iter().all(|n| n.sent_at.is_some()).then_some(s)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the notices were not delivered once Slack was back; log:\n{}", serve.logs()));
+    assert_eq!(ended_dms(&world, &id), 1, "Alice is told exactly once");
+    let (channel, ts) = (delivered.slack.handover_channel.clone().expect("a hand-over DM"), delivered.slack.handover_ts.clone().expect("its ts"));
+    let now_reads = world.slack.message(&channel, &ts).map(|m| m.to_string()).unwrap_or_default();
+    assert!(password_in(&now_reads).is_none() && now_reads.contains("redacted"), "the hand-over DM still reads: {now_reads}");
+    assert_eq!(delivered.next_action_at(), None, "nothing is owed any more");
+}
