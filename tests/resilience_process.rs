@@ -22,6 +22,12 @@ async fn get(app: &powerpole::app::App, id: &SessionId) -> Session {
     app.workflow.store.get(id).await.expect("the store answers").expect("the session exists")
 }
 
+/// What `/readyz` of `serve` says it last saw of `dependency` (its `observed` entry).
+async fn observed(serve: &Serve, dependency: &str) -> serde_json::Value {
+    let body: serde_json::Value = reqwest::get(format!("http://{}/readyz", serve.addr)).await.expect("GET /readyz").json().await.expect("a JSON body");
+    body["observed"].as_array().and_then(|o| o.iter().find(|d| d["name"] == dependency)).cloned().unwrap_or_else(|| panic!("no {dependency} in {body}"))
+}
+
 /// Alice's "has ended" DMs that Slack accepted.
 fn ended_dms(world: &World, id: &SessionId) -> usize {
     world.dms_to(ALICE).iter().filter(|dm| dm.text().contains(&format!("({id}) has ended"))).count()
@@ -68,6 +74,12 @@ async fn slack_refusing_across_a_deadline_delays_only_the_notices() {
     assert!(matches!(instances[0].state().and_then(|s| s.name()).map(|n| n.as_str()), Some("terminated" | "shutting-down")));
     assert!(!closed.outbox.is_empty() && closed.outbox.iter().all(|n| n.sent_at.is_none()), "nothing was delivered: {:?}", closed.outbox);
     assert_eq!(ended_dms(&world, &id), 0);
+    let slack = observed(&serve, "slack").await;
+    assert_eq!(slack["failing"], true, "/readyz shows Slack failing: {slack}");
+    assert!(slack["last_error"].as_str().is_some_and(|e| e.contains("rate-limit")), "{slack}");
+    let (database, ec2) = (observed(&serve, "database").await, observed(&serve, "ec2").await);
+    assert!(database["failing"] == false && database["last_success"].is_string(), "the revoke succeeded: {database}");
+    assert!(ec2["failing"] == false && ec2["last_success"].is_string(), "the termination succeeded: {ec2}");
 
     // Slack takes messages again.
     for method in MESSAGE_METHODS {
@@ -80,6 +92,7 @@ async fn slack_refusing_across_a_deadline_delays_only_the_notices() {
     .await
     .unwrap_or_else(|| panic!("the notices were not delivered once Slack was back; log:\n{}", serve.logs()));
     assert_eq!(ended_dms(&world, &id), 1, "Alice is told exactly once");
+    assert_eq!(observed(&serve, "slack").await["failing"], false, "/readyz shows Slack answering again");
     let (channel, ts) = (delivered.slack.handover_channel.clone().expect("a hand-over DM"), delivered.slack.handover_ts.clone().expect("its ts"));
     let now_reads = world.slack.message(&channel, &ts).map(|m| m.to_string()).unwrap_or_default();
     assert!(password_in(&now_reads).is_none() && now_reads.contains("redacted"), "the hand-over DM still reads: {now_reads}");
