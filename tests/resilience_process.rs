@@ -98,3 +98,58 @@ async fn slack_refusing_across_a_deadline_delays_only_the_notices() {
     assert!(password_in(&now_reads).is_none() && now_reads.contains("redacted"), "the hand-over DM still reads: {now_reads}");
     assert_eq!(delivered.next_action_at(), None, "nothing is owed any more");
 }
+
+/// The database cannot be reached (its connections hang at a proxy) when a session's deadline
+/// passes: `serve` terminates the instance on time anyway, keeps the session tearing down with
+/// the database named as what it is stuck on (in the session and on `/readyz`), and drops the
+/// account on its next attempt once the database answers again; the session closes once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_down_across_a_deadline_terminates_on_time_and_drops_once_back() {
+    use world::proxy::Proxy;
+    let world = World::new(Options { tick: "1s", ..Options::default() }).await;
+    let db = Proxy::start(&format!("127.0.0.1:{}", world.db.port)).await;
+    world.point_admin_secret_at("127.0.0.1", db.port()).await;
+    let clock = Arc::new(ManualClock::new(Utc::now() - chrono::Duration::hours(3)));
+    let app = world.app(clock.clone()).await;
+    let http = world.serve(&app).await;
+    http.command(ALICE, "request billing READ 1h INC-202 database down at the deadline").await;
+    let card = world.slack.wait_for("chat.postMessage", 1, SOON).await.expect("card")[0].clone();
+    let id = session_on_card(&card);
+    world.card_stored(&app, &id).await;
+    http.click(&card, "approve", BOB).await;
+    world.slack.wait_for("chat.update", 1, SOON).await.expect("decision");
+    let report = app.lifecycle.tick(chrono::Duration::seconds(15)).await.expect("sweep");
+    assert_eq!(report.acted().map(|(_, o)| o.clone()).collect::<Vec<_>>(), vec![Ok(StepOutcome::HandedOver)]);
+    assert_eq!(world.accounts_named(&world.db_user()).await.len(), 1);
+
+    db.hold();
+    let config = format!("{}\n[calls.mysql]\ntimeout = \"1s\"\n", world.config_text());
+    let serve = Serve::start(&world, &config, &[]).await;
+    let stuck = wait_until(SOON, || async {
+        let s = get(&app, &id).await;
+        (s.teardown.attempts > 0).then_some(s)
+    })
+    .await
+    .unwrap_or_else(|| panic!("no teardown attempt while the database was down; log:\n{}", serve.logs()));
+    assert!(matches!(stuck.state, State::TearingDown(_)), "{:?}", stuck.state);
+    assert_eq!(stuck.teardown.last_dependency, Some(powerpole::domain::Dependency::Database), "{:?}", stuck.teardown);
+    let instances = world.instances_of(&id).await;
+    assert_eq!(instances.len(), 1);
+    assert!(matches!(instances[0].state().and_then(|s| s.name()).map(|n| n.as_str()), Some("terminated" | "shutting-down")), "the instance is terminated on time although the database is down");
+    assert_eq!(world.accounts_named(&world.db_user()).await.len(), 1, "the account could not be dropped yet");
+    let database = observed(&serve, "database").await;
+    assert_eq!(database["failing"], true, "/readyz shows the database failing: {database}");
+
+    db.release();
+    let closed = wait_until(Duration::from_secs(60), || async {
+        let s = get(&app, &id).await;
+        s.state.is_closed().then_some(s)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the session did not close once the database was back; log:\n{}", serve.logs()));
+    assert_eq!(closed.state, State::Closed(Outcome::Expired));
+    assert!(world.accounts_named(&world.db_user()).await.is_empty(), "the account is dropped once the database is back");
+    let kinds = world.audit_kinds(&app, &id).await;
+    assert_eq!(kinds.iter().filter(|k| **k == powerpole::domain::AuditKind::TornDown).count(), 1, "closed once: {kinds:?}");
+    assert!(kinds.contains(&powerpole::domain::AuditKind::TeardownFailed), "{kinds:?}");
+}

@@ -556,19 +556,26 @@ impl Lifecycle {
         }
     }
 
-    /// Revokes the account, then terminates the instance. A failure names the system it came from.
+    /// Revokes the account, then terminates the instance. A database that cannot be reached does
+    /// not keep the instance running: it is terminated all the same (the path to the database goes
+    /// through it), and the revoke's failure is returned after. A failure names its system.
     async fn remove_resources(&self, session: &Session, target: &TargetConfig) -> Result<Removed, (Dependency, String)> {
         let mut removed = Removed::default();
         let ec2 = |e: String| (Dependency::Ec2, e);
+        let mut revoke_failed = None;
         if let Some(host) = &session.account_host {
             let revoked = self.grants.revoke(target, &session.requester.db_user, host).await;
             self.dependencies.record(Dependency::Database, self.now(), &revoked);
-            let report = revoked.map_err(|e| (Dependency::Database, format!("revoking the database account failed: {e}")))?;
-            info!(session = %session.id, %report, "account revoked");
-            if let RevokeOutcome::KeptLocked { reason } = &report.outcome {
-                removed.account_left_locked = Some(reason.clone());
+            match revoked {
+                Ok(report) => {
+                    info!(session = %session.id, %report, "account revoked");
+                    if let RevokeOutcome::KeptLocked { reason } = &report.outcome {
+                        removed.account_left_locked = Some(reason.clone());
+                    }
+                    removed.summary.push(report.to_string());
+                }
+                Err(e) => revoke_failed = Some((Dependency::Database, format!("revoking the database account failed: {e}"))),
             }
-            removed.summary.push(report.to_string());
         }
         let instance = match &session.instance_id {
             Some(id) => Some(id.clone()),
@@ -580,7 +587,7 @@ impl Lifecycle {
                 let settled = session.launch_window_end.map(|end| end + TAG_SETTLE);
                 if found.is_none() && settled.is_some_and(|at| at > self.now()) {
                     removed.settling_until = settled;
-                    return Ok(removed);
+                    return revoke_failed.map_or(Ok(removed), Err);
                 }
                 found
             }
@@ -591,7 +598,7 @@ impl Lifecycle {
             terminated.map_err(|e| ec2(format!("terminating {id} failed: {e}")))?;
             removed.summary.push(format!("instance {id} terminated"));
         }
-        Ok(removed)
+        revoke_failed.map_or(Ok(removed), Err)
     }
 
     /// Closes the session with its notices queued in the same write, and the outbox claimed by
