@@ -295,3 +295,78 @@ fn slack_down_across_a_deadline_delays_only_the_notices() {
         assert_eq!(done.next_action_at(), None, "nothing is owed any more");
     });
 }
+
+/// A database whose admin connection fails while switched off.
+struct SwitchedGrants(MemGrants, Arc<std::sync::atomic::AtomicBool>);
+
+#[async_trait]
+impl powerpole::grants::Grants for SwitchedGrants {
+    async fn create_account(&self, target: &powerpole::config::TargetConfig, request: &powerpole::grants::AccountRequest) -> Result<powerpole::grants::Password, powerpole::grants::GrantError> {
+        self.0.create_account(target, request).await
+    }
+    async fn revoke(&self, target: &powerpole::config::TargetConfig, user: &powerpole::domain::DbUsername, host: &str) -> Result<powerpole::grants::RevokeReport, powerpole::grants::GrantError> {
+        if self.1.load(std::sync::atomic::Ordering::SeqCst) {
+            let message = "connection refused".to_string();
+            return Err(powerpole::grants::GrantError::AdminConnect { target: target.name.clone(), host: "db".into(), port: 3306, user: "admin".into(), message });
+        }
+        self.0.revoke(target, user, host).await
+    }
+    async fn account_exists(&self, target: &powerpole::config::TargetConfig, user: &powerpole::domain::DbUsername, host: &str) -> Result<bool, powerpole::grants::GrantError> {
+        self.0.account_exists(target, user, host).await
+    }
+    async fn list_accounts(&self, target: &powerpole::config::TargetConfig) -> Result<Vec<(String, String)>, powerpole::grants::GrantError> {
+        self.0.list_accounts(target).await
+    }
+}
+
+/// The database is down when a session ends and stays down past `teardown_alert_after`: the
+/// instance is terminated at once, the approvals channel is alerted once, naming the database
+/// and its error, and the account is dropped on the first attempt after it is back.
+#[test]
+fn a_teardown_stuck_on_the_database_names_it_in_one_alert() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let exec = Executor::new();
+    let config = CONFIG.replace("teardown_alert_after = \"5m\"", "teardown_alert_after = \"1m\"");
+    let w = world_with(&exec, &config, Duration::ZERO, |b| Arc::new(b), |n| Arc::new(n));
+    let down = Arc::new(AtomicBool::new(false));
+    let mut lifecycle = w.lifecycle.clone();
+    lifecycle.grants = Arc::new(SwitchedGrants(MemGrants::new(w.grants.clone(), Node::new("test", Faults::none(w.time.clone()))), down.clone()));
+    exec.block_on(async move {
+        let id = w.approved().await;
+        w.sweep_for(2).await;
+        assert_eq!(w.session(&id).state, State::Active);
+        down.store(true, Ordering::SeqCst);
+        let wf = &lifecycle.workflow;
+        wf.end(lifecycle.notifier.as_ref(), &user("U0ALICE"), &id).await.unwrap();
+        let sweep = |minutes: u64| {
+            let lifecycle = lifecycle.clone();
+            let (time, spawner) = (w.time.clone(), w.spawner.clone());
+            async move {
+                for _ in 0..minutes * 4 {
+                    if let Ok(plan) = lifecycle.plan(chrono::Duration::seconds(15)).await {
+                        for session in plan.due {
+                            let lifecycle = lifecycle.clone();
+                            spawner.detach(async move { drop(lifecycle.act(session).await) });
+                        }
+                    }
+                    time.sleep(Duration::from_secs(15)).await;
+                }
+            }
+        };
+        sweep(4).await;
+        let stuck = w.session(&id);
+        assert!(matches!(stuck.state, State::TearingDown(_)), "{:?}", stuck.state);
+        assert!(w.bastions.instances().iter().all(|i| i.terminated), "the instance is terminated although the database is down");
+        assert_eq!(w.grants.accounts().len(), 1, "the account is still there");
+        let alerts: Vec<String> = w.slack.messages().into_iter().filter(|m| m.channel == "C0APPROVALS" && m.versions[0].contains("Teardown of")).map(|m| m.versions[0].clone()).collect();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert!(alerts[0].contains("stuck on the database (MySQL)") && alerts[0].contains("connection refused"), "{}", alerts[0]);
+
+        down.store(false, Ordering::SeqCst);
+        sweep(6).await;
+        assert_eq!(w.session(&id).state, State::Closed(Outcome::EndedByRequester));
+        w.nothing_left();
+        let alerts = w.slack.messages().into_iter().filter(|m| m.versions[0].contains("Teardown of")).count();
+        assert_eq!(alerts, 1, "alerted once");
+    });
+}

@@ -19,10 +19,15 @@ use tracing::{info, warn};
 use super::lifecycle::{Lifecycle, StepError, StepOutcome};
 use crate::domain::{AccessDuration, Notice, NoticeKind, Session};
 use crate::notify::{messages, NotifyError, Posted};
+use crate::store::StoreError;
 
 /// How long a claim on a closed session's outbox lasts: a worker that dies mid-delivery leaves
 /// its notices due again after this.
 pub(crate) const NOTICE_LEASE_SECS: i64 = 60;
+
+/// Writes of a delivery's outcome tried before giving up (1 + 2 + 4 + 8 s of waits: well inside
+/// the lease).
+const RECORD_TRIES: u32 = 5;
 
 /// Delivery retries back off about 5 s, 10 s, 20 s, ... up to 2 min, and never give up; a
 /// Retry-After from Slack is honoured if it is longer. `jitter` (0..1000, from the session and
@@ -96,7 +101,7 @@ impl Lifecycle {
             if k + 1 == due.len() && next.state.is_closed() {
                 next.lease_until = None;
             }
-            match self.save(&session, &next, None).await? {
+            match self.record_delivery(&session, &next).await? {
                 Some(stored) => session = stored,
                 None => return Ok(StepOutcome::Skipped),
             }
@@ -105,6 +110,24 @@ impl Lifecycle {
             info!(session = %session.id, sent, failed, "notices delivered");
         }
         Ok(StepOutcome::Notified { sent, failed })
+    }
+
+    /// Writes what a delivery attempt did. Slack has acted, so an unavailable store is tried
+    /// again (this worker still holds the lease) rather than leaving the notice to be sent twice;
+    /// `None`: someone else changed the session (it is theirs now).
+    async fn record_delivery(&self, read: &Session, next: &Session) -> Result<Option<Session>, StepError> {
+        let mut wait = std::time::Duration::from_secs(1);
+        for _ in 1..RECORD_TRIES {
+            match self.save(read, next, None).await {
+                Err(StepError::Store(StoreError::Unavailable(e))) => {
+                    warn!(session = %read.id, error = %e, "a delivered notice could not be recorded yet; trying again");
+                    self.workflow.clock.sleep(wait).await;
+                    wait *= 2;
+                }
+                other => return other,
+            }
+        }
+        self.save(read, next, None).await
     }
 
     /// One delivery attempt. An update of a message Slack no longer has counts as done.
