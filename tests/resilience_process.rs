@@ -153,3 +153,50 @@ async fn database_down_across_a_deadline_terminates_on_time_and_drops_once_back(
     assert_eq!(kinds.iter().filter(|k| **k == powerpole::domain::AuditKind::TornDown).count(), 1, "closed once: {kinds:?}");
     assert!(kinds.contains(&powerpole::domain::AuditKind::TeardownFailed), "{kinds:?}");
 }
+
+/// EC2 answers 503 to every call for a while as a session is provisioned: the SDK's retries (the
+/// `[calls.ec2]` policy) ride it out, or provisioning fails and rolls back. Either way the end is
+/// clean: exactly one running instance for an active session, or none (and no account) for a
+/// failed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ec2_answering_503_during_a_launch_leaves_one_instance_or_a_clean_rollback() {
+    use world::faulty::FaultyHttp;
+    let world = World::new(Options { tick: "1s", ..Options::default() }).await;
+    let store = world.app(Arc::new(powerpole::workflow::SystemClock)).await;
+    let ec2 = FaultyHttp::start(&world::env("AWS_ENDPOINT_URL")).await;
+    let unavailable = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>Unavailable</Code><Message>The service is unavailable. Please try again shortly.</Message></Error></Errors><RequestID>powerpole-test</RequestID></Response>";
+    ec2.fail_with(503, "text/xml", unavailable);
+    let serve = Serve::start(&world, &world.config_text(), &[("AWS_ENDPOINT_URL_EC2", ec2.url())]).await;
+    let reply = serve.http.command(ALICE, "request billing READ 1h INC-203 ec2 unavailable").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let card = world.slack.wait_for("chat.postMessage", 1, SOON).await.expect("card")[0].clone();
+    let id = session_on_card(&card);
+    world.card_stored(&store, &id).await;
+    let reply = serve.http.click(&card, "approve", BOB).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    let retried = wait_until(SOON, || async { (ec2.refused() >= 2).then_some(()) }).await;
+    assert!(retried.is_some(), "EC2 was called and answered 503; log:\n{}", serve.logs());
+    ec2.heal();
+    let settled = wait_until(Duration::from_secs(90), || async {
+        let s = get(&store, &id).await;
+        (s.state == State::Active || s.state.is_closed()).then_some(s)
+    })
+    .await
+    .unwrap_or_else(|| panic!("provisioning did not settle; log:\n{}", serve.logs()));
+    let instances = world.instances_of(&id).await;
+    let running: Vec<_> = instances.iter().filter(|i| !matches!(i.state().and_then(|s| s.name()).map(|n| n.as_str()), Some("terminated" | "shutting-down"))).collect();
+    match settled.state {
+        State::Active => {
+            assert_eq!(instances.len(), 1, "exactly one instance was launched: {instances:?}");
+            assert_eq!(running.len(), 1);
+            assert_eq!(settled.instance_id.as_deref(), instances[0].instance_id());
+        }
+        State::Closed(Outcome::Failed) => {
+            assert!(running.is_empty(), "a failed launch leaves nothing running: {running:?}");
+            assert!(world.accounts_named(&world.db_user()).await.is_empty(), "and no account");
+        }
+        other => panic!("unexpected {other:?}; log:\n{}", serve.logs()),
+    }
+    println!("EC2 refused {} call(s); the session ended up {}", ec2.refused(), settled.state);
+}
