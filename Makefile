@@ -43,7 +43,7 @@ dist:
 bench:
 	@scripts/standins.sh start
 	@command -v wrk >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
-	@source .local/standins.env && $(CARGO) bench -j$(JOBS) --bench speed --bench handover
+	@source .local/standins.env && $(CARGO) bench -j$(JOBS) --bench speed --bench handover --bench revocation
 
 # The deterministic simulator (src/sim): SEEDS schedules from seed FIRST, or one seed replayed
 # with its schedule (SEED=...). Needs no stand-ins.

@@ -10,7 +10,7 @@ use crate::bastion::Ec2Bastions;
 use crate::config::Config;
 use crate::grants::{MysqlGrants, SecretsManagerAdmin};
 use crate::metrics::timed::{TimedBastions, TimedGrants, TimedStore};
-use crate::notify::{slack_client, Notifier, SlackNotifier};
+use crate::notify::{slack_client, Notifier, RetryPolicy, SlackNotifier};
 use crate::secrets::{SecretError, Secrets};
 use crate::store::dynamo::DynamoStore;
 use crate::workflow::{Clock, Lifecycle, SystemClock, Workflow};
@@ -55,21 +55,25 @@ impl App {
             .await
             .map_err(|source| AppError::Secret { what: "bot token", source })?;
         let slack = Arc::new(slack_client(&config.slack.api_url));
-        let notifier: Arc<dyn Notifier> = Arc::new(SlackNotifier::with_client(slack.clone(), bot_token.expose()));
-        // Each adapter is timed for `/metrics` and the Lambdas' EMF lines (metrics::timed).
-        let store = Arc::new(TimedStore(Arc::new(DynamoStore::from_sdk_config(&aws, &config.store))));
+        // Each adapter bounded by its own `[calls]` policy (crate::calls), and timed for
+        // `/metrics` and the Lambdas' EMF lines (metrics::timed).
+        let calls = config.calls;
+        let slack_policy = RetryPolicy { max_attempts: calls.slack.max_attempts, call_timeout: calls.slack.timeout.to_std(), ..RetryPolicy::default() };
+        let notifier: Arc<dyn Notifier> = Arc::new(SlackNotifier::with_client(slack.clone(), bot_token.expose()).with_retry(slack_policy));
+        let store = Arc::new(TimedStore(Arc::new(DynamoStore::from_sdk_config(&calls.dynamodb.aws(&aws), &config.store))));
         let workflow = Workflow { config: config.clone(), store, clock, wake: Arc::new(Notify::new()) };
-        let admin = Arc::new(SecretsManagerAdmin::from_sdk_config(&aws));
+        let admin = Arc::new(SecretsManagerAdmin::from_sdk_config(&calls.secrets_manager.aws(&aws)));
         let deployment = config.deployment.id.clone();
         let lifecycle = Lifecycle {
             workflow: workflow.clone(),
-            bastions: Arc::new(TimedBastions(Arc::new(Ec2Bastions::from_sdk_config(&aws, config.bastion.clone()).in_deployment(deployment.clone())))),
-            grants: Arc::new(TimedGrants(Arc::new(MysqlGrants::new(admin).in_deployment(deployment)))),
+            bastions: Arc::new(TimedBastions(Arc::new(Ec2Bastions::from_sdk_config(&calls.ec2.aws(&aws), config.bastion.clone()).in_deployment(deployment.clone())))),
+            grants: Arc::new(TimedGrants(Arc::new(MysqlGrants::new(admin).in_deployment(deployment).with_connect_timeout(calls.mysql.timeout.to_std())))),
             notifier: notifier.clone(),
             region,
             // Read only for the security channel's summary at teardown.
-            transcripts: config.slack.security_channel.as_ref().map(|_| crate::transcripts::CloudWatchLogs::new(&aws)),
+            transcripts: config.slack.security_channel.as_ref().map(|_| crate::transcripts::CloudWatchLogs::new(&calls.cloudwatch_logs.aws(&aws))),
             claims: Default::default(),
+            dependencies: Default::default(),
         };
         Ok(App { config, aws, secrets, notifier, slack, workflow, lifecycle })
     }

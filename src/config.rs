@@ -65,6 +65,8 @@ pub struct Config {
     pub bastion: BastionConfig,
     pub targets: BTreeMap<TargetName, TargetConfig>,
     pub audit: AuditConfig,
+    /// Each adapter's timeout and retries (`[calls]`, see [`crate::calls`]).
+    pub calls: crate::calls::CallsConfig,
 }
 
 /// Where the security team's session report reads what happened during a session.
@@ -481,6 +483,8 @@ struct RawConfig {
     bastion: RawBastion,
     #[serde(default)]
     targets: BTreeMap<String, RawTarget>,
+    #[serde(default)]
+    calls: crate::calls::RawCalls,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -684,6 +688,9 @@ impl RawConfig {
         if server.follow_up_queue > 1_000_000 {
             p.add("server.follow_up_queue", "must be at most 1000000 (follow-ups waiting for a worker)");
         }
+        let mut call_problems = Vec::new();
+        let calls = self.calls.validate(&mut call_problems);
+        call_problems.into_iter().for_each(|(path, message)| p.add(path, message));
         let store = StoreConfig {
             table: self.store.table.unwrap_or_else(|| "powerpole".into()),
             session_retention: p.duration("store.session_retention", self.store.session_retention.as_deref(), "400d"),
@@ -760,7 +767,7 @@ impl RawConfig {
         }
         let audit = AuditConfig { session_log_group: self.audit.session_log_group.unwrap_or_else(|| "/powerpole/ssm-sessions".into()), database_logs };
         if p.0.is_empty() {
-            Ok(Config { deployment, slack, server, store, scheduler, access, bastion, targets, audit })
+            Ok(Config { deployment, slack, server, store, scheduler, access, bastion, targets, audit, calls })
         } else {
             Err(ConfigError { problems: p.0 })
         }

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod bastion;
+pub mod calls;
 pub mod config;
 pub mod doctor;
 pub mod domain;

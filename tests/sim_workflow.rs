@@ -56,6 +56,7 @@ fn world_with(exec: &Executor, config: &str, tag_lag: Duration, bastions: impl F
         region: "eu-west-1".into(),
         transcripts: None,
         claims: Default::default(),
+        dependencies: Default::default(),
     };
     Arc::new(World { time, spawner: exec.spawner(), lifecycle, store, bastions: bw, grants, slack })
 }
@@ -257,5 +258,119 @@ fn a_second_session_never_takes_over_the_account_of_a_live_one() {
         assert_eq!(w.session(&first).state, State::Active, "the first session is untouched");
         let now: Vec<_> = w.grants.accounts().into_iter().map(|a| a.password).collect();
         assert_eq!(now, password, "the first session's account and password are as they were");
+    });
+}
+
+/// Slack is down from before a session's deadline until well after it: the account is dropped
+/// and the instance terminated on time and the session closes (revocation never waits for
+/// Slack); the notices wait in the outbox, and once Slack is back each arrives exactly once and
+/// the hand-over DM is redacted.
+#[test]
+fn slack_down_across_a_deadline_delays_only_the_notices() {
+    use std::sync::atomic::Ordering;
+    let exec = Executor::new();
+    let w = world(&exec, Duration::ZERO, |b| Arc::new(b), |n| Arc::new(n));
+    exec.block_on(async move {
+        let id = w.approved().await;
+        w.sweep_for(2).await;
+        let active = w.session(&id);
+        assert_eq!(active.state, State::Active);
+        let expires = active.expires_at.unwrap();
+
+        w.slack.down.store(true, Ordering::SeqCst);
+        w.sweep_for(12).await;
+        let closed = w.session(&id);
+        assert!(matches!(closed.state, State::Closed(Outcome::Expired)), "{:?}", closed.state);
+        w.nothing_left();
+        let dropped = w.grants.lives().iter().filter_map(|l| l.dropped).max().unwrap();
+        let dropped_at = w.lifecycle.workflow.clock.now() - chrono::Duration::from_std(w.time.now() - dropped).unwrap();
+        assert!(dropped_at <= expires + chrono::Duration::seconds(20), "dropped at {dropped_at}, deadline {expires}");
+        assert!(closed.outbox.iter().all(|n| n.sent_at.is_none() && n.attempts > 0), "nothing could be delivered: {:?}", closed.outbox);
+        let ended = |w: &World| w.slack.messages().into_iter().filter(|m| m.versions[0].contains(&format!("({id}) has ended"))).count();
+        assert_eq!(ended(&w), 0);
+
+        w.slack.down.store(false, Ordering::SeqCst);
+        w.sweep_for(5).await;
+        let done = w.session(&id);
+        assert!(done.outbox.iter().all(|n| n.sent_at.is_some()), "every notice delivered: {:?}", done.outbox);
+        assert_eq!(ended(&w), 1, "the requester is told exactly once");
+        let handover = w.slack.messages().into_iter().find(|m| Some(&m.ts) == done.slack.handover_ts.as_ref()).unwrap();
+        assert!(handover.now_reads().contains("redacted"), "{}", handover.now_reads());
+        assert_eq!(done.next_action_at(), None, "nothing is owed any more");
+    });
+}
+
+/// A database whose admin connection fails while switched off.
+struct SwitchedGrants(MemGrants, Arc<std::sync::atomic::AtomicBool>);
+
+#[async_trait]
+impl powerpole::grants::Grants for SwitchedGrants {
+    async fn create_account(&self, target: &powerpole::config::TargetConfig, request: &powerpole::grants::AccountRequest) -> Result<powerpole::grants::Password, powerpole::grants::GrantError> {
+        self.0.create_account(target, request).await
+    }
+    async fn revoke(&self, target: &powerpole::config::TargetConfig, user: &powerpole::domain::DbUsername, host: &str) -> Result<powerpole::grants::RevokeReport, powerpole::grants::GrantError> {
+        if self.1.load(std::sync::atomic::Ordering::SeqCst) {
+            let message = "connection refused".to_string();
+            return Err(powerpole::grants::GrantError::AdminConnect { target: target.name.clone(), host: "db".into(), port: 3306, user: "admin".into(), message });
+        }
+        self.0.revoke(target, user, host).await
+    }
+    async fn account_exists(&self, target: &powerpole::config::TargetConfig, user: &powerpole::domain::DbUsername, host: &str) -> Result<bool, powerpole::grants::GrantError> {
+        self.0.account_exists(target, user, host).await
+    }
+    async fn list_accounts(&self, target: &powerpole::config::TargetConfig) -> Result<Vec<(String, String)>, powerpole::grants::GrantError> {
+        self.0.list_accounts(target).await
+    }
+}
+
+/// The database is down when a session ends and stays down past `teardown_alert_after`: the
+/// instance is terminated at once, the approvals channel is alerted once, naming the database
+/// and its error, and the account is dropped on the first attempt after it is back.
+#[test]
+fn a_teardown_stuck_on_the_database_names_it_in_one_alert() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let exec = Executor::new();
+    let config = CONFIG.replace("teardown_alert_after = \"5m\"", "teardown_alert_after = \"1m\"");
+    let w = world_with(&exec, &config, Duration::ZERO, |b| Arc::new(b), |n| Arc::new(n));
+    let down = Arc::new(AtomicBool::new(false));
+    let mut lifecycle = w.lifecycle.clone();
+    lifecycle.grants = Arc::new(SwitchedGrants(MemGrants::new(w.grants.clone(), Node::new("test", Faults::none(w.time.clone()))), down.clone()));
+    exec.block_on(async move {
+        let id = w.approved().await;
+        w.sweep_for(2).await;
+        assert_eq!(w.session(&id).state, State::Active);
+        down.store(true, Ordering::SeqCst);
+        let wf = &lifecycle.workflow;
+        wf.end(lifecycle.notifier.as_ref(), &user("U0ALICE"), &id).await.unwrap();
+        let sweep = |minutes: u64| {
+            let lifecycle = lifecycle.clone();
+            let (time, spawner) = (w.time.clone(), w.spawner.clone());
+            async move {
+                for _ in 0..minutes * 4 {
+                    if let Ok(plan) = lifecycle.plan(chrono::Duration::seconds(15)).await {
+                        for session in plan.due {
+                            let lifecycle = lifecycle.clone();
+                            spawner.detach(async move { drop(lifecycle.act(session).await) });
+                        }
+                    }
+                    time.sleep(Duration::from_secs(15)).await;
+                }
+            }
+        };
+        sweep(4).await;
+        let stuck = w.session(&id);
+        assert!(matches!(stuck.state, State::TearingDown(_)), "{:?}", stuck.state);
+        assert!(w.bastions.instances().iter().all(|i| i.terminated), "the instance is terminated although the database is down");
+        assert_eq!(w.grants.accounts().len(), 1, "the account is still there");
+        let alerts: Vec<String> = w.slack.messages().into_iter().filter(|m| m.channel == "C0APPROVALS" && m.versions[0].contains("Teardown of")).map(|m| m.versions[0].clone()).collect();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert!(alerts[0].contains("stuck on the database (MySQL)") && alerts[0].contains("connection refused"), "{}", alerts[0]);
+
+        down.store(false, Ordering::SeqCst);
+        sweep(6).await;
+        assert_eq!(w.session(&id).state, State::Closed(Outcome::EndedByRequester));
+        w.nothing_left();
+        let alerts = w.slack.messages().into_iter().filter(|m| m.versions[0].contains("Teardown of")).count();
+        assert_eq!(alerts, 1, "alerted once");
     });
 }

@@ -44,12 +44,53 @@ pub struct PendingExtension {
     pub card_ts: Option<String>,
 }
 
+/// An outside system a step depends on, named in the stuck-teardown alert and on `/readyz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dependency {
+    /// The target's MySQL server (accounts).
+    Database,
+    /// EC2 and Systems Manager (bastions).
+    Ec2,
+    /// The Slack Web API (messages).
+    Slack,
+    /// The DynamoDB request store.
+    Store,
+}
+
+impl Dependency {
+    pub const ALL: [Dependency; 4] = [Dependency::Database, Dependency::Ec2, Dependency::Slack, Dependency::Store];
+
+    /// The name `/readyz` shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dependency::Database => "database",
+            Dependency::Ec2 => "ec2",
+            Dependency::Slack => "slack",
+            Dependency::Store => "store",
+        }
+    }
+
+    /// What a person reading an alert knows it as.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Dependency::Database => "the database (MySQL)",
+            Dependency::Ec2 => "EC2 (the bastion)",
+            Dependency::Slack => "Slack",
+            Dependency::Store => "the request store (DynamoDB)",
+        }
+    }
+}
+
 /// Progress of a teardown that has not finished yet.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TeardownProgress {
     pub attempts: u32,
     pub first_failed_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// The system the last failed attempt was stuck on.
+    #[serde(default)]
+    pub last_dependency: Option<Dependency>,
     /// Set once the "stuck teardown" alert has been posted.
     pub alerted: bool,
 }
@@ -62,6 +103,49 @@ pub struct Reminders {
     pub sent: u32,
     /// Set once the escalation group has been mentioned.
     pub escalated: bool,
+}
+
+/// A Slack notice a session owes someone. Teardown records its notices here (the outbox) in the
+/// same conditional write that closes the session, so revocation never waits for Slack;
+/// `workflow::outbox` delivers each one, claimed, with retry and backoff, and marks it sent once
+/// Slack accepted it. Messages are built at delivery from the session, so no message body (and
+/// no password) is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// The requester's "your access has ended" DM.
+    Ended,
+    /// The hand-over DM, edited so that it no longer shows the password.
+    RedactHandover,
+    /// The approval card, updated to show how the session ended.
+    ApprovalCard,
+    /// An extension card nobody decided, closed without its buttons.
+    ExtensionCard,
+    /// The session's summary in the security channel.
+    SecuritySummary,
+    /// The approvals channel told that the account was kept locked instead of dropped.
+    KeptLocked { reason: String },
+    /// An approvals channel told that the teardown keeps failing.
+    StuckTeardown { channel: String, failing_for_secs: u64 },
+}
+
+/// One notice in a session's outbox and how its delivery went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    #[serde(flatten)]
+    pub kind: NoticeKind,
+    /// When the next delivery attempt is due.
+    pub due_at: DateTime<Utc>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// When Slack accepted it; `None` while it is still owed.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl Notice {
+    pub fn new(kind: NoticeKind, now: DateTime<Utc>) -> Notice {
+        Notice { kind, due_at: now, attempts: 0, last_error: None, sent_at: None }
+    }
 }
 
 /// Everything powerpole knows about one request. No password or token is ever part of it.
@@ -112,6 +196,9 @@ pub struct Session {
     /// `tearing down`.
     #[serde(default)]
     pub launch_on_request: bool,
+    /// Slack notices owed, and sent ones (see [`Notice`]); absent in sessions stored before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbox: Vec<Notice>,
 }
 
 impl Session {
@@ -157,6 +244,7 @@ impl Session {
             closed_at: None,
             reminders: Reminders::default(),
             launch_on_request: false,
+            outbox: Vec::new(),
         }
     }
 
@@ -217,7 +305,8 @@ impl Session {
     /// - approved: at once (provisioning is due);
     /// - provisioning: at once (it is always claimed with a lease while a worker runs it);
     /// - active: the warning if not yet sent, else the expiry;
-    /// - tearing down: at once (retries are spaced by leases).
+    /// - tearing down: at once (retries are spaced by leases);
+    /// - closed: the next notice still owed (see [`Notice`]), else never.
     ///
     /// A live lease pushes any of these to its end.
     pub fn next_action_at(&self) -> Option<DateTime<Utc>> {
@@ -241,7 +330,7 @@ impl Session {
             }
             // At once: any time in the past will do.
             State::TearingDown(_) => self.created_at,
-            State::Closed(_) => return None,
+            State::Closed(_) => self.outbox.iter().filter(|n| n.sent_at.is_none()).map(|n| n.due_at).min()?,
         };
         Some(match self.lease_until {
             Some(lease) if lease > base => lease,

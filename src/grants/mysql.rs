@@ -20,6 +20,7 @@ const POOL_SIZE: PoolConstraints = match PoolConstraints::new(0, 4) {
     Some(c) => c,
     None => panic!("0 <= 4"),
 };
+/// The default bound on one admin connection attempt (and on each session kill).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The client waits this much longer than the server-side limit, so that the server normally
 /// ends a blocked statement itself (with an error saying so) before the client gives up on it.
@@ -42,6 +43,8 @@ pub struct MysqlGrants {
     deployment: DeploymentId,
     /// One pool per (target, instance `host:port`).
     pools: Mutex<HashMap<(TargetName, String), (AdminCredentials, Pool)>>,
+    /// How long one connection attempt may take (`[calls.mysql] timeout`).
+    connect_timeout: Duration,
 }
 
 /// What `powerpole doctor` reports about the admin connection.
@@ -56,7 +59,13 @@ pub struct AdminCheck {
 
 impl MysqlGrants {
     pub fn new(admin: Arc<dyn AdminSource>) -> MysqlGrants {
-        MysqlGrants { admin, deployment: DeploymentId::default(), pools: Mutex::new(HashMap::new()) }
+        MysqlGrants { admin, deployment: DeploymentId::default(), pools: Mutex::new(HashMap::new()), connect_timeout: CONNECT_TIMEOUT }
+    }
+
+    /// Bounds each admin connection attempt by `timeout` (`[calls.mysql] timeout`; 10 s unless set).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> MysqlGrants {
+        self.connect_timeout = timeout;
+        self
     }
 
     /// Marks the accounts it creates with `deployment`'s marker role, and lists only those
@@ -126,7 +135,7 @@ impl MysqlGrants {
                 user: credentials.username.clone(),
                 message: scrub(message, Some(&credentials.password)),
             };
-            match tokio::time::timeout(CONNECT_TIMEOUT, pool.get_conn()).await {
+            match tokio::time::timeout(self.connect_timeout, pool.get_conn()).await {
                 Ok(Ok(conn)) => return Ok(Admin { grants: self, target, conn: Some(conn), host: host.to_string(), port, deadline }),
                 Ok(Err(mysql_async::Error::Server(e))) if e.code == ER_ACCESS_DENIED && !retried => {
                     tracing::warn!(target = %target.name, "admin login refused; reading the admin secret again");
@@ -134,7 +143,7 @@ impl MysqlGrants {
                     retried = true;
                 }
                 Ok(Err(e)) => return Err(connect_error(e.to_string())),
-                Err(_) => return Err(connect_error(format!("no answer within {CONNECT_TIMEOUT:?}"))),
+                Err(_) => return Err(connect_error(format!("no answer within {:?}", self.connect_timeout))),
             }
         }
     }

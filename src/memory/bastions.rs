@@ -23,6 +23,8 @@ pub struct SimInstance {
     pub terminated: bool,
     /// The identity tag: who may enter (set at launch, or at approval for launch on request).
     pub identity: Option<String>,
+    /// When it was first terminated.
+    pub terminated_at: Option<Duration>,
 }
 
 /// The region, shared by every node.
@@ -106,6 +108,7 @@ impl Bastions for MemBastions {
                     launched: w.time.now(),
                     terminated: false,
                     identity: identity_at_launch,
+                    terminated_at: None,
                 };
                 all.insert(instance.id.clone(), instance.clone());
                 Ok(instance)
@@ -165,6 +168,7 @@ impl Bastions for MemBastions {
         self.call("TerminateInstances", move |w| {
             if let Some(i) = lock(&w.inner).get_mut(&id) {
                 i.terminated = true;
+                i.terminated_at.get_or_insert(w.time.now());
             }
             Ok(())
         })

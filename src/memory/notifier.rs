@@ -30,6 +30,15 @@ impl SentMessage {
 #[derive(Default)]
 pub struct SlackWorld {
     messages: Mutex<BTreeMap<(String, String), SentMessage>>,
+    /// While set, every call fails as if Slack could not be reached (an outage).
+    pub down: std::sync::atomic::AtomicBool,
+    /// Messages posted (or updated) per channel per second before Slack answers `ratelimited`
+    /// (Slack's chat.postMessage allows about one per second per channel); 0: no limit.
+    pub per_channel_per_sec: std::sync::atomic::AtomicU32,
+    /// Calls per channel in the current second, for the limit.
+    window: Mutex<BTreeMap<String, (u64, u32)>>,
+    /// Calls refused with `ratelimited` (for tests and the benchmark).
+    pub rate_limited: std::sync::atomic::AtomicU64,
 }
 
 impl SlackWorld {
@@ -42,6 +51,30 @@ impl SlackWorld {
         let mut all: Vec<SentMessage> = lock(&self.messages).values().cloned().collect();
         all.sort_by_key(|m| m.ts.parse::<u64>().unwrap_or(0));
         all
+    }
+
+    /// Counts a call on `channel` at `now`; `Err` when it is over the per-channel limit.
+    fn admit(&self, method: &'static str, channel: &str, now: std::time::Duration) -> Result<(), NotifyError> {
+        use std::sync::atomic::Ordering;
+        if self.down.load(Ordering::SeqCst) {
+            return Err(NotifyError::Unreachable { method, reason: "Slack is down (simulated outage)".into() });
+        }
+        let limit = self.per_channel_per_sec.load(Ordering::SeqCst);
+        if limit == 0 || channel.is_empty() {
+            return Ok(());
+        }
+        let second = now.as_secs();
+        let mut window = lock(&self.window);
+        let slot = window.entry(channel.to_string()).or_insert((second, 0));
+        if slot.0 != second {
+            *slot = (second, 0);
+        }
+        if slot.1 >= limit {
+            self.rate_limited.fetch_add(1, Ordering::Relaxed);
+            return Err(NotifyError::RateLimited { method, attempts: 1, retry_after_secs: 1 });
+        }
+        slot.1 += 1;
+        Ok(())
     }
 
     fn send(&self, channel: String, dm_to: Option<String>, text: String) -> Posted {
@@ -64,9 +97,10 @@ impl MemNotifier {
         MemNotifier { world, node }
     }
 
-    async fn call<T>(&self, method: &'static str, effect: impl FnOnce(&SlackWorld) -> Result<T, NotifyError>) -> Result<T, NotifyError> {
+    async fn call<T>(&self, method: &'static str, channel: &str, effect: impl FnOnce(&SlackWorld) -> Result<T, NotifyError>) -> Result<T, NotifyError> {
         let world = self.world.clone();
-        match self.node.call(move || effect(&world)).await {
+        let now = self.node.time().now();
+        match self.node.call(move || world.admit(method, channel, now).and_then(|()| effect(&world))).await {
             Ok(done) => done,
             Err(Injected::Error) => Err(NotifyError::Refused { method, code: "internal_error".into() }),
             Err(e @ Injected::Timeout) => Err(NotifyError::Unreachable { method, reason: e.to_string() }),
@@ -78,12 +112,12 @@ impl MemNotifier {
 impl Notifier for MemNotifier {
     async fn post(&self, channel: &str, message: &Message) -> Result<Posted, NotifyError> {
         let (channel, text) = (channel.to_string(), message.readable());
-        self.call("chat.postMessage", move |w| Ok(w.send(channel, None, text))).await
+        self.call("chat.postMessage", &channel.clone(), move |w| Ok(w.send(channel, None, text))).await
     }
 
     async fn update(&self, at: &Posted, message: &Message) -> Result<(), NotifyError> {
         let (k, text) = ((at.channel.clone(), at.ts.clone()), message.readable());
-        self.call("chat.update", move |w| match lock(&w.messages).get_mut(&k) {
+        self.call("chat.update", &at.channel, move |w| match lock(&w.messages).get_mut(&k) {
             Some(m) => {
                 m.versions.push(text);
                 Ok(())
@@ -95,27 +129,27 @@ impl Notifier for MemNotifier {
 
     async fn dm(&self, user: &SlackUserId, message: &Message) -> Result<Posted, NotifyError> {
         let (user, text) = (user.to_string(), message.readable());
-        self.call("chat.postMessage", move |w| Ok(w.send(format!("D-{user}"), Some(user), text))).await
+        self.call("chat.postMessage", &format!("D-{user}"), move |w| Ok(w.send(format!("D-{user}"), Some(user), text))).await
     }
 
     async fn respond(&self, _response_url: &str, _message: &Message) -> Result<(), NotifyError> {
-        self.call("response_url", |_| Ok(())).await
+        self.call("response_url", "", |_| Ok(())).await
     }
 
     async fn open_view(&self, _trigger_id: &str, _view: &View) -> Result<(), NotifyError> {
-        self.call("views.open", |_| Ok(())).await
+        self.call("views.open", "", |_| Ok(())).await
     }
 
     async fn publish_view(&self, _user: &SlackUserId, _view: &View) -> Result<(), NotifyError> {
-        self.call("views.publish", |_| Ok(())).await
+        self.call("views.publish", "", |_| Ok(())).await
     }
 
     async fn profile(&self, user: &SlackUserId) -> Result<Profile, NotifyError> {
         let email = format!("{}@example.com", user.as_str().to_ascii_lowercase());
-        self.call("users.info", move |_| Ok(Profile { email: Some(email), tz: None })).await
+        self.call("users.info", "", move |_| Ok(Profile { email: Some(email), tz: None })).await
     }
 
     async fn group_members(&self, _group: &str) -> Result<Vec<SlackUserId>, NotifyError> {
-        self.call("usergroups.users.list", |_| Ok(Vec::new())).await
+        self.call("usergroups.users.list", "", |_| Ok(Vec::new())).await
     }
 }

@@ -19,6 +19,8 @@ pub struct StoreWorld {
     time: Arc<super::VirtualTime>,
     /// How far index reads lag behind writes.
     pub lag: Duration,
+    /// Items each `due` read returned, in order (what the due index query costs).
+    pub due_reads: Mutex<Vec<u32>>,
 }
 
 #[derive(Default)]
@@ -33,7 +35,7 @@ struct Tables {
 
 impl StoreWorld {
     pub fn new(lag: Duration, time: Arc<super::VirtualTime>) -> Arc<StoreWorld> {
-        Arc::new(StoreWorld { inner: Mutex::default(), time, lag })
+        Arc::new(StoreWorld { inner: Mutex::default(), time, lag, due_reads: Mutex::default() })
     }
 
     /// Every session as currently stored (for invariant checks).
@@ -52,12 +54,19 @@ impl StoreWorld {
     }
 
     fn lagged(&self) -> Vec<Session> {
+        self.lagged_where(|_| true)
+    }
+
+    /// The sessions as the index saw them `lag` ago that pass `keep` (cloning only those).
+    fn lagged_where(&self, keep: impl Fn(&Session) -> bool) -> Vec<Session> {
         let seen_by = self.time.now().checked_sub(self.lag);
         let tables = lock(&self.inner);
         tables
             .sessions
             .values()
-            .filter_map(|history| history.iter().rev().find(|(at, _)| seen_by.is_none_or(|by| *at <= by)).map(|(_, s)| s.clone()))
+            .filter_map(|history| history.iter().rev().find(|(at, _)| seen_by.is_none_or(|by| *at <= by)).map(|(_, s)| s))
+            .filter(|s| keep(s))
+            .cloned()
             .collect()
     }
 }
@@ -140,10 +149,11 @@ impl Store for MemStore {
 
     async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<DueBatch, StoreError> {
         self.call(move |w| {
-            let mut due: Vec<Session> = w.lagged().into_iter().filter(|s| s.next_action_at().is_some_and(|at| at <= now)).collect();
+            let mut due: Vec<Session> = w.lagged_where(|s| s.next_action_at().is_some_and(|at| at <= now));
             due.sort_by_key(|s| (s.next_action_at(), s.id.clone()));
             due.truncate(limit);
             let n = due.len() as u32;
+            lock(&w.due_reads).push(n);
             Ok(DueBatch { sessions: due, pages: 1, items_read: n })
         })
         .await

@@ -142,8 +142,8 @@ pub fn torn_down(session: &Session, deadline: Option<chrono::DateTime<chrono::Ut
     }
 }
 
-/// A teardown attempt failed at `step` (`revoke_account`, `find_instance`, `terminate_instance`,
-/// `redact_dm`, `target_removed`).
+/// A teardown attempt failed on `step`, the system it was stuck on (`database`, `ec2`, `slack`,
+/// `store`, or `other`; the outbox retries Slack notices apart from the teardown).
 pub fn teardown_failed(step: &'static str) {
     metrics().teardown_failures.get_or_create(&[("step", step.to_string())]).inc();
     emf("TeardownFailures", Unit::Count, vec![("Step", step.to_string())], 1.0);

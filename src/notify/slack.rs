@@ -24,11 +24,13 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// The longest single wait, whatever `Retry-After` says.
     pub max_wait: Duration,
+    /// How long one attempt may take before it counts as Slack being unreachable.
+    pub call_timeout: Duration,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: 4, max_wait: Duration::from_secs(30) }
+        RetryPolicy { max_attempts: 4, max_wait: Duration::from_secs(30), call_timeout: Duration::from_secs(10) }
     }
 }
 
@@ -132,7 +134,11 @@ impl SlackNotifier {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match call().await {
+            let answer = match tokio::time::timeout(self.retry.call_timeout, call()).await {
+                Ok(answer) => answer,
+                Err(_) => return Err(NotifyError::Unreachable { method, reason: format!("no answer within {:?}", self.retry.call_timeout) }),
+            };
+            match answer {
                 Ok(value) => return Ok(value),
                 Err(SlackClientError::RateLimitError(limit)) => {
                     crate::metrics::slack_rate_limited(method);

@@ -7,7 +7,7 @@ use super::{World, USABLE_BOUND};
 use crate::domain::{AuditKind, Session, State};
 
 /// Every violation, one sentence each.
-pub fn check(world: &World) -> Vec<String> {
+pub fn check(world: &World, crashed: bool) -> Vec<String> {
     let sessions = world.store.all();
     let mut out = Vec::new();
     let instances = world.bastions.instances();
@@ -35,6 +35,7 @@ pub fn check(world: &World) -> Vec<String> {
         check_trail(s, &trail, &mut out);
         check_deadline(world, s, &trail, &instances, &mut out);
         check_handover(world, s, &trail, &mut out);
+        check_notices(world, s, crashed, &mut out);
     }
     check_no_password_stored(world, &sessions, &mut out);
     check_identity_only_after_approval(&sessions, &instances, &mut out);
@@ -124,6 +125,31 @@ fn check_handover(world: &World, s: &Session, trail: &[crate::store::AuditRecord
         let recorded = s.slack.handover_ts.as_deref() == Some(m.ts.as_str());
         if shows && recorded && s.state.is_closed() {
             out.push(format!("{}: its hand-over DM {} still shows the password after the session closed", s.id, m.ts));
+        }
+    }
+}
+
+/// Once Slack is back every notice of the outbox was delivered, and exactly once: a posted
+/// notice appears once, or, only if an attempt's answer was lost (an error after Slack acted)
+/// or a replica crashed, at most once more per failed attempt.
+fn check_notices(world: &World, s: &Session, crashed: bool, out: &mut Vec<String>) {
+    use crate::domain::NoticeKind;
+    for notice in &s.outbox {
+        if notice.sent_at.is_none() {
+            out.push(format!("{}: notice {:?} still undelivered after the world went quiet ({} attempts, last error {:?})", s.id, notice.kind, notice.attempts, notice.last_error));
+            continue;
+        }
+        let marker = match &notice.kind {
+            NoticeKind::Ended => format!("({}) has ended", s.id),
+            NoticeKind::StuckTeardown { .. } => format!("Teardown of {} ", s.id),
+            NoticeKind::KeptLocked { .. } => format!("Session {} on", s.id),
+            // Updates in place (cards, the redaction) repeat harmlessly; no security channel here.
+            _ => continue,
+        };
+        let copies = world.slack.messages().iter().filter(|m| m.versions.first().is_some_and(|v| v.contains(&marker))).count() as u32;
+        let bound = if crashed { u32::MAX } else { 1 + notice.attempts };
+        if copies == 0 || copies > bound {
+            out.push(format!("{}: notice {:?} was posted {copies} time(s) after {} failed attempt(s)", s.id, notice.kind, notice.attempts));
         }
     }
 }

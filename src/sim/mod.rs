@@ -11,6 +11,7 @@ mod invariants;
 mod people;
 mod replica;
 pub mod rng;
+pub mod scale;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -207,12 +208,13 @@ async fn simulate(seed: u64, time: Arc<VirtualTime>, spawner: Spawner) -> Outcom
     replicas.stop();
 
     let counts = &world.faults.counts;
-    let violations = invariants::check(&world);
+    let crashes = counts.crashes.load(std::sync::atomic::Ordering::Relaxed) + replicas.scheduled_crashes();
+    let violations = invariants::check(&world, crashes > 0);
     Outcome {
         seed,
         schedule,
         violations,
-        crashes: counts.crashes.load(std::sync::atomic::Ordering::Relaxed) + replicas.scheduled_crashes(),
+        crashes,
         faults: counts.faults(),
         digest: invariants::digest(&world),
         trails: invariants::trails(&world),

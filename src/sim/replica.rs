@@ -139,6 +139,7 @@ fn spawn(world: &Arc<World>, i: usize, skew_ms: i64, generation: u32) -> Slot {
         region: "eu-west-1".into(),
         transcripts: None,
         claims: Default::default(),
+        dependencies: Default::default(),
     };
     let tick = world.config.scheduler.tick.to_std();
     let sweeping = lifecycle.clone();

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::domain::{SessionId, TargetName};
 use crate::store::Store;
+use crate::workflow::dependencies::DependencyLog;
 use crate::workflow::Clock;
 
 /// How long the store may take to answer the readiness probe.
@@ -30,11 +31,25 @@ pub struct DependencyState {
     pub detail: String,
 }
 
-/// What `/readyz` reports: ready when every dependency is.
+/// What the workflow last saw of one outside system (`observed` in `/readyz`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObservedDependency {
+    pub name: &'static str,
+    /// Whether the last call seen failed (false before any call).
+    pub failing: bool,
+    #[serde(flatten)]
+    pub seen: crate::workflow::dependencies::Observed,
+}
+
+/// What `/readyz` reports: ready when every dependency is. `observed` says how the systems the
+/// workflow calls (database, EC2, Slack, the store) last answered; it is information for an
+/// operator (a teardown stuck on one of them), not a readiness condition: the service still
+/// records requests and keeps deadlines while one of them is down.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReadyReport {
     pub ready: bool,
     pub dependencies: Vec<DependencyState>,
+    pub observed: Vec<ObservedDependency>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -50,11 +65,28 @@ struct SweeperWatch {
 pub struct Readiness {
     clock: Arc<dyn Clock>,
     sweeper: RwLock<Option<SweeperWatch>>,
+    observed: RwLock<Option<Arc<DependencyLog>>>,
 }
 
 impl Readiness {
     pub fn new(clock: Arc<dyn Clock>) -> Readiness {
-        Readiness { clock, sweeper: RwLock::new(None) }
+        Readiness { clock, sweeper: RwLock::new(None), observed: RwLock::new(None) }
+    }
+
+    /// Shows what the lifecycle records of its dependencies (`serve` passes its lifecycle's log).
+    pub fn observe(&self, log: Arc<DependencyLog>) {
+        *self.observed.write().unwrap_or_else(|p| p.into_inner()) = Some(log);
+    }
+
+    fn observed(&self) -> Vec<ObservedDependency> {
+        let Some(log) = self.observed.read().unwrap_or_else(|p| p.into_inner()).clone() else { return Vec::new() };
+        log.snapshot()
+            .into_iter()
+            .map(|(d, seen)| {
+                let seen = seen.unwrap_or_default();
+                ObservedDependency { name: d.as_str(), failing: seen.failing(), seen }
+            })
+            .collect()
     }
 
     /// From now on, not ready once the sweeper has not finished a tick within `bound`.
@@ -90,7 +122,7 @@ impl Readiness {
     pub async fn report(&self, store: &dyn Store) -> ReadyReport {
         let mut dependencies: Vec<DependencyState> = self.sweeper_state().into_iter().collect();
         dependencies.push(store_state(store).await);
-        ReadyReport { ready: dependencies.iter().all(|d| d.ready), dependencies }
+        ReadyReport { ready: dependencies.iter().all(|d| d.ready), dependencies, observed: self.observed() }
     }
 }
 

@@ -219,6 +219,7 @@ pub fn sweeper_bound(tick: Duration) -> chrono::Duration {
 /// Spawns the sweeper for `app`, reporting each successful tick to `/readyz`.
 pub fn start_sweeper(app: &SlackApp, lifecycle: crate::workflow::Lifecycle, tick: Duration) -> JoinHandle<anyhow::Result<()>> {
     app.readiness.expect_sweeper(sweeper_bound(tick));
+    app.readiness.observe(lifecycle.dependencies.clone());
     let readiness = app.readiness.clone();
     let wake = app.workflow.wake.clone();
     tokio::spawn(run_sweeper_with(lifecycle, tick, wake, Arc::new(move || readiness.sweeper_ticked())))

@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 
 use crate::bastion::Bastions;
 use crate::config::{AccountHost, TargetConfig};
-use crate::domain::{Actor, AuditEvent, AuditKind, Event, Outcome, Session, State};
+use crate::domain::{Actor, AuditEvent, AuditKind, Dependency, Event, NoticeKind, Outcome, Session, State};
 use crate::grants::{AccountRequest, Grants, RevokeOutcome};
 use crate::notify::messages::{self, Handover};
 use crate::notify::{Message, Notifier, Posted};
@@ -39,6 +39,8 @@ pub struct Lifecycle {
     pub transcripts: Option<crate::transcripts::CloudWatchLogs>,
     /// The steps running in this process and what they last wrote (released on SIGTERM).
     pub claims: super::claims::HeldClaims,
+    /// How the outside systems answered lately (`/readyz`; see `workflow::dependencies`).
+    pub dependencies: Arc<super::dependencies::DependencyLog>,
 }
 
 /// What one step did, for logs, `sweep --once` and tests.
@@ -62,6 +64,8 @@ pub enum StepOutcome {
     LaunchedEarly,
     /// Launch on request: the early launch failed; it is tried again (approval launches anyway).
     EarlyLaunchFailed(String),
+    /// Notices owed by a closed session were delivered (`sent`) or rescheduled (`failed`).
+    Notified { sent: u32, failed: u32 },
 }
 
 /// A step that could not finish; the session stays due and is retried.
@@ -198,7 +202,7 @@ impl Lifecycle {
                 }
             }
             State::TearingDown(_) => self.teardown(session).await,
-            State::Closed(_) => Ok(StepOutcome::NotDue),
+            State::Closed(_) => self.drain_outbox(session).await,
         }
     }
 
@@ -286,6 +290,7 @@ impl Lifecycle {
             }
             Err(e) => return Err(e),
         };
+        self.dependencies.record(Dependency::Ec2, self.now(), &launched);
         let instance = launched.map_err(ProvisionError::Launch)?;
         made.instance = Some(instance.id.clone());
         if !spec.identity_at_launch {
@@ -344,6 +349,7 @@ impl Lifecycle {
         }
         let grant = grant.as_mut().take_output().ok_or(ProvisionError::Bug("the grant finished without an answer"))?;
         let online = online.as_mut().take_output().ok_or(ProvisionError::Bug("the SSM wait finished without an answer"))?;
+        self.dependencies.record(Dependency::Database, self.now(), &grant);
         let password = grant.map_err(ProvisionError::Grant)?;
         {
             let read = session.clone();
@@ -515,10 +521,11 @@ impl Lifecycle {
         self.teardown_claimed(stored).await
     }
 
-    /// Lock, kill and drop the account; terminate the instance; redact the password; report.
-    /// A failure is recorded and retried with backoff, forever; after `teardown_alert_after` the
-    /// approvals channel is alerted once. The redaction is part of the teardown, so a failed one
-    /// is retried like any other step.
+    /// Lock, kill and drop the account; terminate the instance; close. A failure is recorded and
+    /// retried with backoff, forever; after `teardown_alert_after` the approvals channel is
+    /// alerted once. Every Slack notice (the redaction of the password, the requester's notice,
+    /// the cards and summaries) goes through the outbox (`workflow::outbox`), so Slack being
+    /// down never holds a revocation up.
     async fn teardown_claimed(&self, session: Session) -> Result<StepOutcome, StepError> {
         let Ok(target) = self.target(&session) else {
             return self.teardown_removed_target(session).await;
@@ -527,23 +534,12 @@ impl Lifecycle {
         match self.remove_resources(&session, &target).await {
             Ok(Removed { settling_until: Some(until), .. }) => self.wait_for_tags(session, until).await,
             Ok(removed) => {
-                if let Some(reason) = &removed.account_left_locked {
-                    // The account could not be dropped (it is a DEFINER): it is locked and holds
-                    // nothing, but an operator must finish the job; say so where they look.
-                    let message = messages::account_kept_locked(&session, reason);
-                    if let Err(e) = self.notifier.post(&target.approvals_channel, &message).await {
-                        error!(session = %session.id, error = %e, "could not post the kept-locked alert");
-                    }
-                }
-                if let (Some(channel), Some(ts)) = (&session.slack.handover_channel, &session.slack.handover_ts) {
-                    let at = Posted { channel: channel.clone(), ts: ts.clone() };
-                    if !self.redact(&session, &target, &at).await {
-                        return self.retry_teardown_later(session, &channels, "redact_dm", "the hand-over DM could not be redacted".into()).await;
-                    }
-                }
-                self.close(session, removed.summary).await
+                // The account could not be dropped (it is a DEFINER): it is locked and holds
+                // nothing, but an operator must finish the job; the outbox says so where they look.
+                let kept_locked = removed.account_left_locked.map(|reason| NoticeKind::KeptLocked { reason });
+                self.close(session, removed.summary, kept_locked).await
             }
-            Err((step, cause)) => self.retry_teardown_later(session, &channels, step, cause).await,
+            Err((dependency, cause)) => self.retry_teardown_later(session, &channels, Some(dependency), cause).await,
         }
     }
 
@@ -558,25 +554,25 @@ impl Lifecycle {
             Some(id) => Some(id.clone()),
             None => match self.bastions.find(&session.id).await {
                 Ok(found) => found.map(|i| i.id),
-                Err(e) => return self.retry_teardown_later(session, &channels, "find_instance", format!("finding the bastion failed: {e}")).await,
+                Err(e) => return self.retry_teardown_later(session, &channels, Some(Dependency::Ec2), format!("finding the bastion failed: {e}")).await,
             },
         };
         if let Some(id) = instance {
             if let Err(e) = self.bastions.terminate(&id).await {
-                return self.retry_teardown_later(session, &channels, "terminate_instance", format!("terminating {id} failed: {e}")).await;
+                return self.retry_teardown_later(session, &channels, Some(Dependency::Ec2), format!("terminating {id} failed: {e}")).await;
             }
         }
         match &session.account_host {
             None => {
                 let summary = vec![format!("target `{}` is no longer configured; no account had been created", session.target)];
-                self.close(session, summary).await
+                self.close(session, summary, None).await
             }
             Some(host) => {
                 let cause = format!(
                     "target `{}` is no longer configured, so the account '{}'@'{host}' cannot be revoked: restore the target in the configuration (the next attempt revokes it) or drop the account by hand",
                     session.target, session.requester.db_user
                 );
-                self.retry_teardown_later(session, &channels, "target_removed", cause).await
+                self.retry_teardown_later(session, &channels, Some(Dependency::Database), cause).await
             }
         }
     }
@@ -592,95 +588,111 @@ impl Lifecycle {
         }
     }
 
-    /// What was removed, or the step that failed (for metrics) and why.
-    async fn remove_resources(&self, session: &Session, target: &TargetConfig) -> Result<Removed, (&'static str, String)> {
+    /// Revokes the account, then terminates the instance. A database that cannot be reached does
+    /// not keep the instance running: it is terminated all the same (the path to the database goes
+    /// through it), and the revoke's failure is returned after. A failure names its system.
+    async fn remove_resources(&self, session: &Session, target: &TargetConfig) -> Result<Removed, (Dependency, String)> {
         let mut removed = Removed::default();
+        let ec2 = |e: String| (Dependency::Ec2, e);
+        let mut revoke_failed = None;
         if let Some(host) = &session.account_host {
-            let report = self
-                .grants
-                .revoke(target, &session.requester.db_user, host)
-                .await
-                .map_err(|e| ("revoke_account", format!("revoking the database account failed: {e}")))?;
-            info!(session = %session.id, %report, "account revoked");
-            if let RevokeOutcome::KeptLocked { reason } = &report.outcome {
-                removed.account_left_locked = Some(reason.clone());
+            let revoked = self.grants.revoke(target, &session.requester.db_user, host).await;
+            self.dependencies.record(Dependency::Database, self.now(), &revoked);
+            match revoked {
+                Ok(report) => {
+                    info!(session = %session.id, %report, "account revoked");
+                    if let RevokeOutcome::KeptLocked { reason } = &report.outcome {
+                        removed.account_left_locked = Some(reason.clone());
+                    }
+                    removed.summary.push(report.to_string());
+                }
+                Err(e) => revoke_failed = Some((Dependency::Database, format!("revoking the database account failed: {e}"))),
             }
-            removed.summary.push(report.to_string());
         }
         let instance = match &session.instance_id {
             Some(id) => Some(id.clone()),
             // A crash between launch and the store write leaves an instance only its tag knows.
             None => {
-                let found = self.bastions.find(&session.id).await.map_err(|e| ("find_instance", e.to_string()))?.map(|i| i.id);
+                let found = self.bastions.find(&session.id).await;
+                self.dependencies.record(Dependency::Ec2, self.now(), &found);
+                let found = found.map_err(|e| ec2(format!("finding the bastion failed: {e}")))?.map(|i| i.id);
                 let settled = session.launch_window_end.map(|end| end + TAG_SETTLE);
                 if found.is_none() && settled.is_some_and(|at| at > self.now()) {
                     removed.settling_until = settled;
-                    return Ok(removed);
+                    return revoke_failed.map_or(Ok(removed), Err);
                 }
                 found
             }
         };
         if let Some(id) = instance {
-            self.bastions.terminate(&id).await.map_err(|e| ("terminate_instance", format!("terminating {id} failed: {e}")))?;
+            let terminated = self.bastions.terminate(&id).await;
+            self.dependencies.record(Dependency::Ec2, self.now(), &terminated);
+            terminated.map_err(|e| ec2(format!("terminating {id} failed: {e}")))?;
             removed.summary.push(format!("instance {id} terminated"));
         }
-        Ok(removed)
+        revoke_failed.map_or(Ok(removed), Err)
     }
 
-    async fn close(&self, read: Session, summary: Vec<String>) -> Result<StepOutcome, StepError> {
+    /// Closes the session with its notices queued in the same write, and the outbox claimed by
+    /// this worker; then delivers them (Slack being down only leaves them queued).
+    async fn close(&self, read: Session, summary: Vec<String>, alert: Option<NoticeKind>) -> Result<StepOutcome, StepError> {
         let now = self.now();
         let mut next = read.clone();
         next.apply(Event::TornDown).map_err(|_| StepError::Store(StoreError::Conflict(read.id.clone())))?;
         next.closed_at = Some(now);
-        next.lease_until = None;
+        // A launch-on-request request that was denied, timed out or withdrawn had only its early
+        // bastion: its people were told at the decision, and there was no access to report.
+        let decided_before_access = matches!(next.state.outcome(), Some(Outcome::Denied | Outcome::PendingTimedOut | Outcome::Cancelled));
+        let mut notices = vec![NoticeKind::ApprovalCard];
+        if !decided_before_access {
+            notices.insert(0, NoticeKind::Ended);
+        }
+        notices.extend(next.slack.handover_ts.as_ref().map(|_| NoticeKind::RedactHandover));
+        notices.extend(next.extension.as_ref().and_then(|e| e.card_ts.as_ref()).map(|_| NoticeKind::ExtensionCard));
+        notices.extend(self.workflow.config.slack.security_channel.as_ref().filter(|_| !decided_before_access).map(|_| NoticeKind::SecuritySummary));
+        notices.extend(alert);
+        self.queue_notices(&mut next, notices);
+        next.claim(now, Duration::seconds(super::outbox::NOTICE_LEASE_SECS));
         let detail = if summary.is_empty() { "nothing had been created".to_string() } else { summary.join("; ") };
         let event = AuditEvent::ok(AuditKind::TornDown, Actor::System, now, detail);
         let Some(stored) = self.save(&read, &next, Some(event)).await? else {
             return Ok(StepOutcome::Skipped);
         };
-        // A launch-on-request request that was denied, timed out or withdrawn had only its early
-        // bastion: its people were told at the decision, and there was no access to report.
-        let decided_before_access = matches!(stored.state.outcome(), Some(Outcome::Denied | Outcome::PendingTimedOut | Outcome::Cancelled));
-        if !decided_before_access {
-            self.tell_requester(&stored, &messages::teardown_notice(&stored)).await;
-        }
-        self.refresh_card(&stored).await;
-        self.close_extension_card(&stored).await;
-        if !decided_before_access {
-            self.post_security_summary(&stored).await;
-        }
-        crate::metrics::torn_down(&stored, self.deadline_of(&stored).await);
         info!(session = %stored.id, outcome = ?stored.state, "torn down");
+        crate::metrics::torn_down(&stored, self.deadline_of(&stored).await);
+        // Boxed: the outbox's future is deep (the security summary gathers a report).
+        Box::pin(self.deliver_notices(stored)).await?;
         Ok(StepOutcome::TornDown)
     }
 
-    async fn retry_teardown_later(&self, read: Session, channels: &[String], step: &'static str, cause: String) -> Result<StepOutcome, StepError> {
+    async fn retry_teardown_later(&self, read: Session, channels: &[String], dependency: Option<Dependency>, cause: String) -> Result<StepOutcome, StepError> {
         let now = self.now();
-        crate::metrics::teardown_failed(step);
+        crate::metrics::teardown_failed(dependency.map_or("other", Dependency::as_str));
         error!(session = %read.id, %cause, attempt = read.teardown.attempts + 1, "teardown failed; will retry");
         let mut next = read.clone();
         next.apply(Event::TeardownFailed).map_err(|_| StepError::Store(StoreError::Conflict(read.id.clone())))?;
         next.teardown.attempts += 1;
         next.teardown.first_failed_at.get_or_insert(now);
         next.teardown.last_error = Some(cause.clone());
+        next.teardown.last_dependency = dependency;
         next.claim(now, teardown_backoff(next.teardown.attempts));
         let stuck_since = next.teardown.first_failed_at.unwrap_or(now);
         let alert = !next.teardown.alerted && now - stuck_since >= self.workflow.config.scheduler.teardown_alert_after.to_chrono();
         next.teardown.alerted |= alert;
+        if alert {
+            crate::metrics::teardown_stuck();
+            let failing_for_secs = (now - stuck_since).num_seconds().max(1) as u64;
+            let alerts = channels.iter().map(|channel| NoticeKind::StuckTeardown { channel: channel.clone(), failing_for_secs });
+            self.queue_notices(&mut next, alerts.collect::<Vec<_>>());
+        }
         let event = AuditEvent::failed(AuditKind::TeardownFailed, Actor::System, now, cause.clone());
         let Some(stored) = self.save(&read, &next, Some(event)).await? else {
             return Ok(StepOutcome::Skipped);
         };
-        if alert {
-            crate::metrics::teardown_stuck();
-            let failing_for = crate::domain::AccessDuration::from_secs((now - stuck_since).num_seconds().max(1) as u64)
-                .unwrap_or_else(|_| self.workflow.config.scheduler.teardown_alert_after);
-            let message = messages::stuck_teardown_alert(&stored, failing_for);
-            for channel in channels {
-                if let Err(e) = self.notifier.post(channel, &message).await {
-                    error!(session = %stored.id, error = %e, "could not post the stuck-teardown alert");
-                }
-            }
+        // This worker holds the session until the backoff ends: deliver what is owed meanwhile.
+        if stored.outbox.iter().any(|n| n.sent_at.is_none() && n.due_at <= now) {
+            // Boxed: the outbox's future is deep (the security summary gathers a report).
+            Box::pin(self.deliver_notices(stored)).await?;
         }
         Ok(StepOutcome::TeardownRetry(cause))
     }

@@ -10,6 +10,7 @@
 //! work on its first tick, and two replicas never do the same step twice (each step claims its
 //! session with a conditional write first).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -51,15 +52,35 @@ pub struct Plan {
     pub next_deadline: Option<DateTime<Utc>>,
     pub pages: u32,
     pub items_read: u32,
+    /// The read was cut at its limit: more may be due now (look again at once).
+    pub more: bool,
 }
+
+/// Sessions whose step is running in this process: the next plan leaves them out, so a burst
+/// of deadlines larger than one batch is read batch after batch without waiting for a tick.
+pub type InFlight = Arc<std::sync::Mutex<HashSet<SessionId>>>;
+
+/// A step to start on its own: `tokio::spawn` in `serve`, the simulator's executor in tests.
+pub type Step = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 impl Lifecycle {
     /// Reads what is due by `now` and the earliest deadline within `lookahead` after it.
     pub async fn plan(&self, lookahead: chrono::Duration) -> Result<Plan, StoreError> {
+        self.plan_excluding(lookahead, &InFlight::default()).await
+    }
+
+    /// As [`Lifecycle::plan`], leaving out the sessions `in_flight` (read past them, so that they
+    /// never hide what is due behind them).
+    pub async fn plan_excluding(&self, lookahead: chrono::Duration, in_flight: &InFlight) -> Result<Plan, StoreError> {
         let now = self.workflow.clock.now();
-        let batch = self.workflow.store.due(now + lookahead, BATCH).await.inspect_err(|_| crate::metrics::sweeper_error("read_due"))?;
-        let mut plan = Plan { pages: batch.pages, items_read: batch.items_read, ..Plan::default() };
-        for session in batch.sessions {
+        let running: HashSet<SessionId> = in_flight.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let limit = BATCH + running.len();
+        let batch = self.workflow.store.due(now + lookahead, limit).await;
+        self.dependencies.record(crate::domain::Dependency::Store, now, &batch);
+        let batch = batch.inspect_err(|_| crate::metrics::sweeper_error("read_due"))?;
+        let more = batch.sessions.len() >= limit;
+        let mut plan = Plan { pages: batch.pages, items_read: batch.items_read, more, ..Plan::default() };
+        for session in batch.sessions.into_iter().filter(|s| !running.contains(&s.id)) {
             match session.next_action_at() {
                 Some(at) if at <= now => plan.due.push(session),
                 Some(at) => plan.next_deadline = Some(plan.next_deadline.map_or(at, |d| d.min(at))),
@@ -81,14 +102,7 @@ impl Lifecycle {
             let id = session.id.clone();
             let outcome = lifecycle.act(session).await.map_err(|e| e.to_string());
             lifecycle.claims.finished(&id);
-            match &outcome {
-                Ok(StepOutcome::NotDue | StepOutcome::Skipped) => {}
-                Ok(o) => info!(session = %id, outcome = ?o, "sweep"),
-                Err(e) => {
-                    crate::metrics::sweeper_error("step");
-                    error!(session = %id, error = %e, "sweep step failed; it stays due")
-                }
-            }
+            log_step(&id, &outcome);
             (id, outcome)
         });
         self.claims.started(&id, handle.abort_handle());
@@ -109,6 +123,62 @@ impl Lifecycle {
     }
 }
 
+/// How long a sweeper whose read was cut at its limit waits before reading the next batch: the
+/// steps just started claim their sessions meanwhile, and the index catches up.
+const NEXT_BATCH_AFTER: StdDuration = StdDuration::from_millis(100);
+
+/// The sweeper's loop: plan, start each due step on its own (`spawn`), then wait for the next
+/// deadline, a wake-up on `wake`, or (when the read was cut at its limit) the next batch. The
+/// periodic tick is a `wake` from outside ([`run_sweeper_with`]'s scheduler job). Waits use the
+/// workflow's clock, so the simulator and the scale test run this very loop on virtual time.
+pub async fn sweep_loop(lifecycle: Lifecycle, lookahead: chrono::Duration, wake: Arc<Notify>, on_tick: Arc<dyn Fn() + Send + Sync>, spawn: impl Fn(Step)) {
+    let in_flight = InFlight::default();
+    loop {
+        let mut wait = None;
+        let mut more = false;
+        match lifecycle.plan_excluding(lookahead, &in_flight).await {
+            Ok(plan) => {
+                on_tick();
+                more = plan.more;
+                for session in plan.due {
+                    in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(session.id.clone());
+                    let (lifecycle, in_flight) = (lifecycle.clone(), in_flight.clone());
+                    spawn(Box::pin(async move {
+                        let id = session.id.clone();
+                        log_step(&id, &lifecycle.act(session).await.map_err(|e| e.to_string()));
+                        in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                    }));
+                }
+                wait = plan.next_deadline.map(|at| (at - lifecycle.workflow.clock.now()).to_std().unwrap_or_default());
+            }
+            Err(e) => warn!(error = %e, "sweep could not read the store; retrying at the next tick"),
+        }
+        if more {
+            wait = Some(NEXT_BATCH_AFTER);
+        }
+        match wait {
+            Some(wait) => {
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = lifecycle.workflow.clock.sleep(wait) => {}
+                }
+            }
+            None => wake.notified().await,
+        }
+    }
+}
+
+fn log_step(id: &SessionId, outcome: &Result<StepOutcome, String>) {
+    match outcome {
+        Ok(StepOutcome::NotDue | StepOutcome::Skipped) => {}
+        Ok(o) => info!(session = %id, outcome = ?o, "sweep"),
+        Err(e) => {
+            crate::metrics::sweeper_error("step");
+            error!(session = %id, error = %e, "sweep step failed; it stays due")
+        }
+    }
+}
+
 /// Runs the sweeper until the process ends: a tokio-cron-scheduler job every `tick`, a wake-up on
 /// `wake`, and a one-shot timer for deadlines that fall between ticks.
 pub async fn run_sweeper(lifecycle: Lifecycle, tick: StdDuration, wake: Arc<Notify>) -> anyhow::Result<()> {
@@ -126,28 +196,6 @@ pub async fn run_sweeper_with(lifecycle: Lifecycle, tick: StdDuration, wake: Arc
     scheduler.start().await?;
     let lookahead = chrono::Duration::seconds(every as i64);
     // The first tick runs at once: overdue work from while the service was down.
-    let mut sleep_until: Option<tokio::time::Instant> = None;
-    loop {
-        match lifecycle.plan(lookahead).await {
-            Ok(plan) => {
-                on_tick();
-                // Steps run on their own; the loop only decides when to look again.
-                plan.due.into_iter().for_each(|session| drop(lifecycle.spawn_step(session)));
-                sleep_until = plan.next_deadline.map(|at| {
-                    let wait = (at - lifecycle.workflow.clock.now()).to_std().unwrap_or_default();
-                    tokio::time::Instant::now() + wait
-                });
-            }
-            Err(e) => warn!(error = %e, "sweep could not read the store; retrying at the next tick"),
-        }
-        match sleep_until {
-            Some(at) => {
-                tokio::select! {
-                    _ = wake.notified() => {}
-                    _ = tokio::time::sleep_until(at) => {}
-                }
-            }
-            None => wake.notified().await,
-        }
-    }
+    sweep_loop(lifecycle, lookahead, wake, on_tick, |step| drop(tokio::spawn(step))).await;
+    Ok(())
 }

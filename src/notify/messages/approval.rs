@@ -209,8 +209,9 @@ pub fn extension_decision_dm(session: &Session, decision: &ExtensionDecision, by
 /// Posted in the approvals channel when a teardown has kept failing: something may be left behind.
 pub fn stuck_teardown_alert(session: &Session, failing_for: AccessDuration) -> Message {
     let t = &session.teardown;
+    let stuck_on = t.last_dependency.map(|d| format!(", stuck on {}", d.describe())).unwrap_or_default();
     let text = format!(
-        ":warning: Teardown of {} (`{}`, {} for {}) has been failing for {failing_for} ({} attempts). Last error: {}. \
+        ":warning: Teardown of {} (`{}`, {} for {}) has been failing for {failing_for} ({} attempts{stuck_on}). Last error: {}. \
          The bastion {} or the database account `{}` may still exist; powerpole keeps retrying. Check with `powerpole reconcile`.",
         session.id,
         session.target,
@@ -344,5 +345,16 @@ mod tests {
         for expected in ["failing for 20m (5 attempts)", "i-0abc", "`alice`", "&lt;admin&gt;", "powerpole reconcile"] {
             assert!(alert.text.contains(expected), "{expected}: {}", alert.text);
         }
+    }
+
+    #[test]
+    fn the_stuck_teardown_alert_names_the_system_it_is_stuck_on() {
+        let mut s = session(Role::Read);
+        s.teardown.attempts = 3;
+        s.teardown.last_error = Some("revoking the database account failed: connection refused".into());
+        s.teardown.last_dependency = Some(crate::domain::Dependency::Database);
+        let alert = stuck_teardown_alert(&s, "5m".parse().unwrap());
+        assert!(alert.text.contains("(3 attempts, stuck on the database (MySQL))"), "{}", alert.text);
+        assert!(alert.text.contains("connection refused"), "{}", alert.text);
     }
 }

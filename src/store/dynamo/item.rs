@@ -72,7 +72,7 @@ pub fn sortable_time(t: DateTime<Utc>) -> String {
 /// The session as an item: `data` plus the attributes conditions, indexes and TTL need.
 ///
 /// `due_shard` and `next_action_at` exist only while [`Session::next_action_at`] is `Some`, which
-/// keeps closed sessions out of the due index. `next_action_at` is whole epoch seconds rounded
+/// keeps closed sessions out of the due index once their notice outbox is delivered. `next_action_at` is whole epoch seconds rounded
 /// down; the due query re-checks the exact time, so rounding never makes work early.
 pub fn session_item(session: &Session, retention: &Retention) -> Result<Item, StoreError> {
     let data = serde_json::to_string(session).map_err(|e| StoreError::Corrupt(format!("session {} cannot be serialised: {e}", session.id)))?;

@@ -89,7 +89,12 @@ pub async fn live(store: &DynamoStore) -> Result<Vec<Session>, StoreError> {
     let mut sessions = Vec::new();
     for shard in try_join_all(shards).await? {
         for item in &shard.items {
-            sessions.push(parse_session(item)?);
+            let session = parse_session(item)?;
+            // A closed session stays in the due index while its notice outbox owes Slack a
+            // message (workflow::outbox); it is not live.
+            if !session.state.is_closed() {
+                sessions.push(session);
+            }
         }
     }
     sessions.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
