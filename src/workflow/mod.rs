@@ -68,6 +68,7 @@ pub struct Workflow {
 
 mod abandon;
 pub mod audit;
+pub mod breakglass;
 pub mod decide;
 pub mod lifecycle;
 pub mod patience;
@@ -78,6 +79,7 @@ pub mod request;
 pub mod sweep;
 
 pub use audit::{audit_json, audit_line, AuditQuery};
+pub use breakglass::{check_breakglass, BreakGlassError, BreakGlassProblem};
 pub use decide::{already_decided, ActionError, Decision, Done};
 pub use lifecycle::{Lifecycle, StepError, StepOutcome};
 pub use patience::Transient;

@@ -154,6 +154,7 @@ pub fn target(server: &Server, secret_id: &str, schemas: &[&str]) -> TargetConfi
         privileges: Role::ALL.into_iter().map(|r| (r, r.default_privileges())).collect::<BTreeMap<_, _>>(),
         ami: None,
         instance_type: None,
+        breakglass: None,
     }
 }
 
