@@ -6,6 +6,7 @@ pub mod bastion;
 pub mod config;
 pub mod doctor;
 pub mod domain;
+pub mod export;
 pub mod grants;
 pub mod memory;
 pub mod notify;

@@ -99,7 +99,7 @@ pub(crate) fn button(action_id: &str, label: &str, value: &str, style: Option<&s
         Some("danger") => Some(SlackBlockButtonStyle::Danger),
         _ => None,
     };
-    let mut b = SlackBlockButtonElement::new(SlackActionId(action_id.to_string()), SlackBlockPlainText::new(label.to_string()).into()).with_value(value.to_string());
+    let mut b = SlackBlockButtonElement::new(SlackBlockPlainText::new(label.to_string()).into()).with_action_id(SlackActionId(action_id.to_string())).with_value(value.to_string());
     b.style = style;
     serde_json::to_value(SlackActionBlockElement::Button(b)).unwrap_or(Value::Null)
 }
