@@ -420,7 +420,7 @@ mod tests {
         s.apply(Event::ProvisioningStarted).unwrap();
         s.apply(Event::HandedOver).unwrap();
         s.start_clock(t0, "10m".parse().unwrap());
-        assert_eq!(s.next_action_at(), Some(t0 + Duration::minutes(50)), "the warning comes first");
+        assert_eq!(s.next_action_at(), Some(t0 + Duration::minutes(110)), "the warning comes first");
         s.apply(Event::EndedByRequester).unwrap();
         s.apply(Event::TornDown).unwrap();
         assert!(s.state.is_closed());
