@@ -93,7 +93,10 @@ async fn the_report_joins_trail_transcript_and_database_audit_in_one_timeline() 
 
     // Alice works: the shell (as the agent streams it) and the database (as server_audit logs it).
     let dm = world.dms_to(ALICE).into_iter().find(|c| c.text().contains("is ready")).expect("the hand-over DM");
-    let line = world::mysql_line_in(&powerpole_standins::slack::text_of(&dm)).expect("a mysql line");
+    let dm_text = powerpole_standins::slack::text_of(&dm);
+    let line = world::mysql_line_in(&dm_text).expect("a mysql line");
+    // The password typed at mysql's prompt, as the DM asks.
+    let line = world::typing_password(&line, &world::password_in(&dm_text).expect("the DM carries the password"));
     let bastion = TestHost::add(&ip);
     assert_eq!(bastion.mysql(&line, &format!("SELECT COUNT(*) FROM {}.refunds", world.schema)).as_deref(), Ok("3"));
     let denied = bastion.mysql(&line, &format!("DELETE FROM {}.refunds", world.schema));
