@@ -32,7 +32,7 @@ build:
 check-infra:
 	scripts/infra-check.sh
 
-# The three Lambda zips for arm64 and x86_64 (provided.al2023), each checked: an ELF `bootstrap`
+# The four Lambda zips for arm64 and x86_64 (provided.al2023), each checked: an ELF `bootstrap`
 # of the right architecture at its root. Release build in its own target dir (.local/dist-target);
 # about half an hour cold on 2 cores; never part of `make test`. See scripts/dist.sh.
 dist:

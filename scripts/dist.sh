@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make dist`: the three Lambda zips (slack-handler, slack-worker, sweeper) for arm64 and x86_64,
+# `make dist`: the four Lambda zips (slack-handler, slack-worker, sweeper, export) for arm64 and x86_64,
 # runtime provided.al2023, each checked: one file at the zip's root, `bootstrap`, an ELF binary
 # of the zip's architecture.
 #
@@ -21,7 +21,7 @@ export CARGO_TARGET_DIR="${DIST_TARGET_DIR:-$ROOT/.local/dist-target}"
 CARGO_LAMBDA_VERSION="${CARGO_LAMBDA_VERSION:-1.8.6}"
 ZIG_VERSION="${ZIG_VERSION:-0.13.0}"
 JOBS="${JOBS:-2}"
-FUNCTIONS=(slack-handler slack-worker sweeper)
+FUNCTIONS=(slack-handler slack-worker sweeper export)
 START=$SECONDS
 
 say() { printf 'dist: %s\n' "$*"; }
@@ -46,7 +46,7 @@ for arch in arm64 x86_64; do
     say "building $arch (release, $CARGO_TARGET_DIR)"
     rm -rf "${OUT:?}/$arch"
     cargo lambda build --release "$flag" -j "$JOBS" \
-        -p powerpole-slack-handler -p powerpole-sweeper \
+        -p powerpole-slack-handler -p powerpole-sweeper -p powerpole-export \
         --output-format zip --lambda-dir "$OUT/$arch" || die "cargo lambda build $arch failed"
 done
 

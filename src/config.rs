@@ -198,6 +198,9 @@ pub struct SchedulerConfig {
     pub renotify_after: AccessDuration,
     /// After this long undecided, `slack.escalation_group` is mentioned in the thread (once).
     pub escalate_after: Option<AccessDuration>,
+    /// A break-glass session nobody has reviewed this long after it began raises an alert
+    /// (and again every this long until someone does).
+    pub review_within: AccessDuration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -376,6 +379,20 @@ pub struct TargetConfig {
     /// clicks (default false). It carries no identity tag, so nobody can enter it, until approval;
     /// the database account is still created only after approval.
     pub launch_on_request: bool,
+    /// On-call break-glass (`/powerpole breakglass`), if this target allows it.
+    pub breakglass: Option<BreakGlassConfig>,
+}
+
+/// Who may take access at once, without an approver, and within what limits. Each use is posted
+/// loudly and must be reviewed afterwards (`scheduler.review_within`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakGlassConfig {
+    /// The Slack user group (`S0123`) whose members may break the glass.
+    pub oncall_group: String,
+    /// The longest break-glass session (default 1h; at most the target's `max_duration`).
+    pub max_duration: AccessDuration,
+    /// Whether break-glass may take the DDL role (default false).
+    pub ddl: bool,
 }
 
 impl TargetConfig {
@@ -544,6 +561,7 @@ struct RawScheduler {
     reconcile_grace: Option<String>,
     renotify_after: Option<String>,
     escalate_after: Option<String>,
+    review_within: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -597,6 +615,9 @@ struct RawTarget {
     ami: Option<String>,
     instance_type: Option<String>,
     launch_on_request: Option<bool>,
+    oncall_group: Option<String>,
+    breakglass_max_duration: Option<String>,
+    breakglass_ddl: Option<bool>,
 }
 
 /// Collects problems while validating, so that every one is reported.
@@ -638,6 +659,11 @@ impl Problems {
 const ONE_MINUTE: AccessDuration = match AccessDuration::const_minutes(1) {
     Some(d) => d,
     None => panic!("one minute is a valid duration"),
+};
+
+const ONE_HOUR: AccessDuration = match AccessDuration::const_minutes(60) {
+    Some(d) => d,
+    None => panic!("one hour is a valid duration"),
 };
 
 impl RawConfig {
@@ -715,6 +741,7 @@ impl RawConfig {
             },
             renotify_after: p.duration("scheduler.renotify_after", self.scheduler.renotify_after.as_deref(), "15m"),
             escalate_after: self.scheduler.escalate_after.as_deref().map(|e| p.duration("scheduler.escalate_after", Some(e), "1h")),
+            review_within: p.duration("scheduler.review_within", self.scheduler.review_within.as_deref(), "24h"),
         };
         if scheduler.provisioning_lease.as_secs() < 3 {
             p.add("scheduler.provisioning_lease", "must be at least 3s (it is renewed every third of it)");
@@ -868,7 +895,7 @@ impl RawTarget {
             p.add(at("approvers"), "missing: list approver Slack user ids, or set approver_group to a user group id (S...)");
         }
         if let Some(g) = &self.approver_group {
-            if !(g.starts_with('S') && g.len() > 2 && g.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())) {
+            if !is_group_id(g) {
                 p.add(at("approver_group"), format!("`{g}` is not a Slack user group id (S0123ABCD)"));
             }
         }
@@ -942,6 +969,7 @@ impl RawTarget {
         for role in Role::ALL {
             privileges.entry(role).or_insert_with(|| role.default_privileges());
         }
+        let breakglass = self.breakglass(&at, max_duration, p);
         Some(TargetConfig {
             name: target_name?,
             description: self.description,
@@ -969,8 +997,33 @@ impl RawTarget {
             ami: self.ami,
             instance_type: self.instance_type,
             launch_on_request: self.launch_on_request.unwrap_or(false),
+            breakglass,
         })
     }
+
+    /// `oncall_group`, `breakglass_max_duration` and `breakglass_ddl`: break-glass needs the group;
+    /// the limits without it are a mistake worth saying.
+    fn breakglass(&self, at: &dyn Fn(&str) -> String, target_max: AccessDuration, p: &mut Problems) -> Option<BreakGlassConfig> {
+        let Some(group) = &self.oncall_group else {
+            if self.breakglass_max_duration.is_some() || self.breakglass_ddl.is_some() {
+                p.add(at("oncall_group"), "missing: break-glass settings need the on-call user group (S...) whose members may use it");
+            }
+            return None;
+        };
+        if !is_group_id(group) {
+            p.add(at("oncall_group"), format!("`{group}` is not a Slack user group id (S0123ABCD)"));
+        }
+        let default = std::cmp::min(target_max, ONE_HOUR).to_string();
+        let max_duration = p.duration(&at("breakglass_max_duration"), self.breakglass_max_duration.as_deref(), &default);
+        if let Err(e) = max_duration.check_within(target_max, "target's max_duration") {
+            p.add(at("breakglass_max_duration"), e.to_string());
+        }
+        Some(BreakGlassConfig { oncall_group: group.clone(), max_duration, ddl: self.breakglass_ddl.unwrap_or(false) })
+    }
+}
+
+fn is_group_id(g: &str) -> bool {
+    g.starts_with('S') && g.len() > 2 && g.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 fn is_host_name(h: &str) -> bool {

@@ -7,6 +7,7 @@ pub mod calls;
 pub mod config;
 pub mod doctor;
 pub mod domain;
+pub mod export;
 pub mod grants;
 pub mod memory;
 pub mod metrics;

@@ -4,8 +4,9 @@
   - no resource manages the account-wide SSM-SessionManagerRunShell document; powerpole's own
     Session document is Standard_Stream, logs to the session log group with KMS encryption,
     has idle and maximum durations, and runs sessions as the user the bastion's user data makes;
-  - the three Lambda functions run as three distinct roles: the Slack handler its own
-    (slack-handler.json), the worker and the sweeper each their own (the orchestrator's policy);
+  - the four Lambda functions run as four distinct roles: the Slack handler its own
+    (slack-handler.json), the worker and the sweeper each their own (the orchestrator's policy),
+    the audit export its own (export.json);
   - a serve role exists, trusted by ECS tasks and EC2 only, with its own policy file;
   - the follow-up queue's policy names only the Slack handler's role as a sender: an Allow for
     that role alone, and a Deny of sqs:SendMessage to every other principal;
@@ -104,22 +105,22 @@ def main() -> int:
     functions = resources.get("aws_lambda_function", {})
     roles = {name: ref(f.get("role")) for name, f in functions.items()}
     expected = {"slack_handler": "aws_iam_role.slack_handler.arn", "slack_worker": "aws_iam_role.slack_worker.arn",
-                "sweeper": "aws_iam_role.orchestrator.arn"}
+                "sweeper": "aws_iam_role.orchestrator.arn", "export": "aws_iam_role.export.arn"}
     if roles != expected:
         problems.append(f"Lambda roles are {roles}, expected {expected}")
     iam_roles = resources.get("aws_iam_role", {})
     policies = resources.get("aws_iam_role_policy", {})
     for role, policy_file in [("slack_handler", "slack-handler.json"), ("orchestrator", "orchestrator.json"),
-                              ("slack_worker", "orchestrator.json"), ("serve", "serve.json")]:
+                              ("slack_worker", "orchestrator.json"), ("serve", "serve.json"), ("export", "export.json")]:
         if role not in iam_roles:
             problems.append(f"no aws_iam_role.{role}")
         attached = [n for n, p in policies.items() if ref(p.get("role")) == f"aws_iam_role.{role}.id"]
         files = [re.search(r"/([\w.-]+\.json)", str(policies[n].get("policy"))) for n in attached]
         if [f.group(1) if f else None for f in files] != [policy_file]:
             problems.append(f"aws_iam_role.{role} must have exactly one inline policy, {policy_file}; has {attached}")
-    lambda_role_names = [iam_roles.get(r, {}).get("name") for r in ("slack_handler", "slack_worker", "orchestrator")]
-    if len(set(lambda_role_names)) != 3:
-        problems.append(f"the three Lambda roles must have three distinct names: {lambda_role_names}")
+    lambda_role_names = [iam_roles.get(r, {}).get("name") for r in ("slack_handler", "slack_worker", "orchestrator", "export")]
+    if len(set(lambda_role_names)) != 4:
+        problems.append(f"the four Lambda roles must have four distinct names: {lambda_role_names}")
 
     # --- serve's trust ---
     serve = iam_roles.get("serve", {})

@@ -16,6 +16,6 @@ pub use deployment::{DeploymentId, DeploymentIdError};
 pub use duration::{AccessDuration, DurationError};
 pub use ids::{IdError, SchemaName, SchemaNameError, SessionId, SlackUserId, TargetName};
 pub use role::{Privilege, PrivilegeError, PrivilegeSet, Role};
-pub use session::{Actor, Approval, AuditEvent, AuditKind, Dependency, Notice, NoticeKind, PendingExtension, Requester, Session, SlackRefs, TeardownProgress};
+pub use session::{Actor, Approval, AuditEvent, AuditKind, BreakGlass, Dependency, Notice, NoticeKind, PendingExtension, Requester, Review, Session, SlackRefs, TeardownProgress};
 pub use state::{transition, Event, Outcome, State, TransitionError};
 pub use username::{DbUsername, UsernameError, UsernamePolicy};

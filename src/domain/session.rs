@@ -148,6 +148,31 @@ impl Notice {
     }
 }
 
+/// A break-glass session: taken at once by a member of the target's on-call group, and reviewed
+/// afterwards (see `workflow::breakglass`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakGlass {
+    /// The on-call user group whose membership allowed it.
+    pub oncall_group: String,
+    /// Where the review card is (the security channel, else the approvals channel).
+    pub review_channel: Option<String>,
+    pub review_ts: Option<String>,
+    /// Unreviewed at this time, an alert is raised (and this moves on by `review_within`).
+    pub review_due_at: DateTime<Utc>,
+    /// Alerts raised because nobody reviewed it.
+    pub alerts: u32,
+    pub review: Option<Review>,
+}
+
+/// Someone other than the person who broke the glass looked at what was done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    pub by: SlackUserId,
+    pub at: DateTime<Utc>,
+    /// `Some(reason)`: flagged for the security team, not just acknowledged.
+    pub flag: Option<String>,
+}
+
 /// Everything powerpole knows about one request. No password or token is ever part of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
@@ -199,6 +224,9 @@ pub struct Session {
     /// Slack notices owed, and sent ones (see [`Notice`]); absent in sessions stored before it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outbox: Vec<Notice>,
+    /// Set for break-glass sessions only.
+    #[serde(default)]
+    pub breakglass: Option<BreakGlass>,
 }
 
 impl Session {
@@ -245,6 +273,7 @@ impl Session {
             reminders: Reminders::default(),
             launch_on_request: false,
             outbox: Vec::new(),
+            breakglass: None,
         }
     }
 
@@ -308,8 +337,27 @@ impl Session {
     /// - tearing down: at once (retries are spaced by leases);
     /// - closed: the next notice still owed (see [`Notice`]), else never.
     ///
-    /// A live lease pushes any of these to its end.
+    /// A live lease pushes any of these to its end. An unreviewed break-glass session is also
+    /// due when its review is overdue ([`Session::review_due_at`]), closed or not.
     pub fn next_action_at(&self) -> Option<DateTime<Utc>> {
+        let review = self.review_due_at();
+        match (self.lifecycle_due_at(), review) {
+            (Some(at), Some(review)) => Some(at.min(review)),
+            (at, review) => at.or(review),
+        }
+    }
+
+    /// When an unreviewed break-glass session raises its next alert. Only once it is active or
+    /// closed: before that a provisioning worker holds it, and nothing is yet to review.
+    pub fn review_due_at(&self) -> Option<DateTime<Utc>> {
+        let bg = self.breakglass.as_ref()?;
+        match self.state {
+            State::Active | State::Closed(_) if bg.review.is_none() => Some(bg.review_due_at),
+            _ => None,
+        }
+    }
+
+    fn lifecycle_due_at(&self) -> Option<DateTime<Utc>> {
         let base = match self.state {
             State::Pending => {
                 let decide = self.reminders.next_at.map_or(self.pending_expires_at, |r| r.min(self.pending_expires_at));
@@ -367,6 +415,14 @@ pub enum AuditKind {
     Alerted,
     /// Approvers were reminded of a request nobody has decided (and maybe the escalation group).
     Reminded,
+    /// A member of the on-call group took access at once (break-glass): request and approval.
+    BreakGlass,
+    /// Nobody reviewed a break-glass session in time: the alert was raised (again).
+    ReviewOverdue,
+    /// A break-glass session was reviewed and acknowledged.
+    ReviewAcknowledged,
+    /// A break-glass session was reviewed and flagged for the security team.
+    ReviewFlagged,
 }
 
 impl AuditKind {
@@ -394,6 +450,10 @@ impl AuditKind {
             AuditKind::Failed => "failed",
             AuditKind::Alerted => "alerted",
             AuditKind::Reminded => "reminded",
+            AuditKind::BreakGlass => "break_glass",
+            AuditKind::ReviewOverdue => "review_overdue",
+            AuditKind::ReviewAcknowledged => "review_acknowledged",
+            AuditKind::ReviewFlagged => "review_flagged",
         }
     }
 }
@@ -467,6 +527,27 @@ mod tests {
         s.extend("30m".parse().unwrap(), "10m".parse().unwrap(), handover);
         assert!(!s.warned);
         assert_eq!(s.expires_at, Some(handover + Duration::minutes(150)));
+    }
+
+    #[test]
+    fn an_unreviewed_break_glass_stays_due_after_closing_until_reviewed() {
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();
+        let mut s = session(t0);
+        let due = t0 + Duration::hours(24);
+        s.breakglass = Some(BreakGlass { oncall_group: "S0ONCALL".into(), review_channel: None, review_ts: None, review_due_at: due, alerts: 0, review: None });
+        s.apply(Event::Approved).unwrap();
+        s.approved_at = Some(t0);
+        assert_eq!(s.next_action_at(), Some(t0), "not before it is active: provisioning is due");
+        s.apply(Event::ProvisioningStarted).unwrap();
+        s.apply(Event::HandedOver).unwrap();
+        s.start_clock(t0, "10m".parse().unwrap());
+        assert_eq!(s.next_action_at(), Some(t0 + Duration::minutes(110)), "the warning comes first");
+        s.apply(Event::EndedByRequester).unwrap();
+        s.apply(Event::TornDown).unwrap();
+        assert!(s.state.is_closed());
+        assert_eq!(s.next_action_at(), Some(due));
+        s.breakglass.as_mut().unwrap().review = Some(Review { by: SlackUserId::parse("U0BOB").unwrap(), at: due, flag: None });
+        assert_eq!(s.next_action_at(), None);
     }
 
     #[test]

@@ -44,7 +44,7 @@ impl Message {
     /// A plain message of one `mrkdwn` section.
     pub fn plain(text: impl Into<String>) -> Message {
         let text = text.into();
-        let blocks = vec![serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})];
+        let blocks = vec![messages::section(&text)];
         Message::new(text, blocks)
     }
 

@@ -13,6 +13,7 @@ pub mod callbacks {
     pub const REQUEST: &str = "request";
     pub const DENY: &str = "deny";
     pub const EXTEND: &str = "extend";
+    pub const FLAG: &str = "flag";
 }
 
 /// `block_id`s of the inputs; each input's `action_id` is the same as its block's.
@@ -111,8 +112,22 @@ pub fn deny_modal(session: &Session, card_channel: &str, card_ts: &str) -> View 
         "Deny",
         &format!("{}|{card_channel}|{card_ts}", session.id),
         vec![
-            json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("Deny {} ({} on `{}` for {})?", session.id, session.role, session.target, session.duration)}}),
+            mrkdwn_section(&format!("Deny {} ({} on `{}` for {})?", session.id, session.role, session.target, session.duration)),
             text_input(inputs::REASON, "Reason", "The requester will see this"),
+        ],
+    )
+}
+
+/// Flagging a break-glass session: the reason goes to the security channel and the trail.
+pub fn flag_modal(session: &Session) -> View {
+    modal(
+        callbacks::FLAG,
+        "Flag break-glass",
+        "Flag",
+        session.id.as_str(),
+        vec![
+            mrkdwn_section(&format!("Flag {} ({} on `{}` for <@{}>) for the security team?", session.id, session.role, session.target, session.requester.slack_id)),
+            text_input(inputs::REASON, "What is wrong", "The security team and the audit trail will see this"),
         ],
     )
 }
@@ -147,11 +162,11 @@ pub struct Home {
 pub const HOME_RECENT: usize = 10;
 
 fn mrkdwn_section(text: &str) -> Value {
-    json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+    super::messages::section(text)
 }
 
 fn header(text: &str) -> Value {
-    json!({"type": "header", "text": plain(text)})
+    super::messages::header(text)
 }
 
 fn session_line(s: &Session) -> String {
@@ -183,7 +198,7 @@ pub fn home_view(home: &Home) -> View {
         }
     }
     if let Some(to_decide) = &home.to_decide {
-        blocks.push(json!({"type": "divider"}));
+        blocks.push(super::messages::divider());
         blocks.push(header("Waiting for your decision"));
         if to_decide.is_empty() {
             blocks.push(mrkdwn_section("No request is waiting for you."));
@@ -202,7 +217,7 @@ pub fn home_view(home: &Home) -> View {
             ));
         }
     }
-    blocks.push(json!({"type": "divider"}));
+    blocks.push(super::messages::divider());
     blocks.push(header("Your last sessions"));
     if home.recent.is_empty() {
         blocks.push(mrkdwn_section("None yet."));

@@ -163,7 +163,11 @@ impl Report {
             db_user: session.requester.db_user.to_string(),
             reason: session.reason.clone(),
             state: session.state.to_string(),
-            approved_by: session.approvals.iter().map(|a| format!("<@{}>", a.approver)).collect(),
+            approved_by: match &session.breakglass {
+                // Nobody approved a break-glass: say so, and how it was allowed.
+                Some(bg) => vec![format!("break-glass (on call in <!subteam^{}>)", bg.oncall_group)],
+                None => session.approvals.iter().map(|a| format!("<@{}>", a.approver)).collect(),
+            },
             window_from: window.0,
             window_to: window.1,
             instance: session.instance_id.clone(),

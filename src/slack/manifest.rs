@@ -27,7 +27,7 @@ pub const WEB_API_METHODS: &[MethodScopes] = &[
     MethodScopes { method: "views.publish", scopes: &[], why: "the App Home tab (a person's sessions, an approver's waiting requests)" },
     // The e-mail is the database user name; `users:read.email` is what makes users.info return it.
     MethodScopes { method: "users.info", scopes: &["users:read", "users:read.email"], why: "the requester's e-mail and time zone" },
-    MethodScopes { method: "usergroups.users.list", scopes: &["usergroups:read"], why: "approvers given as a user group" },
+    MethodScopes { method: "usergroups.users.list", scopes: &["usergroups:read"], why: "approvers given as a user group; on-call groups that may break the glass" },
     // Public and private approvals channels alike.
     MethodScopes { method: "conversations.info", scopes: &["channels:read", "groups:read"], why: "doctor: is the bot in each approvals channel" },
 ];

@@ -66,6 +66,8 @@ pub enum StepOutcome {
     EarlyLaunchFailed(String),
     /// Notices owed by a closed session were delivered (`sent`) or rescheduled (`failed`).
     Notified { sent: u32, failed: u32 },
+    /// Nobody reviewed a break-glass session in time: alerted (`workflow::breakglass`).
+    ReviewOverdue,
 }
 
 /// A step that could not finish; the session stays due and is retried.
@@ -187,6 +189,9 @@ impl Lifecycle {
         let now = self.now();
         if session.next_action_at().is_none_or(|at| at > now) {
             return Ok(StepOutcome::NotDue);
+        }
+        if session.review_due_at().is_some_and(|at| at <= now) {
+            return self.review_overdue(session).await;
         }
         match session.state {
             State::Pending if session.pending_expires_at <= now => self.time_out_pending(session).await,

@@ -69,6 +69,7 @@ pub struct Workflow {
 mod abandon;
 pub mod claims;
 pub mod audit;
+pub mod breakglass;
 pub mod decide;
 pub mod dependencies;
 pub mod lifecycle;
@@ -83,6 +84,7 @@ pub mod request;
 pub mod sweep;
 
 pub use audit::{audit_json, audit_line, AuditQuery};
+pub use breakglass::{check_breakglass, BreakGlassError, BreakGlassProblem};
 pub use decide::{already_decided, ActionError, Decision, Done};
 pub use lifecycle::{Lifecycle, StepError, StepOutcome};
 pub use patience::Transient;

@@ -74,16 +74,7 @@ impl Workflow {
         let Some(target) = self.config.target(&draft.target) else {
             return Err(RequestError::Store(StoreError::Corrupt(format!("target {} vanished from the configuration", draft.target))));
         };
-        let profile = notifier.profile(user).await.map_err(RequestError::Profile)?;
-        let email = profile.email.ok_or(RequestError::Username(UsernameError::Empty))?;
-        let db_user = DbUsername::from_slack_email(&email, &self.config.access.usernames).map_err(RequestError::Username)?;
-        // The name first: another person holding it must hear that, not about "their" session.
-        self.store.reserve_db_user(&db_user, user).await.map_err(|e| match e {
-            StoreError::NameTaken(name) => RequestError::NameTaken(name),
-            other => RequestError::Store(other),
-        })?;
-        self.one_account_per_session(&db_user, &draft.target).await?;
-        let requester = Requester { slack_id: user.clone(), email, db_user, tz: profile.tz };
+        let requester = self.identify(notifier, user, &draft.target).await?;
         let now = self.clock.now();
         let mut session = Session::new(id, requester, draft.target, draft.role, draft.duration, draft.reason, now, self.config.scheduler.pending_timeout);
         session.launch_on_request = target.launch_on_request;
@@ -136,6 +127,22 @@ impl Workflow {
                 Err(RequestError::Card { channel: target.approvals_channel.clone(), error })
             }
         }
+    }
+
+    /// The requester as a session records them: their e-mail and time zone from Slack, and the
+    /// database user name it gives, reserved for them; refused while they hold a live session
+    /// on `target` (see [`Workflow::one_account_per_session`]).
+    pub(super) async fn identify(&self, notifier: &dyn Notifier, user: &SlackUserId, target: &TargetName) -> Result<Requester, RequestError> {
+        let profile = notifier.profile(user).await.map_err(RequestError::Profile)?;
+        let email = profile.email.ok_or(RequestError::Username(UsernameError::Empty))?;
+        let db_user = DbUsername::from_slack_email(&email, &self.config.access.usernames).map_err(RequestError::Username)?;
+        // The name first: another person holding it must hear that, not about "their" session.
+        self.store.reserve_db_user(&db_user, user).await.map_err(|e| match e {
+            StoreError::NameTaken(name) => RequestError::NameTaken(name),
+            other => RequestError::Store(other),
+        })?;
+        self.one_account_per_session(&db_user, target).await?;
+        Ok(Requester { slack_id: user.clone(), email, db_user, tz: profile.tz })
     }
 
     /// One database account per live session: a person's second session on a target would share

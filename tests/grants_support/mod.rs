@@ -155,6 +155,7 @@ pub fn target(server: &Server, secret_id: &str, schemas: &[&str]) -> TargetConfi
         ami: None,
         instance_type: None,
         launch_on_request: false,
+        breakglass: None,
     }
 }
 

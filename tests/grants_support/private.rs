@@ -18,6 +18,11 @@ pub struct Options {
     pub tls: Option<Certs>,
     /// Write a binary log under this server id (a primary), or replicate (a replica).
     pub server_id: Option<u32>,
+    /// Log connections and statements with the server_audit plugin, as Aurora's audit log does
+    /// (to [`PrivateMariadb::audit_log`]).
+    pub server_audit: bool,
+    /// Listen on this address too (e.g. the test-host bridge, for logins from a bastion's address).
+    pub also_bind: Option<String>,
 }
 
 /// A CA and a server certificate for 127.0.0.1 and localhost, made with openssl.
@@ -99,7 +104,12 @@ impl PrivateMariadb {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let socket = run.join("mysqld.sock");
         let mut cmd = Command::new("mariadbd");
-        cmd.args(["--no-defaults", "--user=mysql", "--bind-address=127.0.0.1", "--skip-name-resolve"])
+        let bind = match &options.also_bind {
+            Some(other) => format!("--bind-address=127.0.0.1,{other}"),
+            None => "--bind-address=127.0.0.1".to_string(),
+        };
+        cmd.args(["--no-defaults", "--user=mysql", "--skip-name-resolve"])
+            .arg(bind)
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--port={port}"))
             .arg(format!("--tmpdir={}", tmp.display()))
@@ -107,6 +117,10 @@ impl PrivateMariadb {
             .arg(format!("--pid-file={}", run.join("mysqld.pid").display()))
             .arg(format!("--log-error={}", run.join("error.log").display()))
             .args(&tls_args);
+        if options.server_audit {
+            cmd.args(["--plugin-load-add=server_audit", "--server-audit-logging=ON", "--server-audit-events=CONNECT,QUERY"])
+                .arg(format!("--server-audit-file-path={}", run.join("audit.log").display()));
+        }
         if let Some(id) = options.server_id {
             cmd.arg(format!("--server-id={id}")).arg(format!("--log-bin={}", data.join("binlog").display())).arg("--binlog-format=ROW");
         }
@@ -124,6 +138,11 @@ impl PrivateMariadb {
             std::thread::sleep(Duration::from_millis(200));
         }
         server
+    }
+
+    /// Where server_audit writes (with [`Options::server_audit`]).
+    pub fn audit_log(&self) -> PathBuf {
+        self.dir.join("run").join("audit.log")
     }
 
     /// Root's login over TCP.

@@ -47,6 +47,7 @@ module "powerpole" {
   slack_handler_zip_path = "${var.lambda_zip_dir}/slack-handler/bootstrap.zip"
   slack_worker_zip_path  = "${var.lambda_zip_dir}/slack-worker/bootstrap.zip"
   sweeper_zip_path       = "${var.lambda_zip_dir}/sweeper/bootstrap.zip"
+  export_zip_path        = "${var.lambda_zip_dir}/export/bootstrap.zip"
 
   additional_log_group_names = [local.flow_log_group_name]
 

@@ -7,6 +7,9 @@ resource "aws_dynamodb_table" "sessions" {
   hash_key                    = "pk"
   range_key                   = "sk"
   deletion_protection_enabled = true
+  # New items only, for the audit export (export.tf).
+  stream_enabled   = true
+  stream_view_type = "NEW_IMAGE"
 
   attribute {
     name = "pk"

@@ -65,7 +65,7 @@ locals {
     bastion_role_arn       = aws_iam_role.bastion.arn
     security_team_role_arn = aws_iam_role.security_team.arn
     log_group_arns = concat(
-      [local.session_log_group_arn, local.slack_handler_log_group_arn, local.slack_worker_log_group_arn, local.sweeper_log_group_arn],
+      [local.session_log_group_arn, local.slack_handler_log_group_arn, local.slack_worker_log_group_arn, local.sweeper_log_group_arn, local.export_log_group_arn],
       [for name in var.additional_log_group_names : "${local.log_group_arn_prefix}${name}"],
     )
   }
@@ -73,13 +73,17 @@ locals {
   # Further values for the role policies (orchestrator.json, slack-handler.json, serve.json,
   # engineer.json, bastion-instance.json, security-team-logs.json), rendered with both maps merged.
   role_policy_extra_template_vars = {
-    kms_key_arn                  = aws_kms_key.this.arn
-    table_name                   = var.table_name
-    session_log_group_arn        = local.session_log_group_arn
-    slack_handler_log_group_arn  = local.slack_handler_log_group_arn
-    slack_worker_log_group_arn   = local.slack_worker_log_group_arn
-    sweeper_log_group_arn        = local.sweeper_log_group_arn
-    follow_up_queue_arn          = local.follow_up_queue_arn
+    kms_key_arn                 = aws_kms_key.this.arn
+    table_name                  = var.table_name
+    session_log_group_arn       = local.session_log_group_arn
+    slack_handler_log_group_arn = local.slack_handler_log_group_arn
+    slack_worker_log_group_arn  = local.slack_worker_log_group_arn
+    sweeper_log_group_arn       = local.sweeper_log_group_arn
+    follow_up_queue_arn         = local.follow_up_queue_arn
+    # The audit export (export.tf).
+    audit_export_bucket_arn      = local.audit_export_bucket_arn
+    export_failure_queue_arn     = local.export_failure_queue_arn
+    export_log_group_arn         = local.export_log_group_arn
     config_parameter_arn         = local.config_parameter_arn
     config_layers_path_arn       = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${local.config_layers_path}"
     bastion_instance_profile_arn = aws_iam_instance_profile.bastion.arn

@@ -138,13 +138,13 @@ pub fn why_ended(session: &Session) -> String {
 pub fn warning_dm(session: &Session) -> Message {
     let expiry = session.expires_at.map(|e| local_time(e, session.requester.tz.as_deref())).unwrap_or_else(|| "soon".into());
     let text = format!("Your {} access to {} ({}) ends at {expiry}.", session.role, session.target, session.id);
-    let mut end = button(actions::END_NOW, "End now", session.id.as_str(), Some("danger"));
-    end["confirm"] = serde_json::json!({
-        "title": {"type": "plain_text", "text": "End the session now?"},
-        "text": {"type": "plain_text", "text": "The bastion is terminated and your database account dropped."},
-        "confirm": {"type": "plain_text", "text": "End now"},
-        "deny": {"type": "plain_text", "text": "Keep it"}
-    });
+    let end = super::confirmed(
+        button(actions::END_NOW, "End now", session.id.as_str(), Some("danger")),
+        "End the session now?",
+        "The bastion is terminated and your database account dropped.",
+        "End now",
+        "Keep it",
+    );
     let blocks = vec![
         section(&format!(":alarm_clock: {text} Need longer? Ask the approvers for an extension.")),
         super::actions("expiry", vec![button(actions::EXTEND, "Extend", session.id.as_str(), Some("primary")), end]),

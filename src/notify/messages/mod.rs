@@ -5,18 +5,24 @@
 //!   decision DMs, the extension card and the stuck-teardown alert;
 //! - [`access`]: the hand-over DM and its redaction, the expiry warning, the teardown notice;
 //! - [`replies`]: ephemeral answers to commands: usage, problems, confirmations, `list`;
-//! - [`security`]: the session summary in the security channel.
+//! - [`security`]: the session summary in the security channel;
+//! - [`breakglass`]: the break-glass alarm, the review card and its overdue alert.
 //!
 //! Everything a user typed is escaped before it goes into `mrkdwn`, so a reason cannot ping
 //! `@channel` or fake a link.
 
 pub mod access;
 pub mod approval;
+pub mod breakglass;
 pub mod replies;
 pub mod security;
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::Value;
+use slack_morphism::prelude::{
+    SlackActionBlockElement, SlackActionId, SlackActionsBlock, SlackBlock, SlackBlockButtonElement, SlackBlockButtonStyle, SlackBlockId, SlackBlockMarkDownText,
+    SlackBlockConfirmItem, SlackBlockPlainText, SlackContextBlock, SlackDividerBlock, SlackContextBlockElement, SlackHeaderBlock, SlackSectionBlock,
+};
 
 pub use access::{account_kept_locked, handover_dm, provisioning_failed, redacted_handover, request_timed_out, teardown_notice, warning_dm, Handover};
 pub use approval::{approval_card, approval_reminder, decision_dm, extension_card, extension_decision_dm, stuck_teardown_alert};
@@ -30,6 +36,8 @@ pub mod actions {
     pub const END_NOW: &str = "end_now";
     pub const APPROVE_EXTENSION: &str = "approve_extension";
     pub const DENY_EXTENSION: &str = "deny_extension";
+    pub const REVIEW_ACKNOWLEDGE: &str = "review_acknowledge";
+    pub const REVIEW_FLAG: &str = "review_flag";
 }
 
 /// Escapes text a user typed for Slack `mrkdwn` (`&`, `<`, `>`), as Slack asks.
@@ -58,33 +66,64 @@ pub(crate) fn mention(user: &crate::domain::SlackUserId) -> String {
     format!("<@{user}>")
 }
 
+// The block builders below use slack-morphism's typed Block Kit models, so a block Slack would
+// refuse (a header with markdown, a button without text) cannot be written; `Message` keeps the
+// blocks as JSON, which is what the Web API call and the recording tests carry.
+
+/// A typed block as the JSON Slack receives. Serialising these models cannot fail (plain
+/// structs of strings); `Null` would only mark a bug, and Slack would refuse the message.
+fn typed(block: impl Into<SlackBlock>) -> Value {
+    serde_json::to_value(block.into()).unwrap_or(Value::Null)
+}
+
 pub(crate) fn header(text: &str) -> Value {
-    json!({"type": "header", "text": {"type": "plain_text", "text": text}})
+    typed(SlackHeaderBlock::new(SlackBlockPlainText::new(text.to_string()).into()))
 }
 
 pub(crate) fn section(text: &str) -> Value {
-    json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+    typed(SlackSectionBlock::new().with_text(SlackBlockMarkDownText::new(text.to_string()).into()))
 }
 
 pub(crate) fn fields(pairs: &[(&str, String)]) -> Value {
-    let fields: Vec<Value> = pairs.iter().map(|(k, v)| json!({"type": "mrkdwn", "text": format!("*{k}*\n{v}")})).collect();
-    json!({"type": "section", "fields": fields})
+    let fields = pairs.iter().map(|(k, v)| SlackBlockMarkDownText::new(format!("*{k}*\n{v}")).into()).collect();
+    typed(SlackSectionBlock::new().with_fields(fields))
 }
 
 pub(crate) fn context(text: &str) -> Value {
-    json!({"type": "context", "elements": [{"type": "mrkdwn", "text": text}]})
+    typed(SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(SlackBlockMarkDownText::new(text.to_string()))]))
 }
 
 pub(crate) fn button(action_id: &str, label: &str, value: &str, style: Option<&str>) -> Value {
-    let mut b = json!({"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": label}, "value": value});
-    if let Some(style) = style {
-        b["style"] = json!(style);
-    }
-    b
+    let style = match style {
+        Some("primary") => Some(SlackBlockButtonStyle::Primary),
+        Some("danger") => Some(SlackBlockButtonStyle::Danger),
+        _ => None,
+    };
+    let mut b = SlackBlockButtonElement::new(SlackBlockPlainText::new(label.to_string()).into()).with_action_id(SlackActionId(action_id.to_string())).with_value(value.to_string());
+    b.style = style;
+    serde_json::to_value(SlackActionBlockElement::Button(b)).unwrap_or(Value::Null)
+}
+
+/// `button` with a confirmation dialog before the click counts.
+pub(crate) fn confirmed(button: Value, title: &str, text: &str, confirm: &str, deny: &str) -> Value {
+    let Ok(SlackActionBlockElement::Button(mut b)) = serde_json::from_value::<SlackActionBlockElement>(button.clone()) else { return button };
+    b.confirm = Some(SlackBlockConfirmItem::new(
+        SlackBlockPlainText::new(title.to_string()).into(),
+        SlackBlockPlainText::new(text.to_string()).into(),
+        SlackBlockPlainText::new(confirm.to_string()).into(),
+        SlackBlockPlainText::new(deny.to_string()).into(),
+    ));
+    serde_json::to_value(SlackActionBlockElement::Button(b)).unwrap_or(button)
+}
+
+pub(crate) fn divider() -> Value {
+    typed(SlackDividerBlock::new())
 }
 
 pub(crate) fn actions(block_id: &str, buttons: Vec<Value>) -> Value {
-    json!({"type": "actions", "block_id": block_id, "elements": buttons})
+    // The buttons come from `button` above; anything else is dropped rather than sent malformed.
+    let elements = buttons.into_iter().filter_map(|b| serde_json::from_value::<SlackActionBlockElement>(b).ok()).collect();
+    typed(SlackActionsBlock::new(elements).with_block_id(SlackBlockId(block_id.to_string())))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use crate::notify::Message;
 pub fn usage_lines(command: &str) -> Vec<(&'static str, String)> {
     vec![
         ("request", format!("`{command} request` opens a form; or `{command} request <target> <READ|DML|DDL> <duration> <reason...>`")),
+        ("breakglass", format!("`{command} breakglass <target> <READ|DML|DDL> <duration> <reason...>` takes access at once if you are on call for the target (posted to security, reviewed afterwards)")),
         ("list", format!("`{command} list` shows your sessions")),
         ("end", format!("`{command} end <session id>` ends your session now")),
         ("extend", format!("`{command} extend <session id> <duration>` asks the approvers for more time")),

@@ -2,6 +2,7 @@
 //! (or a [`Problem`] that names what is wrong and the right usage, answered at once with nothing
 //! stored), `apply` acknowledges and spawns the rest.
 
+mod breakglass;
 mod end;
 mod extend;
 mod help;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use slack_morphism::prelude::SlackCommandEvent;
 
+pub use breakglass::BreakGlass;
 pub use end::End;
 pub use extend::Extend;
 pub use help::Help;
@@ -60,6 +62,7 @@ pub enum Command {
     End(End),
     Extend(Extend),
     Revoke(Revoke),
+    BreakGlass(BreakGlass),
 }
 
 impl Command {
@@ -73,6 +76,7 @@ impl Command {
         match sub.to_ascii_lowercase().as_str() {
             "help" => Ok(Command::Help(Help)),
             "request" => Request::parse(args, rest_after(text, 4), app).map(Command::Request),
+            "breakglass" => BreakGlass::parse(args, rest_after(text, 4), app).map(Command::BreakGlass),
             "list" => Ok(Command::List(List)),
             "end" => End::parse(args, command).map(Command::End),
             "extend" => Extend::parse(args, command).map(Command::Extend),
@@ -93,6 +97,7 @@ impl Command {
             Command::End(c) => c.apply(app, invocation),
             Command::Extend(c) => c.apply(app, invocation),
             Command::Revoke(c) => c.apply(app, invocation),
+            Command::BreakGlass(c) => c.apply(app, invocation),
         }
     }
 }

@@ -9,6 +9,7 @@ mod end_now;
 mod extend;
 mod extension;
 mod request_form;
+mod review;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ pub use end_now::EndNow;
 pub use extend::{ExtendButton, ExtendForm};
 pub use extension::DecideExtension;
 pub use request_form::RequestForm;
+pub use review::{Acknowledge, FlagButton, FlagForm};
 
 use super::{Ack, RequestId, SlackApp};
 use crate::domain::{SessionId, SlackUserId};
@@ -80,6 +82,9 @@ pub enum Interaction {
     RequestForm(RequestForm),
     DenyForm(DenyForm),
     ExtendForm(ExtendForm),
+    Acknowledge(Acknowledge),
+    Flag(FlagButton),
+    FlagForm(FlagForm),
 }
 
 /// Why an interaction is not acted on (logged; Slack still gets its 200).
@@ -112,6 +117,9 @@ impl Interaction {
             Interaction::RequestForm(a) => a.apply(app),
             Interaction::DenyForm(a) => a.apply(app),
             Interaction::ExtendForm(a) => a.apply(app),
+            Interaction::Acknowledge(a) => a.apply(app),
+            Interaction::Flag(a) => a.apply(app),
+            Interaction::FlagForm(a) => a.apply(app),
         }
     }
 }
@@ -155,6 +163,8 @@ fn parse_click(event: SlackInteractionBlockActionsEvent, request_id: &RequestId)
         actions::DENY_EXTENSION => Ok(Interaction::DecideExtension(DecideExtension { click, approve: false })),
         actions::EXTEND => Ok(Interaction::Extend(ExtendButton(click))),
         actions::END_NOW => Ok(Interaction::EndNow(EndNow(click))),
+        actions::REVIEW_ACKNOWLEDGE => Ok(Interaction::Acknowledge(Acknowledge(click))),
+        actions::REVIEW_FLAG => Ok(Interaction::Flag(FlagButton(click))),
         other => Err(Unhandled::Unknown(other.to_string())),
     }
 }
@@ -181,6 +191,7 @@ fn parse_submission(event: SlackInteractionViewSubmissionEvent, request_id: &Req
         callbacks::REQUEST => Ok(Interaction::RequestForm(RequestForm(submission))),
         callbacks::DENY => Ok(Interaction::DenyForm(DenyForm(submission))),
         callbacks::EXTEND => Ok(Interaction::ExtendForm(ExtendForm(submission))),
+        callbacks::FLAG => Ok(Interaction::FlagForm(FlagForm(submission))),
         other => Err(Unhandled::Unknown(other.to_string())),
     }
 }
