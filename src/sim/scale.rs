@@ -102,7 +102,7 @@ pub fn run(scale: Scale) -> ScaleReport {
         let tick = config.scheduler.tick.to_std();
         let lookahead = chrono::Duration::from_std(tick).unwrap_or_default();
         let (sweeping, steps) = (lifecycle.clone(), w.spawner.clone());
-        w.spawner.detach(sweep_loop(sweeping, lookahead, wake.clone(), Arc::new(|| {}), move |step| steps.detach(step)));
+        w.spawner.detach(sweep_loop(sweeping, lookahead, wake.clone(), Arc::new(|| {}), move |_, step| steps.detach(step)));
         // The scheduler job's periodic tick.
         let (periodic, clock) = (wake.clone(), w.time.clone());
         w.spawner.detach(async move {

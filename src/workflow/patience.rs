@@ -12,7 +12,6 @@ use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
 
-use rand::RngExt;
 
 use super::{ActionError, RequestError, Workflow};
 use crate::store::StoreError;
@@ -44,8 +43,8 @@ impl Transient for ActionError {
 }
 
 impl Workflow {
-    /// Runs `attempt` until it succeeds, fails for a reason that is not transient, or
-    /// `[store] unavailable_retry_for` has passed; returns its last result. `on_first_wait` runs
+    /// Runs `attempt` until it succeeds, fails for a reason that is not transient, or it has
+    /// waited `[store] unavailable_retry_for` between attempts; returns its last result. `on_first_wait` runs
     /// once, before the first wait (to tell the person their action is waiting for the store).
     pub async fn patiently<T, E, F, Fut, W, WFut>(&self, what: &str, mut attempt: F, on_first_wait: W) -> Result<T, E>
     where
@@ -55,18 +54,25 @@ impl Workflow {
         W: FnOnce() -> WFut,
         WFut: Future<Output = ()>,
     {
-        let give_up_at = tokio::time::Instant::now() + self.config.store.unavailable_retry_for.to_std();
+        // Bounded by the time waited, slept through the workflow's clock (the simulator runs this
+        // on virtual time; a test's manual clock does not move while it waits).
+        let retry_for = self.config.store.unavailable_retry_for.to_std();
+        let mut waited = Duration::ZERO;
         let mut wait = FIRST_WAIT;
         let mut on_first_wait = Some(on_first_wait);
         loop {
             match attempt().await {
-                Err(e) if e.is_transient() && tokio::time::Instant::now() + wait < give_up_at => {
+                Err(e) if e.is_transient() && waited + wait < retry_for => {
                     tracing::warn!(what, error = %e, retry_in_ms = wait.as_millis() as u64, "the store is unavailable; trying again");
                     if let Some(tell) = on_first_wait.take() {
                         tell().await;
                     }
-                    let jitter = rand::rng().random_range(0.0..0.2);
-                    tokio::time::sleep(wait.mul_f64(1.0 - jitter)).await;
+                    // Jitter from the clock's sub-second part: spread like a random draw between
+                    // replicas, and deterministic under the simulator's virtual time.
+                    let jitter = f64::from(self.clock.now().timestamp_subsec_nanos() % 200_000_000) / 1e9;
+                    let pause = wait.mul_f64(1.0 - jitter);
+                    self.clock.sleep(pause).await;
+                    waited += pause;
                     wait = (wait * 2).min(MAX_WAIT);
                 }
                 done => return done,

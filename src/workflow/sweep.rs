@@ -131,7 +131,7 @@ const NEXT_BATCH_AFTER: StdDuration = StdDuration::from_millis(100);
 /// deadline, a wake-up on `wake`, or (when the read was cut at its limit) the next batch. The
 /// periodic tick is a `wake` from outside ([`run_sweeper_with`]'s scheduler job). Waits use the
 /// workflow's clock, so the simulator and the scale test run this very loop on virtual time.
-pub async fn sweep_loop(lifecycle: Lifecycle, lookahead: chrono::Duration, wake: Arc<Notify>, on_tick: Arc<dyn Fn() + Send + Sync>, spawn: impl Fn(Step)) {
+pub async fn sweep_loop(lifecycle: Lifecycle, lookahead: chrono::Duration, wake: Arc<Notify>, on_tick: Arc<dyn Fn() + Send + Sync>, spawn: impl Fn(SessionId, Step)) {
     let in_flight = InFlight::default();
     loop {
         let mut wait = None;
@@ -143,7 +143,7 @@ pub async fn sweep_loop(lifecycle: Lifecycle, lookahead: chrono::Duration, wake:
                 for session in plan.due {
                     in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(session.id.clone());
                     let (lifecycle, in_flight) = (lifecycle.clone(), in_flight.clone());
-                    spawn(Box::pin(async move {
+                    spawn(session.id.clone(), Box::pin(async move {
                         let id = session.id.clone();
                         log_step(&id, &lifecycle.act(session).await.map_err(|e| e.to_string()));
                         in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
@@ -196,6 +196,20 @@ pub async fn run_sweeper_with(lifecycle: Lifecycle, tick: StdDuration, wake: Arc
     scheduler.start().await?;
     let lookahead = chrono::Duration::seconds(every as i64);
     // The first tick runs at once: overdue work from while the service was down.
-    sweep_loop(lifecycle, lookahead, wake, on_tick, |step| drop(tokio::spawn(step))).await;
+    // Each step is registered with its task before it can write, so SIGTERM can stop it and give
+    // its claim back (`release_claims`).
+    let claims = lifecycle.claims.clone();
+    sweep_loop(lifecycle, lookahead, wake, on_tick, move |id, step| {
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let (held, session) = (claims.clone(), id.clone());
+        let handle = tokio::spawn(async move {
+            let _ = wait.await;
+            step.await;
+            held.finished(&session);
+        });
+        claims.started(&id, handle.abort_handle());
+        let _ = go.send(());
+    })
+    .await;
     Ok(())
 }
