@@ -214,15 +214,7 @@ async fn killed_right_after_the_grant_the_restarted_service_hands_over_a_working
     // After the grant: the account is complete (its grant recorded), and the worker waits for SSM.
     // (A kill in the middle of the grant's statements is another case: see the closing note of
     // issue 16; the resumed worker refuses the half-made, locked account as not powerpole's.)
-    let granted = wait_until(SOON, || async {
-        let (user, host) = world.accounts_named(&world.db_user()).await.into_iter().next()?;
-        let mut root = world.db.root().await;
-        // (SHOW GRANTS takes no placeholders; the names are this test's own.)
-        let grants: Vec<String> = mysql_async::prelude::Queryable::query(&mut root, format!("SHOW GRANTS FOR '{user}'@'{host}'")).await.ok()?;
-        // Marked, then the role's privileges: all but the final unlock is done.
-        grants.iter().any(|g| g.contains("GRANT SELECT")).then_some(())
-    })
-    .await;
+    let granted = wait_until(SOON, || async { world.account_granted().await.then_some(()) }).await;
     assert!(granted.is_some(), "the account was created and granted; log:\n{}", first.logs());
     assert!(handover_dms(&world).is_empty(), "nothing handed over yet");
     first.kill().await;

@@ -359,6 +359,18 @@ require_ssl = false
         root.exec("SELECT User, Host FROM mysql.user WHERE User = ?", (user,)).await.expect("read mysql.user")
     }
 
+    /// Whether alice's account holds the role's privileges: every statement of the grant but the
+    /// final unlock has run. A test that stops powerpole "after the grant" waits for this, since
+    /// a stop in the middle of the grant's statements leaves a half-made account (closing note of
+    /// issue 16).
+    pub async fn account_granted(&self) -> bool {
+        let Some((user, host)) = self.accounts_named(&self.db_user()).await.into_iter().next() else { return false };
+        let mut root = self.db.root().await;
+        // SHOW GRANTS takes no placeholders; the names are this world's own.
+        let grants: Vec<String> = root.query(format!("SHOW GRANTS FOR '{user}'@'{host}'")).await.unwrap_or_default();
+        grants.iter().any(|g| g.contains("GRANT SELECT"))
+    }
+
     /// The kinds in a session's audit trail, in order.
     pub async fn audit_kinds(&self, app: &App, id: &SessionId) -> Vec<AuditKind> {
         app.workflow.store.audit_trail(id).await.expect("the trail is readable").into_iter().map(|r| r.event.kind).collect()
