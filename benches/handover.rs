@@ -219,8 +219,8 @@ impl Grants for TimedGrants {
     async fn revoke(&self, target: &TargetConfig, user: &DbUsername, host: &str) -> Result<RevokeReport, GrantError> {
         self.0.revoke(target, user, host).await
     }
-    async fn account_exists(&self, target: &TargetConfig, user: &DbUsername, host: &str) -> Result<bool, GrantError> {
-        self.0.account_exists(target, user, host).await
+    async fn account_state(&self, target: &TargetConfig, user: &DbUsername, host: &str) -> Result<powerpole::grants::AccountState, GrantError> {
+        self.0.account_state(target, user, host).await
     }
     async fn list_accounts(&self, target: &TargetConfig) -> Result<Vec<(String, String)>, GrantError> {
         self.0.list_accounts(target).await

@@ -57,7 +57,7 @@ async fn over_verified_tls_provisioning_and_teardown_work_a_wrong_ca_is_refused_
     let grants = grants_support::grants();
 
     let u = user("tls");
-    let request = AccountRequest { user: u.clone(), host: "127.0.0.1".into(), role: Role::Read };
+    let request = AccountRequest { earlier_attempt: false, user: u.clone(), host: "127.0.0.1".into(), role: Role::Read };
     let password = tokio::time::timeout(HANG, grants.create_account(&t, &request)).await.unwrap().expect("create_account over verified TLS");
     let mut c = login(db.port, u.as_str(), password.expose(), Some(&right.ca)).await.expect("the account logs in over TLS");
     let rows: Vec<(i32, String)> = c.query(format!("SELECT id, v FROM `{s}`.t")).await.expect("SELECT");
@@ -72,7 +72,7 @@ async fn over_verified_tls_provisioning_and_teardown_work_a_wrong_ca_is_refused_
     let mut wrong_target = t.clone();
     wrong_target.admin_tls = AdminTls::Verify { ca_bundle: wrong.ca.clone() };
     let fresh = grants_support::grants();
-    let e = fresh.create_account(&wrong_target, &AccountRequest { user: user("wrongca"), host: "127.0.0.1".into(), role: Role::Read }).await.unwrap_err();
+    let e = fresh.create_account(&wrong_target, &AccountRequest { earlier_attempt: false, user: user("wrongca"), host: "127.0.0.1".into(), role: Role::Read }).await.unwrap_err();
     assert!(matches!(e, GrantError::AdminConnect { .. }), "{e}");
     assert!(e.to_string().contains(&format!("target `{}`", t.name)), "{e}");
 
@@ -97,7 +97,7 @@ async fn a_grant_blocked_behind_a_held_lock_gives_up_within_its_limits_and_rolls
     // Another session holds the schema-privilege table: every GRANT/REVOKE on a schema waits.
     let mut holder = db.server().root().await;
     holder.query_drop("LOCK TABLES mysql.db WRITE").await.expect("root locks mysql.db");
-    let request = AccountRequest { user: u.clone(), host: "127.0.0.1".into(), role: Role::Dml };
+    let request = AccountRequest { earlier_attempt: false, user: u.clone(), host: "127.0.0.1".into(), role: Role::Dml };
     let e = tokio::time::timeout(HANG, grants.create_account(&t, &request)).await.expect("create_account must not hang").unwrap_err();
     assert!(matches!(e, GrantError::GaveUp { .. }), "{e}");
     holder.query_drop("UNLOCK TABLES").await.unwrap();
@@ -128,7 +128,7 @@ async fn an_account_that_defines_a_trigger_is_kept_locked_and_the_trigger_is_nam
     t.privileges.insert(Role::Ddl, ddl);
     let grants = grants_support::grants();
     let u = user("definer");
-    let password = grants.create_account(&t, &AccountRequest { user: u.clone(), host: "127.0.0.1".into(), role: Role::Ddl }).await.expect("create_account");
+    let password = grants.create_account(&t, &AccountRequest { earlier_attempt: false, user: u.clone(), host: "127.0.0.1".into(), role: Role::Ddl }).await.expect("create_account");
     let mut c = login(db.port, u.as_str(), password.expose(), None).await.expect("login");
     c.query_drop(format!("CREATE TRIGGER `{s}`.audit_t BEFORE INSERT ON `{s}`.t FOR EACH ROW SET NEW.v = UPPER(NEW.v)")).await.expect("CREATE TRIGGER");
     drop(c);
@@ -162,7 +162,7 @@ async fn revocation_kills_a_session_open_on_the_replica() {
     t.instance_endpoints = vec![format!("127.0.0.1:{}", primary.port), format!("127.0.0.1:{}", replica.port)];
     let grants = grants_support::grants();
     let u = user("reader");
-    let password = grants.create_account(&t, &AccountRequest { user: u.clone(), host: "127.0.0.1".into(), role: Role::Read }).await.expect("create_account");
+    let password = grants.create_account(&t, &AccountRequest { earlier_attempt: false, user: u.clone(), host: "127.0.0.1".into(), role: Role::Read }).await.expect("create_account");
 
     // The account reaches the replica through replication; a READ session opens there.
     let mut on_replica = None;

@@ -11,7 +11,7 @@ use mysql_async::prelude::Queryable;
 
 use grants_support::{put_admin_secret, random_host, refusal_code, suffix, target, Cleanup, Server};
 use powerpole::domain::{DbUsername, Role, UsernamePolicy};
-use powerpole::grants::{AccountRequest, GrantError, Grants, RevokeOutcome};
+use powerpole::grants::{AccountRequest, AccountState, GrantError, Grants, RevokeOutcome};
 
 /// Errors MariaDB gives for a statement the account may not run.
 const DENIED: [u16; 4] = [1044, 1142, 1143, 1227];
@@ -47,7 +47,7 @@ fn user(prefix: &str) -> DbUsername {
 async fn account_for(f: &mut Fixture, role: Role) -> (DbUsername, mysql_async::Conn) {
     let user = user(&role.as_str().to_lowercase());
     f.cleanup.account(user.as_str(), "127.0.0.1");
-    let request = AccountRequest { user: user.clone(), host: "127.0.0.1".into(), role };
+    let request = AccountRequest { earlier_attempt: false, user: user.clone(), host: "127.0.0.1".into(), role };
     let started = Instant::now();
     let password = grants_support::grants().create_account(&f.target, &request).await.expect("create_account");
     eprintln!("create_account {role}: {} ms", started.elapsed().as_millis());
@@ -129,7 +129,7 @@ async fn creating_twice_converges_to_the_second_password_and_role() {
     let grants = grants_support::grants();
     let user = user("twice");
     f.cleanup.account(user.as_str(), "127.0.0.1");
-    let request = |role| AccountRequest { user: user.clone(), host: "127.0.0.1".into(), role };
+    let request = |role| AccountRequest { earlier_attempt: false, user: user.clone(), host: "127.0.0.1".into(), role };
 
     let first = grants.create_account(&f.target, &request(Role::Ddl)).await.expect("first create");
     let second = grants.create_account(&f.target, &request(Role::Read)).await.expect("second create converges");
@@ -163,7 +163,7 @@ async fn revoke_kills_an_open_session_and_drops_the_account() {
     let mut root = f.server.root().await;
     let left: Option<u64> = root.exec_first("SELECT COUNT(*) FROM mysql.user WHERE User = ?", (user.as_str(),)).await.unwrap();
     assert_eq!(left, Some(0), "the account is gone from mysql.user");
-    assert!(!grants.account_exists(&f.target, &user, "127.0.0.1").await.unwrap());
+    assert_eq!(grants.account_state(&f.target, &user, "127.0.0.1").await.unwrap(), AccountState::Absent);
     let again = grants.revoke(&f.target, &user, "127.0.0.1").await.expect("revoking again is fine");
     assert_eq!((again.outcome, again.killed), (RevokeOutcome::AlreadyGone, 0));
 }
@@ -174,7 +174,7 @@ async fn revoke_kills_sessions_of_an_account_bound_to_a_netmask() {
     let grants = grants_support::grants();
     let user = user("mask");
     f.cleanup.account(user.as_str(), "127.0.0.0/255.0.0.0");
-    let request = AccountRequest { user: user.clone(), host: "127.0.0.0/16".into(), role: Role::Read };
+    let request = AccountRequest { earlier_attempt: false, user: user.clone(), host: "127.0.0.0/16".into(), role: Role::Read };
     let password = grants.create_account(&f.target, &request).await.expect("create for a CIDR");
     let mut a = f.server.login(user.as_str(), password.expose()).await.expect("logs in through the netmask");
     let mut b = f.server.login(user.as_str(), password.expose()).await.expect("a second session");
@@ -205,7 +205,7 @@ async fn hostile_email_local_parts_become_exactly_the_intended_accounts() {
     for local in locals {
         let name = DbUsername::from_slack_email(&format!("{local}@example.com"), &policy).unwrap_or_else(|e| panic!("{local:?}: {e}"));
         cleanup.account(name.as_str(), &host);
-        let request = AccountRequest { user: name.clone(), host: host.clone(), role: Role::Read };
+        let request = AccountRequest { earlier_attempt: false, user: name.clone(), host: host.clone(), role: Role::Read };
         grants.create_account(&f.target, &request).await.unwrap_or_else(|e| panic!("{local:?} -> {name}: {e}"));
         intended.insert(name.to_string());
     }
@@ -243,7 +243,7 @@ async fn list_accounts_leaves_out_accounts_powerpole_did_not_make() {
     cleanup.account(theirs.as_str(), &host);
     let mut root = f.server.root().await;
     root.query_drop(format!("CREATE USER '{theirs}'@'{host}' IDENTIFIED BY 'x'")).await.unwrap();
-    grants.create_account(&f.target, &AccountRequest { user: ours.clone(), host: host.clone(), role: Role::Read }).await.unwrap();
+    grants.create_account(&f.target, &AccountRequest { earlier_attempt: false, user: ours.clone(), host: host.clone(), role: Role::Read }).await.unwrap();
 
     let listed = grants.list_accounts(&f.target).await.unwrap();
 
@@ -258,7 +258,7 @@ async fn the_password_reaches_neither_the_audit_log_nor_an_error() {
     let grants = grants_support::grants();
     let user = user("audit");
     f.cleanup.account(user.as_str(), "127.0.0.1");
-    let password = grants.create_account(&f.target, &AccountRequest { user: user.clone(), host: "127.0.0.1".into(), role: Role::Read }).await.unwrap();
+    let password = grants.create_account(&f.target, &AccountRequest { earlier_attempt: false, user: user.clone(), host: "127.0.0.1".into(), role: Role::Read }).await.unwrap();
 
     let run_dir = grants_support::required_env("POWERPOLE_TEST_MYSQL_RUN_DIR");
     let audit = std::fs::read(format!("{run_dir}/audit.log")).expect("server_audit writes audit.log in the run directory");
@@ -272,7 +272,7 @@ async fn the_password_reaches_neither_the_audit_log_nor_an_error() {
 async fn a_missing_admin_secret_says_what_to_check() {
     let server = Server::shared();
     let target = target(&server, &format!("powerpole/test/missing-{}", suffix()), &["pp_none"]);
-    let request = AccountRequest { user: user("nosecret"), host: "127.0.0.1".into(), role: Role::Read };
+    let request = AccountRequest { earlier_attempt: false, user: user("nosecret"), host: "127.0.0.1".into(), role: Role::Read };
 
     let err = grants_support::grants().create_account(&target, &request).await.expect_err("no secret, no account");
 
@@ -284,8 +284,53 @@ async fn a_missing_admin_secret_says_what_to_check() {
 async fn an_invalid_host_is_refused_before_any_sql() {
     let f = fixture().await;
     for host in ["%", "localhost", "10.0.0.1' OR '1'='1", ""] {
-        let request = AccountRequest { user: user("badhost"), host: host.into(), role: Role::Read };
+        let request = AccountRequest { earlier_attempt: false, user: user("badhost"), host: host.into(), role: Role::Read };
         let err = grants_support::grants().create_account(&f.target, &request).await.expect_err(host);
         assert!(matches!(err, GrantError::InvalidHost(_)), "{host:?}: {err:?}");
     }
+}
+
+/// A worker that stops between `CREATE USER` and marking the account (a crash, a SIGTERM, a lost
+/// answer) leaves it locked, without privileges and without the marker role. The same session's
+/// next attempt finishes it; any other request is refused. A working account someone made by
+/// hand is never converged, and a revoke of it leaves it exactly as it was.
+#[tokio::test]
+async fn an_unfinished_account_is_finished_only_by_its_session_and_a_foreign_one_is_never_touched() {
+    let f = fixture().await;
+    let grants = grants_support::grants();
+    let mut cleanup = Cleanup::new(&f.server);
+    let host = "127.0.0.1";
+    let (left, theirs) = (user("left"), user("theirs"));
+    cleanup.account(left.as_str(), host);
+    cleanup.account(theirs.as_str(), host);
+    let mut root = f.server.root().await;
+    // What a stop right after `CREATE USER` leaves.
+    root.query_drop(format!("CREATE USER '{left}'@'{host}' IDENTIFIED BY 'Unknown-pw-41' ACCOUNT LOCK")).await.unwrap();
+    // Someone's own working account, of a name powerpole could give.
+    root.query_drop(format!("CREATE USER '{theirs}'@'{host}' IDENTIFIED BY 'Theirs-pw-42'")).await.unwrap();
+    root.query_drop(format!("GRANT SELECT ON `{}`.* TO '{theirs}'@'{host}'", f.other)).await.unwrap();
+    let request = |u: &DbUsername, earlier_attempt| AccountRequest { earlier_attempt, user: u.clone(), host: host.into(), role: Role::Read };
+
+    // A request that did not record the account first: refused, and the account left as it was.
+    let refused = grants.create_account(&f.target, &request(&left, false)).await.unwrap_err();
+    assert!(matches!(refused, GrantError::ForeignAccount { .. }), "{refused}");
+    assert_eq!(grants.account_state(&f.target, &left, host).await.unwrap(), AccountState::Unfinished);
+
+    // The session's next attempt finishes it: marked, unlocked, and its new password works.
+    let password = grants.create_account(&f.target, &request(&left, true)).await.expect("the unfinished account is finished");
+    assert_eq!(grants.account_state(&f.target, &left, host).await.unwrap(), AccountState::Powerpole);
+    let mut conn = f.server.login(left.as_str(), password.expose()).await.expect("the finished account logs in");
+    conn.query_drop(format!("SELECT COUNT(*) FROM `{}`.t", f.schema)).await.ok();
+
+    // Someone's working account: refused even to a later attempt, and a revoke leaves it whole.
+    assert_eq!(grants.account_state(&f.target, &theirs, host).await.unwrap(), AccountState::Foreign);
+    let refused = grants.create_account(&f.target, &request(&theirs, true)).await.unwrap_err();
+    assert!(matches!(refused, GrantError::ForeignAccount { .. }), "{refused}");
+    let mut theirs_conn = f.server.login(theirs.as_str(), "Theirs-pw-42").await.expect("their account logs in with its own password");
+    let report = grants.revoke(&f.target, &theirs, host).await.expect("revoke");
+    assert_eq!((report.outcome, report.killed), (RevokeOutcome::NotOurs, 0));
+    theirs_conn.query_drop("SELECT 1").await.expect("their open session was not killed");
+    f.server.login(theirs.as_str(), "Theirs-pw-42").await.expect("their account still logs in: not locked, not dropped");
+    let shown: Vec<String> = root.query(format!("SHOW GRANTS FOR '{theirs}'@'{host}'")).await.unwrap();
+    assert!(shown.iter().any(|g| g.starts_with("GRANT SELECT ON")), "its privileges are untouched: {shown:?}");
 }

@@ -35,7 +35,7 @@ async fn an_account_bound_to_an_address_logs_in_only_from_that_address() {
     let grants = grants_support::grants();
 
     let password = grants
-        .create_account(&target, &AccountRequest { user: user.clone(), host: a.addr.to_string(), role: Role::Read })
+        .create_account(&target, &AccountRequest { earlier_attempt: false, user: user.clone(), host: a.addr.to_string(), role: Role::Read })
         .await
         .expect("create_account");
 

@@ -37,7 +37,7 @@ async fn reconcile_dry_run_reports_a_stray_bastion_a_stray_account_and_an_overdu
     let ghost = SessionId::random();
     let stray = app.lifecycle.bastions.launch(&LaunchSpec::new(ghost.clone(), SlackUserId::parse(ALICE).unwrap(), "alice@example.com", &target)).await.expect("launch a stray");
     let stray_user = format!("stray{}", world.id);
-    let request = AccountRequest { user: DbUsername::parse(&stray_user).unwrap(), host: "10.200.77.7".into(), role: Role::Read };
+    let request = AccountRequest { earlier_attempt: false, user: DbUsername::parse(&stray_user).unwrap(), host: "10.200.77.7".into(), role: Role::Read };
     app.lifecycle.grants.create_account(&target, &request).await.expect("create a stray account");
     let alice = (world.db_user(), own_ip.clone());
     let stray_account = (stray_user.clone(), "10.200.77.7".to_string());
@@ -96,7 +96,7 @@ async fn reconcile_spares_a_live_sessions_account_on_another_target_of_the_same_
     let ip = world.session(&app, &live).await.private_ip.unwrap();
     let target = app.config.target(&TargetName::parse("billing").unwrap()).unwrap().clone();
     let stray_user = format!("stray{}", world.id);
-    let request = AccountRequest { user: DbUsername::parse(&stray_user).unwrap(), host: "10.200.77.8".into(), role: Role::Read };
+    let request = AccountRequest { earlier_attempt: false, user: DbUsername::parse(&stray_user).unwrap(), host: "10.200.77.8".into(), role: Role::Read };
     app.lifecycle.grants.create_account(&target, &request).await.expect("create a stray account");
 
     let (code, out, err) = run_command(&world, &["reconcile", "--dry-run"], &config, &[]).await;

@@ -40,7 +40,7 @@ async fn strays(app: &App, world: &World, name: &str) -> (String, String) {
     let spec = LaunchSpec::new(SessionId::random(), SlackUserId::parse(ALICE).unwrap(), "alice@example.com", &target);
     let instance = app.lifecycle.bastions.launch(&spec).await.expect("launch a stray bastion");
     let user = format!("{name}{}", world.id);
-    let request = AccountRequest { user: DbUsername::parse(&user).unwrap(), host: "10.200.77.7".into(), role: Role::Read };
+    let request = AccountRequest { earlier_attempt: false, user: DbUsername::parse(&user).unwrap(), host: "10.200.77.7".into(), role: Role::Read };
     app.lifecycle.grants.create_account(&target, &request).await.expect("create a stray account");
     (instance.id, user)
 }

@@ -315,8 +315,8 @@ impl powerpole::grants::Grants for SwitchedGrants {
         }
         self.0.revoke(target, user, host).await
     }
-    async fn account_exists(&self, target: &powerpole::config::TargetConfig, user: &powerpole::domain::DbUsername, host: &str) -> Result<bool, powerpole::grants::GrantError> {
-        self.0.account_exists(target, user, host).await
+    async fn account_state(&self, target: &powerpole::config::TargetConfig, user: &powerpole::domain::DbUsername, host: &str) -> Result<powerpole::grants::AccountState, powerpole::grants::GrantError> {
+        self.0.account_state(target, user, host).await
     }
     async fn list_accounts(&self, target: &powerpole::config::TargetConfig) -> Result<Vec<(String, String)>, powerpole::grants::GrantError> {
         self.0.list_accounts(target).await
@@ -372,5 +372,54 @@ fn a_teardown_stuck_on_the_database_names_it_in_one_alert() {
         w.nothing_left();
         let alerts = w.slack.messages().into_iter().filter(|m| m.versions[0].contains("Teardown of")).count();
         assert_eq!(alerts, 1, "alerted once");
+    });
+}
+
+/// Sweeps with `lifecycle` every 15 s for `minutes`, each due step in its own task.
+async fn sweep_with(w: &World, lifecycle: &Lifecycle, minutes: u64) {
+    for _ in 0..minutes * 4 {
+        if let Ok(plan) = lifecycle.plan(chrono::Duration::seconds(15)).await {
+            for session in plan.due {
+                let lifecycle = lifecycle.clone();
+                w.spawner.detach(async move { drop(lifecycle.act(session).await) });
+            }
+        }
+        w.time.sleep(Duration::from_secs(15)).await;
+    }
+}
+
+/// A target removed from the configuration while one of its sessions is live: at the deadline
+/// the instance is still terminated (that needs no target), the account cannot be revoked
+/// without the target's admin credential, so the session stays tearing down and the remaining
+/// approvals channels are alerted, naming what to do. Once the target is back, the next attempt
+/// drops the account and closes the session.
+#[test]
+fn a_removed_target_still_terminates_its_bastion_and_alerts_until_the_account_is_revoked() {
+    let exec = Executor::new();
+    let at = CONFIG.find("[targets.billing]").unwrap();
+    let ledger = CONFIG[at..].replace("[targets.billing]", "[targets.ledger]").replace("C0APPROVALS", "C0LEDGER");
+    let (both, without_billing) = (format!("{CONFIG}\n{ledger}"), format!("{}\n{ledger}", &CONFIG[..at]));
+    let w = world_with(&exec, &both, Duration::ZERO, |b| Arc::new(b), |n| Arc::new(n));
+    let mut removed = w.lifecycle.clone();
+    removed.workflow.config = Arc::new(Config::from_toml_str(&without_billing).unwrap());
+    exec.block_on(async move {
+        let id = w.approved().await;
+        w.sweep_for(2).await;
+        assert_eq!(w.session(&id).state, State::Active);
+
+        // The operator drops `billing` from the configuration; the 10-minute access runs out.
+        sweep_with(&w, &removed, 20).await;
+        let stuck = w.session(&id);
+        assert!(matches!(stuck.state, State::TearingDown(_)), "{:?}", stuck.state);
+        assert!(w.bastions.instances().iter().all(|i| i.terminated), "the bastion is terminated without its target");
+        assert_eq!(w.grants.accounts().len(), 1, "the account waits for the target's admin credential");
+        let alerts: Vec<String> = w.slack.messages().into_iter().filter(|m| m.channel == "C0LEDGER" && m.versions[0].contains("no longer configured")).map(|m| m.versions[0].clone()).collect();
+        assert_eq!(alerts.len(), 1, "one alert in the approvals channel that remains: {:?}", w.slack.messages());
+        assert!(alerts[0].contains("restore the target"), "the alert says what to do: {}", alerts[0]);
+
+        // The target is back: the next attempt revokes the account and closes the session.
+        sweep_with(&w, &w.lifecycle, 10).await;
+        assert!(matches!(w.session(&id).state, State::Closed(_)), "{:?}", w.session(&id).state);
+        w.nothing_left();
     });
 }

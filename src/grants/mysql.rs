@@ -13,7 +13,7 @@ use crate::config::{AdminTls, TargetConfig};
 use crate::domain::{DbUsername, DeploymentId, TargetName};
 
 use super::sql::{Account, AccountSpec, ClientMatch, Sql, Statement};
-use super::{AccountRequest, AdminCredentials, AdminSource, GrantError, Grants, Password, RevokeOutcome, RevokeReport};
+use super::{AccountRequest, AccountState, AdminCredentials, AdminSource, GrantError, Grants, Password, RevokeOutcome, RevokeReport};
 
 /// Admin work is a few statements at a time; four connections per target are plenty.
 const POOL_SIZE: PoolConstraints = match PoolConstraints::new(0, 4) {
@@ -179,7 +179,8 @@ impl MysqlGrants {
     }
 
     /// The account creation itself; the caller bounds it with the grant deadline.
-    async fn create_within(&self, target: &TargetConfig, account: &Account, password: &Password, deadline: Instant, role: crate::domain::Role) -> Result<(), GrantError> {
+    async fn create_within(&self, target: &TargetConfig, account: &Account, password: &Password, deadline: Instant, request: &AccountRequest) -> Result<(), GrantError> {
+        let role = request.role;
         let sql = self.sql(target);
         let privileges = target.privileges_for(role);
         let spec = AccountSpec {
@@ -190,13 +191,16 @@ impl MysqlGrants {
         };
         let statements = sql.create_account(account, password, &spec)?;
         let mut a = self.writer(target, Some(deadline)).await?;
-        // Never converge an account someone made by hand: it may be a service's.
-        let q = sql.account_exists(account);
-        let exists = a.first::<u64>(q.sql, q.params, "look the account up").await?.unwrap_or(0);
-        let q = sql.account_marked(account);
-        let marked = a.first::<u64>(q.sql, q.params, "check the account is powerpole's").await?.unwrap_or(0);
-        if exists > 0 && marked == 0 {
-            return Err(GrantError::ForeignAccount { target: target.name.clone(), account: account.to_string() });
+        // Never converge an account someone made by hand: it may be a service's. The unfinished
+        // account an earlier attempt of this session left is finished.
+        match a.account_state(&sql, account).await? {
+            AccountState::Absent | AccountState::Powerpole => {}
+            AccountState::Unfinished if request.earlier_attempt => {
+                tracing::warn!(target = %target.name, account = %account, "finishing the account an earlier attempt of this session left unfinished");
+            }
+            AccountState::Unfinished | AccountState::Foreign => {
+                return Err(GrantError::ForeignAccount { target: target.name.clone(), account: account.to_string() });
+            }
         }
         for statement in &statements {
             a.run(statement, Some(password)).await?;
@@ -231,8 +235,15 @@ impl MysqlGrants {
     async fn revoke_now(&self, target: &TargetConfig, account: &Account) -> Result<RevokeReport, GrantError> {
         let sql = self.sql(target);
         let mut a = self.writer(target, None).await?;
-        let q = sql.account_exists(account);
-        let mut exists = a.first::<u64>(q.sql, q.params, "look the account up").await?.unwrap_or(0) > 0;
+        let mut exists = match a.account_state(&sql, account).await? {
+            AccountState::Foreign => {
+                let report = RevokeReport { account: account.to_string(), killed: 0, outcome: RevokeOutcome::NotOurs };
+                tracing::warn!(target = %target.name, "{report}");
+                return Ok(report);
+            }
+            AccountState::Absent => false,
+            AccountState::Powerpole | AccountState::Unfinished => true,
+        };
         let q = sql.accounts_named(account);
         let sole_name = a.first::<u64>(q.sql, q.params, "count the accounts of the user name").await?.unwrap_or(0) <= 1;
         if exists {
@@ -285,7 +296,7 @@ impl Grants for MysqlGrants {
         let account = Account::new(request.user.clone(), &request.host)?;
         let password = Password::generate();
         let deadline = Instant::now() + target.grant_deadline;
-        match self.create_within(target, &account, &password, deadline, request.role).await {
+        match self.create_within(target, &account, &password, deadline, request).await {
             Ok(()) => {
                 tracing::info!(target = %target.name, account = %account, role = %request.role, "account ready");
                 Ok(password)
@@ -310,11 +321,10 @@ impl Grants for MysqlGrants {
         self.revoke_now(target, &account).await
     }
 
-    async fn account_exists(&self, target: &TargetConfig, user: &DbUsername, host: &str) -> Result<bool, GrantError> {
+    async fn account_state(&self, target: &TargetConfig, user: &DbUsername, host: &str) -> Result<AccountState, GrantError> {
         let account = Account::new(user.clone(), host)?;
-        let q = self.sql(target).account_exists(&account);
         let mut a = self.writer(target, None).await?;
-        Ok(a.first::<u64>(q.sql, q.params, "look the account up").await?.unwrap_or(0) > 0)
+        a.account_state(&self.sql(target), &account).await
     }
 
     async fn list_accounts(&self, target: &TargetConfig) -> Result<Vec<(String, String)>, GrantError> {
@@ -405,6 +415,24 @@ impl Admin<'_> {
             drop(conn);
         }
         GrantError::TimedOut { target: self.target.name.clone(), what, limit }
+    }
+
+    /// Whose the account is: powerpole's (marked), unfinished (locked, nothing granted, not
+    /// marked), someone else's, or absent.
+    async fn account_state(&mut self, sql: &Sql, account: &Account) -> Result<AccountState, GrantError> {
+        let q = sql.account_exists(account);
+        if self.first::<u64>(q.sql, q.params, "look the account up").await?.unwrap_or(0) == 0 {
+            return Ok(AccountState::Absent);
+        }
+        let q = sql.account_marked(account);
+        if self.first::<u64>(q.sql, q.params, "check the account is powerpole's").await?.unwrap_or(0) > 0 {
+            return Ok(AccountState::Powerpole);
+        }
+        let created: Option<String> = self.first(&sql.show_create_user(account), vec![], "check the account is locked").await?;
+        let locked = created.is_some_and(|c| c.contains(" ACCOUNT LOCK"));
+        let granted: Vec<String> = self.rows(&sql.show_grants(account), vec![], "read the account's grants").await?;
+        let bare = granted.iter().all(|g| g.starts_with("GRANT USAGE ON *.* TO "));
+        Ok(if locked && bare { AccountState::Unfinished } else { AccountState::Foreign })
     }
 
     async fn drop_or_keep_locked(&mut self, sql: &Sql, account: &Account) -> Result<RevokeOutcome, GrantError> {

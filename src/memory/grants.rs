@@ -1,6 +1,9 @@
 //! A database server in memory: accounts with their password and role, and the connections open
-//! on them. Creating converges an existing account (new password); revoking kills its
-//! connections and drops it.
+//! on them. Creating is two steps, as on the server: the account is created locked and unmarked
+//! (the call's effect), then given its password and marked; a crash or a lost reply in between
+//! leaves it unfinished, as a worker that stops among the real statements does. Creating
+//! converges an account of powerpole's and finishes an unfinished one only for the session's
+//! later attempt; revoking kills its connections and drops it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -10,7 +13,7 @@ use async_trait::async_trait;
 use super::{lock, Injected, Node};
 use crate::config::TargetConfig;
 use crate::domain::{DbUsername, Role};
-use crate::grants::{AccountRequest, GrantError, Grants, Password, RevokeOutcome, RevokeReport};
+use crate::grants::{AccountRequest, AccountState, GrantError, Grants, Password, RevokeOutcome, RevokeReport};
 
 /// One account as the server knows it.
 #[derive(Debug, Clone)]
@@ -22,6 +25,8 @@ pub struct SimAccount {
     /// The current password (the simulator checks none reaches the store).
     pub password: String,
     pub connections: usize,
+    /// Marked as powerpole's and unlocked: false while it is being created (or left unfinished).
+    pub marked: bool,
 }
 
 /// Every target's server, shared by every node.
@@ -64,7 +69,7 @@ impl GrantWorld {
     /// A person logs in with `password`: a connection opens if it is the account's current one.
     pub fn connect(&self, password: &str) -> bool {
         let mut accounts = lock(&self.accounts);
-        match accounts.values_mut().find(|a| a.password == password) {
+        match accounts.values_mut().find(|a| a.marked && a.password == password) {
             Some(a) => {
                 a.connections += 1;
                 true
@@ -104,26 +109,33 @@ impl Grants for MemGrants {
     async fn create_account(&self, target: &TargetConfig, request: &AccountRequest) -> Result<Password, GrantError> {
         let password = Password::generate();
         let secret = password.expose().to_string();
-        let (k, role) = (key(target, &request.user, &request.host), request.role);
-        self.call(target, "create the account", move |w| {
-            lock(&w.issued).push(secret.clone());
-            let mut accounts = lock(&w.accounts);
-            if !accounts.contains_key(&k) {
-                let created = w.time.now();
-                lock(&w.lives).push(AccountLife { target: k.0.clone(), user: k.1.clone(), host: k.2.clone(), created, dropped: None });
-            }
-            let account = accounts.entry(k.clone()).or_insert_with(|| SimAccount {
-                target: k.0.clone(),
-                user: k.1.clone(),
-                host: k.2.clone(),
-                role,
-                password: String::new(),
-                connections: 0,
-            });
+        let (k, role, earlier_attempt) = (key(target, &request.user, &request.host), request.role, request.earlier_attempt);
+        // The call's effect: the account exists, locked and unmarked (or is refused as foreign).
+        let created = self
+            .call(target, "create the account", |w| {
+                let mut accounts = lock(&w.accounts);
+                match accounts.get(&k) {
+                    Some(a) if !a.marked && !earlier_attempt => return false,
+                    Some(_) => {}
+                    None => {
+                        lock(&w.lives).push(AccountLife { target: k.0.clone(), user: k.1.clone(), host: k.2.clone(), created: w.time.now(), dropped: None });
+                        let account = SimAccount { target: k.0.clone(), user: k.1.clone(), host: k.2.clone(), role, password: String::new(), connections: 0, marked: false };
+                        accounts.insert(k.clone(), account);
+                    }
+                }
+                true
+            })
+            .await?;
+        if !created {
+            return Err(GrantError::ForeignAccount { target: target.name.clone(), account: format!("'{}'@'{}'", k.1, k.2) });
+        }
+        // Its answer arrived: the rest of the statements ran too (no await in between).
+        lock(&self.world.issued).push(secret.clone());
+        if let Some(account) = lock(&self.world.accounts).get_mut(&k) {
             account.password = secret;
             account.role = role;
-        })
-        .await?;
+            account.marked = true;
+        }
         Ok(password)
     }
 
@@ -148,9 +160,14 @@ impl Grants for MemGrants {
         })
     }
 
-    async fn account_exists(&self, target: &TargetConfig, user: &DbUsername, host: &str) -> Result<bool, GrantError> {
+    async fn account_state(&self, target: &TargetConfig, user: &DbUsername, host: &str) -> Result<AccountState, GrantError> {
         let k = key(target, user, host);
-        self.call(target, "look the account up", move |w| lock(&w.accounts).contains_key(&k)).await
+        self.call(target, "look the account up", move |w| match lock(&w.accounts).get(&k) {
+            None => AccountState::Absent,
+            Some(a) if a.marked => AccountState::Powerpole,
+            Some(_) => AccountState::Unfinished,
+        })
+        .await
     }
 
     async fn list_accounts(&self, target: &TargetConfig) -> Result<Vec<(String, String)>, GrantError> {

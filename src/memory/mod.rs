@@ -164,7 +164,7 @@ impl Node {
 
     /// Kills the process: none of its calls answers again.
     pub fn crash(&self) {
-        if std::env::var_os("POWERPOLE_SIM_TRACE").is_some() && !self.is_dead() {
+        if tracing_calls() && !self.is_dead() {
             eprintln!("t+{:?} {} dies", self.faults.time.now(), self.name);
         }
         self.dead.store(true, Ordering::SeqCst);
@@ -182,7 +182,7 @@ impl Node {
             self.die_here().await;
         }
         let (before, latency) = self.faults.roll(false);
-        if std::env::var_os("POWERPOLE_SIM_TRACE").is_some() {
+        if tracing_calls() {
             eprintln!("t+{:?} {} call {:?} {:?} {}", self.faults.time.now(), self.name, before, latency, std::any::type_name::<T>());
         }
         let counts = &self.faults.counts;
@@ -208,7 +208,7 @@ impl Node {
             self.die_here().await;
         }
         let out = effect();
-        if std::env::var_os("POWERPOLE_SIM_TRACE").is_some() {
+        if tracing_calls() {
             eprintln!("t+{:?} {} effect {}", self.faults.time.now(), self.name, std::any::type_name::<T>());
         }
         match self.faults.roll(true).0 {
@@ -224,6 +224,12 @@ impl Node {
             _ => Ok(out),
         }
     }
+}
+
+/// `POWERPOLE_SIM_TRACE` set: every call and effect is printed (read once; calls are hot).
+fn tracing_calls() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("POWERPOLE_SIM_TRACE").is_some())
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::bastion::{BastionError, Bastions, Instance, LaunchSpec, ManagedInstance};
 use crate::config::TargetConfig;
 use crate::domain::{AuditEvent, DbUsername, Session, SessionId, SlackUserId, State, TargetName};
-use crate::grants::{AccountRequest, GrantError, Grants, Password, RevokeReport};
+use crate::grants::{AccountRequest, AccountState, GrantError, Grants, Password, RevokeReport};
 use crate::store::{AuditRecord, DueBatch, Store, StoreError};
 
 async fn timed<T>(adapter: &'static str, operation: &'static str, call: impl Future<Output = T>) -> T {
@@ -96,8 +96,8 @@ impl Grants for TimedGrants {
     async fn revoke(&self, target: &TargetConfig, user: &DbUsername, host: &str) -> Result<RevokeReport, GrantError> {
         timed("mysql", "revoke", self.0.revoke(target, user, host)).await
     }
-    async fn account_exists(&self, target: &TargetConfig, user: &DbUsername, host: &str) -> Result<bool, GrantError> {
-        timed("mysql", "account_exists", self.0.account_exists(target, user, host)).await
+    async fn account_state(&self, target: &TargetConfig, user: &DbUsername, host: &str) -> Result<AccountState, GrantError> {
+        timed("mysql", "account_state", self.0.account_state(target, user, host)).await
     }
     async fn list_accounts(&self, target: &TargetConfig) -> Result<Vec<(String, String)>, GrantError> {
         timed("mysql", "list_accounts", self.0.list_accounts(target)).await

@@ -142,7 +142,7 @@ async fn populate(lifecycle: &Lifecycle, scale: Scale) {
             let spec = LaunchSpec::new(id.clone(), s.requester.slack_id.clone(), &s.requester.email, &target);
             let Ok(instance) = lifecycle.bastions.launch(&spec).await else { continue };
             let host = instance.private_ip.to_string();
-            let request = AccountRequest { user: s.requester.db_user.clone(), host: host.clone(), role: Role::Read };
+            let request = AccountRequest { earlier_attempt: false, user: s.requester.db_user.clone(), host: host.clone(), role: Role::Read };
             if lifecycle.grants.create_account(&target, &request).await.is_err() {
                 continue;
             }

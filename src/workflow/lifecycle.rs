@@ -265,6 +265,12 @@ impl Lifecycle {
             Ok(outcome) => Ok(outcome),
             Err(ProvisionError::LostClaim) => Ok(StepOutcome::Skipped),
             Err(ProvisionError::Store(e)) => Err(e.into()),
+            // Someone else's account of that name and host was refused before anything was done
+            // to it: the rollback must not revoke it, so the session forgets the account.
+            Err(cause @ ProvisionError::Grant(crate::grants::GrantError::ForeignAccount { .. })) => {
+                session.account_host = None;
+                self.fail_provisioning(session, cause.to_string()).await
+            }
             // `session` is the last version this worker wrote: the rollback is conditioned on it.
             Err(cause) => self.fail_provisioning(session, cause.to_string()).await,
         }
@@ -308,6 +314,7 @@ impl Lifecycle {
             AccountHost::InstanceIp => ip.clone(),
             AccountHost::Pattern(p) => p.clone(),
         };
+        let earlier_attempt = session.account_host.as_deref() == Some(&host);
         // Record the instance and the account we are about to create *before* creating it, so
         // that reconcile and a resumed worker always know what may exist.
         // One account per live session: checked before the host is recorded, so that the
@@ -332,8 +339,9 @@ impl Lifecycle {
             *session = self.or_abandon(session, target, &made, self.save_step(&read, &next, event).await).await?;
         }
 
-        // 2. The account and the SSM wait, in parallel: the grant needs only the IP.
-        let request = AccountRequest { user: session.requester.db_user.clone(), host: host.clone(), role: session.role };
+        // 2. The account and the SSM wait, in parallel: the grant needs only the IP. An earlier
+        // attempt that recorded this account may have stopped in the middle of creating it.
+        let request = AccountRequest { earlier_attempt, user: session.requester.db_user.clone(), host: host.clone(), role: session.role };
         made.account = Some(host.clone());
         let timeout = self.workflow.config.bastion.ssm_online_timeout.to_std();
         let grant = futures::future::maybe_done(self.grants.create_account(target, &request));

@@ -217,6 +217,18 @@ impl Sql {
         Query { sql, params: vec![account.user().as_str().to_string(), account.host().to_string(), self.marker.clone()] }
     }
 
+    /// `SHOW CREATE USER` the account: both dialects end a locked account's with `ACCOUNT LOCK`
+    /// (MariaDB's `mysql.user` has no `account_locked` column). It takes no placeholders; the
+    /// account is quoted.
+    pub fn show_create_user(&self, account: &Account) -> String {
+        format!("SHOW CREATE USER {}", account.sql())
+    }
+
+    /// `SHOW GRANTS FOR` the account (it takes no placeholders; the account is quoted).
+    pub fn show_grants(&self, account: &Account) -> String {
+        format!("SHOW GRANTS FOR {}", account.sql())
+    }
+
     /// How many accounts share this user name (any host): when it is one, a session of that
     /// user name whose client address cannot be read still belongs to this account.
     pub fn accounts_named(&self, account: &Account) -> Query {
