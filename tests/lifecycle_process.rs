@@ -212,8 +212,7 @@ async fn killed_right_after_the_grant_the_restarted_service_hands_over_a_working
     let id = request_and_approve(&world, &first, "request billing READ 1h INC-103 crash after the grant").await;
 
     // After the grant: the account is complete (its grant recorded), and the worker waits for SSM.
-    // (A kill in the middle of the grant's statements is another case: see the closing note of
-    // issue 16; the resumed worker refuses the half-made, locked account as not powerpole's.)
+    // (A kill in the middle of the grant's statements is the next test.)
     let granted = wait_until(SOON, || async { world.account_granted().await.then_some(()) }).await;
     assert!(granted.is_some(), "the account was created and granted; log:\n{}", first.logs());
     assert!(handover_dms(&world).is_empty(), "nothing handed over yet");
@@ -228,6 +227,40 @@ async fn killed_right_after_the_grant_the_restarted_service_hands_over_a_working
     assert_eq!(count(&kinds, AuditKind::Launched), 1, "{kinds:?}");
     assert_eq!(count(&kinds, AuditKind::Granted), 1, "{kinds:?}");
     assert_eq!(count(&kinds, AuditKind::HandedOver), 1, "{kinds:?}");
+
+    end_and_assert_nothing_left(&world, &store, &second, &id).await;
+}
+
+/// SIGKILL in the middle of the grant's statements: `CREATE USER` ran on MariaDB but its answer
+/// is withheld at the proxy, so the account exists locked, without privileges and without the
+/// marker role. The restarted service finishes that account (its session recorded it before
+/// creating it) and hands over a password that works: one account, one grant, one DM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_in_the_middle_of_creating_the_account_the_restarted_service_finishes_it() {
+    let world = World::new(Options::default()).await;
+    let store = reader(&world).await;
+    let db = Proxy::start(&format!("127.0.0.1:{}", world.db.port)).await;
+    world.point_admin_secret_at("127.0.0.1", db.port()).await;
+    db.withhold_answers_to("CREATE USER IF NOT EXISTS");
+    world.ssm.hold_all_offline(true);
+    let mut first = Serve::start(&world, &config(&world), &[]).await;
+    let id = request_and_approve(&world, &first, "request billing READ 1h INC-105 crash in the middle of the grant").await;
+
+    let created = wait_until(SOON, || async { (db.withheld() > 0 && !world.accounts_named(&world.db_user()).await.is_empty()).then_some(()) }).await;
+    assert!(created.is_some(), "CREATE USER ran and its answer is withheld; log:\n{}", first.logs());
+    assert!(!world.account_granted().await, "the account is not granted yet");
+    first.kill().await;
+    db.stop_withholding();
+    world.ssm.hold_all_offline(false);
+
+    let second = Serve::start(&world, &config(&world), &[]).await;
+    wait_for_session(&store, &id, Duration::from_secs(30), "the restarted service hands over", |s| s.state == State::Active).await;
+    assert_handed_over_once(&world, &store, &id).await;
+    assert_eq!(second.log_lines(&["finishing the account an earlier attempt of this session left unfinished"]).len(), 1, "{}", second.logs());
+    let kinds = world.audit_kinds(&store, &id).await;
+    assert_eq!(count(&kinds, AuditKind::Granted), 1, "{kinds:?}");
+    assert_eq!(count(&kinds, AuditKind::HandedOver), 1, "{kinds:?}");
+    assert_eq!(count(&kinds, AuditKind::Failed), 0, "{kinds:?}");
 
     end_and_assert_nothing_left(&world, &store, &second, &id).await;
 }

@@ -61,7 +61,7 @@ async fn sigterm_during_provisioning_releases_the_claim_for_another_replica() {
     assert!(leased.lease_until.is_some_and(|l| l > chrono::Utc::now() + chrono::Duration::seconds(20)), "a lease of about a minute: {leased:?}");
 
     // Stopped after the grant, while it waits for SSM (a stop in the middle of the grant's
-    // statements is another case: see tests/world's `account_granted`).
+    // statements: `lifecycle_process`'s `killed_in_the_middle_of_creating_the_account…`).
     let granted = wait_until(SOON, || async { world.account_granted().await.then_some(()) }).await;
     assert!(granted.is_some(), "the account was granted; log:\n{}", first.logs());
     let code = first.terminate(SHUTDOWN_BOUND + RELEASE_BOUND + Duration::from_secs(5)).await;

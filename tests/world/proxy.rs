@@ -98,6 +98,11 @@ impl Proxy {
         self.shared.controls.lock().unwrap().withhold_marker = Some(marker.as_bytes().to_vec());
     }
 
+    /// New connections are no longer withheld (those already marked stay so).
+    pub fn stop_withholding(&self) {
+        self.shared.controls.lock().unwrap().withhold_marker = None;
+    }
+
     /// How many connections carried the withhold marker so far.
     pub fn withheld(&self) -> usize {
         self.shared.marked.load(Ordering::SeqCst)
