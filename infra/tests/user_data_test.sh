@@ -85,7 +85,13 @@ in_root useradd --create-home ssm-user
 echo 'ssm-user ALL=(ALL) NOPASSWD:ALL' >"$R/etc/sudoers.d/ssm-agent-users"
 chmod 0440 "$R/etc/sudoers.d/ssm-agent-users"
 in_root useradd --create-home powerpole-probe
+# And the AMI's ec2-user, in wheel with cloud-init's passwordless sudo.
+in_root groupadd -f wheel
+in_root useradd --create-home --groups wheel ec2-user
+echo 'ec2-user ALL=(ALL) NOPASSWD:ALL' >"$R/etc/sudoers.d/90-cloud-init-users"
+chmod 0440 "$R/etc/sudoers.d/90-cloud-init-users"
 check "control: before the script, ssm-user has passwordless sudo" as_user ssm-user sudo -n true
+check "control: before the script, ec2-user has passwordless sudo" as_user ec2-user sudo -n true
 check "control: before the script, a non-root user reaches the metadata address" as_user powerpole-probe curl -sf -m 2 "http://$IMDS/"
 
 cp "$SCRIPT" "$R/tmp/user-data.sh"
@@ -100,6 +106,7 @@ fi
 check "the session user $SESSION_USER exists" in_root id -u "$SESSION_USER"
 refused "the session user cannot sudo" as_user "$SESSION_USER" sudo -n true
 refused "ssm-user cannot sudo" as_user ssm-user sudo -n true
+refused "ec2-user cannot sudo (a RunAs tag could choose it)" as_user ec2-user sudo -n true
 refused "the session user is in no admin group" sh -c "chroot '$R' id -nG '$SESSION_USER' | grep -wqE 'wheel|sudo|adm'"
 refused "the session user cannot reach the metadata address" as_user "$SESSION_USER" curl -sf -m 2 "http://$IMDS/"
 refused "ssm-user cannot reach the metadata address" as_user ssm-user curl -sf -m 2 "http://$IMDS/"

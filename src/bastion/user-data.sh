@@ -8,6 +8,9 @@
 #   - ssm-user (the agent's default user, which the agent creates with passwordless sudo) exists
 #     without sudo, and a sudoers file read last denies both users everything, even if the agent
 #     writes its own grant again later;
+#   - ec2-user (the AMI's user, with passwordless sudo) gets the same: a principal tagged
+#     `SSMSessionRunAs` could otherwise choose it as the session's user (the engineer policy also
+#     refuses such principals);
 #   - the instance metadata service (IMDSv4 and v6 addresses) answers root only: the agent runs
 #     as root and needs the instance role; nobody else gets its credentials;
 #   - a MySQL client is installed, and nothing else.
@@ -51,18 +54,20 @@ id -u "$SESSION_USER" >/dev/null 2>&1 ||
 # Created here, the agent never creates it (with its sudo grant) itself.
 id -u ssm-user >/dev/null 2>&1 ||
     useradd --create-home --shell /bin/bash --comment "SSM agent default user (no sudo)" ssm-user
-for user in "$SESSION_USER" ssm-user; do
+for user in "$SESSION_USER" ssm-user ec2-user; do
+    id -u "$user" >/dev/null 2>&1 || continue
     passwd -l "$user" >/dev/null
     for group in wheel sudo adm; do
         gpasswd -d "$user" "$group" >/dev/null 2>&1 || true
     done
 done
-rm -f /etc/sudoers.d/ssm-agent-users
+rm -f /etc/sudoers.d/ssm-agent-users /etc/sudoers.d/90-cloud-init-users
 # sudo reads /etc/sudoers.d in name order and the last matching rule wins: this file comes last.
 cat >"$SUDOERS_DENY.tmp" <<EOF
 # powerpole: session users never get sudo.
 $SESSION_USER ALL=(ALL:ALL) !ALL
 ssm-user ALL=(ALL:ALL) !ALL
+ec2-user ALL=(ALL:ALL) !ALL
 EOF
 chmod 0440 "$SUDOERS_DENY.tmp"
 visudo -cf "$SUDOERS_DENY.tmp" >/dev/null
