@@ -12,6 +12,11 @@
 # disturbs the debug target of `make test`. Not part of `make test`: cold, it is two release
 # builds of the AWS SDKs (about 15 minutes each on 2 cores) and needs ~10 GB of disk.
 # Prints the time taken and each zip's size.
+#
+# CA_BUNDLE=path/to/<region>-bundle.pem puts the RDS CA bundle into the two functions that log in
+# to the databases (slack-worker, sweeper) as `rds-ca-bundle.pem`, which Lambda extracts to
+# /var/task: set `tls_ca_bundle = "/var/task/rds-ca-bundle.pem"` in each target of the config.
+# Without it, targets with `admin_tls = "verify"` (the default) cannot connect from Lambda.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,10 +27,22 @@ CARGO_LAMBDA_VERSION="${CARGO_LAMBDA_VERSION:-1.8.6}"
 ZIG_VERSION="${ZIG_VERSION:-0.13.0}"
 JOBS="${JOBS:-2}"
 FUNCTIONS=(slack-handler slack-worker sweeper export)
+WITH_CA=(slack-worker sweeper)
+CA_BUNDLE="${CA_BUNDLE:-}"
 START=$SECONDS
 
 say() { printf 'dist: %s\n' "$*"; }
 die() { say "ERROR: $*"; exit 2; }
+
+if [ -n "$CA_BUNDLE" ]; then
+    [ -f "$CA_BUNDLE" ] || die "CA_BUNDLE=$CA_BUNDLE: no such file"
+    grep -q -- "-----BEGIN CERTIFICATE-----" "$CA_BUNDLE" || die "CA_BUNDLE=$CA_BUNDLE holds no PEM certificate"
+    # The bastion gets the same file in its user data (16 KB in all): the region's bundle fits,
+    # the global one (~160 KB) does not.
+    [ "$(stat -c %s "$CA_BUNDLE")" -le 12288 ] || die "CA_BUNDLE=$CA_BUNDLE is over 12 KB: use your region's bundle, https://truststore.pki.rds.amazonaws.com/<region>/<region>-bundle.pem"
+else
+    say "no CA_BUNDLE given: targets with admin_tls = \"verify\" will not connect from Lambda (see the top of this script)"
+fi
 
 # --- tools ---------------------------------------------------------------------------------------
 if ! "$VENV/bin/cargo-lambda" lambda --version 2>/dev/null | grep -q "cargo-lambda $CARGO_LAMBDA_VERSION " ||
@@ -50,18 +67,31 @@ for arch in arm64 x86_64; do
         --output-format zip --lambda-dir "$OUT/$arch" || die "cargo lambda build $arch failed"
 done
 
+# --- the CA bundle -------------------------------------------------------------------------------
+if [ -n "$CA_BUNDLE" ]; then
+    for arch in arm64 x86_64; do
+        for fn in "${WITH_CA[@]}"; do
+            python3 - "$OUT/$arch/$fn/bootstrap.zip" "$CA_BUNDLE" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1], "a", zipfile.ZIP_DEFLATED) as z:
+    z.write(sys.argv[2], "rds-ca-bundle.pem")
+PY
+        done
+    done
+fi
+
 # --- check ---------------------------------------------------------------------------------------
 # e_machine of an ELF header: 0xB7 AArch64, 0x3E x86-64 (read with Python: no binutils needed).
 check_zip() {
-    local zip="$1" arch="$2"
-    python3 - "$zip" "$arch" <<'PY'
+    local zip="$1" arch="$2" expected="$3"
+    python3 - "$zip" "$arch" "$expected" <<'PY'
 import struct, sys, zipfile
-path, arch = sys.argv[1], sys.argv[2]
+path, arch, expected = sys.argv[1], sys.argv[2], sys.argv[3].split()
 want = {"arm64": 0xB7, "x86_64": 0x3E}[arch]
 with zipfile.ZipFile(path) as z:
     names = z.namelist()
-    if names != ["bootstrap"]:
-        sys.exit(f"{path}: holds {names}, expected exactly ['bootstrap'] at its root")
+    if names != expected:
+        sys.exit(f"{path}: holds {names}, expected exactly {expected} at its root")
     info = z.getinfo("bootstrap")
     head = z.open("bootstrap").read(20)
 if head[:4] != b"\x7fELF" or head[4] != 2:
@@ -81,7 +111,11 @@ for arch in arm64 x86_64; do
         if [ ! -f "$zip" ]; then
             say "MISSING $zip"; failed=1; continue
         fi
-        if check_zip "$zip" "$arch"; then
+        expected=bootstrap
+        if [ -n "$CA_BUNDLE" ] && [[ " ${WITH_CA[*]} " == *" $fn "* ]]; then
+            expected="bootstrap rds-ca-bundle.pem"
+        fi
+        if check_zip "$zip" "$arch" "$expected"; then
             say "ok $arch/$fn/bootstrap.zip $(du -h "$zip" | cut -f1) ($(stat -c %s "$zip") bytes)"
         else
             failed=1
