@@ -423,3 +423,54 @@ fn a_removed_target_still_terminates_its_bastion_and_alerts_until_the_account_is
         w.nothing_left();
     });
 }
+
+/// Two requests of one person on a target whose accounts are bound to a proxy pattern, approved
+/// together, provision at the same moment: both pass the check made before recording the
+/// account. Each looks again after recording it, so they never both go on to share (and reset,
+/// and drop) one account: here both see the other and give way, each told which session holds
+/// the account, and nothing of either is left.
+#[test]
+fn two_sessions_provisioning_at_once_never_share_one_account() {
+    let exec = Executor::new();
+    let config = CONFIG.replace("max_duration = \"20m\"", "max_duration = \"20m\"\naccount_host = \"10.1.0.0/16\"");
+    let w = world_with(&exec, &config, Duration::ZERO, |b| Arc::new(b), |n| Arc::new(n));
+    exec.block_on(async move {
+        let wf = &w.lifecycle.workflow;
+        let mut ids = Vec::new();
+        for (request, reason) in [("request-one", "INC-1"), ("request-two", "INC-2")] {
+            let id = SessionId::derived_from(request);
+            let draft = wf.check_request("billing", "READ", "10m", reason).unwrap();
+            let filed = wf.request(w.lifecycle.notifier.as_ref(), id.clone(), &user("U0ALICE"), draft).await;
+            if filed.is_err() {
+                // The request-time check refuses the second while the first is pending: file it
+                // as the race that got past that check would have.
+                let mut second = w.session(&ids[0]);
+                second.id = id.clone();
+                second.version = 0;
+                second.slack = Default::default();
+                let event = powerpole::domain::AuditEvent::ok(powerpole::domain::AuditKind::Requested, powerpole::domain::Actor::User(user("U0ALICE")), wf.clock.now(), "racing");
+                wf.store.create(&second, &event).await.unwrap();
+            }
+            ids.push(id);
+        }
+        for id in &ids {
+            wf.approve(w.lifecycle.notifier.as_ref(), &user("U0BOB"), id, None).await.unwrap();
+        }
+        w.sweep_for(3).await;
+
+        let sessions: Vec<_> = ids.iter().map(|id| w.session(id)).collect();
+        let active: Vec<_> = sessions.iter().filter(|s| s.state == State::Active).collect();
+        assert!(active.len() <= 1, "both sessions went on with one account: {:?}", sessions.iter().map(|s| &s.state).collect::<Vec<_>>());
+        for (s, other) in sessions.iter().zip(ids.iter().rev()) {
+            if s.state != State::Active {
+                assert!(matches!(s.state, State::Closed(Outcome::Failed)), "{:?}", s.state);
+                assert!(s.decision_reason.as_deref().is_some_and(|r| r.contains(other.as_str())), "told which session holds the account: {:?}", s.decision_reason);
+            }
+        }
+        assert_eq!(w.grants.accounts().len(), active.len(), "an account only for a session that went on");
+        w.sweep_for(1).await;
+        if active.is_empty() {
+            w.nothing_left();
+        }
+    });
+}

@@ -267,7 +267,8 @@ impl Lifecycle {
             Err(ProvisionError::Store(e)) => Err(e.into()),
             // Someone else's account of that name and host was refused before anything was done
             // to it: the rollback must not revoke it, so the session forgets the account.
-            Err(cause @ ProvisionError::Grant(crate::grants::GrantError::ForeignAccount { .. })) => {
+            // Likewise an account another live session holds.
+            Err(cause @ (ProvisionError::Grant(crate::grants::GrantError::ForeignAccount { .. }) | ProvisionError::AccountInUse { .. })) => {
                 session.account_host = None;
                 self.fail_provisioning(session, cause.to_string()).await
             }
@@ -319,12 +320,13 @@ impl Lifecycle {
         // that reconcile and a resumed worker always know what may exist.
         // One account per live session: checked before the host is recorded, so that the
         // rollback of a refused session never touches the account the other session uses.
+        let newly_recorded = session.account_host.as_deref() != Some(&host);
         if session.account_host.is_none() {
             if let Some(other) = self.account_holder(session, target, &host).await.map_err(ProvisionError::Store)? {
                 return Err(ProvisionError::AccountInUse { other, user: session.requester.db_user.to_string(), host });
             }
         }
-        if session.instance_id.as_deref() != Some(&instance.id) || session.account_host.as_deref() != Some(&host) {
+        if session.instance_id.as_deref() != Some(&instance.id) || newly_recorded {
             let read = session.clone();
             let mut next = read.clone();
             next.instance_id = Some(instance.id.clone());
@@ -337,6 +339,15 @@ impl Lifecycle {
             };
             let event = AuditEvent::ok(AuditKind::Launched, Actor::System, self.now(), detail);
             *session = self.or_abandon(session, target, &made, self.save_step(&read, &next, event).await).await?;
+        }
+        // Two sessions that passed the check above at the same moment have both recorded the
+        // account by now: each looks again (consistent reads after its own conditional write), so
+        // at least one of them sees the other, and any session that sees another gives way.
+        // Rarely both do (both fail, and the person asks again); never do both go on.
+        if newly_recorded {
+            if let Some(other) = self.account_holder(session, target, &host).await.map_err(ProvisionError::Store)? {
+                return Err(ProvisionError::AccountInUse { other, user: session.requester.db_user.to_string(), host });
+            }
         }
 
         // 2. The account and the SSM wait, in parallel: the grant needs only the IP. An earlier
