@@ -98,8 +98,20 @@ async fn a_grant_blocked_behind_a_held_lock_gives_up_within_its_limits_and_rolls
     let mut holder = db.server().root().await;
     holder.query_drop("LOCK TABLES mysql.db WRITE").await.expect("root locks mysql.db");
     let request = AccountRequest { earlier_attempt: false, user: u.clone(), host: "127.0.0.1".into(), role: Role::Dml };
+    let started = std::time::Instant::now();
     let e = tokio::time::timeout(HANG, grants.create_account(&t, &request)).await.expect("create_account must not hang").unwrap_err();
+    let took = started.elapsed();
+    eprintln!("gave up after {took:?}: {e}");
     assert!(matches!(e, GrantError::GaveUp { .. }), "{e}");
+    // Within its limits: the deadline, then a rollback whose statements each end at the server's
+    // limit (it may itself wait on the lock; the teardown retries what it could not finish).
+    let bound = t.grant_deadline + 3 * t.statement_timeout + Duration::from_secs(2);
+    assert!(took <= bound, "gave up after {took:?}, more than the deadline and the rollback's limits ({bound:?})");
+    // While the lock is still held, no admin statement is left waiting on the server: each was
+    // ended there (its server-side limit, or a KILL from another connection), none piles up.
+    let holder_id = holder.id();
+    let waiting = db.socket_sql(&format!("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> {holder_id} AND STATE LIKE '%lock%'")).unwrap();
+    assert_eq!(waiting, "0", "admin statements still wait behind the lock");
     holder.query_drop("UNLOCK TABLES").await.unwrap();
 
     // Rolled back: the account is gone, or left locked with no privileges for the teardown.
