@@ -474,3 +474,49 @@ fn two_sessions_provisioning_at_once_never_share_one_account() {
         }
     });
 }
+
+/// The database keeps the account (the grants adapter found it the DEFINER of a trigger; proven
+/// against MariaDB in `tests/grants_db.rs`): here the database answers so.
+struct DefinerGrants(MemGrants);
+
+#[async_trait]
+impl powerpole::grants::Grants for DefinerGrants {
+    async fn create_account(&self, target: &powerpole::config::TargetConfig, request: &powerpole::grants::AccountRequest) -> Result<powerpole::grants::Password, powerpole::grants::GrantError> {
+        self.0.create_account(target, request).await
+    }
+    async fn revoke(&self, target: &powerpole::config::TargetConfig, user: &powerpole::domain::DbUsername, host: &str) -> Result<powerpole::grants::RevokeReport, powerpole::grants::GrantError> {
+        let account = format!("'{user}'@'{host}'");
+        let reason = format!("{account} is the DEFINER of trigger billing.audit_t; the account is locked (no login, its sessions killed) and keeps its privileges");
+        Ok(powerpole::grants::RevokeReport { account, killed: 1, outcome: powerpole::grants::RevokeOutcome::KeptLocked { reason } })
+    }
+    async fn account_state(&self, target: &powerpole::config::TargetConfig, user: &powerpole::domain::DbUsername, host: &str) -> Result<powerpole::grants::AccountState, powerpole::grants::GrantError> {
+        self.0.account_state(target, user, host).await
+    }
+    async fn list_accounts(&self, target: &powerpole::config::TargetConfig) -> Result<Vec<(String, String)>, powerpole::grants::GrantError> {
+        self.0.list_accounts(target).await
+    }
+}
+
+/// An account kept locked at the end because it defines a trigger: the session still closes
+/// (access is over: locked, sessions killed), the approvals channel gets one alert naming the
+/// trigger and what to do, and the trail's teardown record names it too.
+#[test]
+fn an_account_kept_locked_for_its_trigger_is_named_in_one_alert_and_in_the_trail() {
+    let exec = Executor::new();
+    let w = world(&exec, Duration::ZERO, |b| Arc::new(b), |n| Arc::new(n));
+    let mut lifecycle = w.lifecycle.clone();
+    lifecycle.grants = Arc::new(DefinerGrants(MemGrants::new(w.grants.clone(), Node::new("test", Faults::none(w.time.clone())))));
+    exec.block_on(async move {
+        let id = w.approved().await;
+        sweep_with(&w, &lifecycle, 2).await;
+        assert_eq!(w.session(&id).state, State::Active);
+        sweep_with(&w, &lifecycle, 12).await;
+
+        assert!(matches!(w.session(&id).state, State::Closed(_)), "{:?}", w.session(&id).state);
+        let alerts: Vec<String> = w.slack.messages().into_iter().filter(|m| m.channel == "C0APPROVALS" && m.versions[0].contains("trigger billing.audit_t")).map(|m| m.versions[0].clone()).collect();
+        assert_eq!(alerts.len(), 1, "one alert naming the trigger: {:?}", w.slack.messages());
+        let trail = lifecycle.workflow.store.audit_trail(&id).await.unwrap();
+        let torn_down = trail.iter().find(|r| r.event.kind == powerpole::domain::AuditKind::TornDown).expect("a teardown record");
+        assert!(torn_down.event.detail.contains("kept locked") && torn_down.event.detail.contains("trigger billing.audit_t"), "{}", torn_down.event.detail);
+    });
+}
