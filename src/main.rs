@@ -452,7 +452,7 @@ async fn session_report(config: Config, session: String, format: ReportFormat) -
     let id = SessionId::parse(&session).map_err(|e| e.to_string())?;
     // Read-only: the store and CloudWatch Logs (no Slack token, no database credentials).
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let store = dynamo::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.store);
+    let store = dynamo::DynamoStore::from_sdk_config(&aws, &config.store);
     let logs = powerpole::transcripts::CloudWatchLogs::new(&aws);
     let report = powerpole::report::gather(&config, &store, Some(&logs), &id, chrono::Utc::now()).await.map_err(|e| e.to_string())?;
     match format {

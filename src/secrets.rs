@@ -62,17 +62,10 @@ impl Secrets {
             return from_env(name);
         }
         if let Some(id) = &reference.secrets_manager {
-            let value = self
-                .secrets_manager
-                .get_secret_value()
-                .secret_id(id)
-                .send()
-                .await
-                .map_err(|e| SecretError::Unreadable(id.clone(), aws_message(&e)))?;
-            let text = value.secret_string().unwrap_or_default();
+            let text = self.secret_string(id).await?;
             return match &reference.key {
-                None => Ok(Secret::new(text)),
-                Some(key) => field(text, key).ok_or_else(|| SecretError::NoKey { id: id.clone(), key: key.clone() }),
+                None => Ok(text),
+                Some(key) => field(text.expose(), key).ok_or_else(|| SecretError::NoKey { id: id.clone(), key: key.clone() }),
             };
         }
         if let Some(name) = &reference.ssm_parameter {
@@ -80,6 +73,13 @@ impl Secrets {
             return Ok(Secret::new(value));
         }
         Err(SecretError::NoSource)
+    }
+
+    /// The whole `SecretString` of Secrets Manager secret `id` (a JSON document of fields, say);
+    /// [`SecretError::Empty`] for a binary secret.
+    pub async fn secret_string(&self, id: &str) -> Result<Secret, SecretError> {
+        let value = self.secrets_manager.get_secret_value().secret_id(id).send().await.map_err(|e| SecretError::Unreadable(id.to_string(), aws_message(&e)))?;
+        value.secret_string().map(Secret::new).ok_or(SecretError::Empty)
     }
 
     /// Checks that Secrets Manager has secret `id`, without reading its value.

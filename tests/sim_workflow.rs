@@ -484,7 +484,7 @@ impl powerpole::grants::Grants for DefinerGrants {
     async fn create_account(&self, target: &powerpole::config::TargetConfig, request: &powerpole::grants::AccountRequest) -> Result<powerpole::grants::Password, powerpole::grants::GrantError> {
         self.0.create_account(target, request).await
     }
-    async fn revoke(&self, target: &powerpole::config::TargetConfig, user: &powerpole::domain::DbUsername, host: &str) -> Result<powerpole::grants::RevokeReport, powerpole::grants::GrantError> {
+    async fn revoke(&self, _target: &powerpole::config::TargetConfig, user: &powerpole::domain::DbUsername, host: &str) -> Result<powerpole::grants::RevokeReport, powerpole::grants::GrantError> {
         let account = format!("'{user}'@'{host}'");
         let reason = format!("{account} is the DEFINER of trigger billing.audit_t; the account is locked (no login, its sessions killed) and keeps its privileges");
         Ok(powerpole::grants::RevokeReport { account, killed: 1, outcome: powerpole::grants::RevokeOutcome::KeptLocked { reason } })

@@ -61,9 +61,10 @@ pub trait AdminSource: Send + Sync {
     fn forget(&self, target: &TargetName);
 }
 
-/// Reads `target.admin_secret` with `GetSecretValue` and caches it for `ttl`.
+/// Reads `target.admin_secret` with `GetSecretValue` (through [`crate::secrets::Secrets`], the
+/// one importer of the Secrets Manager SDK) and caches it for `ttl`.
 pub struct SecretsManagerAdmin {
-    client: aws_sdk_secretsmanager::Client,
+    secrets: crate::secrets::Secrets,
     ttl: Duration,
     cache: Mutex<HashMap<TargetName, (Instant, AdminCredentials)>>,
 }
@@ -72,13 +73,13 @@ impl SecretsManagerAdmin {
     /// Short enough that a rotated secret is picked up soon even without a refused login.
     pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 
-    pub fn new(client: aws_sdk_secretsmanager::Client, ttl: Duration) -> SecretsManagerAdmin {
-        SecretsManagerAdmin { client, ttl, cache: Mutex::new(HashMap::new()) }
+    pub fn new(secrets: crate::secrets::Secrets, ttl: Duration) -> SecretsManagerAdmin {
+        SecretsManagerAdmin { secrets, ttl, cache: Mutex::new(HashMap::new()) }
     }
 
     /// A client from the AWS settings in `aws`, with [`Self::DEFAULT_TTL`].
     pub fn from_sdk_config(aws: &aws_config::SdkConfig) -> SecretsManagerAdmin {
-        Self::new(aws_sdk_secretsmanager::Client::new(aws), Self::DEFAULT_TTL)
+        Self::new(crate::secrets::Secrets::new(aws), Self::DEFAULT_TTL)
     }
 
     fn cached(&self, target: &TargetName) -> Option<AdminCredentials> {
@@ -88,14 +89,16 @@ impl SecretsManagerAdmin {
 
     async fn fetch(&self, target: &TargetConfig) -> Result<AdminCredentials, GrantError> {
         let secret_id = &target.admin_secret;
-        let answer = self.client.get_secret_value().secret_id(secret_id).send().await.map_err(|e| GrantError::AdminSecretUnreadable {
-            target: target.name.clone(),
-            secret_id: secret_id.clone(),
-            message: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
-        })?;
         let malformed = |problem: String| GrantError::AdminSecretMalformed { target: target.name.clone(), secret_id: secret_id.clone(), problem };
-        let text = answer.secret_string().ok_or_else(|| malformed("it has no SecretString (a binary secret?)".into()))?;
-        AdminCredentials::from_secret_json(text, target).map_err(malformed)
+        let text = match self.secrets.secret_string(secret_id).await {
+            Ok(text) => text,
+            Err(crate::secrets::SecretError::Empty) => return Err(malformed("it has no SecretString (a binary secret?)".into())),
+            Err(crate::secrets::SecretError::Unreadable(_, message)) => {
+                return Err(GrantError::AdminSecretUnreadable { target: target.name.clone(), secret_id: secret_id.clone(), message })
+            }
+            Err(other) => return Err(GrantError::AdminSecretUnreadable { target: target.name.clone(), secret_id: secret_id.clone(), message: other.to_string() }),
+        };
+        AdminCredentials::from_secret_json(text.expose(), target).map_err(malformed)
     }
 }
 

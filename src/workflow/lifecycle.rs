@@ -81,10 +81,6 @@ pub enum StepError {
     Bastion(#[from] crate::bastion::BastionError),
     #[error(transparent)]
     Grant(#[from] crate::grants::GrantError),
-    /// An adapter failed outside a step that records its own failure (reconcile's listings; to be
-    /// replaced by the typed variants above there too).
-    #[error("{0}")]
-    Adapter(String),
 }
 
 /// Why provisioning stopped before the hand-over.

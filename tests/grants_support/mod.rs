@@ -120,9 +120,22 @@ pub fn secrets_client() -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::from_conf(config)
 }
 
+/// The AWS settings of moto, built without I/O.
+pub fn moto_sdk_config() -> aws_config::SdkConfig {
+    use aws_sdk_secretsmanager::config::{retry::RetryConfig, BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
+    aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into())))
+        .endpoint_url(required_env("AWS_ENDPOINT_URL"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new("testing", "testing", None, None, "powerpole-tests")))
+        .retry_config(RetryConfig::standard().with_max_attempts(2))
+        .build()
+}
+
 /// The adapter under test, reading admin credentials from moto.
 pub fn grants() -> MysqlGrants {
-    MysqlGrants::new(Arc::new(SecretsManagerAdmin::new(secrets_client(), SecretsManagerAdmin::DEFAULT_TTL)))
+    let secrets = powerpole::secrets::Secrets::new(&moto_sdk_config());
+    MysqlGrants::new(Arc::new(SecretsManagerAdmin::new(secrets, SecretsManagerAdmin::DEFAULT_TTL)))
 }
 
 /// A MariaDB target over `schemas`, its admin credential in `secret_id`.
