@@ -2,7 +2,11 @@
 //! form), whose `callback_id`s and input ids are what the inbound side reads back on submission,
 //! and the App Home tab ([`home_view`]).
 
-use serde_json::{json, Value};
+use serde_json::Value;
+use slack_morphism::prelude::{
+    SlackActionId, SlackBlock, SlackBlockChoiceItem, SlackBlockId, SlackBlockPlainText, SlackBlockPlainTextInputElement, SlackBlockPlainTextOnly, SlackBlockStaticSelectElement,
+    SlackBlockMarkDownText, SlackCallbackId, SlackDividerBlock, SlackHeaderBlock, SlackHomeView, SlackInputBlock, SlackModalView, SlackSectionBlock, SlackView,
+};
 
 use super::View;
 use crate::config::{Config, TargetConfig};
@@ -36,59 +40,66 @@ pub fn duration_choices(max: AccessDuration) -> Vec<AccessDuration> {
     out
 }
 
-fn plain(text: &str) -> Value {
-    json!({"type": "plain_text", "text": text})
+// The views are built from slack-morphism's typed Block Kit models (an input without a label,
+// a select without options, a modal without a title cannot be written), then carried as the JSON
+// the Web API call sends, like the messages' blocks.
+
+fn plain(text: &str) -> SlackBlockPlainTextOnly {
+    SlackBlockPlainText::new(text.to_string()).into()
 }
 
-fn option(value: &str, label: &str) -> Value {
-    json!({"text": plain(label), "value": value})
+fn option(value: &str, label: &str) -> SlackBlockChoiceItem<SlackBlockPlainTextOnly> {
+    SlackBlockChoiceItem::new(plain(label), value.to_string())
 }
 
-fn select(id: &str, label: &str, options: Vec<Value>, hint: Option<String>) -> Value {
-    let mut block = json!({
-        "type": "input",
-        "block_id": id,
-        "label": plain(label),
-        "element": {"type": "static_select", "action_id": id, "options": options, "placeholder": plain("Choose")},
-    });
-    if let Some(hint) = hint {
-        block["hint"] = plain(&hint);
-    }
-    block
+fn select(id: &str, label: &str, options: Vec<SlackBlockChoiceItem<SlackBlockPlainTextOnly>>, hint: Option<String>) -> SlackBlock {
+    let element = SlackBlockStaticSelectElement::new().with_action_id(SlackActionId(id.to_string())).with_options(options).with_placeholder(plain("Choose"));
+    let mut block = SlackInputBlock::new(plain(label), element.into()).with_block_id(SlackBlockId(id.to_string()));
+    block.hint = hint.map(|h| plain(&h));
+    block.into()
 }
 
-fn text_input(id: &str, label: &str, placeholder: &str) -> Value {
-    json!({
-        "type": "input",
-        "block_id": id,
-        "label": plain(label),
-        "element": {"type": "plain_text_input", "action_id": id, "multiline": true, "min_length": 3, "max_length": 500, "placeholder": plain(placeholder)},
-    })
+fn text_input(id: &str, label: &str, placeholder: &str) -> SlackBlock {
+    let element = SlackBlockPlainTextInputElement::new()
+        .with_action_id(SlackActionId(id.to_string()))
+        .with_multiline(true)
+        .with_min_length(3)
+        .with_max_length(500)
+        .with_placeholder(plain(placeholder));
+    SlackInputBlock::new(plain(label), element.into()).with_block_id(SlackBlockId(id.to_string())).into()
 }
 
-fn modal(callback_id: &str, title: &str, submit: &str, private_metadata: &str, blocks: Vec<Value>) -> View {
-    View(json!({
-        "type": "modal",
-        "callback_id": callback_id,
-        "title": plain(title),
-        "submit": plain(submit),
-        "close": plain("Cancel"),
-        "private_metadata": private_metadata,
-        "blocks": blocks,
-    }))
+/// A typed view as the JSON Slack receives (serialising plain structs of strings cannot fail;
+/// `Null` would only mark a bug, and Slack would refuse the view).
+fn typed(view: SlackView) -> View {
+    View(serde_json::to_value(view).unwrap_or(Value::Null))
+}
+
+/// A block of the messages' builders (JSON made from the same typed models) as a typed block.
+fn block(value: Value) -> Option<SlackBlock> {
+    serde_json::from_value(value).ok()
+}
+
+fn modal(callback_id: &str, title: &str, submit: &str, private_metadata: &str, blocks: Vec<SlackBlock>) -> View {
+    let modal = SlackModalView::new(plain(title), blocks)
+        .with_callback_id(SlackCallbackId(callback_id.to_string()))
+        .with_submit(plain(submit))
+        .with_close(plain("Cancel"))
+        .with_private_metadata(private_metadata.to_string());
+    typed(SlackView::Modal(modal))
 }
 
 /// The request form: target (from config, without those refused right now), role, duration
 /// (bounded by the largest target maximum; each target's own maximum is in the hint and checked
 /// on submit), reason. `channel` is where the command was typed, for the confirmation.
 pub fn request_modal(config: &Config, available: &[&TargetConfig], channel: &str) -> View {
-    let targets: Vec<Value> = available
+    let targets: Vec<_> = available
         .iter()
         .map(|t| option(t.name.as_str(), &t.description.as_ref().map(|d| format!("{} ({d})", t.name)).unwrap_or_else(|| t.name.to_string())))
         .collect();
-    let roles: Vec<Value> = Role::ALL.iter().map(|r| option(r.as_str(), r.as_str())).collect();
+    let roles: Vec<_> = Role::ALL.iter().map(|r| option(r.as_str(), r.as_str())).collect();
     let max = available.iter().map(|t| t.max_duration).max().unwrap_or(config.access.max_duration);
-    let durations: Vec<Value> = duration_choices(max).iter().map(|d| option(&d.to_string(), &d.to_string())).collect();
+    let durations: Vec<_> = duration_choices(max).iter().map(|d| option(&d.to_string(), &d.to_string())).collect();
     let limits = available.iter().map(|t| format!("{}: up to {}", t.name, t.max_duration)).collect::<Vec<_>>().join(", ");
     modal(
         callbacks::REQUEST,
@@ -135,7 +146,7 @@ pub fn flag_modal(session: &Session) -> View {
 /// The extension form: durations that keep the session within the target's maximum.
 pub fn extend_modal(session: &Session, target: &TargetConfig) -> Option<View> {
     let headroom = AccessDuration::from_secs(target.max_duration.as_secs().saturating_sub(session.duration.as_secs())).ok()?;
-    let durations: Vec<Value> = duration_choices(headroom).iter().map(|d| option(&d.to_string(), &d.to_string())).collect();
+    let durations: Vec<_> = duration_choices(headroom).iter().map(|d| option(&d.to_string(), &d.to_string())).collect();
     Some(modal(
         callbacks::EXTEND,
         "Extend session",
@@ -161,12 +172,16 @@ pub struct Home {
 /// How many past sessions App Home lists.
 pub const HOME_RECENT: usize = 10;
 
-fn mrkdwn_section(text: &str) -> Value {
-    super::messages::section(text)
+fn mrkdwn_section(text: &str) -> SlackBlock {
+    SlackSectionBlock::new().with_text(SlackBlockMarkDownText::new(text.to_string()).into()).into()
 }
 
-fn header(text: &str) -> Value {
-    super::messages::header(text)
+fn header(text: &str) -> SlackBlock {
+    SlackHeaderBlock::new(SlackBlockPlainText::new(text.to_string()).into()).into()
+}
+
+fn divider() -> SlackBlock {
+    SlackDividerBlock::new().into()
 }
 
 fn session_line(s: &Session) -> String {
@@ -194,11 +209,11 @@ pub fn home_view(home: &Home) -> View {
             _ => {}
         }
         if !buttons.is_empty() {
-            blocks.push(crate::notify::messages::actions(&format!("own-{}", s.id), buttons));
+            blocks.extend(block(crate::notify::messages::actions(&format!("own-{}", s.id), buttons)));
         }
     }
     if let Some(to_decide) = &home.to_decide {
-        blocks.push(super::messages::divider());
+        blocks.push(divider());
         blocks.push(header("Waiting for your decision"));
         if to_decide.is_empty() {
             blocks.push(mrkdwn_section("No request is waiting for you."));
@@ -211,13 +226,13 @@ pub fn home_view(home: &Home) -> View {
                 status(s),
                 escape(&s.reason)
             )));
-            blocks.push(crate::notify::messages::actions(
+            blocks.extend(block(crate::notify::messages::actions(
                 &format!("decide-{}", s.id),
                 vec![button(actions::APPROVE, "Approve", s.id.as_str(), Some("primary")), button(actions::DENY, "Deny", s.id.as_str(), Some("danger"))],
-            ));
+            )));
         }
     }
-    blocks.push(super::messages::divider());
+    blocks.push(divider());
     blocks.push(header("Your last sessions"));
     if home.recent.is_empty() {
         blocks.push(mrkdwn_section("None yet."));
@@ -225,7 +240,7 @@ pub fn home_view(home: &Home) -> View {
         let lines: Vec<String> = home.recent.iter().take(HOME_RECENT).map(|s| format!("• {}: {}", session_line(s), status(s))).collect();
         blocks.push(mrkdwn_section(&lines.join("\n")));
     }
-    View(json!({"type": "home", "callback_id": "home", "blocks": blocks}))
+    typed(SlackView::Home(SlackHomeView::new(blocks).with_callback_id(SlackCallbackId("home".to_string()))))
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use slack_morphism::prelude::{
     SlackActionBlockElement, SlackActionId, SlackActionsBlock, SlackBlock, SlackBlockButtonElement, SlackBlockButtonStyle, SlackBlockId, SlackBlockMarkDownText,
-    SlackBlockConfirmItem, SlackBlockPlainText, SlackContextBlock, SlackDividerBlock, SlackContextBlockElement, SlackHeaderBlock, SlackSectionBlock,
+    SlackBlockConfirmItem, SlackBlockPlainText, SlackContextBlock, SlackContextBlockElement, SlackHeaderBlock, SlackSectionBlock,
 };
 
 pub use access::{account_kept_locked, handover_dm, provisioning_failed, redacted_handover, request_timed_out, teardown_notice, warning_dm, Handover};
@@ -114,10 +114,6 @@ pub(crate) fn confirmed(button: Value, title: &str, text: &str, confirm: &str, d
         SlackBlockPlainText::new(deny.to_string()).into(),
     ));
     serde_json::to_value(SlackActionBlockElement::Button(b)).unwrap_or(button)
-}
-
-pub(crate) fn divider() -> Value {
-    typed(SlackDividerBlock::new())
 }
 
 pub(crate) fn actions(block_id: &str, buttons: Vec<Value>) -> Value {
