@@ -138,6 +138,9 @@ impl Store for TimedStore {
     async fn remember_once(&self, key: &str, ttl: chrono::Duration) -> Result<bool, StoreError> {
         self.0.remember_once(key, ttl).await
     }
+    async fn reserve_db_user(&self, name: &DbUsername, owner: &SlackUserId) -> Result<(), StoreError> {
+        self.0.reserve_db_user(name, owner).await
+    }
 }
 
 /// The bastion adapter, timed; a launched instance's agent comes online `agent` after launch.

@@ -407,3 +407,55 @@ async fn launch_on_request_terminates_the_bastion_of_a_denied_or_unanswered_requ
     assert_eq!((gone.len(), state_of(&gone[0])), (1, Some("terminated")));
     assert_eq!(world.session(&app, &unanswered).await.state, State::Closed(Outcome::PendingTimedOut));
 }
+
+/// Issue 11's CIDR scenario against MariaDB. On a target whose accounts are bound to the bastions'
+/// network (`account_host` a pattern), Alice's READ session is live. Her DML request on the same
+/// target would reuse, reset and at its end drop that account: it is refused, naming the live
+/// session and how to end it, and nothing is filed. The live account keeps its password (it still
+/// logs in from the subnet) and only its READ privileges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cidr_target_a_second_session_never_resets_or_drops_the_live_account() {
+    let world = World::new(Options::default()).await;
+    let pattern = "10.200.0.0/255.255.0.0";
+    let config = world.config_text().replace("require_ssl = false\n", &format!("require_ssl = false\naccount_host = \"{pattern}\"\n"));
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap()));
+    let app = world.app_with(&config, clock.clone()).await;
+    let http = world.serve(&app).await;
+
+    http.command(ALICE, "request billing READ 1h INC-44 look at ledger").await;
+    let card = world.slack.wait_for("chat.postMessage", 1, SOON).await.expect("the card")[0].clone();
+    let id = session_on_card(&card);
+    world.card_stored(&app, &id).await;
+    let updates = world.slack.calls_to("chat.update").len();
+    http.click(&card, "approve", BOB).await;
+    world.slack.wait_for("chat.update", updates + 1, SOON).await.expect("the decision");
+    let report = app.lifecycle.tick(lookahead()).await.expect("the sweep");
+    assert_eq!(outcomes(&report), vec![StepOutcome::HandedOver]);
+    assert_eq!(world.accounts_named(&world.db_user()).await, vec![(world.db_user(), pattern.to_string())], "one account, bound to the pattern");
+    let dm = world.dms_to(ALICE).into_iter().find(|c| c.text().contains("is ready")).expect("the hand-over DM");
+    let dm_text = powerpole_standins::slack::text_of(&dm);
+    let password = password_in(&dm_text).expect("the password");
+    let mysql = world::typing_password(&world::mysql_line_in(&dm_text).expect("the mysql line"), &password);
+    let ip = world.session(&app, &id).await.private_ip.expect("the bastion's IP");
+    let bastion = TestHost::add(&ip);
+    let count = format!("SELECT COUNT(*) FROM {}.refunds", world.schema);
+    assert_eq!(bastion.mysql(&mysql, &count).as_deref(), Ok("3"), "the READ session works from the subnet");
+
+    // The DML request on the same target: refused, told which session holds the account.
+    let answers = world.slack.calls_to("response_url").len();
+    let reply = http.command(ALICE, "request billing DML 1h INC-44 fix ledger").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    world.slack.wait_for("response_url", answers + 1, SOON).await.expect("an answer");
+    let told: Vec<String> = world.slack.calls_to("response_url").iter().map(|c| c.param_str("text").unwrap_or_default().to_string()).collect();
+    let refusal = told.iter().find(|t| t.contains("already have session")).unwrap_or_else(|| panic!("not told: {told:?}"));
+    assert!(refusal.contains(id.as_str()) && refusal.contains("/powerpole end"), "{refusal}");
+    let report = app.lifecycle.tick(lookahead()).await.expect("the sweep");
+    assert!(outcomes(&report).is_empty(), "nothing was filed for the refused request: {:?}", outcomes(&report));
+
+    // The live account is as it was: same password, READ only.
+    assert_eq!(world.accounts_named(&world.db_user()).await, vec![(world.db_user(), pattern.to_string())]);
+    assert_eq!(bastion.mysql(&mysql, &count).as_deref(), Ok("3"), "the first password still works");
+    let write = bastion.mysql(&mysql, &format!("DELETE FROM {}.refunds", world.schema));
+    assert!(write.is_err(), "still READ only: {write:?}");
+    assert_eq!(world.session(&app, &id).await.state, State::Active);
+}
