@@ -56,13 +56,12 @@ data "aws_iam_policy_document" "dynamodb_endpoint" {
     sid    = "OnlyThePowerpoleTableFromThisAccount"
     effect = "Allow"
     actions = [
-      "dynamodb:BatchGetItem",
-      "dynamodb:ConditionCheckItem",
+      # What the store adapter calls (its conditional writes are PutItem, alone or in
+      # TransactWriteItems, which IAM authorises per contained action).
       "dynamodb:DescribeTable",
       "dynamodb:GetItem",
       "dynamodb:PutItem",
       "dynamodb:Query",
-      "dynamodb:UpdateItem",
     ]
     resources = [aws_dynamodb_table.sessions.arn, "${aws_dynamodb_table.sessions.arn}/index/*"]
 
