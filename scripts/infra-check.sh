@@ -13,7 +13,7 @@
 #   4. `terraform fmt -check` when a terraform binary is on PATH (skipped otherwise: no
 #      provider can be downloaded here, so nothing else needs terraform);
 #   5. the module read as HCL (infra/tests/check_hcl.py): no SSM-SessionManagerRunShell, powerpole's
-#      own session document, three Lambda functions on two distinct roles plus a serve role, the
+#      own session document, four Lambda functions on four distinct roles plus a serve role, the
 #      follow-up queue open to the Slack handler's role only, and the Lambda environment rendered
 #      for 50 targets: the same as for one, under Lambda's 4 KB;
 #   6. the bastion user data run for real in a throwaway root (infra/tests/user_data_test.sh;

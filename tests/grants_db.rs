@@ -154,6 +154,17 @@ async fn an_account_that_defines_a_trigger_is_kept_locked_and_the_trigger_is_nam
     let created = db.socket_sql(&format!("SHOW CREATE USER '{u}'@'127.0.0.1'")).unwrap();
     assert!(created.contains("ACCOUNT LOCK"), "{created}");
     assert!(login(db.port, u.as_str(), password.expose(), None).await.is_err(), "a kept account cannot log in");
+    // A later session that would get the same account is refused, and the account is untouched:
+    // still locked, still able to run its trigger.
+    let grants_before = db.socket_sql(&format!("SHOW GRANTS FOR '{u}'@'127.0.0.1'")).unwrap();
+    let again = grants.create_account(&t, &AccountRequest { earlier_attempt: false, user: u.clone(), host: "127.0.0.1".into(), role: Role::Read }).await;
+    match again {
+        Err(GrantError::KeptForDefiner { objects, .. }) => assert!(objects.contains(&format!("trigger {s}.audit_t")), "{objects}"),
+        other => panic!("expected the kept account refused, got {:?}", other.map(|_| "a password")),
+    }
+    assert_eq!(db.socket_sql(&format!("SHOW GRANTS FOR '{u}'@'127.0.0.1'")).unwrap(), grants_before, "the refused request changed the account's grants");
+    assert!(db.socket_sql(&format!("SHOW CREATE USER '{u}'@'127.0.0.1'")).unwrap().contains("ACCOUNT LOCK"));
+    assert!(login(db.port, u.as_str(), password.expose(), None).await.is_err(), "the kept account still cannot log in");
     // The application's writes through the trigger still work.
     db.socket_sql(&format!("INSERT INTO `{s}`.t VALUES (2, 'two')")).expect("the trigger still runs");
 }

@@ -42,7 +42,10 @@ pub enum GrantError {
     #[error("target `{target}`: the account {account} already exists and was not made by powerpole (it lacks the marker role); powerpole never takes over an account: rename or drop it, or ask for access under another name")]
     ForeignAccount { target: TargetName, account: String },
 
-    #[error("target `{target}`: cannot read the CA bundle `{path}` for the admin connection's TLS: {message}; download the RDS bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem) to that path or set `tls_ca_bundle`")]
+    #[error("target `{target}`: the account {account} was kept locked at the end of an earlier session because it is the DEFINER of {objects}; powerpole does not hand it out again (that would first revoke the privileges those objects run with): change their DEFINER (or drop them) and run `powerpole reconcile` to drop the account, then ask again")]
+    KeptForDefiner { target: TargetName, account: String, objects: String },
+
+    #[error("target `{target}`: cannot read the CA bundle `{path}` for the admin connection's TLS: {message}; download your region's RDS bundle (https://truststore.pki.rds.amazonaws.com/REGION/REGION-bundle.pem) to that path or set `tls_ca_bundle`")]
     CaBundle { target: TargetName, path: String, message: String },
 
     #[error("target `{target}`: the connection broke while trying to {what}: {message}; the step is safe to retry")]

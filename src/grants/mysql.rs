@@ -194,7 +194,15 @@ impl MysqlGrants {
         // Never converge an account someone made by hand: it may be a service's. The unfinished
         // account an earlier attempt of this session left is finished.
         match a.account_state(&sql, account).await? {
-            AccountState::Absent | AccountState::Powerpole => {}
+            AccountState::Absent => {}
+            // An account an earlier session left locked for the objects it defines: converging
+            // it would revoke the privileges those objects run with and hand it out again.
+            AccountState::Powerpole => {
+                let objects = a.defined_objects(&sql, account).await?;
+                if !objects.is_empty() {
+                    return Err(GrantError::KeptForDefiner { target: target.name.clone(), account: account.to_string(), objects: objects.join(", ") });
+                }
+            }
             AccountState::Unfinished if request.earlier_attempt => {
                 tracing::warn!(target = %target.name, account = %account, "finishing the account an earlier attempt of this session left unfinished");
             }
@@ -435,14 +443,19 @@ impl Admin<'_> {
         Ok(if locked && bare { AccountState::Unfinished } else { AccountState::Foreign })
     }
 
+    /// `kind schema.name` of every trigger, view, routine and event the account is the DEFINER of.
+    async fn defined_objects(&mut self, sql: &Sql, account: &Account) -> Result<Vec<String>, GrantError> {
+        let q = sql.defined_objects(account);
+        let objects: Vec<(String, String)> = self.rows(q.sql, q.params, "look for objects the account is the DEFINER of").await?;
+        Ok(objects.into_iter().map(|(kind, name)| format!("{kind} {name}")).collect())
+    }
+
     async fn drop_or_keep_locked(&mut self, sql: &Sql, account: &Account) -> Result<RevokeOutcome, GrantError> {
         // Objects it defines would break (MariaDB: error 1449 on every use) or block the drop
         // (MySQL 8: error 4006): keep the account locked and say which objects they are.
-        let q = sql.defined_objects(account);
-        let objects: Vec<(String, String)> = self.rows(q.sql, q.params, "look for objects the account is the DEFINER of").await?;
+        let objects = self.defined_objects(sql, account).await?;
         if !objects.is_empty() {
-            let names: Vec<String> = objects.iter().map(|(kind, name)| format!("{kind} {name}")).collect();
-            return self.keep_locked(account, &format!("{account} is the DEFINER of {}", names.join(", "))).await;
+            return self.keep_locked(account, &format!("{account} is the DEFINER of {}", objects.join(", "))).await;
         }
         match self.run(&sql.drop_user(account), None).await {
             Ok(()) => Ok(RevokeOutcome::Dropped),

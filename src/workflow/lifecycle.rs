@@ -263,8 +263,11 @@ impl Lifecycle {
             Err(ProvisionError::Store(e)) => Err(e.into()),
             // Someone else's account of that name and host was refused before anything was done
             // to it: the rollback must not revoke it, so the session forgets the account.
-            // Likewise an account another live session holds.
-            Err(cause @ (ProvisionError::Grant(crate::grants::GrantError::ForeignAccount { .. }) | ProvisionError::AccountInUse { .. })) => {
+            // Likewise an account another live session holds, or one kept for its DEFINER objects.
+            Err(
+                cause @ (ProvisionError::Grant(crate::grants::GrantError::ForeignAccount { .. } | crate::grants::GrantError::KeptForDefiner { .. })
+                | ProvisionError::AccountInUse { .. }),
+            ) => {
                 session.account_host = None;
                 self.fail_provisioning(session, cause.to_string()).await
             }
@@ -554,8 +557,9 @@ impl Lifecycle {
         match self.remove_resources(&session, &target).await {
             Ok(Removed { settling_until: Some(until), .. }) => self.wait_for_tags(session, until).await,
             Ok(removed) => {
-                // The account could not be dropped (it is a DEFINER): it is locked and holds
-                // nothing, but an operator must finish the job; the outbox says so where they look.
+                // The account could not be dropped (it is a DEFINER): it is locked, keeps the
+                // privileges its objects run with and is never handed out again; an operator must
+                // finish the job, and the outbox says so where they look.
                 let kept_locked = removed.account_left_locked.map(|reason| NoticeKind::KeptLocked { reason });
                 self.close(session, removed.summary, kept_locked).await
             }

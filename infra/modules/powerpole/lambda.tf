@@ -1,8 +1,9 @@
-# The three Lambda entry points (lambdas/ in this repository): the Slack handler behind a function
-# URL, the Slack worker on the follow-up queue (sqs.tf), and the sweeper on an EventBridge
-# schedule. The handler runs as its own role (iam.tf), the worker and the sweeper as the
-# orchestrator role; all inside the VPC (the sweeper opens admin connections
-# to the databases), with KMS-encrypted environment and logs.
+# Three of the four Lambda entry points (lambdas/ in this repository): the Slack handler behind a
+# function URL, the Slack worker on the follow-up queue (sqs.tf), and the sweeper on an
+# EventBridge schedule (the fourth, the audit export, is in export.tf). Each runs as its own role
+# (iam.tf: slack_handler, slack_worker, and the orchestrator role for the sweeper); all inside the
+# VPC (the worker and the sweeper open admin connections to the databases), with KMS-encrypted
+# environment and logs.
 #
 # Configuration: powerpole.toml is the SecureString parameter of config.tf (POWERPOLE_CONFIG), and
 # everything this module knows (table, Slack secret references, bastion profile, each target's

@@ -67,11 +67,12 @@ output "endpoint_security_group_id" {
 }
 
 output "function_names" {
-  description = "Names of the three Lambda functions."
+  description = "Names of the four Lambda functions."
   value = {
     slack_handler = aws_lambda_function.slack_handler.function_name
     slack_worker  = aws_lambda_function.slack_worker.function_name
     sweeper       = aws_lambda_function.sweeper.function_name
+    export        = aws_lambda_function.export.function_name
   }
 }
 
