@@ -245,6 +245,12 @@ impl Notifier for TimedNotifier {
         let what = if text.contains("is ready") { "hand-over DM" } else { "other DM" };
         self.1.time(what, self.0.dm(user, message)).await
     }
+    async fn find_dms(&self, user: &SlackUserId, since: Option<chrono::DateTime<chrono::Utc>>, containing: &str) -> Result<Vec<Posted>, NotifyError> {
+        self.0.find_dms(user, since, containing).await
+    }
+    async fn delete(&self, at: &Posted) -> Result<(), NotifyError> {
+        self.0.delete(at).await
+    }
     async fn respond(&self, response_url: &str, message: &Message) -> Result<(), NotifyError> {
         self.0.respond(response_url, message).await
     }

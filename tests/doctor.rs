@@ -29,7 +29,7 @@ async fn a_healthy_setup_passes_every_check() {
     assert!(out.contains(&format!("ok    dynamodb: table `{}` matches the schema; TTL on", world.table)), "{out}");
     assert!(out.contains("ok    target billing: network: subnet"), "{out}");
     assert!(out.contains("ok    target billing: database: admin"), "{out}");
-    assert!(out.contains("ok    slack scopes: all 8 needed scope(s) granted"), "{out}");
+    assert!(out.contains("ok    slack scopes: all 10 needed scope(s) granted"), "{out}");
     assert!(out.contains(&format!("ok    slack approvals channel {} (billing): the bot is a member", world::APPROVALS)), "{out}");
     assert!(out.contains("doctor: 10 check(s), 0 failed"), "{out}");
 }
@@ -38,7 +38,7 @@ async fn a_healthy_setup_passes_every_check() {
 async fn a_missing_scope_and_a_channel_without_the_bot_are_named() {
     let world = World::new(Options::default()).await;
     // Installed before powerpole needed user groups, and never invited to the approvals channel.
-    world.slack.grant_scopes(&["app_mentions:read", "channels:read", "chat:write", "commands", "groups:read", "users:read", "users:read.email", "reactions:write"]);
+    world.slack.grant_scopes(&["app_mentions:read", "channels:read", "chat:write", "commands", "groups:read", "im:history", "im:write", "users:read", "users:read.email", "reactions:write"]);
     world.slack.set_bot_member(world::APPROVALS, false);
     let (code, out) = doctor(&world, &world.config_text());
     assert_eq!(code, Some(1), "{out}");
@@ -50,7 +50,7 @@ async fn a_missing_scope_and_a_channel_without_the_bot_are_named() {
     assert!(out.contains("doctor: 10 check(s), 2 failed"), "{out}");
 
     // Once fixed, both pass; a scope powerpole does not use is pointed out, not failed.
-    world.slack.grant_scopes(&["app_mentions:read", "channels:read", "chat:write", "commands", "groups:read", "usergroups:read", "users:read", "users:read.email", "reactions:write"]);
+    world.slack.grant_scopes(&["app_mentions:read", "channels:read", "chat:write", "commands", "groups:read", "im:history", "im:write", "usergroups:read", "users:read", "users:read.email", "reactions:write"]);
     world.slack.set_bot_member(world::APPROVALS, true);
     let (code, out) = doctor(&world, &world.config_text());
     assert_eq!(code, Some(0), "{out}");

@@ -167,6 +167,12 @@ impl Notifier for NoExtensionCards {
     async fn dm(&self, user: &SlackUserId, message: &Message) -> Result<Posted, NotifyError> {
         self.0.dm(user, message).await
     }
+    async fn find_dms(&self, user: &SlackUserId, since: Option<chrono::DateTime<chrono::Utc>>, containing: &str) -> Result<Vec<Posted>, NotifyError> {
+        self.0.find_dms(user, since, containing).await
+    }
+    async fn delete(&self, at: &Posted) -> Result<(), NotifyError> {
+        self.0.delete(at).await
+    }
     async fn respond(&self, url: &str, message: &Message) -> Result<(), NotifyError> {
         self.0.respond(url, message).await
     }

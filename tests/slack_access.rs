@@ -86,3 +86,32 @@ async fn an_extension_goes_to_the_approvers_and_moves_the_expiry() {
     let told = t.wait_for_ephemeral(2).await;
     assert!(told[1].contains("the extension of") && told[1].contains("was already decided"), "{told:?}");
 }
+
+/// The real Slack adapter finds a hand-over DM that nothing recorded (by its "is ready (<id>)"
+/// text, in the requester's DM history after `since`) and deletes it; the person's other DMs and
+/// messages elsewhere are left alone, and deleting it again is not an error.
+#[tokio::test]
+async fn a_hand_over_dm_nothing_recorded_is_found_in_the_dm_history_and_deleted() {
+    use powerpole::notify::Notifier;
+    install_crypto();
+    let slack = powerpole_standins::slack::SlackStandin::start().await;
+    let notifier = powerpole::notify::SlackNotifier::new(&slack.api_url(), "xoxb-powerpole-test");
+    let alice = powerpole::domain::SlackUserId::parse(ALICE).unwrap();
+    let before = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let marker = "is ready (pp-aaaaaaaaaa)";
+    let stray = notifier.dm(&alice, &powerpole::notify::Message::plain(format!("Your READ access to billing {marker}. Expires 18:00."))).await.unwrap();
+    let other = notifier.dm(&alice, &powerpole::notify::Message::plain("Your READ access to billing is ready (pp-bbbbbbbbbb).")).await.unwrap();
+    let elsewhere = notifier.post(APPROVALS, &powerpole::notify::Message::plain(format!("quoted: {marker}"))).await.unwrap();
+
+    let found = notifier.find_dms(&alice, Some(before), marker).await.unwrap();
+    assert_eq!(found, vec![stray.clone()]);
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    assert_eq!(notifier.find_dms(&alice, Some(later), marker).await.unwrap(), vec![], "`since` bounds the search");
+
+    notifier.delete(&stray).await.unwrap();
+    assert_eq!(slack.message(&stray.channel, &stray.ts), None, "the stray DM is gone");
+    assert!(slack.message(&other.channel, &other.ts).is_some(), "another session's DM stays");
+    assert!(slack.message(&elsewhere.channel, &elsewhere.ts).is_some(), "a message outside the DM stays");
+    assert_eq!(notifier.find_dms(&alice, Some(before), marker).await.unwrap(), vec![]);
+    notifier.delete(&stray).await.expect("a message already gone counts as deleted");
+}

@@ -117,6 +117,10 @@ pub enum NoticeKind {
     Ended,
     /// The hand-over DM, edited so that it no longer shows the password.
     RedactHandover,
+    /// Any other hand-over DM of the session, deleted: one Slack took although its post
+    /// answered with an error, or one a worker posted just before it stopped. Nothing recorded
+    /// them, so they are looked up in the requester's DM history.
+    RemoveStrayHandovers,
     /// The approval card, updated to show how the session ended.
     ApprovalCard,
     /// An extension card nobody decided, closed without its buttons.

@@ -1,5 +1,5 @@
-//! Slack in memory: every post and DM with the history of its updates; profiles derived from the
-//! user id; no user groups.
+//! Slack in memory: every post and DM with the history of its updates (a deleted message is
+//! gone); profiles derived from the user id; no user groups.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -37,6 +37,8 @@ pub struct SlackWorld {
     pub per_channel_per_sec: std::sync::atomic::AtomicU32,
     /// Calls per channel in the current second, for the limit.
     window: Mutex<BTreeMap<String, (u64, u32)>>,
+    /// Messages ever posted (the next `ts`).
+    sent: std::sync::atomic::AtomicU64,
     /// Calls refused with `ratelimited` (for tests and the benchmark).
     pub rate_limited: std::sync::atomic::AtomicU64,
 }
@@ -79,7 +81,8 @@ impl SlackWorld {
 
     fn send(&self, channel: String, dm_to: Option<String>, text: String) -> Posted {
         let mut messages = lock(&self.messages);
-        let ts = format!("{}", messages.len() + 1);
+        // Never reused, deletions or not.
+        let ts = format!("{}", self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1);
         messages.insert((channel.clone(), ts.clone()), SentMessage { channel: channel.clone(), ts: ts.clone(), dm_to, versions: vec![text] });
         Posted { channel, ts }
     }
@@ -130,6 +133,27 @@ impl Notifier for MemNotifier {
     async fn dm(&self, user: &SlackUserId, message: &Message) -> Result<Posted, NotifyError> {
         let (user, text) = (user.to_string(), message.readable());
         self.call("chat.postMessage", &format!("D-{user}"), move |w| Ok(w.send(format!("D-{user}"), Some(user), text))).await
+    }
+
+    /// `since` is not modelled: every DM with `user` is searched.
+    async fn find_dms(&self, user: &SlackUserId, _since: Option<chrono::DateTime<chrono::Utc>>, containing: &str) -> Result<Vec<Posted>, NotifyError> {
+        let (channel, containing) = (format!("D-{user}"), containing.to_string());
+        self.call("conversations.history", "", move |w| {
+            let mut found: Vec<Posted> =
+                lock(&w.messages).values().filter(|m| m.channel == channel && m.now_reads().contains(&containing)).map(|m| Posted { channel: m.channel.clone(), ts: m.ts.clone() }).collect();
+            found.sort_by_key(|p| std::cmp::Reverse(p.ts.parse::<u64>().unwrap_or(0)));
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn delete(&self, at: &Posted) -> Result<(), NotifyError> {
+        let k = (at.channel.clone(), at.ts.clone());
+        self.call("chat.delete", &at.channel, move |w| {
+            lock(&w.messages).remove(&k);
+            Ok(())
+        })
+        .await
     }
 
     async fn respond(&self, _response_url: &str, _message: &Message) -> Result<(), NotifyError> {

@@ -128,6 +128,15 @@ pub trait Notifier: Send + Sync {
     /// can be updated later (the hand-over DM's password is redacted that way).
     async fn dm(&self, user: &SlackUserId, message: &Message) -> Result<Posted, NotifyError>;
 
+    /// The app's DMs with `user`, newest first, posted after `since` when given, whose text
+    /// contains `containing` (`conversations.open`, then one page of `conversations.history`).
+    /// Finds a hand-over DM that Slack took although its post answered with an error (or that a
+    /// worker posted just before it stopped), which nothing recorded.
+    async fn find_dms(&self, user: &SlackUserId, since: Option<chrono::DateTime<chrono::Utc>>, containing: &str) -> Result<Vec<Posted>, NotifyError>;
+
+    /// Deletes a message the app posted (`chat.delete`); one already gone counts as deleted.
+    async fn delete(&self, at: &Posted) -> Result<(), NotifyError>;
+
     /// Answers privately through a `response_url` (ephemeral, seen only by the person who acted).
     async fn respond(&self, response_url: &str, message: &Message) -> Result<(), NotifyError>;
 

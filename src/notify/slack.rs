@@ -180,6 +180,10 @@ fn describe(method: &'static str, err: SlackClientError) -> NotifyError {
     }
 }
 
+/// Messages read in one `conversations.history` call: a session's DMs are a handful, posted
+/// within its window (`oldest`); the person's own messages in the DM count too.
+const HISTORY_PAGE: u16 = 200;
+
 fn content(message: &Message) -> Result<SlackMessageContent, NotifyError> {
     let blocks: Vec<SlackBlock> = serde_json::from_value(json!(message.blocks))
         .map_err(|e| NotifyError::Malformed { what: "message", reason: e.to_string() })?;
@@ -205,6 +209,32 @@ impl Notifier for SlackNotifier {
     async fn dm(&self, user: &SlackUserId, message: &Message) -> Result<Posted, NotifyError> {
         // Posting to a user id lands in the app's DM with that user.
         self.post(user.as_str(), message).await
+    }
+
+    async fn find_dms(&self, user: &SlackUserId, since: Option<chrono::DateTime<chrono::Utc>>, containing: &str) -> Result<Vec<Posted>, NotifyError> {
+        let session = self.client.open_session(&self.token);
+        let open = SlackApiConversationsOpenRequest::new().with_users(vec![user.as_str().into()]);
+        let channel = self.retrying("conversations.open", || session.conversations_open(&open)).await?.channel.id;
+        let mut history = SlackApiConversationsHistoryRequest::new().with_channel(channel.clone()).with_limit(HISTORY_PAGE);
+        // Slack's `oldest` is a message timestamp: seconds, then microseconds.
+        history.oldest = since.map(|t| format!("{}.{:06}", t.timestamp(), t.timestamp_subsec_micros()).into());
+        let page = self.retrying("conversations.history", || session.conversations_history(&history)).await?;
+        Ok(page
+            .messages
+            .into_iter()
+            .filter(|m| m.sender.bot_id.is_some() && m.content.text.as_deref().is_some_and(|t| t.contains(containing)))
+            .map(|m| Posted { channel: channel.to_string(), ts: m.origin.ts.to_string() })
+            .collect())
+    }
+
+    async fn delete(&self, at: &Posted) -> Result<(), NotifyError> {
+        let request = SlackApiChatDeleteRequest::new(at.channel.as_str().into(), at.ts.as_str().into());
+        let session = self.client.open_session(&self.token);
+        match self.retrying("chat.delete", || session.chat_delete(&request)).await {
+            Ok(_) => Ok(()),
+            Err(NotifyError::Refused { code, .. }) if code == "message_not_found" => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn respond(&self, response_url: &str, message: &Message) -> Result<(), NotifyError> {

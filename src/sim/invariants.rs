@@ -108,8 +108,8 @@ fn check_deadline(world: &World, s: &Session, trail: &[crate::store::AuditRecord
     }
 }
 
-/// One recorded hand-over DM per handed-over session, redacted once it ended; a DM that shows a
-/// password was recorded, or its password opens nothing.
+/// One recorded hand-over DM per handed-over session, redacted once it ended; no other hand-over
+/// DM of the session left once it closed.
 fn check_handover(world: &World, s: &Session, trail: &[crate::store::AuditRecord], out: &mut Vec<String>) {
     let handed_over = trail.iter().filter(|r| r.event.kind == AuditKind::HandedOver).count();
     if handed_over > 1 {
@@ -125,6 +125,11 @@ fn check_handover(world: &World, s: &Session, trail: &[crate::store::AuditRecord
         let recorded = s.slack.handover_ts.as_deref() == Some(m.ts.as_str());
         if shows && recorded && s.state.is_closed() {
             out.push(format!("{}: its hand-over DM {} still shows the password after the session closed", s.id, m.ts));
+        }
+        // Exactly one hand-over DM: any other that reads "ready" (one Slack took although its post
+        // failed, or one a stopped worker never recorded) is gone once the session closed.
+        if !recorded && s.state.is_closed() && m.now_reads().contains(&crate::notify::messages::ready_marker(s)) {
+            out.push(format!("{}: a hand-over DM {} that nothing recorded still reads ready after the session closed", s.id, m.ts));
         }
     }
 }

@@ -23,6 +23,9 @@ pub const WEB_API_METHODS: &[MethodScopes] = &[
     MethodScopes { method: "auth.test", scopes: &[], why: "doctor: who the bot is and which scopes it was granted" },
     MethodScopes { method: "chat.postMessage", scopes: &["chat:write"], why: "approval cards, DMs (hand-over, warning, teardown), alerts" },
     MethodScopes { method: "chat.update", scopes: &["chat:write"], why: "decisions on the card, the redacted hand-over DM" },
+    MethodScopes { method: "chat.delete", scopes: &["chat:write"], why: "a hand-over DM that nothing recorded (its post answered with an error)" },
+    MethodScopes { method: "conversations.open", scopes: &["im:write"], why: "the DM channel whose history is searched for such a hand-over DM" },
+    MethodScopes { method: "conversations.history", scopes: &["im:history"], why: "finding such a hand-over DM at the session's end" },
     MethodScopes { method: "views.open", scopes: &[], why: "the request modal" },
     MethodScopes { method: "views.publish", scopes: &[], why: "the App Home tab (a person's sessions, an approver's waiting requests)" },
     // The e-mail is the database user name; `users:read.email` is what makes users.info return it.

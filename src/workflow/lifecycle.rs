@@ -405,6 +405,14 @@ impl Lifecycle {
         let event = AuditEvent::ok(AuditKind::HandedOver, Actor::System, now, format!("expires {expires}"));
         let read = session.clone();
         *session = self.or_abandon(session, target, &made, self.save_step(&read, &next, event).await).await?;
+        // A worker before this one may have posted a hand-over DM and stopped before recording
+        // it: its password is dead (the account was made again), and it goes now rather than
+        // at the end (the teardown's outbox looks again in any case).
+        if earlier_attempt {
+            if let Err(e) = self.remove_stray_handovers(session).await {
+                warn!(session = %session.id, error = %e, "could not look for hand-over DMs an earlier attempt left; the teardown will");
+            }
+        }
         self.refresh_card(session).await;
         crate::metrics::handed_over(session);
         info!(session = %session.id, "handed over");
@@ -672,6 +680,10 @@ impl Lifecycle {
             notices.insert(0, NoticeKind::Ended);
         }
         notices.extend(next.slack.handover_ts.as_ref().map(|_| NoticeKind::RedactHandover));
+        // A hand-over DM can only exist once an account was made for the session.
+        if next.approved_at.is_some() && next.account_host.is_some() {
+            notices.push(NoticeKind::RemoveStrayHandovers);
+        }
         notices.extend(next.extension.as_ref().and_then(|e| e.card_ts.as_ref()).map(|_| NoticeKind::ExtensionCard));
         notices.extend(self.workflow.config.slack.security_channel.as_ref().filter(|_| !decided_before_access).map(|_| NoticeKind::SecuritySummary));
         notices.extend(alert);

@@ -112,6 +112,19 @@ impl Lifecycle {
         Ok(StepOutcome::Notified { sent, failed })
     }
 
+    /// Deletes every hand-over DM of `session` that still shows a password and is not the one
+    /// the session recorded (that one is redacted by [`NoticeKind::RedactHandover`]).
+    pub(crate) async fn remove_stray_handovers(&self, session: &Session) -> Result<(), NotifyError> {
+        // From a little before the approval: Slack's clock and this replica's may differ.
+        let since = session.approved_at.map(|at| at - Duration::minutes(10));
+        let strays = self.notifier.find_dms(&session.requester.slack_id, since, &messages::ready_marker(session)).await?;
+        for stray in strays.iter().filter(|p| session.slack.handover_ts.as_deref() != Some(p.ts.as_str())) {
+            self.notifier.delete(stray).await?;
+            warn!(session = %session.id, ts = %stray.ts, "deleted a hand-over DM that nothing recorded");
+        }
+        Ok(())
+    }
+
     /// Writes what a delivery attempt did. Slack has acted, so an unavailable store is tried
     /// again (this worker still holds the lease) rather than leaving the notice to be sent twice;
     /// `None`: someone else changed the session (it is theirs now).
@@ -144,6 +157,7 @@ impl Lifecycle {
                 }
                 _ => Ok(()),
             },
+            NoticeKind::RemoveStrayHandovers => self.remove_stray_handovers(session).await,
             NoticeKind::ApprovalCard => match (&session.slack.approval_channel, &session.slack.approval_ts, target) {
                 (Some(channel), Some(ts), Some(target)) => {
                     let at = Posted { channel: channel.clone(), ts: ts.clone() };

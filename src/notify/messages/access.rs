@@ -57,6 +57,12 @@ pub fn mysql_command(endpoint: &str, port: u16, user: &str, ca_bundle: Option<&s
 /// The DM that hands the session over: how to reach the bastion, the `mysql` command line (the
 /// reader endpoint for READ when the target has one), the password and the expiry in the
 /// requester's time zone.
+/// What a hand-over DM reads while it shows the password, and only then (its redacted form says
+/// "has ended"): how a stray one is found in the DM history.
+pub fn ready_marker(session: &Session) -> String {
+    format!("is ready ({})", session.id)
+}
+
 pub fn handover_dm(session: &Session, target: &TargetConfig, handover: Handover<'_>) -> Message {
     let Handover { region, instance_id, document, password } = handover;
     let endpoint = target.endpoint_for(session.role);
@@ -67,7 +73,7 @@ pub fn handover_dm(session: &Session, target: &TargetConfig, handover: Handover<
     let mysql = mysql_command(endpoint, target.port, user.as_str(), ca_bundle);
     let (title, password_line) = match password {
         Some(p) => (
-            format!("Your {} access to {} is ready ({})", session.role, session.target, session.id),
+            format!("Your {} access to {} {}", session.role, session.target, ready_marker(session)),
             format!("*Password* (paste it when `mysql` asks for it; it stops working when the session ends)\n```{p}```"),
         ),
         None => (

@@ -24,7 +24,7 @@ use slack_morphism::prelude::{
     SlackBlockConfirmItem, SlackBlockPlainText, SlackContextBlock, SlackContextBlockElement, SlackHeaderBlock, SlackSectionBlock,
 };
 
-pub use access::{account_kept_locked, handover_dm, provisioning_failed, redacted_handover, request_timed_out, teardown_notice, warning_dm, Handover};
+pub use access::{account_kept_locked, handover_dm, provisioning_failed, ready_marker, redacted_handover, request_timed_out, teardown_notice, warning_dm, Handover};
 pub use approval::{approval_card, approval_reminder, decision_dm, extension_card, extension_decision_dm, stuck_teardown_alert};
 pub use replies::{list, problem, request_checking, request_submitted, status, usage, usage_lines};
 

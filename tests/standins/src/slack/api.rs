@@ -76,6 +76,7 @@ impl World {
             "chat.postEphemeral" => self.post_ephemeral(p),
             "chat.delete" => self.delete_message(p),
             "conversations.open" => self.open_conversation(p),
+            "conversations.history" => self.history(p),
             "conversations.info" => self.conversation_info(p),
             "users.info" => self.user_info(p),
             "users.lookupByEmail" => self.lookup_by_email(p),
@@ -183,6 +184,31 @@ impl World {
             .remove(&(channel.clone(), ts.clone()))
             .ok_or("message_not_found")?;
         Ok(fields(json!({"channel": channel, "ts": ts})))
+    }
+
+    /// The messages of a channel, newest first, after `oldest` (exclusive) when given, at most
+    /// `limit` (default 100, at most 999) of them; `has_more` when more were left out. The stand-in
+    /// holds only the bot's messages (nobody else posts here); no cursor paging.
+    fn history(&self, p: &Params) -> Answer {
+        let channel = dm_channel_for(required(p, "channel", "channel_not_found")?);
+        let ts_of = |ts: &str| ts.parse::<f64>().unwrap_or(0.0);
+        let oldest = str_param(p, "oldest").map(ts_of).unwrap_or(0.0);
+        let limit = match p.get("limit") {
+            Some(Value::Number(n)) => n.as_u64().unwrap_or(100),
+            Some(Value::String(s)) => s.parse().map_err(|_| "invalid_limit")?,
+            _ => 100,
+        }
+        .clamp(1, 999) as usize;
+        let mut found: Vec<&Value> = self
+            .messages
+            .iter()
+            .filter(|((c, ts), _)| *c == channel && ts_of(ts) > oldest)
+            .map(|(_, m)| m)
+            .collect();
+        found.sort_by(|a, b| ts_of(b["ts"].as_str().unwrap_or("0")).total_cmp(&ts_of(a["ts"].as_str().unwrap_or("0"))));
+        let has_more = found.len() > limit;
+        found.truncate(limit);
+        Ok(fields(json!({"messages": found, "has_more": has_more})))
     }
 
     fn open_conversation(&mut self, p: &Params) -> Answer {

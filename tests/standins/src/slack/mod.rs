@@ -27,6 +27,8 @@
 //! - `users.info` gives `tz_label` as the zone's abbreviation (`CET`), not Slack's long name.
 //! - a message posted to a user id (`U...`) lands in the DM channel `D{user id}`, the same id
 //!   `conversations.open` gives; `chat.update`/`chat.delete` accept either id for it.
+//! - `conversations.history` lists the bot's messages only (nobody else posts here), without
+//!   cursor paging.
 
 mod api;
 mod render;

@@ -240,6 +240,33 @@ async fn chat_update_keeps_what_it_does_not_replace_and_needs_an_existing_messag
 }
 
 #[tokio::test]
+async fn conversations_history_lists_a_channels_messages_newest_first_after_oldest() {
+    let slack = SlackStandin::start().await;
+    let first = call_json(&slack, "chat.postMessage", json!({"channel": "U01ALICE", "text": "one"})).await;
+    call_json(&slack, "chat.postMessage", json!({"channel": "C1", "text": "elsewhere"})).await;
+    call_json(&slack, "chat.postMessage", json!({"channel": "U01ALICE", "text": "two"})).await;
+    call_json(&slack, "chat.postMessage", json!({"channel": "U01ALICE", "text": "three"})).await;
+    let ts = first["ts"].as_str().unwrap();
+    // As slack-morphism sends it: a GET with a query string.
+    let answer: Value = reqwest::Client::new()
+        .get(format!("{}/conversations.history?channel=DU01ALICE&oldest={ts}&limit=1", slack.api_url()))
+        .header("Authorization", TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let texts: Vec<&str> = answer["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["three"]);
+    assert_eq!(answer["has_more"], json!(true), "\"two\" was left out by the limit");
+    let all = call_json(&slack, "conversations.history", json!({"channel": "DU01ALICE"})).await;
+    let texts: Vec<&str> = all["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["three", "two", "one"]);
+    assert_eq!(all["messages"][0]["bot_id"], json!(BOT_ID));
+}
+
+#[tokio::test]
 async fn a_message_to_a_user_lands_in_the_dm_that_conversations_open_names() {
     let slack = SlackStandin::start().await;
     let opened = call_json(&slack, "conversations.open", json!({"users": "U01ALICE"})).await;
