@@ -38,14 +38,15 @@ fn schema(db: &PrivateMariadb) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn over_verified_tls_provisioning_and_teardown_work_a_wrong_ca_is_refused_and_logins_without_tls_are_refused() {
+async fn over_verified_tls_provisioning_and_teardown_work_a_wrong_ca_or_host_name_is_refused_and_logins_without_tls_are_refused() {
     // ring and aws-lc-rs are both compiled in: choose, as main does.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let certs_dir = std::env::temp_dir().join(format!("powerpole-certs-{}", suffix()));
     let (right, wrong) = (Certs::make(&certs_dir, "right"), Certs::make(&certs_dir, "wrong"));
     let db = tokio::task::spawn_blocking({
         let right = right.clone();
-        move || PrivateMariadb::start(Options { tls: Some(right), ..Options::default() })
+        // Also reachable as 127.0.0.2, a name its certificate (127.0.0.1, localhost) does not carry.
+        move || PrivateMariadb::start(Options { tls: Some(right), also_bind: Some("127.0.0.2".into()), ..Options::default() })
     })
     .await
     .unwrap();
@@ -75,6 +76,19 @@ async fn over_verified_tls_provisioning_and_teardown_work_a_wrong_ca_is_refused_
     let e = fresh.create_account(&wrong_target, &AccountRequest { earlier_attempt: false, user: user("wrongca"), host: "127.0.0.1".into(), role: Role::Read }).await.unwrap_err();
     assert!(matches!(e, GrantError::AdminConnect { .. }), "{e}");
     assert!(e.to_string().contains(&format!("target `{}`", t.name)), "{e}");
+
+    // The same server and CA under a name the certificate does not carry: refused too (the
+    // server answers on that address, so only the name check can refuse it).
+    std::net::TcpStream::connect(("127.0.0.2", db.port)).expect("the server answers on 127.0.0.2");
+    let mut elsewhere = db.server();
+    elsewhere.host = "127.0.0.2".into();
+    let mut wrong_name = t.clone();
+    wrong_name.admin_secret = put_admin_secret(&elsewhere).await;
+    wrong_name.writer_endpoint = elsewhere.host.clone();
+    let e = grants_support::grants().create_account(&wrong_name, &AccountRequest { earlier_attempt: false, user: user("wrongname"), host: "127.0.0.1".into(), role: Role::Read }).await.unwrap_err();
+    assert!(matches!(&e, GrantError::AdminConnect { host, .. } if host == "127.0.0.2"), "{e}");
+    assert!(e.to_string().to_ascii_lowercase().contains("certificate"), "refused for its certificate's names: {e}");
+    assert_eq!(db.socket_sql("SELECT COUNT(*) FROM mysql.user WHERE User LIKE 'wrongname%'").unwrap(), "0", "nothing was created");
 
     let report = tokio::time::timeout(HANG, grants.revoke(&t, &u, "127.0.0.1")).await.unwrap().expect("revoke over TLS");
     assert_eq!(report.outcome, RevokeOutcome::Dropped);

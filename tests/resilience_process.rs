@@ -16,7 +16,8 @@ use world::process::{wait_until, Serve};
 use world::{password_in, session_on_card, Options, World, ALICE, BOB, SOON};
 
 /// The methods powerpole's notices use.
-const MESSAGE_METHODS: [&str; 2] = ["chat.postMessage", "chat.update"];
+/// Every Web API method the teardown's outbox calls (the stray hand-over search included).
+const MESSAGE_METHODS: [&str; 5] = ["chat.postMessage", "chat.update", "chat.delete", "conversations.open", "conversations.history"];
 
 async fn get(app: &powerpole::app::App, id: &SessionId) -> Session {
     app.workflow.store.get(id).await.expect("the store answers").expect("the session exists")
@@ -34,7 +35,7 @@ fn ended_dms(world: &World, id: &SessionId) -> usize {
 }
 
 /// A session handed over three hours ago for one hour; Slack then refuses every message (HTTP
-/// 429 on every post and update) while `serve` starts: the start-up tick drops the account,
+/// 429 on every call the outbox makes) while `serve` starts: the start-up tick drops the account,
 /// terminates the instance and closes the session although not one notice can be sent. Once
 /// Slack takes messages again, the outbox delivers them: Alice is told once, and the hand-over
 /// DM no longer shows the password.
