@@ -38,11 +38,28 @@ pub struct BastionWorld {
     /// in which a session can end while its worker does not know its instance yet).
     pub answer_delay: Mutex<Duration>,
     time: Arc<super::VirtualTime>,
+    /// True UTC time when the world started: once set, instances carry their launch time (what
+    /// reconcile needs to spare young ones); without it they carry none, and reconcile spares all.
+    epoch: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
 }
 
 impl BastionWorld {
     pub fn new(lag: Duration, boot: Duration, time: Arc<super::VirtualTime>) -> Arc<BastionWorld> {
-        Arc::new(BastionWorld { inner: Mutex::default(), lag, boot, answer_delay: Mutex::default(), time })
+        Arc::new(BastionWorld { inner: Mutex::default(), lag, boot, answer_delay: Mutex::default(), time, epoch: Mutex::default() })
+    }
+
+    /// Gives instances launch times, counted from `start` (true time when the world started).
+    pub fn set_epoch(&self, start: chrono::DateTime<chrono::Utc>) {
+        *lock(&self.epoch) = Some(start);
+    }
+
+    fn launched_at(&self, i: &SimInstance) -> Option<chrono::DateTime<chrono::Utc>> {
+        lock(&self.epoch).map(|start| start + chrono::Duration::from_std(i.launched).unwrap_or_default())
+    }
+
+    fn to_instance(&self, i: &SimInstance) -> Instance {
+        let state = if i.terminated { InstanceState::Terminated } else { InstanceState::Running };
+        Instance { id: i.id.clone(), private_ip: i.ip, state, launched_at: self.launched_at(i) }
     }
 
     /// Every instance ever launched (for invariant checks).
@@ -57,11 +74,6 @@ impl BastionWorld {
     fn by_tag(&self, session: &SessionId) -> Option<SimInstance> {
         lock(&self.inner).values().find(|i| &i.session == session && i.launched + self.lag <= self.time.now()).cloned()
     }
-}
-
-fn to_instance(i: &SimInstance) -> Instance {
-    let state = if i.terminated { InstanceState::Terminated } else { InstanceState::Running };
-    Instance { id: i.id.clone(), private_ip: i.ip, state, launched_at: None }
 }
 
 /// One node's EC2 and SSM clients.
@@ -119,12 +131,12 @@ impl Bastions for MemBastions {
         if launched.terminated {
             return Err(BastionError::Ended { session: spec.session.to_string(), instance_id: launched.id, state: "terminated".into() });
         }
-        Ok(to_instance(&launched))
+        Ok(self.world.to_instance(&launched))
     }
 
     async fn find(&self, session: &SessionId) -> Result<Option<Instance>, BastionError> {
         let session = session.clone();
-        self.call("DescribeInstances", move |w| Ok(w.by_tag(&session).filter(|i| !i.terminated).map(|i| to_instance(&i)))).await
+        self.call("DescribeInstances", move |w| Ok(w.by_tag(&session).filter(|i| !i.terminated).map(|i| w.to_instance(&i)))).await
     }
 
     async fn set_identity(&self, instance_id: &str, spec: &LaunchSpec) -> Result<(), BastionError> {
@@ -186,7 +198,7 @@ impl Bastions for MemBastions {
                     session: Some(i.session.to_string()),
                     target: None,
                     state: InstanceState::Running,
-                    launched_at: None,
+                    launched_at: w.launched_at(i),
                 })
                 .collect())
         })

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 
-use super::{World, USABLE_BOUND};
+use super::{World, SKEW_BOUND, USABLE_BOUND};
 use crate::domain::{AuditKind, Session, State};
 
 /// Every violation, one sentence each.
@@ -34,6 +34,8 @@ pub fn check(world: &World, crashed: bool) -> Vec<String> {
         let trail = world.store.trail(&s.id);
         check_trail(s, &trail, &mut out);
         check_deadline(world, s, &trail, &instances, &mut out);
+        check_kept_until_deadline(world, s, &trail, &instances, &mut out);
+        check_gone_at_close(world, s, &instances, &mut out);
         check_handover(world, s, &trail, &mut out);
         check_notices(world, s, crashed, &mut out);
     }
@@ -104,6 +106,51 @@ fn check_deadline(world: &World, s: &Session, trail: &[crate::store::AuditRecord
                 life.host,
                 world.utc(life.created)
             ));
+        }
+    }
+}
+
+/// The workflow removes what a session made by the time it closes, on its own: reconcile (which
+/// also runs in the simulator, every `reconcile_every` after a `reconcile_grace`) is the backstop
+/// for what a crash leaves, not the way a session ends, so its later removals do not count here.
+/// Allowed: both clocks' skew and the calls' latency.
+fn check_gone_at_close(world: &World, s: &Session, instances: &[crate::memory::SimInstance], out: &mut Vec<String>) {
+    let Some(closed) = s.closed_at else { return };
+    let by = closed + chrono::Duration::from_std(SKEW_BOUND * 2 + CLOSE_SLACK).unwrap_or_default();
+    let mine: Vec<&crate::memory::SimInstance> = instances.iter().filter(|i| i.session == s.id).collect();
+    for i in &mine {
+        if i.terminated_at.is_none_or(|t| world.utc(t) > by) {
+            out.push(format!("{}: its bastion {} was still running when the session closed at {closed}", s.id, i.id));
+        }
+    }
+    let hosts: Vec<String> = mine.iter().map(|i| i.ip.to_string()).chain(s.account_host.clone()).collect();
+    for life in world.grants.lives().iter().filter(|l| l.user == s.requester.db_user.as_str() && hosts.contains(&l.host) && world.utc(l.created) <= closed) {
+        if life.dropped.is_none_or(|d| world.utc(d) > by) {
+            out.push(format!("{}: its account '{}'@'{}' still existed when the session closed at {closed}", s.id, life.user, life.host));
+        }
+    }
+}
+
+/// The latency of the calls between a removal and the close that follows it.
+const CLOSE_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What a session was handed stays until its deadline: its account and its bastion are never
+/// removed while it is live (by reconcile, another session's rollback or a stale worker). Times
+/// are compared with both clocks' skew to spare.
+fn check_kept_until_deadline(world: &World, s: &Session, trail: &[crate::store::AuditRecord], instances: &[crate::memory::SimInstance], out: &mut Vec<String>) {
+    let Some(handed) = trail.iter().find(|r| r.event.kind == AuditKind::HandedOver).map(|r| r.event.at) else { return };
+    let cut = trail.iter().find(|r| matches!(r.event.kind, AuditKind::Ended | AuditKind::Revoked)).map(|r| r.event.at);
+    let Some(deadline) = [s.expires_at, cut].into_iter().flatten().min() else { return };
+    let skew = chrono::Duration::from_std(SKEW_BOUND * 2).unwrap_or_default();
+    for i in instances.iter().filter(|i| s.instance_id.as_deref() == Some(i.id.as_str())) {
+        if let Some(at) = i.terminated_at.map(|t| world.utc(t)).filter(|t| *t + skew < deadline) {
+            out.push(format!("{}: its bastion {} was terminated at {at}, before its deadline {deadline}", s.id, i.id));
+        }
+    }
+    let Some(host) = s.account_host.as_deref() else { return };
+    for life in world.grants.lives().iter().filter(|l| l.user == s.requester.db_user.as_str() && l.host == host && world.utc(l.created) <= handed + skew) {
+        if let Some(at) = life.dropped.map(|d| world.utc(d)).filter(|d| *d + skew < deadline && *d + skew > handed) {
+            out.push(format!("{}: its account '{}'@'{host}' was dropped at {at}, before its deadline {deadline}", s.id, life.user));
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The deterministic simulator: the real workflow code (request, decide, lifecycle, sweep) run by
-//! 2-3 replicas against the in-memory adapters ([`crate::memory`]) on a paused tokio clock, with
+//! The deterministic simulator: the real workflow code (request, decide, lifecycle, sweep,
+//! reconcile) run by 2-3 replicas against the in-memory adapters ([`crate::memory`]) on a paused tokio clock, with
 //! people acting at random, faults injected into every adapter call, crashes and restarts, and
 //! clocks skewed within [`SKEW_BOUND`]. Everything random comes from one seed, and a paused
 //! current-thread runtime runs tasks in a fixed order, so a seed replays exactly.
@@ -51,6 +51,8 @@ warning_lead = "1m"
 pending_timeout = "5m"
 teardown_alert_after = "5m"
 provisioning_lease = "30s"
+reconcile_every = "2m"
+reconcile_grace = "3m"
 
 [bastion]
 ssm_online_timeout = "2m"
@@ -223,6 +225,7 @@ async fn simulate(seed: u64, time: Arc<VirtualTime>, spawner: Spawner, detail: b
         spawner: spawner.clone(),
         start_utc: Utc.with_ymd_and_hms(2026, 3, 3, 9, 0, 0).single().unwrap_or_else(Utc::now),
     });
+    world.bastions.set_epoch(world.start_utc);
     let answer_delay = Duration::from_secs(rng.below(30));
     *crate::memory::lock(&world.bastions.answer_delay) = answer_delay;
     let replica_count = rng.between(2, 3) as usize;

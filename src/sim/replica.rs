@@ -1,5 +1,5 @@
 //! The replicas: each a process with its own adapters (one [`Node`]), its own skewed clock and its
-//! own sweeper loop, as `powerpole serve` runs them. A crash kills the node (every call of it
+//! own sweeper loop (with reconcile every `reconcile_every`), as `powerpole serve` runs them. A crash kills the node (every call of it
 //! pends forever) and its sweeper; a restart is a new node.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -142,12 +142,20 @@ fn spawn(world: &Arc<World>, i: usize, skew_ms: i64, generation: u32) -> Slot {
         dependencies: Default::default(),
     };
     let tick = world.config.scheduler.tick.to_std();
+    let reconcile_every = world.config.scheduler.reconcile_every.to_std();
     let sweeping = lifecycle.clone();
     let (time, spawner) = (world.time.clone(), world.spawner.clone());
     let (sweeper, handle) = AbortHandle::new_pair();
     let sweep = async move {
         let lookahead = chrono::Duration::from_std(tick).unwrap_or_default();
+        // Like `run_reconciler`: the first run one interval after the start.
+        let mut next_reconcile = time.now() + reconcile_every;
         loop {
+            if time.now() >= next_reconcile {
+                next_reconcile = time.now() + reconcile_every;
+                let lifecycle = sweeping.clone();
+                spawner.detach(async move { drop(lifecycle.reconcile_now().await) });
+            }
             // Like `run_sweeper`: every due step in its own task, so a long wait holds nothing up.
             let (lifecycle, steps) = (sweeping.clone(), spawner.clone());
             spawner.detach(async move {
