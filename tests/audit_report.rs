@@ -140,6 +140,7 @@ async fn the_report_joins_trail_transcript_and_database_audit_in_one_timeline() 
     // The HTML page, for scripts/report-browser-check.sh to open in a real browser.
     let html = report::html::render(&report);
     assert!(html.contains("Shell commands: 2") && html.contains("DELETE FROM") && html.contains(&format!("Session {id}")));
+    assert!(html.contains("<dt>Requester</dt><dd>@U0ALICE (database user") && !html.contains("&lt;@U0"), "people read as user ids, not Slack markup");
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-report.html");
     std::fs::write(&path, &html).expect("the page is written");
 }

@@ -7,6 +7,30 @@ fn esc(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
+/// A Slack mention (`<@U0ALICE>`, how the trail names people) as a reader outside Slack can
+/// search for it: `@U0ALICE`. Anything else is left as it is (and escaped by [`esc`]).
+fn person(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("<@") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        match after.find('>') {
+            Some(end) if end > 0 && after[..end].bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) => {
+                out.push('@');
+                out.push_str(&after[..end]);
+                rest = &after[end + 1..];
+            }
+            _ => {
+                out.push_str("<@");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1d1d1f}\
 h1{font-size:1.4rem;margin:0 0 .5rem}dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}\
 dt{font-weight:600}.counts span{display:inline-block;margin-right:1rem;padding:.2rem .5rem;border-radius:4px;background:#eef}\
@@ -31,7 +55,7 @@ pub fn render(r: &Report) -> String {
             if e.problem.is_some() { " problem" } else { "" },
             e.at.format("%Y-%m-%d %H:%M:%S UTC"),
             e.source.as_str(),
-            esc(&e.who),
+            esc(&person(&e.who)),
             esc(&e.what),
         ));
     }
@@ -45,12 +69,12 @@ pub fn render(r: &Report) -> String {
 <p class=\"counts\"><span id=\"shell-commands\">Shell commands: {commands}</span><span id=\"statements\">Statements: {statements}</span><span id=\"refused\">Refused: {refused}</span></p>\n\
 {missing}<table><thead><tr><th>Time</th><th>Source</th><th>Who</th><th>Kind</th><th>What</th></tr></thead><tbody>\n{rows}</tbody></table>\n</body></html>\n",
         id = esc(r.session.as_str()),
-        requester = esc(&r.requester),
+        requester = esc(&person(&r.requester)),
         db_user = esc(&r.db_user),
         role = esc(&r.role),
         target = esc(&r.target),
         reason = esc(&r.reason),
-        approved = esc(&approved),
+        approved = esc(&person(&approved)),
         state = esc(&r.state),
         from = r.window_from.format("%Y-%m-%d %H:%M:%S UTC"),
         to = r.window_to.format("%Y-%m-%d %H:%M:%S UTC"),
@@ -68,5 +92,12 @@ mod tests {
     #[test]
     fn user_text_cannot_inject_markup() {
         assert_eq!(esc("<script>alert('x')</script>&"), "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;");
+    }
+
+    #[test]
+    fn slack_mentions_read_as_user_ids_and_nothing_else_changes() {
+        assert_eq!(person("<@U0ALICE>, <@W012B>"), "@U0ALICE, @W012B");
+        assert_eq!(person("<@u0alice> <@> <@U1 <b>"), "<@u0alice> <@> <@U1 <b>");
+        assert_eq!(esc(&person("<@U0BOB><script>")), "@U0BOB&lt;script&gt;");
     }
 }
