@@ -4,6 +4,11 @@
 //! the instance in EC2 and the account in MySQL.
 
 mod world;
+/// `make demo` reads the hand-over DM with this parser: checked here against the DM the product
+/// really sends, so the README's first command cannot drift from the DM again.
+#[allow(dead_code)]
+#[path = "../scripts/demo/handover.rs"]
+mod demo_handover;
 
 use std::sync::Arc;
 
@@ -72,6 +77,8 @@ async fn a_session_lives_from_request_to_teardown() {
     assert!(!dm_text.contains("console.aws.amazon.com"), "no console link that would use the default document: {dm_text}");
     assert!(dm_text.contains(&format!("mysql -h {} -P {} -u {} -p```", world::DB_HOST_ON_BRIDGE, world.db.port, world.db_user())), "mysql asks for the password: {dm_text}");
     let password = password_in(&dm_text).expect("the DM carries the password");
+    let demo = demo_handover::parse_mysql_line(&dm_text).expect("make demo reads the hand-over DM");
+    assert_eq!((demo.host.as_str(), demo.port, demo.user.as_str(), demo.password.as_str()), (world::DB_HOST_ON_BRIDGE, world.db.port, world.db_user().as_str(), password.as_str()));
     assert!(password.len() >= 24);
     for line in dm_text.lines().filter(|l| l.contains(&password)) {
         assert_eq!(line.trim_matches('`'), password, "the password stands alone on its line, never next to -p: {line}");

@@ -48,12 +48,13 @@ impl Namespace {
         bail!("scripts/netns.sh add {name} {ip} failed (it needs root and iproute2): {}", failures.join("; then: "))
     }
 
-    /// Runs `mariadb -h HOST -P PORT -u USER -pPASSWORD -e SQL` from this address.
+    /// Runs `mariadb -h HOST -P PORT -u USER -e SQL` from this address, the password in
+    /// `MYSQL_PWD` (never on a command line, where `ps` would show it).
     pub async fn mariadb(&self, login: &MysqlLogin, sql: &str) -> Result<ClientRun> {
         let out = Command::new(&self.script)
             .args(["exec", &self.name, "mariadb", "--no-defaults", "--connect-timeout=5", "--table"])
             .args(["-h", &login.host, "-P", &login.port.to_string(), "-u", &login.user])
-            .arg(format!("-p{}", login.password))
+            .env("MYSQL_PWD", &login.password)
             .args(["-e", sql])
             .stdin(Stdio::null())
             .output()
