@@ -275,5 +275,24 @@ async fn figures() {
     figure("rss_idle", pp_idle / bare_idle, "x bare axum", &format!("<= {:.2} x, i.e. < 20 MB", 20.0 * MB / bare_idle));
     figure("rss_after_burst", pp_peak / bare_peak, "x bare axum", &format!("<= {:.2} x, i.e. < 64 MB", 64.0 * MB / bare_peak));
     figure("binary_size", size / MB, "MB", "< 25 MB");
+    lambda_zips();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The Lambda zips `make dist` left in `dist/lambda/<arch>/<function>/bootstrap.zip`, one figure
+/// each (Lambda takes a zip of up to 50 MB directly); a line saying so when there are none.
+fn lambda_zips() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/lambda");
+    let mut found = 0;
+    for arch in ["arm64", "x86_64"] {
+        for function in ["slack-handler", "slack-worker", "sweeper", "export"] {
+            if let Ok(meta) = std::fs::metadata(root.join(arch).join(function).join("bootstrap.zip")) {
+                found += 1;
+                figure(&format!("lambda_zip_{arch}_{}", function.replace('-', "_")), meta.len() as f64 / MB, "MB", "< 50 MB, Lambda's direct upload limit");
+            }
+        }
+    }
+    if found == 0 {
+        println!("figure: lambda_zips = none (run `make dist` first: the zips are its output)");
+    }
 }
