@@ -242,9 +242,17 @@ async fn figures() {
     let (bare, bare_url) = start_bare().await;
     let (pp, pp_url) = start_powerpole(&slack, &dir).await;
     let (bare_driver, pp_driver) = (SlackDriver::new(&bare_url, SECRET).with_slack(&slack), SlackDriver::new(&pp_url, SECRET).with_slack(&slack));
+    // `serve` answers 503 ("starting") until its start-up checks pass: wait for it to be ready.
     for driver in [&bare_driver, &pp_driver] {
-        let reply = driver.command(SlashCommand::new(ALICE, "alice", ACCESS, "help")).await.expect("an answer");
-        assert_eq!(reply.status, 200, "{}", reply.body);
+        let ready_by = Instant::now() + Duration::from_secs(60);
+        loop {
+            let reply = driver.command(SlashCommand::new(ALICE, "alice", ACCESS, "help")).await.expect("an answer");
+            if reply.status == 200 {
+                break;
+            }
+            assert!(reply.status == 503 && Instant::now() < ready_by, "not ready within a minute: {} {}", reply.status, reply.body);
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (bare_idle, pp_idle) = (memory(bare.pid(), "VmRSS"), memory(pp.pid(), "VmRSS"));
