@@ -80,20 +80,19 @@ fn check_trail(s: &Session, trail: &[crate::store::AuditRecord], out: &mut Vec<S
     }
 }
 
+/// When a session's access ends: its expiry, or the end or revoke that cut it short.
+fn deadline(s: &Session, trail: &[crate::store::AuditRecord]) -> Option<chrono::DateTime<chrono::Utc>> {
+    let cut = trail.iter().find(|r| matches!(r.event.kind, AuditKind::Ended | AuditKind::Revoked)).map(|r| r.event.at);
+    [s.expires_at, cut].into_iter().flatten().min()
+}
+
 /// No account outlives its session's deadline by more than the bound, unless a teardown step
 /// failed (which is retried and alerted, not silent).
 fn check_deadline(world: &World, s: &Session, trail: &[crate::store::AuditRecord], instances: &[crate::memory::SimInstance], out: &mut Vec<String>) {
     if trail.iter().any(|r| matches!(r.event.kind, AuditKind::TeardownFailed | AuditKind::Failed)) {
         return;
     }
-    let cut = trail.iter().find(|r| matches!(r.event.kind, AuditKind::Ended | AuditKind::Revoked)).map(|r| r.event.at);
-    let deadline = match (s.expires_at, cut) {
-        (Some(e), Some(c)) => e.min(c),
-        (e, c) => match e.or(c) {
-            Some(d) => d,
-            None => return,
-        },
-    };
+    let Some(deadline) = deadline(s, trail) else { return };
     let bound = chrono::Duration::from_std(USABLE_BOUND).unwrap_or_default();
     let ips: Vec<String> = instances.iter().filter(|i| i.session == s.id).map(|i| i.ip.to_string()).collect();
     for life in world.grants.lives().iter().filter(|l| l.user == s.requester.db_user.as_str() && ips.contains(&l.host)) {
@@ -139,8 +138,7 @@ const CLOSE_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
 /// are compared with both clocks' skew to spare.
 fn check_kept_until_deadline(world: &World, s: &Session, trail: &[crate::store::AuditRecord], instances: &[crate::memory::SimInstance], out: &mut Vec<String>) {
     let Some(handed) = trail.iter().find(|r| r.event.kind == AuditKind::HandedOver).map(|r| r.event.at) else { return };
-    let cut = trail.iter().find(|r| matches!(r.event.kind, AuditKind::Ended | AuditKind::Revoked)).map(|r| r.event.at);
-    let Some(deadline) = [s.expires_at, cut].into_iter().flatten().min() else { return };
+    let Some(deadline) = deadline(s, trail) else { return };
     let skew = chrono::Duration::from_std(SKEW_BOUND * 2).unwrap_or_default();
     for i in instances.iter().filter(|i| s.instance_id.as_deref() == Some(i.id.as_str())) {
         if let Some(at) = i.terminated_at.map(|t| world.utc(t)).filter(|t| *t + skew < deadline) {

@@ -7,11 +7,10 @@ use super::*;
 const TOKEN: &str = "Bearer xoxb-standin-test";
 const SOON: Duration = Duration::from_secs(5);
 
-async fn call_json(slack: &SlackStandin, method: &str, body: Value) -> Value {
-    reqwest::Client::new()
-        .post(format!("{}/{method}", slack.api_url()))
+/// Sends `request` as the bot and reads the stand-in's JSON answer.
+async fn answer(request: reqwest::RequestBuilder) -> Value {
+    request
         .header("Authorization", TOKEN)
-        .json(&body)
         .send()
         .await
         .expect("the stand-in answers")
@@ -20,18 +19,23 @@ async fn call_json(slack: &SlackStandin, method: &str, body: Value) -> Value {
         .expect("the stand-in answers JSON")
 }
 
+async fn call_json(slack: &SlackStandin, method: &str, body: Value) -> Value {
+    answer(reqwest::Client::new().post(format!("{}/{method}", slack.api_url())).json(&body)).await
+}
+
+/// A GET with a query string, as slack-morphism sends the read methods.
+async fn call_get(slack: &SlackStandin, method_and_query: &str) -> Value {
+    answer(reqwest::Client::new().get(format!("{}/{method_and_query}", slack.api_url()))).await
+}
+
 async fn call_form(slack: &SlackStandin, method: &str, fields: &[(&str, &str)]) -> Value {
-    reqwest::Client::new()
-        .post(format!("{}/{method}", slack.api_url()))
-        .header("Authorization", TOKEN)
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(serde_urlencoded::to_string(fields).expect("encodable"))
-        .send()
-        .await
-        .expect("the stand-in answers")
-        .json()
-        .await
-        .expect("the stand-in answers JSON")
+    answer(
+        reqwest::Client::new()
+            .post(format!("{}/{method}", slack.api_url()))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(fields).expect("encodable")),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -96,15 +100,7 @@ async fn form_fields_holding_json_stay_strings_and_param_json_parses_them() {
 async fn get_query_strings_are_read_as_parameters() {
     let slack = SlackStandin::start().await;
     slack.add_user("U1", "alice@example.com", "UTC");
-    let answer: Value = reqwest::Client::new()
-        .get(format!("{}/users.info?user=U1", slack.api_url()))
-        .header("Authorization", TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = call_get(&slack, "users.info?user=U1").await;
     assert_eq!(
         answer["user"]["profile"]["email"],
         json!("alice@example.com")
@@ -247,22 +243,12 @@ async fn conversations_history_lists_a_channels_messages_newest_first_after_olde
     call_json(&slack, "chat.postMessage", json!({"channel": "U01ALICE", "text": "two"})).await;
     call_json(&slack, "chat.postMessage", json!({"channel": "U01ALICE", "text": "three"})).await;
     let ts = first["ts"].as_str().unwrap();
-    // As slack-morphism sends it: a GET with a query string.
-    let answer: Value = reqwest::Client::new()
-        .get(format!("{}/conversations.history?channel=DU01ALICE&oldest={ts}&limit=1", slack.api_url()))
-        .header("Authorization", TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let texts: Vec<&str> = answer["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
-    assert_eq!(texts, ["three"]);
+    let texts = |answer: &Value| -> Vec<String> { answer["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap().to_owned()).collect() };
+    let answer = call_get(&slack, &format!("conversations.history?channel=DU01ALICE&oldest={ts}&limit=1")).await;
+    assert_eq!(texts(&answer), ["three"]);
     assert_eq!(answer["has_more"], json!(true), "\"two\" was left out by the limit");
     let all = call_json(&slack, "conversations.history", json!({"channel": "DU01ALICE"})).await;
-    let texts: Vec<&str> = all["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
-    assert_eq!(texts, ["three", "two", "one"]);
+    assert_eq!(texts(&all), ["three", "two", "one"]);
     assert_eq!(all["messages"][0]["bot_id"], json!(BOT_ID));
 }
 
