@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Static checks of the deployment code: infra/ (Terraform) and policies/ (IAM).
+# Static checks of the deployment code: infra/ (Terraform) and infra/modules/powerpole/policies/ (IAM).
 #
 #   1. checkov over infra/ (terraform framework): 0 failed checks, 0 parsing errors, and every
 #      skip an inline `#checkov:skip=CKV_...:reason` with a written reason;
-#   2. parliament over every policies/*.json, rendered first the way Terraform's templatefile()
+#   2. parliament over every infra/modules/powerpole/policies/*.json, rendered first the way Terraform's templatefile()
 #      renders them (placeholders checked against the module's locals): 0 findings at any
 #      severity; then parliament --include-community-auditors over the Slack handler's policy
 #      (the public function's role): no privilege-escalation finding;

@@ -8,7 +8,7 @@ not about an addition below still counts. Idempotent: run before every parliamen
 Additions:
   - ssm:StartSession, condition key ssm:SessionDocumentAccessCheck (Bool): "Service Authorization
     Reference, AWS Systems Manager, Condition keys" and the Session Manager guide, "Enforce a
-    session document permission check for the AWS CLI". policies/engineer.json uses it so that a
+    session document permission check for the AWS CLI". infra/modules/powerpole/policies/engineer.json uses it so that a
     session with any document but powerpole's is refused.
 
 Usage: parliament_definitions.py VENV_PYTHON   (prints what it added; exit 1 if it cannot)

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Render policies/*.json the way Terraform's templatefile() does, with plausible values.
+"""Render infra/modules/powerpole/policies/*.json the way Terraform's templatefile() does, with plausible values.
 
 Checks, before rendering, that the templates and the Terraform agree:
   - every placeholder in a template is a key of the map the module renders it with
     (kms-key-policy.json: local.key_policy_template_vars; every other file: that map merged
     with local.role_policy_extra_template_vars), read from the module with python-hcl2;
-  - every file in policies/ is rendered by the module (no orphan policy);
+  - every file in infra/modules/powerpole/policies/ is rendered by the module (no orphan policy);
   - placeholders are only `${name}` (a string) or `${jsonencode(name)}` (a list); `$${...}` is
     templatefile()'s escape for a literal `${...}` (an IAM policy variable such as
     `${aws:userid}`) and is rendered as that literal.
@@ -22,7 +22,7 @@ from pathlib import Path
 import hcl2
 
 ROOT = Path(__file__).resolve().parents[2]
-POLICIES = ROOT / "policies"
+POLICIES = ROOT / "infra" / "modules" / "powerpole" / "policies"
 MODULE = ROOT / "infra" / "modules" / "powerpole"
 KEY_POLICY = "kms-key-policy.json"
 

@@ -7,7 +7,7 @@ pub enum BastionError {
     #[error("could not read the bastion AMI id from SSM parameter `{parameter}`: {message}; check that the parameter exists in this region and powerpole may ssm:GetParameter on it, or set the target's `ami`")]
     AmiParameter { parameter: String, message: String },
 
-    #[error("EC2 {action} failed: {message}; check powerpole's IAM permissions (policies/) and the target's subnet, security group and AMI")]
+    #[error("EC2 {action} failed: {message}; check powerpole's IAM permissions (infra/modules/powerpole/policies/) and the target's subnet, security group and AMI")]
     Ec2 { action: &'static str, message: String },
 
     #[error("SSM DescribeInstanceInformation failed for {instance_id}: {message}; check that powerpole may ssm:DescribeInstanceInformation")]

@@ -1,5 +1,5 @@
 //! The requester's identity as AWS sees it, carried by each bastion as `powerpole:identity`: the
-//! engineer policy (policies/engineer.json) lets a person start a session only on a bastion
+//! engineer policy (infra/modules/powerpole/policies/engineer.json) lets a person start a session only on a bastion
 //! whose tag equals their own principal tag, so this value decides who may enter.
 
 use crate::config::IdentitySource;

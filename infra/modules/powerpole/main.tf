@@ -1,6 +1,7 @@
 # Shared lookups and the values every policy template in policies/ is rendered with.
 #
-# The IAM documents live in policies/ at the repository root, one file per principal, so that a
+# The IAM documents live in policies/ inside this module (so it works from a registry or a Git
+# source), one file per principal, so that a
 # reviewer reads the same JSON that Terraform deploys and infra/tests can lint it with parliament.
 # They are rendered with templatefile(): a placeholder ${name} is a string, ${jsonencode(name)} a list.
 
@@ -14,7 +15,7 @@ locals {
   dns_suffix = data.aws_partition.current.dns_suffix
   region     = data.aws_region.current.name
 
-  policies_dir = "${path.module}/../../../policies"
+  policies_dir = "${path.module}/policies"
 
   tags = merge(var.tags, {
     "powerpole:component" = var.name_prefix

@@ -22,7 +22,7 @@ where
     let code = err.as_service_error().and_then(|e| e.code());
     let hint = match code {
         Some("ResourceNotFoundException") => format!("the table `{table}` does not exist: create it with `powerpole table create --config FILE` (or apply infra/)"),
-        Some("AccessDeniedException" | "UnrecognizedClientException") => "the AWS credentials may not use this table: check the role's policy (policies/)".to_string(),
+        Some("AccessDeniedException" | "UnrecognizedClientException") => "the AWS credentials may not use this table: check the role's policy (infra/modules/powerpole/policies/)".to_string(),
         Some("ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded") => "DynamoDB is throttling: retry shortly".to_string(),
         _ => "check the network path and credentials to DynamoDB, then retry".to_string(),
     };
