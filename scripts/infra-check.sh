@@ -6,7 +6,8 @@
 #   2. parliament over every infra/modules/powerpole/policies/*.json, rendered first the way Terraform's templatefile()
 #      renders them (placeholders checked against the module's locals): 0 findings at any
 #      severity; then parliament --include-community-auditors over the Slack handler's policy
-#      (the public function's role): no privilege-escalation finding;
+#      (the public function's role): no privilege-escalation finding; then the rendered documents
+#      evaluated against attackers' requests (infra/tests/check_policies.py);
 #   3. the DynamoDB table in infra/ against the store's schema (src/store/schema.rs), read from
 #      $POWERPOLE_TABLE_SCHEMA_JSON when set, otherwise from `powerpole table schema` built with the
 #      workspace (the code itself, so the two cannot drift);
@@ -163,6 +164,9 @@ if PYTHONPATH="$HCL2_DIR" "$VENV/bin/python" "$TESTS/render_policies.py" "$WORK/
     cat "$WORK/parliament.err" >>"$WORK/parliament.out"
     "$VENV/bin/python" "$TESTS/parliament_findings.py" "$WORK/parliament.out" "$parliament_rc" "$files" ||
         FAILED+=(parliament)
+    # Who may do what, evaluated on the rendered documents (other ways onto a bastion, the
+    # bastion role, the export's If-None-Match, the audit key's break-glass principal).
+    "$VENV/bin/python" "$TESTS/check_policies.py" "$WORK/policies" || FAILED+=(policies)
 else
     say "parliament: FAIL (policies could not be rendered)"
     FAILED+=(parliament)
@@ -252,4 +256,4 @@ if [ "${#FAILED[@]}" -gt 0 ]; then
     say "FAILED: ${FAILED[*]} ($((SECONDS - START))s)"
     exit 1
 fi
-say "OK: checkov, parliament, schema, hcl, user data, hadolint${SKIPPED:+ (skipped: ${SKIPPED[*]})}$([ ${#SKIPPED[@]} -eq 0 ] && echo ", terraform fmt") ($((SECONDS - START))s)"
+say "OK: checkov, parliament, policies, schema, hcl, user data, hadolint${SKIPPED:+ (skipped: ${SKIPPED[*]})}$([ ${#SKIPPED[@]} -eq 0 ] && echo ", terraform fmt") ($((SECONDS - START))s)"

@@ -3,7 +3,7 @@
 
 Checks, before rendering, that the templates and the Terraform agree:
   - every placeholder in a template is a key of the map the module renders it with
-    (kms-key-policy.json: local.key_policy_template_vars; every other file: that map merged
+    (kms-key-policy.json and audit-key-policy.json: local.key_policy_template_vars; every other file: that map merged
     with local.role_policy_extra_template_vars), read from the module with python-hcl2;
   - every file in infra/modules/powerpole/policies/ is rendered by the module (no orphan policy);
   - placeholders are only `${name}` (a string) or `${jsonencode(name)}` (a list); `$${...}` is
@@ -24,7 +24,7 @@ import hcl2
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "infra" / "modules" / "powerpole" / "policies"
 MODULE = ROOT / "infra" / "modules" / "powerpole"
-KEY_POLICY = "kms-key-policy.json"
+KEY_POLICIES = {"kms-key-policy.json", "audit-key-policy.json"}
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -84,6 +84,10 @@ SAMPLE = {
     "deployment_id": "default",
     "session_document_arn": f"arn:aws:ssm:{REGION}:{ACCOUNT}:document/powerpole-session",
     "engineer_identity_variable": "${aws:PrincipalTag/email}",
+    "export_role_arn": f"arn:aws:iam::{ACCOUNT}:role/powerpole-export",
+    "audit_key_break_glass_principal_arn": f"arn:aws:iam::{ACCOUNT}:role/break-glass",
+    "audit_kms_key_arn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/5678abcd-12ab-34cd-56ef-1234567890ab",
+    "engineer_principal_arn_patterns": ["arn:aws:iam::*:role/aws-reserved/sso.amazonaws.com/*AWSReservedSSO_PowerpoleEngineer_*"],
 }
 
 PLACEHOLDER = re.compile(r"\$?\$\{([^}]*)\}")
@@ -158,7 +162,7 @@ def main() -> int:
     if not files:
         problems.append(f"no policy files in {POLICIES}")
     for path in files:
-        is_key_policy = path.name == KEY_POLICY
+        is_key_policy = path.name in KEY_POLICIES
         allowed = key_vars if is_key_policy else key_vars | extra_vars
         expected_map = "local.key_policy_template_vars" if is_key_policy else "local.role_policy_template_vars"
         call = re.search(r'templatefile\("\$\{local\.policies_dir\}/' + re.escape(path.name) + r'",\s*([\w.]+)\)', module_text)

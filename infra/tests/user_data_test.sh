@@ -55,13 +55,51 @@ refused() { # refused "what" command...: passes when the command fails
 mount --make-rprivate /
 T="$(mktemp -d)"
 mount -t tmpfs tmpfs "$T"
-mkdir "$T/upper" "$T/work" "$T/root"
-mount -t overlay overlay -o "lowerdir=/,upperdir=$T/upper,workdir=$T/work" "$T/root"
+# throwaway_root DIR: an overlay of / at DIR/root, with its own /dev, /proc, /run and /tmp.
+throwaway_root() {
+    mkdir "$1/upper" "$1/work" "$1/root"
+    mount -t overlay overlay -o "lowerdir=/,upperdir=$1/upper,workdir=$1/work" "$1/root"
+    mount --rbind /dev "$1/root/dev"
+    mount -t proc proc "$1/root/proc"
+    mount -t tmpfs tmpfs "$1/root/run"
+    mount -t tmpfs tmpfs "$1/root/tmp"
+}
+# stand_ins ROOT [FAILING]: dnf and systemctl stand-ins that record their calls; a call whose
+# arguments equal FAILING fails (exit 1) after being recorded.
+stand_ins() {
+    mkdir -p "$1/usr/local/sbin"
+    for tool in dnf systemctl; do
+        printf '#!/bin/sh\necho "%s $*" >>/var/log/powerpole-stand-ins.log\n[ "$*" != "%s" ]\n' "$tool" "${2:-}" >"$1/usr/local/sbin/$tool"
+        chmod 0755 "$1/usr/local/sbin/$tool"
+    done
+}
+
+# --- Fail closed: the nftables service cannot be enabled ------------------------------------------
+# Without the service the rule is gone after a reboot (the metadata service open to the session
+# user): the script must stop, and never start the agent (so nobody can enter the bastion).
+for failing in "enable nftables" "is-enabled --quiet nftables"; do
+    F="$T/fail-${failing// /-}"
+    mkdir "$F"
+    throwaway_root "$F"
+    stand_ins "$F/root" "$failing"
+    cp "$SCRIPT" "$F/root/tmp/user-data.sh"
+    if chroot "$F/root" env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bash /tmp/user-data.sh >"$F/run.log" 2>&1; then
+        say "FAIL: the script ran to its end although \`systemctl $failing\` failed"
+        FAILS=$((FAILS + 1))
+    else
+        say "ok: the script fails when \`systemctl $failing\` fails"
+    fi
+    calls="$(cat "$F/root/var/log/powerpole-stand-ins.log")"
+    check "control: the failing call was made (systemctl $failing)" grep -qxF "systemctl $failing" <<<"$calls"
+    refused "the agent is never started when the firewall cannot be kept (systemctl $failing)" grep -qxF "systemctl start amazon-ssm-agent" <<<"$calls"
+done
+# The failed runs loaded the rule into this network namespace: remove it, so that the controls
+# below see the network as the script finds it.
+nft delete table inet powerpole_imds 2>/dev/null || true
+refused "no '|| true' on the user data's nftables lines" grep -nE 'nft.*\|\|[[:space:]]*true' "$SCRIPT"
+
+throwaway_root "$T"
 R="$T/root"
-mount --rbind /dev "$R/dev"
-mount -t proc proc "$R/proc"
-mount -t tmpfs tmpfs "$R/run"
-mount -t tmpfs tmpfs "$R/tmp"
 
 # The metadata address, and a stand-in that answers on it.
 ip link set lo up
@@ -72,11 +110,7 @@ trap 'kill "$SERVER" 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -s -o /dev/null -m 1 "http://$IMDS/" && break; sleep 0.1; done
 
 # dnf and systemctl stand-ins: they record their calls.
-mkdir -p "$R/usr/local/sbin"
-for tool in dnf systemctl; do
-    printf '#!/bin/sh\necho "%s $*" >>/var/log/powerpole-stand-ins.log\n' "$tool" >"$R/usr/local/sbin/$tool"
-    chmod 0755 "$R/usr/local/sbin/$tool"
-done
+stand_ins "$R"
 in_root() { chroot "$R" env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
 as_user() { local user="$1"; shift; in_root runuser -u "$user" -- "$@"; }
 
@@ -113,6 +147,7 @@ refused "ssm-user cannot reach the metadata address" as_user ssm-user curl -sf -
 refused "another non-root user cannot reach the metadata address" as_user powerpole-probe curl -sf -m 2 "http://$IMDS/"
 check "root (the SSM agent) still reaches the metadata address" in_root curl -sf -m 2 "http://$IMDS/"
 check "the rule is kept for the nftables service" grep -q powerpole-imds "$R/etc/sysconfig/nftables.conf"
+check "the nftables service is enabled, and checked" grep -qxF "systemctl is-enabled --quiet nftables" "$R/var/log/powerpole-stand-ins.log"
 calls="$(cat "$R/var/log/powerpole-stand-ins.log")"
 check "the agent is stopped first and started last" test "$(head -n1 <<<"$calls")" = "systemctl stop amazon-ssm-agent" -a "$(tail -n1 <<<"$calls")" = "systemctl start amazon-ssm-agent"
 check "a MySQL client is installed" grep -qx "dnf install -y mariadb105" <<<"$calls"

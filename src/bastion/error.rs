@@ -16,7 +16,7 @@ pub enum BastionError {
     #[error("bastion {instance_id} has no private IP address in EC2's answer; it cannot be bound to a database account")]
     NoPrivateIp { instance_id: String },
 
-    #[error("bastion {instance_id} did not come online in SSM within {}s: check that the AMI runs the SSM agent, that the subnet reaches SSM (VPC endpoints for ssm, ssmmessages and ec2messages, or a NAT), and that the instance profile allows the agent (AmazonSSMManagedInstanceCore)", waited.as_secs())]
+    #[error("bastion {instance_id} did not come online in SSM within {}s: check that the AMI runs the SSM agent, that the subnet reaches SSM (VPC endpoints with private DNS for ssm, ssmmessages, logs and kms, or a NAT), and that the instance profile allows the agent (AmazonSSMManagedInstanceCore)", waited.as_secs())]
     NotOnline { instance_id: String, waited: Duration },
 
     #[error("the bastion {instance_id} of session {session} is {state}; a session's bastion is never launched twice: end the session and request access again")]

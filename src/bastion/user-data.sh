@@ -12,7 +12,9 @@
 #     `SSMSessionRunAs` could otherwise choose it as the session's user (the engineer policy also
 #     refuses such principals);
 #   - the instance metadata service (IMDSv4 and v6 addresses) answers root only: the agent runs
-#     as root and needs the instance role; nobody else gets its credentials;
+#     as root and needs the instance role; nobody else gets its credentials; the rule is kept
+#     across a reboot by the nftables service, and if that service cannot be enabled the script
+#     fails and the agent is never started (fail closed);
 #   - a MySQL client is installed, and nothing else.
 # The agent is stopped while this runs and started at the end, so "online in Session Manager"
 # (what powerpole waits for before the hand-over) comes after the hardening.
@@ -44,9 +46,14 @@ table inet powerpole_imds {
 }
 EOF
 nft -f "$NFT_RULES"
-# Kept across a reboot by the nftables service.
+# Kept across a reboot by the nftables service. Fails closed: if the service cannot be enabled,
+# the rule would be gone after a reboot and the metadata service open to the session user, so the
+# script stops here (set -e) and the agent, stopped above, is never started: the bastion never
+# comes online in Session Manager, nobody can enter it, and powerpole's provisioning times out
+# and tears it down.
 grep -qxF "include \"$NFT_RULES\"" "$NFT_MAIN" 2>/dev/null || echo "include \"$NFT_RULES\"" >>"$NFT_MAIN"
-systemctl enable nftables || true
+systemctl enable nftables
+systemctl is-enabled --quiet nftables
 
 # --- Users: the session user, and ssm-user without sudo ------------------------------------------
 id -u "$SESSION_USER" >/dev/null 2>&1 ||

@@ -44,13 +44,33 @@ resource "aws_s3_bucket_object_lock_configuration" "audit_export" {
   depends_on = [aws_s3_bucket_versioning.audit_export]
 }
 
+# A key of the bucket's own (policies/audit-key-policy.json): nobody but
+# var.audit_key_break_glass_principal_arn may disable it, schedule its deletion, turn off its
+# rotation or change its policy, so an IAM administrator cannot make the locked trail unreadable.
+# The policy would refuse the deploying principal its own later PutKeyPolicy (unless it is the
+# break-glass principal), which AWS's lockout safety check would reject: it is bypassed on
+# purpose, and a later change of this policy is applied by the break-glass principal.
+resource "aws_kms_key" "audit_export" {
+  description                        = "powerpole: the audit export bucket (disable, delete and policy changes by the break-glass principal only)"
+  enable_key_rotation                = true
+  deletion_window_in_days            = 30
+  bypass_policy_lockout_safety_check = true
+  policy                             = templatefile("${local.policies_dir}/audit-key-policy.json", local.key_policy_template_vars)
+  tags                               = local.tags
+}
+
+resource "aws_kms_alias" "audit_export" {
+  name          = "alias/${var.name_prefix}-audit"
+  target_key_id = aws_kms_key.audit_export.key_id
+}
+
 resource "aws_s3_bucket_server_side_encryption_configuration" "audit_export" {
   bucket = aws_s3_bucket.audit_export.id
 
   rule {
     apply_server_side_encryption_by_default {
       sse_algorithm     = "aws:kms"
-      kms_master_key_id = aws_kms_key.this.arn
+      kms_master_key_id = aws_kms_key.audit_export.arn
     }
     bucket_key_enabled = true
   }
@@ -176,6 +196,9 @@ resource "aws_lambda_function" "export" {
     variables = {
       RUST_LOG                = var.log_level
       POWERPOLE_EXPORT_BUCKET = aws_s3_bucket.audit_export.id
+      # The hourly re-export (below) scans this table for audit items the bucket lacks.
+      POWERPOLE_EXPORT_TABLE        = aws_dynamodb_table.sessions.name
+      POWERPOLE_EXPORT_REDRIVE_FROM = "${var.audit_export_redrive_hours}h"
     }
   }
 
@@ -223,4 +246,50 @@ resource "aws_lambda_event_source_mapping" "export" {
   }
 
   depends_on = [aws_iam_role_policy.export]
+}
+
+# Events the export could not write after every retry: the queue keeps only the batch's stream
+# position (lost with the stream after 24 hours), so someone must look at once. The sweeper
+# re-exports audit items missing from the bucket (src/export/, "redrive"), so nothing is lost while
+# the cause is fixed.
+resource "aws_cloudwatch_metric_alarm" "export_failures" {
+  alarm_name          = "${var.name_prefix}-export-failures"
+  alarm_description   = "powerpole: audit events failed export to the Object Lock bucket (${aws_sqs_queue.export_failures.name}); see the export function's log. The sweeper re-exports what the bucket lacks; check with `powerpole audit verify`."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.export_failures.name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+  tags                = local.tags
+}
+
+# The re-export: every hour the export function is invoked with {"action": "redrive"} and writes
+# every audit item of the last audit_export_redrive_hours that the bucket lacks (If-None-Match: *,
+# so what is there is left alone). Events that failed export (the alarm above) are thereby written
+# once the cause is fixed, long after the stream has forgotten them.
+resource "aws_cloudwatch_event_rule" "export_redrive" {
+  name                = "${var.name_prefix}-export-redrive"
+  description         = "powerpole: re-export audit items the Object Lock bucket lacks"
+  schedule_expression = "rate(1 hour)"
+  tags                = local.tags
+}
+
+resource "aws_cloudwatch_event_target" "export_redrive" {
+  rule  = aws_cloudwatch_event_rule.export_redrive.name
+  arn   = aws_lambda_function.export.arn
+  input = jsonencode({ action = "redrive" })
+}
+
+resource "aws_lambda_permission" "export_redrive" {
+  statement_id  = "AllowHourlyRedrive"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.export.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.export_redrive.arn
 }

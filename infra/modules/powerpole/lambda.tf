@@ -22,6 +22,8 @@ locals {
       POWERPOLE_CONFIG_SHA256 = sha256(jsonencode([local.rendered_powerpole_toml, local.config_layers]))
     },
     var.lambda_environment,
+    # Interface endpoints without private DNS (network.tf): the SDK is pointed at them by name.
+    local.lambda_endpoint_environment,
   )
 }
 

@@ -65,6 +65,9 @@ locals {
     serve_role_arn         = aws_iam_role.serve.arn
     bastion_role_arn       = aws_iam_role.bastion.arn
     security_team_role_arn = aws_iam_role.security_team.arn
+    # audit-key-policy.json (export.tf).
+    export_role_arn                     = aws_iam_role.export.arn
+    audit_key_break_glass_principal_arn = var.audit_key_break_glass_principal_arn
     log_group_arns = concat(
       [local.session_log_group_arn, local.slack_handler_log_group_arn, local.slack_worker_log_group_arn, local.sweeper_log_group_arn, local.export_log_group_arn],
       [for name in var.additional_log_group_names : "${local.log_group_arn_prefix}${name}"],
@@ -82,21 +85,24 @@ locals {
     sweeper_log_group_arn       = local.sweeper_log_group_arn
     follow_up_queue_arn         = local.follow_up_queue_arn
     # The audit export (export.tf).
-    audit_export_bucket_arn      = local.audit_export_bucket_arn
-    export_failure_queue_arn     = local.export_failure_queue_arn
-    export_log_group_arn         = local.export_log_group_arn
-    config_parameter_arn         = local.config_parameter_arn
-    config_layers_path_arn       = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${local.config_layers_path}"
-    bastion_instance_profile_arn = aws_iam_instance_profile.bastion.arn
-    bastion_instance_types       = var.bastion_instance_types
-    bastion_ami_owners           = var.bastion_ami_owners
-    bastion_ami_parameter_arn    = local.bastion_ami_parameter_arn
-    bastion_subnet_arns          = local.bastion_subnet_arns
-    bastion_subnet_ids           = var.bastion_subnet_ids
-    bastion_security_group_ids   = [for sg in aws_security_group.bastion : sg.id]
-    lambda_subnet_ids            = var.lambda_subnet_ids
-    lambda_subnet_arns           = local.lambda_subnet_arns
-    lambda_security_group_id     = aws_security_group.lambda.id
+    audit_export_bucket_arn  = local.audit_export_bucket_arn
+    export_failure_queue_arn = local.export_failure_queue_arn
+    export_log_group_arn     = local.export_log_group_arn
+    audit_kms_key_arn        = aws_kms_key.audit_export.arn
+    # ssm-guard-scp.json and ssm-guard-boundary.json (guard.tf).
+    engineer_principal_arn_patterns = var.engineer_principal_arn_patterns
+    config_parameter_arn            = local.config_parameter_arn
+    config_layers_path_arn          = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${local.config_layers_path}"
+    bastion_instance_profile_arn    = aws_iam_instance_profile.bastion.arn
+    bastion_instance_types          = var.bastion_instance_types
+    bastion_ami_owners              = var.bastion_ami_owners
+    bastion_ami_parameter_arn       = local.bastion_ami_parameter_arn
+    bastion_subnet_arns             = local.bastion_subnet_arns
+    bastion_subnet_ids              = var.bastion_subnet_ids
+    bastion_security_group_ids      = [for sg in aws_security_group.bastion : sg.id]
+    lambda_subnet_ids               = var.lambda_subnet_ids
+    lambda_subnet_arns              = local.lambda_subnet_arns
+    lambda_security_group_id        = aws_security_group.lambda.id
     secret_arns = distinct(concat(
       [var.slack_secret_arn],
       [for t in var.targets : t.admin_secret_arn],

@@ -4,16 +4,27 @@
 # VPC endpoint.
 
 locals {
-  interface_endpoint_services = toset(concat(
-    ["ssm", "ssmmessages", "ec2messages", "logs", "kms", "secretsmanager"],
-    var.additional_interface_endpoint_services,
-  ))
-
   # Every principal that may reach the interface endpoints, by security group.
   endpoint_clients = merge(
     { lambda = aws_security_group.lambda.id },
     { for name, sg in aws_security_group.bastion : "bastion-${name}" => sg.id },
   )
+
+  # With private DNS off, the Lambdas name the endpoint themselves (the AWS SDK's
+  # AWS_ENDPOINT_URL_<SERVICE>); only the services they call.
+  lambda_endpoint_env_names = {
+    ssm            = "AWS_ENDPOINT_URL_SSM"
+    secretsmanager = "AWS_ENDPOINT_URL_SECRETS_MANAGER"
+    kms            = "AWS_ENDPOINT_URL_KMS"
+    ec2            = "AWS_ENDPOINT_URL_EC2"
+    sqs            = "AWS_ENDPOINT_URL_SQS"
+    sts            = "AWS_ENDPOINT_URL_STS"
+  }
+  lambda_endpoint_environment = {
+    for name, endpoint in aws_vpc_endpoint.interface :
+    local.lambda_endpoint_env_names[name] => "https://${endpoint.dns_entry[0].dns_name}"
+    if !var.interface_endpoints[name].private_dns && contains(keys(local.lambda_endpoint_env_names), name)
+  }
 }
 
 # --- Interface endpoints (PrivateLink) --------------------------------------------------------
@@ -37,16 +48,70 @@ resource "aws_vpc_security_group_ingress_rule" "endpoints_https" {
   tags                         = local.tags
 }
 
+resource "aws_vpc_security_group_ingress_rule" "endpoints_https_cidr" {
+  for_each = toset(var.interface_endpoint_client_cidrs)
+
+  security_group_id = aws_security_group.endpoints.id
+  description       = "HTTPS from ${each.value} (other workloads that resolve a private-DNS endpoint here)"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = each.value
+  tags              = local.tags
+}
+
+# Each optional (var.interface_endpoints), private DNS off unless asked for: with it on, every
+# workload of the VPC resolves the service's regional name to this endpoint.
 resource "aws_vpc_endpoint" "interface" {
-  for_each = local.interface_endpoint_services
+  for_each = var.interface_endpoints
 
   vpc_id              = var.vpc_id
   service_name        = "com.amazonaws.${local.region}.${each.key}"
   vpc_endpoint_type   = "Interface"
-  private_dns_enabled = true
+  private_dns_enabled = each.value.private_dns
   subnet_ids          = var.endpoint_subnet_ids
   security_group_ids  = [aws_security_group.endpoints.id]
   tags                = merge(local.tags, { Name = "${var.name_prefix}-${each.key}" })
+
+  lifecycle {
+    precondition {
+      condition     = length(var.endpoint_subnet_ids) > 0
+      error_message = "interface_endpoints needs endpoint_subnet_ids (one subnet per Availability Zone the bastions and Lambdas use)."
+    }
+  }
+}
+
+# Endpoints the VPC already has (var.existing_endpoint_security_group_ids): powerpole's groups may
+# reach them, and they admit powerpole's groups.
+locals {
+  existing_endpoint_paths = {
+    for pair in setproduct(var.existing_endpoint_security_group_ids, keys(local.endpoint_clients)) :
+    "${pair[0]}/${pair[1]}" => { endpoint_sg = pair[0], client = pair[1] }
+  }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "existing_endpoints_from_powerpole" {
+  for_each = local.existing_endpoint_paths
+
+  security_group_id            = each.value.endpoint_sg
+  description                  = "HTTPS from powerpole (${each.value.client})"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = local.endpoint_clients[each.value.client]
+  tags                         = local.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "powerpole_to_existing_endpoints" {
+  for_each = local.existing_endpoint_paths
+
+  security_group_id            = local.endpoint_clients[each.value.client]
+  description                  = "HTTPS to the VPC's own interface endpoints (${each.value.endpoint_sg})"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = each.value.endpoint_sg
+  tags                         = local.tags
 }
 
 # --- DynamoDB gateway endpoint ----------------------------------------------------------------

@@ -95,3 +95,13 @@ output "follow_up_dead_letter_queue_url" {
   description = "Slack follow-ups that failed every delivery; the alarm follow_ups_dead_lettered watches it."
   value       = aws_sqs_queue.follow_ups_dlq.url
 }
+
+output "audit_export_bucket_name" {
+  description = "The Object Lock bucket holding the exported audit trail (`powerpole audit verify --bucket`)."
+  value       = aws_s3_bucket.audit_export.id
+}
+
+output "audit_kms_key_arn" {
+  description = "The audit bucket's own KMS key (disable, deletion and policy changes by audit_key_break_glass_principal_arn only)."
+  value       = aws_kms_key.audit_export.arn
+}

@@ -22,3 +22,13 @@ output "deployment_id" {
   description = "This deployment's id ([deployment] id; the powerpole:deployment tag on its bastions)."
   value       = var.deployment_id
 }
+
+output "ssm_guard_scp_json" {
+  description = "A service control policy (policies/ssm-guard-scp.json, rendered) for the organization's management account to attach to this account: nobody runs commands, associations or EC2 Instance Connect on powerpole's bastions, and only engineer_principal_arn_patterns start sessions on them."
+  value       = local.ssm_guard_scp_json
+}
+
+output "ssm_guard_boundary_arn" {
+  description = "The permissions boundary policies/ssm-guard-boundary.json (null unless create_ssm_guard_boundary): attach it to roles of this account that hold broad SSM policies."
+  value       = one(aws_iam_policy.ssm_guard_boundary[*].arn)
+}

@@ -50,12 +50,13 @@ variable "lambda_subnet_ids" {
 }
 
 variable "endpoint_subnet_ids" {
-  description = "Subnets for the interface VPC endpoints, at most one per Availability Zone; cover every zone the bastions and Lambdas use."
+  description = "Subnets for the interface VPC endpoints (interface_endpoints), at most one per Availability Zone; cover every zone the bastions and Lambdas use. Needed only when interface_endpoints is not empty."
   type        = list(string)
+  default     = []
 
   validation {
-    condition     = length(var.endpoint_subnet_ids) > 0 && alltrue([for s in var.endpoint_subnet_ids : can(regex("^subnet-[0-9a-f]{8,17}$", s))])
-    error_message = "endpoint_subnet_ids must name at least one subnet, each like subnet-0123456789abcdef0."
+    condition     = alltrue([for s in var.endpoint_subnet_ids : can(regex("^subnet-[0-9a-f]{8,17}$", s))])
+    error_message = "endpoint_subnet_ids must each look like subnet-0123456789abcdef0."
   }
 }
 
@@ -93,17 +94,38 @@ variable "create_dynamodb_gateway_endpoint" {
   default     = true
 }
 
-variable "additional_interface_endpoint_services" {
-  description = "More interface endpoints to create besides ssm, ssmmessages, ec2messages, logs, kms and secretsmanager, e.g. [\"ec2\", \"sqs\"] to keep the Lambdas' EC2 calls and the Slack handler's SendMessage off the NAT."
+variable "interface_endpoints" {
+  description = "Interface VPC endpoints to create, by short service name (ssm, ssmmessages, ec2messages, logs, kms, secretsmanager; also ec2, sqs, sts), each with private_dns (default false). Empty (the default): the module creates none and the VPC must already reach these services (endpoints of its own, or a NAT). private_dns = true makes every workload in the VPC resolve that service to this endpoint, which admits only powerpole's security groups and interface_endpoint_client_cidrs: see infra/README.md, 'Interface endpoints and other workloads'. With private_dns = false nothing changes for other workloads; the Lambdas are pointed at the endpoint (AWS_ENDPOINT_URL_<SERVICE>), the bastions' SSM agent is not (it uses the regional names: bastions in subnets without a NAT need ssm, ssmmessages, logs and kms with private DNS, here or in the VPC already)."
+  type = map(object({
+    private_dns = optional(bool, false)
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for s in keys(var.interface_endpoints) : contains(["ssm", "ssmmessages", "ec2messages", "logs", "kms", "secretsmanager", "ec2", "sqs", "sts"], s)])
+    error_message = "interface_endpoints keys must be among ssm, ssmmessages, ec2messages, logs, kms, secretsmanager, ec2, sqs, sts (DynamoDB and S3 are gateway endpoints: create_dynamodb_gateway_endpoint, create_s3_gateway_endpoint)."
+  }
+}
+
+variable "existing_endpoint_security_group_ids" {
+  description = "Security groups of interface endpoints the VPC already has (with private DNS) for the services powerpole needs and interface_endpoints leaves out. The bastions and Lambdas get HTTPS egress to them, and the module adds ingress rules from powerpole's groups to them, as it does to the databases' groups."
   type        = list(string)
   default     = []
 
   validation {
-    condition = alltrue([
-      for s in var.additional_interface_endpoint_services :
-      can(regex("^[a-z0-9][a-z0-9.-]*$", s)) && !contains(["ssm", "ssmmessages", "ec2messages", "logs", "kms", "secretsmanager", "dynamodb"], s)
-    ])
-    error_message = "additional_interface_endpoint_services takes short service names (ec2, sqs, sts) other than those the module always creates."
+    condition     = alltrue([for g in var.existing_endpoint_security_group_ids : can(regex("^sg-[0-9a-f]{8,17}$", g))])
+    error_message = "existing_endpoint_security_group_ids must each look like sg-0123456789abcdef0."
+  }
+}
+
+variable "interface_endpoint_client_cidrs" {
+  description = "Further sources (CIDRs, e.g. the VPC's) admitted on 443 by the interface endpoints' security group, besides powerpole's own groups. Give the VPC's CIDR when an endpoint has private_dns = true and other workloads in the VPC use that service: they then resolve it to this endpoint and would otherwise be refused."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.interface_endpoint_client_cidrs : can(cidrhost(c, 0))])
+    error_message = "interface_endpoint_client_cidrs must be CIDR blocks such as 10.0.0.0/16."
   }
 }
 

@@ -2,13 +2,12 @@
 # the engineer policy, and the serve role. Kept apart from variables.tf on purpose.
 
 variable "deployment_id" {
-  description = "This deployment's id: written into the rendered powerpole.toml as [deployment] id, carried by every bastion as the powerpole:deployment tag, and required by the IAM conditions of the orchestrator, serve and engineer policies, so two deployments in one account cannot touch each other's bastions."
+  description = "This deployment's id, required (no default: two installations that share one would reconcile away each other's bastions and accounts, and each one's engineers could enter the other's bastions). Written into the stored powerpole.toml as [deployment] id, carried by every bastion as the powerpole:deployment tag, and required by the IAM conditions of the orchestrator, serve and engineer policies. Give each installation in an account, region or database server its own; an installation that ran on the old default keeps \"default\" (see infra/README.md, Upgrading)."
   type        = string
-  default     = "default"
 
   validation {
     condition     = can(regex("^[a-z0-9-]{1,16}$", var.deployment_id))
-    error_message = "deployment_id must be 1 to 16 characters from a-z, 0-9 and -."
+    error_message = "deployment_id must be 1 to 16 characters from a-z, 0-9 and - (e.g. \"prod-eu\"): choose one per installation; an installation upgraded from a version whose default was \"default\" sets deployment_id = \"default\"."
   }
 }
 
