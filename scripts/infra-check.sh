@@ -17,8 +17,14 @@
 #      own session document, four Lambda functions on four distinct roles plus a serve role, the
 #      follow-up queue open to the Slack handler's role only, and the Lambda environment rendered
 #      for 50 targets: the same as for one, under Lambda's 4 KB;
+#      the module's README (infra/modules/powerpole/README.md) lists its inputs and outputs as
+#      the HCL declares them (infra/tests/module_readme.py --check);
 #   6. the bastion user data run for real in a throwaway root (infra/tests/user_data_test.sh;
-#      needs root, installs sudo, nftables and shellcheck from Debian's packages when missing).
+#      needs root, installs sudo, nftables and shellcheck from Debian's packages when missing);
+#   7. hadolint over the Dockerfile;
+#   8. the quickstart of infra/README.md read from the README: what can run here runs (the
+#      `powerpole` binary of 3., moto from .local/standins.env), the rest is checked
+#      (infra/tests/quickstart_test.py).
 #
 # Tools live in a venv at .local/venv-infra (git-ignored) with pinned versions; the first run
 # on a fresh machine installs them (about a minute), later runs reuse them. Runs every check,
@@ -191,12 +197,16 @@ say "parliament took $((SECONDS - t))s"
 # The binary is built with the whole workspace, as `make build` and `cargo test --workspace` build
 # it: the Lambda crates switch on features of shared dependencies (serde `rc`, tower `retry`, ...),
 # so a `-p powerpole` build would compile a second copy of nearly every dependency.
-if [ -z "${POWERPOLE_TABLE_SCHEMA_JSON:-}" ]; then
-    export POWERPOLE_TABLE_SCHEMA_JSON="$WORK/table-schema.json"
+# The same binary runs the quickstart's commands (8.); POWERPOLE_BIN names one already built.
+if [ -z "${POWERPOLE_TABLE_SCHEMA_JSON:-}" ] || [ -z "${POWERPOLE_BIN:-}" ]; then
     target_dir="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
         "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+    POWERPOLE_BIN="${POWERPOLE_BIN:-$target_dir/debug/powerpole}"
+fi
+if [ -z "${POWERPOLE_TABLE_SCHEMA_JSON:-}" ]; then
+    export POWERPOLE_TABLE_SCHEMA_JSON="$WORK/table-schema.json"
     if ! (cd "$ROOT" && cargo build -q --workspace -j"${JOBS:-2}" &&
-        "$target_dir/debug/powerpole" table schema >"$POWERPOLE_TABLE_SCHEMA_JSON"); then
+        "$POWERPOLE_BIN" table schema >"$POWERPOLE_TABLE_SCHEMA_JSON"); then
         say "schema: FAIL (could not build or run \`powerpole table schema\`)"
         FAILED+=(schema)
     fi
@@ -222,6 +232,17 @@ fi
 # --- 5. the module's roles, documents and queue policy, read as HCL ----------------------------------
 
 PYTHONPATH="$HCL2_DIR" "$VENV/bin/python" "$TESTS/check_hcl.py" || FAILED+=(hcl)
+# The module's README lists its inputs and outputs exactly as the HCL declares them.
+PYTHONPATH="$HCL2_DIR" "$VENV/bin/python" "$TESTS/module_readme.py" --check || FAILED+=(module-readme)
+
+# --- 8. the quickstart of infra/README.md, read from the README and run where it can ---------------
+
+if [ -x "${POWERPOLE_BIN:-}" ]; then
+    "$VENV/bin/python" "$TESTS/quickstart_test.py" "$POWERPOLE_BIN" || FAILED+=(quickstart)
+else
+    say "quickstart: FAIL (no powerpole binary at ${POWERPOLE_BIN:-?})"
+    FAILED+=(quickstart)
+fi
 
 # --- 6. the bastion user data, run ---------------------------------------------------------------------
 
@@ -256,4 +277,4 @@ if [ "${#FAILED[@]}" -gt 0 ]; then
     say "FAILED: ${FAILED[*]} ($((SECONDS - START))s)"
     exit 1
 fi
-say "OK: checkov, parliament, policies, schema, hcl, user data, hadolint${SKIPPED:+ (skipped: ${SKIPPED[*]})}$([ ${#SKIPPED[@]} -eq 0 ] && echo ", terraform fmt") ($((SECONDS - START))s)"
+say "OK: checkov, parliament, policies, schema, hcl, module readme, user data, hadolint, quickstart${SKIPPED:+ (skipped: ${SKIPPED[*]})}$([ ${#SKIPPED[@]} -eq 0 ] && echo ", terraform fmt") ($((SECONDS - START))s)"
