@@ -50,4 +50,7 @@ pub enum GrantError {
 
     #[error("target `{target}`: the connection broke while trying to {what}: {message}; the step is safe to retry")]
     Connection { target: TargetName, what: &'static str, message: String },
+
+    #[error("target `{target}`: waited {waited:?} for the target's other admin operations ({places} run at once) and gave up at this operation's deadline; nothing was done, the step is safe to retry (many sessions ending at once, or statements that are slow on the server: look at the process list)")]
+    Busy { target: TargetName, waited: std::time::Duration, places: usize },
 }

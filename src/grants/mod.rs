@@ -25,7 +25,7 @@ use async_trait::async_trait;
 
 pub use admin::{AdminCredentials, AdminSource, SecretsManagerAdmin};
 pub use error::GrantError;
-pub use mysql::{AdminCheck, MysqlGrants};
+pub use mysql::{AdminCheck, MysqlGrants, ADMIN_OPERATIONS, POOL_MAX};
 pub use password::{Password, PASSWORD_LEN};
 
 use crate::config::TargetConfig;

@@ -1,5 +1,18 @@
 //! [`Grants`] over `mysql_async`: one small connection pool per target, logged in with the
 //! target's admin credential.
+//!
+//! No admin operation ever waits for a connection while it holds one from the same pool, so
+//! concurrent operations cannot starve each other:
+//! - each operation (a grant with its rollback, a revoke, a lookup, a listing) first takes one of
+//!   [`ADMIN_OPERATIONS`] places of its target, fewer than the writer pool's [`POOL_MAX`]
+//!   connections; one more waits for a place (its own deadline bounds the wait), never for a
+//!   connection;
+//! - an operation holds one writer connection and kills sessions through it when an instance
+//!   endpoint is the writer's own `host:port` (the default, `instance_endpoints` empty); another
+//!   instance's connection comes from that instance's own pool, which only these operations use,
+//!   one at a time each, so it never runs out either;
+//! - a statement the client gives up on is killed from a separate small pool per instance
+//!   ([`KILLER_MAX`]) that nothing else uses, so the kill never waits for the pool it holds from.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,6 +21,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use mysql_async::prelude::{FromRow, Queryable};
 use mysql_async::{Conn, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{AdminTls, TargetConfig};
 use crate::domain::{DbUsername, DeploymentId, TargetName};
@@ -15,10 +29,20 @@ use crate::domain::{DbUsername, DeploymentId, TargetName};
 use super::sql::{Account, AccountSpec, ClientMatch, Sql, Statement};
 use super::{AccountRequest, AccountState, AdminCredentials, AdminSource, GrantError, Grants, Password, RevokeOutcome, RevokeReport};
 
-/// Admin work is a few statements at a time; four connections per target are plenty.
-const POOL_SIZE: PoolConstraints = match PoolConstraints::new(0, 4) {
+/// Admin work is a few statements at a time; four connections per target and instance are plenty.
+pub const POOL_MAX: usize = 4;
+/// Admin operations running at once per target: fewer than the pool holds, so each finds a
+/// connection without waiting (a connection being handed back to the pool is not yet free).
+pub const ADMIN_OPERATIONS: usize = POOL_MAX - 1;
+/// Connections per instance for killing a statement the client gave up on.
+const KILLER_MAX: usize = 2;
+const POOL_SIZE: PoolConstraints = match PoolConstraints::new(0, POOL_MAX) {
     Some(c) => c,
-    None => panic!("0 <= 4"),
+    None => panic!("0 <= POOL_MAX"),
+};
+const KILLER_SIZE: PoolConstraints = match PoolConstraints::new(0, KILLER_MAX) {
+    Some(c) => c,
+    None => panic!("0 <= KILLER_MAX"),
 };
 /// The default bound on one admin connection attempt (and on each session kill).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,8 +65,10 @@ const ER_MARIADB_STATEMENT_TIMEOUT: u16 = 1969;
 pub struct MysqlGrants {
     admin: Arc<dyn AdminSource>,
     deployment: DeploymentId,
-    /// One pool per (target, instance `host:port`).
-    pools: Mutex<HashMap<(TargetName, String), (AdminCredentials, Pool)>>,
+    /// One pool per (target, instance `host:port`, use).
+    pools: Mutex<HashMap<(TargetName, String, Use), (AdminCredentials, Pool)>>,
+    /// The places of each target's admin operations ([`ADMIN_OPERATIONS`]).
+    places: Mutex<HashMap<TargetName, Arc<Semaphore>>>,
     /// How long one connection attempt may take (`[calls.mysql] timeout`).
     connect_timeout: Duration,
 }
@@ -59,7 +85,13 @@ pub struct AdminCheck {
 
 impl MysqlGrants {
     pub fn new(admin: Arc<dyn AdminSource>) -> MysqlGrants {
-        MysqlGrants { admin, deployment: DeploymentId::default(), pools: Mutex::new(HashMap::new()), connect_timeout: CONNECT_TIMEOUT }
+        MysqlGrants {
+            admin,
+            deployment: DeploymentId::default(),
+            pools: Mutex::new(HashMap::new()),
+            places: Mutex::new(HashMap::new()),
+            connect_timeout: CONNECT_TIMEOUT,
+        }
     }
 
     /// Bounds each admin connection attempt by `timeout` (`[calls.mysql] timeout`; 10 s unless set).
@@ -82,6 +114,7 @@ impl MysqlGrants {
     /// `powerpole doctor`: the admin credential logs in (over verified TLS unless the target
     /// disables it), can create accounts, and the target's schemas exist.
     pub async fn check_admin(&self, target: &TargetConfig) -> Result<AdminCheck, GrantError> {
+        let _place = self.place(target, Instant::now() + target.grant_deadline).await?;
         let mut a = self.writer(target, None).await?;
         let (user, version): (String, String) = a.first("SELECT CURRENT_USER(), VERSION()", vec![], "read the admin user").await?.unwrap_or_default();
         let cipher: Option<(String, String)> = a.first("SHOW SESSION STATUS LIKE 'Ssl_cipher'", vec![], "read the connection's TLS cipher").await?;
@@ -114,20 +147,36 @@ impl MysqlGrants {
         Ok(AdminCheck { summary, tls_cipher, require_secure_transport })
     }
 
+    /// One of the target's [`ADMIN_OPERATIONS`] places, waiting for one until `deadline`: an
+    /// operation that queues behind others is late, never failed by them, unless its own
+    /// deadline passes first. Held for the whole operation (a grant's rollback included).
+    async fn place(&self, target: &TargetConfig, deadline: Instant) -> Result<OwnedSemaphorePermit, GrantError> {
+        let places = {
+            let mut places = self.places.lock().unwrap_or_else(|p| p.into_inner());
+            places.entry(target.name.clone()).or_insert_with(|| Arc::new(Semaphore::new(ADMIN_OPERATIONS))).clone()
+        };
+        let started = Instant::now();
+        match tokio::time::timeout_at(deadline.into(), places.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // The semaphore is never closed.
+            Ok(Err(_)) | Err(_) => Err(GrantError::Busy { target: target.name.clone(), waited: started.elapsed(), places: ADMIN_OPERATIONS }),
+        }
+    }
+
     /// An admin connection to the target's writer (the host of the admin secret).
     async fn writer<'a>(&'a self, target: &'a TargetConfig, deadline: Option<Instant>) -> Result<Admin<'a>, GrantError> {
         let credentials = self.admin.credentials(target).await?;
         let (host, port) = (credentials.host.clone(), credentials.port);
-        self.connect(target, &host, port, deadline).await
+        self.connect(target, &host, port, Use::Work, deadline).await
     }
 
     /// An admin connection to `host:port`. A refused login (the secret was rotated) re-reads
     /// the secret once.
-    async fn connect<'a>(&'a self, target: &'a TargetConfig, host: &str, port: u16, deadline: Option<Instant>) -> Result<Admin<'a>, GrantError> {
+    async fn connect<'a>(&'a self, target: &'a TargetConfig, host: &str, port: u16, purpose: Use, deadline: Option<Instant>) -> Result<Admin<'a>, GrantError> {
         let mut retried = false;
         loop {
             let credentials = self.admin.credentials(target).await?;
-            let pool = self.pool(target, &credentials, host, port)?;
+            let pool = self.pool(target, &credentials, host, port, purpose)?;
             let connect_error = |message: String| GrantError::AdminConnect {
                 target: target.name.clone(),
                 host: host.to_string(),
@@ -149,8 +198,12 @@ impl MysqlGrants {
     }
 
     /// The pool of one instance of the target, rebuilt when its credential changed.
-    fn pool(&self, target: &TargetConfig, credentials: &AdminCredentials, host: &str, port: u16) -> Result<Pool, GrantError> {
-        let key = (target.name.clone(), format!("{host}:{port}"));
+    fn pool(&self, target: &TargetConfig, credentials: &AdminCredentials, host: &str, port: u16, purpose: Use) -> Result<Pool, GrantError> {
+        let key = (target.name.clone(), format!("{host}:{port}"), purpose);
+        let size = match purpose {
+            Use::Work => POOL_SIZE,
+            Use::Killer => KILLER_SIZE,
+        };
         let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((known, pool)) = pools.get(&key) {
             if known == credentials {
@@ -168,7 +221,7 @@ impl MysqlGrants {
             .tcp_keepalive(Some(KEEPALIVE))
             // `setup` runs on every new connection and again after each pool reset.
             .setup(self.sql(target).session_limits(target.statement_timeout))
-            .pool_opts(PoolOpts::default().with_constraints(POOL_SIZE).with_inactive_connection_ttl(Duration::from_secs(60)));
+            .pool_opts(PoolOpts::default().with_constraints(size).with_inactive_connection_ttl(Duration::from_secs(60)));
         let pool = Pool::new(opts);
         if let Some((_, old)) = pools.insert(key, (credentials.clone(), pool.clone())) {
             tokio::spawn(async move {
@@ -227,19 +280,27 @@ impl MysqlGrants {
         Ok(())
     }
 
-    /// Kills the account's sessions on every instance of the cluster. A session whose client
-    /// address cannot be read is killed only when no other account has this user name (then it
-    /// can only be this account's); otherwise it is left and counted in the log.
-    async fn kill_everywhere(&self, target: &TargetConfig, sql: &Sql, account: &Account, sole_name: bool) -> Result<usize, GrantError> {
+    /// Kills the account's sessions on every instance of the cluster: through `writer` (the
+    /// connection the revocation holds) on the writer's own `host:port`, through one connection
+    /// of that instance's pool on any other. A session whose client address cannot be read is
+    /// killed only when no other account has this user name (then it can only be this
+    /// account's); otherwise it is left and counted in the log.
+    async fn kill_everywhere(&self, writer: &mut Admin<'_>, sql: &Sql, account: &Account, sole_name: bool) -> Result<usize, GrantError> {
+        let target = writer.target;
         let credentials = self.admin.credentials(target).await?;
         let mut killed = 0;
-        for endpoint in instances(target, &credentials) {
-            let mut a = self.connect(target, &endpoint.0, endpoint.1, None).await?;
-            killed += a.kill_sessions(sql, account, sole_name).await?;
+        for (host, port) in instances(target, &credentials) {
+            if host == writer.host && port == writer.port {
+                killed += writer.kill_sessions(sql, account, sole_name).await?;
+            } else {
+                let mut a = self.connect(target, &host, port, Use::Work, None).await?;
+                killed += a.kill_sessions(sql, account, sole_name).await?;
+            }
         }
         Ok(killed)
     }
 
+    /// The revocation itself; the caller holds one of the target's places.
     async fn revoke_now(&self, target: &TargetConfig, account: &Account) -> Result<RevokeReport, GrantError> {
         let sql = self.sql(target);
         let mut a = self.writer(target, None).await?;
@@ -260,14 +321,23 @@ impl MysqlGrants {
                 other => other?,
             }
         }
-        let mut killed = self.kill_everywhere(target, &sql, account, sole_name).await?;
+        let mut killed = self.kill_everywhere(&mut a, &sql, account, sole_name).await?;
         let outcome = if exists { a.drop_or_keep_locked(&sql, account).await? } else { RevokeOutcome::AlreadyGone };
         // A session that slipped in before the lock took effect is caught here.
-        killed += self.kill_everywhere(target, &sql, account, sole_name).await?;
+        killed += self.kill_everywhere(&mut a, &sql, account, sole_name).await?;
         let report = RevokeReport { account: account.to_string(), killed, outcome };
         tracing::info!(target = %target.name, "{report}");
         Ok(report)
     }
+}
+
+/// What a pool's connections are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Use {
+    /// Admin operations ([`ADMIN_OPERATIONS`] at once per target, one connection each per instance).
+    Work,
+    /// Killing a statement the client gave up on ([`Admin::abandon`]).
+    Killer,
 }
 
 /// TLS of the admin connection: verified against the target's CA bundle only (the RDS CA is in
@@ -304,6 +374,8 @@ impl Grants for MysqlGrants {
         let account = Account::new(request.user.clone(), &request.host)?;
         let password = Password::generate();
         let deadline = Instant::now() + target.grant_deadline;
+        // One place for the creation and its rollback: the rollback never queues behind others.
+        let _place = self.place(target, deadline).await?;
         match self.create_within(target, &account, &password, deadline, request).await {
             Ok(()) => {
                 tracing::info!(target = %target.name, account = %account, role = %request.role, "account ready");
@@ -326,17 +398,20 @@ impl Grants for MysqlGrants {
 
     async fn revoke(&self, target: &TargetConfig, user: &DbUsername, host: &str) -> Result<RevokeReport, GrantError> {
         let account = Account::new(user.clone(), host)?;
+        let _place = self.place(target, Instant::now() + target.grant_deadline).await?;
         self.revoke_now(target, &account).await
     }
 
     async fn account_state(&self, target: &TargetConfig, user: &DbUsername, host: &str) -> Result<AccountState, GrantError> {
         let account = Account::new(user.clone(), host)?;
+        let _place = self.place(target, Instant::now() + target.grant_deadline).await?;
         let mut a = self.writer(target, None).await?;
         a.account_state(&self.sql(target), &account).await
     }
 
     async fn list_accounts(&self, target: &TargetConfig) -> Result<Vec<(String, String)>, GrantError> {
         let q = self.sql(target).list_accounts();
+        let _place = self.place(target, Instant::now() + target.grant_deadline).await?;
         let mut a = self.writer(target, None).await?;
         a.rows(q.sql, q.params, "list powerpole's accounts").await
     }
@@ -399,8 +474,9 @@ impl Admin<'_> {
         Ok(self.rows(sql, params, what).await?.into_iter().next())
     }
 
-    /// The client stopped waiting: end the statement on the server too (from a fresh
-    /// connection), and never hand this connection back to the pool.
+    /// The client stopped waiting: end the statement on the server too (from a connection of
+    /// the instance's killer pool, never the pool this one came from), and never hand this
+    /// connection back to the pool.
     async fn abandon(&mut self, what: &'static str, limit: Duration) -> GrantError {
         if let Some(conn) = self.conn.take() {
             let id = conn.id();
@@ -409,7 +485,7 @@ impl Admin<'_> {
             // on after the connect timeout, without recursing into another kill.
             let target = self.target;
             let ended = async {
-                let mut other = self.grants.connect(target, &self.host, self.port, None).await?;
+                let mut other = self.grants.connect(target, &self.host, self.port, Use::Killer, None).await?;
                 let conn = other.conn(kill.what)?;
                 match tokio::time::timeout(CONNECT_TIMEOUT, conn.query_drop(&kill.sql)).await {
                     Ok(r) => r.map_err(|e| failure(target, kill.what, e, None)),

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use bastions::{BastionWorld, MemBastions, SimInstance};
-pub use grants::{AccountLife, GrantWorld, MemGrants, SimAccount};
+pub use grants::{AccountLife, GrantWorld, MemGrants, SimAccount, CONNECT_TIME, CONNECT_TIMEOUT};
 pub use notifier::{MemNotifier, SentMessage, SlackWorld};
 pub use store::{MemStore, StoreWorld};
 pub use time::{Sleep, VirtualTime};

@@ -14,7 +14,7 @@ use crate::bastion::{BastionError, Bastions, Instance, LaunchSpec, ManagedInstan
 use crate::config::TargetConfig;
 use crate::domain::{AuditEvent, DbUsername, Session, SessionId, SlackUserId, State, TargetName};
 use crate::grants::{AccountRequest, AccountState, GrantError, Grants, Password, RevokeReport};
-use crate::store::{AuditRecord, DueBatch, Store, StoreError};
+use crate::store::{AuditRecord, DueBatch, JournalEntry, Journaled, Store, StoreError};
 
 async fn timed<T>(adapter: &'static str, operation: &'static str, call: impl Future<Output = T>) -> T {
     let started = Instant::now();
@@ -57,6 +57,18 @@ impl Store for TimedStore {
     }
     async fn reserve_db_user(&self, name: &DbUsername, owner: &SlackUserId) -> Result<(), StoreError> {
         timed("dynamodb", "reserve_db_user", self.0.reserve_db_user(name, owner)).await
+    }
+    async fn journal_put(&self, entry: &JournalEntry) -> Result<Journaled, StoreError> {
+        timed("dynamodb", "journal_put", self.0.journal_put(entry)).await
+    }
+    async fn journal_claim(&self, key: &str, expected_owner: &str, owner: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Journaled, StoreError> {
+        timed("dynamodb", "journal_claim", self.0.journal_claim(key, expected_owner, owner, now, lease_until)).await
+    }
+    async fn journal_done(&self, key: &str, owner: &str, forget_at: DateTime<Utc>) -> Result<Journaled, StoreError> {
+        timed("dynamodb", "journal_done", self.0.journal_done(key, owner, forget_at)).await
+    }
+    async fn journal_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
+        timed("dynamodb", "journal_due", self.0.journal_due(now, limit)).await
     }
 }
 

@@ -62,10 +62,16 @@ fn settle(due: usize) -> Duration {
 
 /// Plays the world of `scale` to the end.
 pub fn run(scale: Scale) -> ScaleReport {
+    let config = Arc::new(Config::from_toml_str(CONFIG).expect("the simulator's configuration is valid"));
+    run_with(scale, config, |_| {})
+}
+
+/// As [`run`], with another configuration (it must have a `billing` target), and `prepare` to
+/// change the world before it starts (e.g. switch a fix off in [`GrantWorld`]).
+pub fn run_with(scale: Scale, config: Arc<Config>, prepare: impl FnOnce(&World)) -> ScaleReport {
     let executor = Executor::new();
     let (time, spawner) = (executor.time.clone(), executor.spawner());
     let start_utc: DateTime<Utc> = DateTime::from_timestamp(1_772_528_400, 0).unwrap_or_else(Utc::now);
-    let config = Arc::new(Config::from_toml_str(CONFIG).expect("the simulator's configuration is valid"));
     let world = Arc::new(World {
         config: config.clone(),
         store: StoreWorld::new(Duration::ZERO, time.clone()),
@@ -77,6 +83,7 @@ pub fn run(scale: Scale) -> ScaleReport {
         spawner: spawner.clone(),
         start_utc,
     });
+    prepare(&world);
     let node = Node::new("scale", world.faults.clone());
     let wake = Arc::new(Notify::new());
     let lifecycle = Lifecycle {

@@ -97,6 +97,11 @@ impl FollowUp {
     pub async fn run(self) {
         self.work.await
     }
+
+    /// The same follow-up, its work (still in its span) run inside `around`.
+    pub(crate) fn wrap(self, around: impl FnOnce(BoxFuture<'static, ()>) -> BoxFuture<'static, ()>) -> FollowUp {
+        FollowUp { work: around(self.work), ..self }
+    }
 }
 
 impl std::fmt::Debug for FollowUp {
@@ -113,6 +118,18 @@ pub trait FollowUps: Send + Sync {
     /// answer then says "busy, try again" instead of promising work that will not run.
     fn take_refused(&self, _id: &RequestId) -> bool {
         false
+    }
+
+    /// Whether the follow-ups of an answered request must be journaled before the answer goes
+    /// out ([`FollowUps::journal`]): `serve` over HTTP ([`super::journal`]).
+    fn journals(&self) -> bool {
+        false
+    }
+
+    /// Journals the follow-ups `request` (answered under `id`) produced, durably, and lets them
+    /// run; called after the handler and before Slack gets its answer.
+    fn journal<'a>(&'a self, _id: &'a RequestId, _request: Deferred) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
     }
 }
 
@@ -277,28 +294,53 @@ impl Deferrer {
                 }
                 Err(e) => return Err(DeferredError::Store(e)),
             }
-            let mut headers = HeaderMap::new();
-            if let Some(n) = deferred.retry_num {
-                headers.insert(RETRY_HEADER, HeaderValue::from(n));
-            }
-            // The answer was given when the request arrived; only its follow-up is wanted now.
-            drop(answer(&self.app, deferred.endpoint, &headers, deferred.body.as_bytes(), &id));
-            let mut ran = 0;
-            for follow_up in self.held.take(&id) {
-                // Trigger-bound work ran before the acknowledgement.
-                if !follow_up.needs_trigger() {
-                    follow_up.run().await;
-                    ran += 1;
-                }
-            }
-            if ran == 0 {
-                tracing::warn!("the replayed request produced no follow-up (was the configuration changed since it was answered?)");
-                return Ok(Ran::Nothing);
-            }
-            Ok(Ran::FollowUps(ran))
+            self.replay_checked(deferred, &id).await
         }
         .instrument(span)
         .await
+    }
+
+    /// Runs the follow-up of a request `serve` journaled and the caller has claimed in the
+    /// journal ([`super::journal`]): the same checks as [`Deferrer::run`] (signature, age),
+    /// without the once-claim, which the journal's claim replaces.
+    pub async fn replay_journaled(&self, deferred: &Deferred) -> Result<Ran, DeferredError> {
+        let id = RequestId::parse(&deferred.request_id).ok_or_else(|| DeferredError::RequestId(deferred.request_id.clone()))?;
+        let span = tracing::info_span!("slack_journaled", request_id = %id, endpoint = ?deferred.endpoint);
+        async {
+            let signed_at: i64 = deferred.timestamp.trim().parse().map_err(|_| DeferredError::Signature(VerifyError::BadTimestamp))?;
+            verify(&self.app.signing_secret, Some(&deferred.timestamp), Some(&deferred.signature), deferred.body.as_bytes(), signed_at)
+                .map_err(DeferredError::Signature)?;
+            let age_secs = self.app.workflow.clock.now().timestamp().saturating_sub(signed_at);
+            if age_secs > MAX_QUEUED_AGE.num_seconds() {
+                return Err(DeferredError::TooOld { age_secs, max_secs: MAX_QUEUED_AGE.num_seconds() });
+            }
+            self.replay_checked(deferred, &id).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Replays a checked and claimed request through the handler and awaits its follow-ups.
+    async fn replay_checked(&self, deferred: &Deferred, id: &RequestId) -> Result<Ran, DeferredError> {
+        let mut headers = HeaderMap::new();
+        if let Some(n) = deferred.retry_num {
+            headers.insert(RETRY_HEADER, HeaderValue::from(n));
+        }
+        // The answer was given when the request arrived; only its follow-up is wanted now.
+        drop(answer(&self.app, deferred.endpoint, &headers, deferred.body.as_bytes(), id));
+        let mut ran = 0;
+        for follow_up in self.held.take(id) {
+            // Trigger-bound work ran before the acknowledgement.
+            if !follow_up.needs_trigger() {
+                follow_up.run().await;
+                ran += 1;
+            }
+        }
+        if ran == 0 {
+            tracing::warn!("the replayed request produced no follow-up (was the configuration changed since it was answered?)");
+            return Ok(Ran::Nothing);
+        }
+        Ok(Ran::FollowUps(ran))
     }
 }
 

@@ -122,12 +122,32 @@ async fn verified(app: &Arc<SlackApp>, endpoint: Endpoint, headers: &HeaderMap, 
         if let Err(refused) = check(app, headers, body) {
             return *refused;
         }
-        answer(app, endpoint, headers, body, &id)
+        let response = answer(app, endpoint, headers, body, &id);
+        if app.follow_ups.journals() {
+            // `serve`: the follow-up is durable before Slack hears "200" (`slack::journal`).
+            if let Some(request) = as_deferred(endpoint, headers, body, &id) {
+                app.follow_ups.journal(&id, request).await;
+            }
+        }
+        response
     }
     .instrument(span)
     .await;
     log_request(app.workflow.config.server.request_log, endpoint, response.status(), &id, started.elapsed());
     with_id(response, &id)
+}
+
+/// The verified request as the journal keeps it (what Slack signed and its signature).
+fn as_deferred(endpoint: Endpoint, headers: &HeaderMap, body: &Bytes, id: &RequestId) -> Option<super::deferred::Deferred> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    Some(super::deferred::Deferred {
+        endpoint,
+        request_id: id.to_string(),
+        timestamp: header(TIMESTAMP_HEADER)?,
+        signature: header(SIGNATURE_HEADER)?,
+        retry_num: header(RETRY_HEADER).and_then(|n| n.parse().ok()),
+        body: String::from_utf8(body.to_vec()).ok()?,
+    })
 }
 
 /// The one line per request, at the level operators chose (tracing's levels are constants).

@@ -18,6 +18,7 @@ pub mod health;
 pub mod home;
 mod http;
 pub mod interaction;
+pub mod journal;
 pub mod manifest;
 pub mod pool;
 pub mod serve;

@@ -133,7 +133,18 @@ async fn start(config: &Arc<Config>) -> Result<Started, ServeError> {
     // Follow-ups run through a bounded pool (`[server] follow_up_workers`, `follow_up_queue`).
     let server = &config.server;
     let follow_ups = Arc::new(super::FollowUpPool::new(server.follow_up_workers, server.follow_up_queue));
-    let app = SlackApp::with_pool(built.workflow.clone(), built.notifier.clone(), signing_secret, follow_ups.clone());
+    let app = match config.slack.mode {
+        // Over HTTP each follow-up is journaled in the store before Slack's answer, and any
+        // replica replays one whose process died (`slack::journal`).
+        SlackMode::Http => {
+            let journaled = Arc::new(super::journal::JournaledFollowUps::new(follow_ups.clone(), built.workflow.store.clone(), built.workflow.clock.clone()));
+            let owner = journaled.owner().to_string();
+            let app = SlackApp::with_follow_ups(built.workflow.clone(), built.notifier.clone(), signing_secret, journaled);
+            tokio::spawn(super::journal::Replayer::new(&app, &owner).run());
+            app
+        }
+        SlackMode::Socket => SlackApp::with_pool(built.workflow.clone(), built.notifier.clone(), signing_secret, follow_ups.clone()),
+    };
     watch_targets(&app, &built.secrets).await;
     // The sweeper: provisioning, warnings, expiries and teardown retries, driven by the store.
     let sweeper = start_sweeper(&app, built.lifecycle.clone(), config.scheduler.tick.to_std());

@@ -62,6 +62,29 @@ pub struct AuditRecord {
     pub event: AuditEvent,
 }
 
+/// A Slack request whose follow-up `serve` acknowledged: kept until the follow-up has run, so
+/// that a process killed after the acknowledgement leaves it for a restarted (or any other)
+/// replica to run ([`crate::slack::journal`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// SHA-256 of what Slack signed: one entry per signed request.
+    pub key: String,
+    /// The verified request, as [`crate::slack::deferred::Deferred`] JSON.
+    pub request: String,
+    /// The process running it, and until when it may before another replica takes it over.
+    pub owner: String,
+    pub lease_until: DateTime<Utc>,
+}
+
+/// What the journal's conditional writes found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Journaled {
+    /// The write happened.
+    Written,
+    /// The entry exists already (a retried Slack event), or another owner holds it now.
+    Taken,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Stores a new session (its `version` as given) and its first audit event; refuses a
@@ -103,4 +126,29 @@ pub trait Store: Send + Sync {
     /// `Ok` when it was free or is already theirs, [`StoreError::NameTaken`] when it is
     /// another person's.
     async fn reserve_db_user(&self, name: &crate::domain::DbUsername, owner: &SlackUserId) -> Result<(), StoreError>;
+
+    /// Journals `entry` as pending, held by its owner until its lease ends; [`Journaled::Taken`]
+    /// if an entry of this key exists (pending or done). A store without a journal refuses,
+    /// and the follow-up then runs unjournaled.
+    async fn journal_put(&self, _entry: &JournalEntry) -> Result<Journaled, StoreError> {
+        Err(StoreError::Unavailable("this store keeps no follow-up journal".into()))
+    }
+
+    /// Takes pending entry `key` for `owner` until `lease_until`: when its lease has ended (a
+    /// take-over, `expected_owner` being the one read), or renewing it when `owner` already
+    /// holds it.
+    async fn journal_claim(&self, _key: &str, _expected_owner: &str, _owner: &str, _now: DateTime<Utc>, _lease_until: DateTime<Utc>) -> Result<Journaled, StoreError> {
+        Err(StoreError::Unavailable("this store keeps no follow-up journal".into()))
+    }
+
+    /// Marks entry `key` done (kept, without its request, until `forget_at` so that a retried
+    /// Slack request is still recognised), if `owner` still holds it.
+    async fn journal_done(&self, _key: &str, _owner: &str, _forget_at: DateTime<Utc>) -> Result<Journaled, StoreError> {
+        Err(StoreError::Unavailable("this store keeps no follow-up journal".into()))
+    }
+
+    /// Pending entries whose lease ended before `now`, at most `limit`.
+    async fn journal_due(&self, _now: DateTime<Utc>, _limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
+        Ok(Vec::new())
+    }
 }

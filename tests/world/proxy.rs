@@ -25,6 +25,8 @@ use tokio::time::Instant;
 struct Controls {
     delay: Duration,
     withhold_marker: Option<Vec<u8>>,
+    /// Further markers, any of which withholds too.
+    withhold_also: Vec<Vec<u8>>,
 }
 
 struct Shared {
@@ -98,9 +100,18 @@ impl Proxy {
         self.shared.controls.lock().unwrap().withhold_marker = Some(marker.as_bytes().to_vec());
     }
 
+    /// As [`Proxy::withhold_answers_to`], for a connection that carried any of `markers`.
+    pub fn withhold_answers_to_any(&self, markers: &[&str]) {
+        let mut controls = self.shared.controls.lock().unwrap();
+        controls.withhold_marker = markers.first().map(|m| m.as_bytes().to_vec());
+        controls.withhold_also = markers.iter().skip(1).map(|m| m.as_bytes().to_vec()).collect();
+    }
+
     /// New connections are no longer withheld (those already marked stay so).
     pub fn stop_withholding(&self) {
-        self.shared.controls.lock().unwrap().withhold_marker = None;
+        let mut controls = self.shared.controls.lock().unwrap();
+        controls.withhold_marker = None;
+        controls.withhold_also.clear();
     }
 
     /// How many connections carried the withhold marker so far.
@@ -148,19 +159,21 @@ async fn pipe(shared: Arc<Shared>, client: TcpStream, upstream: TcpStream) {
                 Ok(n) => n,
             };
             let chunk = buf[..n].to_vec();
-            let marker = reader_shared.controls.lock().unwrap().withhold_marker.clone();
-            if let Some(marker) = marker {
-                if !reader_withholding.load(Ordering::SeqCst) {
-                    // Look across chunk boundaries: keep the last few bytes of the previous chunk.
-                    let mut window = std::mem::take(&mut tail);
-                    window.extend_from_slice(&chunk);
-                    if window.windows(marker.len()).any(|w| w == marker.as_slice()) {
-                        reader_withholding.store(true, Ordering::SeqCst);
-                        reader_shared.marked.fetch_add(1, Ordering::SeqCst);
-                    }
-                    let keep = marker.len().saturating_sub(1).min(window.len());
-                    tail = window[window.len() - keep..].to_vec();
+            let markers: Vec<Vec<u8>> = {
+                let controls = reader_shared.controls.lock().unwrap();
+                controls.withhold_marker.iter().chain(controls.withhold_also.iter()).cloned().collect()
+            };
+            if !markers.is_empty() && !reader_withholding.load(Ordering::SeqCst) {
+                // Look across chunk boundaries: keep the last few bytes of the previous chunk.
+                let mut window = std::mem::take(&mut tail);
+                window.extend_from_slice(&chunk);
+                if markers.iter().any(|marker| window.windows(marker.len()).any(|w| w == marker.as_slice())) {
+                    reader_withholding.store(true, Ordering::SeqCst);
+                    reader_shared.marked.fetch_add(1, Ordering::SeqCst);
                 }
+                let longest = markers.iter().map(Vec::len).max().unwrap_or(1);
+                let keep = longest.saturating_sub(1).min(window.len());
+                tail = window[window.len() - keep..].to_vec();
             }
             if tx.send((Instant::now(), chunk)).is_err() {
                 break;

@@ -6,6 +6,7 @@
 
 mod errors;
 pub mod item;
+mod journal;
 mod names;
 mod read;
 pub mod shard;
@@ -21,7 +22,7 @@ pub use tables::{check_table, create_table, TableCreated, TableError};
 
 use crate::config::StoreConfig;
 use crate::domain::{AuditEvent, Session, SessionId, SlackUserId, State, TargetName};
-use crate::store::{AuditRecord, DueBatch, Store, StoreError};
+use crate::store::{AuditRecord, DueBatch, JournalEntry, Journaled, Store, StoreError};
 
 /// The request store on DynamoDB. Cheap to clone (the SDK client is shared).
 #[derive(Debug, Clone)]
@@ -99,5 +100,21 @@ impl Store for DynamoStore {
 
     async fn reserve_db_user(&self, name: &crate::domain::DbUsername, owner: &SlackUserId) -> Result<(), StoreError> {
         names::reserve(self, name, owner).await
+    }
+
+    async fn journal_put(&self, entry: &JournalEntry) -> Result<Journaled, StoreError> {
+        journal::put(self, entry).await
+    }
+
+    async fn journal_claim(&self, key: &str, expected_owner: &str, owner: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Journaled, StoreError> {
+        journal::claim(self, key, expected_owner, owner, now, lease_until).await
+    }
+
+    async fn journal_done(&self, key: &str, owner: &str, forget_at: DateTime<Utc>) -> Result<Journaled, StoreError> {
+        journal::done(self, key, owner, forget_at).await
+    }
+
+    async fn journal_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
+        journal::due(self, now, limit).await
     }
 }
