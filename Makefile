@@ -43,11 +43,12 @@ dist:
 bench:
 	@scripts/standins.sh start
 	@command -v wrk >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
-	@source .local/standins.env && $(CARGO) bench -j$(JOBS) --bench speed --bench handover --bench revocation
+	@source .local/standins.env && $(CARGO) bench -j$(JOBS) --bench speed --bench handover --bench revocation --bench revocation_real
 
 # The deterministic simulator (src/sim): SEEDS schedules from seed FIRST, or one seed replayed
-# with its schedule (SEED=...). Needs no stand-ins.
+# with its schedule (SEED=...); prints the work done (hand-overs, expiries, ...). BREAK=<fix>
+# switches one race fix off (src/sim/fixes.rs) to count the schedules it holds. Needs no stand-ins.
 SEEDS ?= 10000
 FIRST ?= 0
 simulate:
-	@$(CARGO) run -q -j$(JOBS) --example simulate -- $(if $(SEED),--seed $(SEED),--seeds $(SEEDS) --first $(FIRST))
+	@$(CARGO) run -q -j$(JOBS) --example simulate -- $(if $(SEED),--seed $(SEED),--seeds $(SEEDS) --first $(FIRST)) $(if $(BREAK),--break $(BREAK))

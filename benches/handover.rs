@@ -42,6 +42,21 @@ use world::proxy::Proxy;
 use world::{session_on_card, Options, World, APPROVALS, BOB, SOON};
 
 const RUNS: usize = 7;
+
+/// When the approver clicks Approve on a launch-on-request card.
+#[derive(Debug, Clone, Copy)]
+enum Click {
+    /// This long after the card appeared (0: at once).
+    After(Duration),
+    /// Once the bastion launched at request is online (its agent's boot has passed): the best
+    /// case, an approver who reads the card for longer than a launch takes.
+    Online,
+}
+
+/// Prints one figure line, ending with `ok` or `MISSED` against its goal.
+fn figure(name: &str, value: f64, unit: &str, goal: &str, met: bool) {
+    println!("figure: {name} = {value:.3} {unit} (goal {goal}) {}", if met { "ok" } else { "MISSED" });
+}
 /// Runs of the cold-launch figure (each waits for a whole simulated boot).
 const COLD_RUNS: usize = 3;
 /// The cold-launch figure's latencies, from public measurements:
@@ -309,13 +324,11 @@ struct Bench {
 
 impl Bench {
     async fn run(&mut self, sequential: bool) -> Run {
-        self.run_on("billing", sequential).await
+        self.run_on("billing", sequential, Click::Online).await
     }
 
-    /// One run on `target`. For a launch-on-request target, the approval is clicked only once
-    /// the bastion launched at request is online (its agent's boot has passed), as when an
-    /// approver reads the card for longer than a launch takes.
-    async fn run_on(&mut self, target: &str, sequential: bool) -> Run {
+    /// One run on `target`, the approval clicked at `click`.
+    async fn run_on(&mut self, target: &str, sequential: bool, click: Click) -> Run {
         self.n += 1;
         let user = format!("U0BENCH{}", self.n);
         self.world.slack.add_user(&user, &format!("bench{}{}@example.com", self.n, self.world.id), "Europe/Berlin");
@@ -327,7 +340,9 @@ impl Bench {
         assert_eq!(reply.status, 200, "{}", reply.body);
         let card = world::process::wait_until(SOON, || async { cards(&self.world.slack).get(before).cloned() }).await.expect("the approval card");
         let id = session_on_card(&card);
-        if target != "billing" {
+        if let Click::After(wait) = click {
+            tokio::time::sleep(wait).await;
+        } else if target != "billing" {
             let launched = world::process::wait_until(Duration::from_secs(60), || async {
                 self.app.workflow.store.get(&id).await.ok().flatten().and_then(|s| s.instance_id)
             })
@@ -516,19 +531,32 @@ fn main() {
             Ec2Bastions::DEFAULT_POLL_INTERVAL.as_millis()
         );
         println!("  approval -> hand-over DM {total:.0} ms; launch call start -> online seen {floor:.0} ms; the rest is wake, claim, records, polling lag and the DM");
-        println!("figure: handover_cold = {:.3} x launch_plus_online (goal <= 1.05 x)", total / floor);
+        figure("handover_cold", total / floor, "x launch_plus_online", "<= 1.05 x", total / floor <= 1.05);
 
-        // Launch on request, same latencies: approval once the bastion launched at request is
-        // online. Its baseline is the cold launch just measured, in the same run.
-        let early: Vec<Run> = {
+        // Launch on request, same latencies, the approval clicked at realistic moments: at once
+        // (the approver was watching the channel), after typical waits, and once the bastion
+        // launched at request is online (the best case). Goal: the hand-over comes no later than
+        // the rest of the boot plus a second, and never later than a cold launch would.
+        let boot = COLD.agent.as_secs_f64();
+        for (label, click) in [
+            ("at_once", Click::After(Duration::ZERO)),
+            ("after_10s", Click::After(Duration::from_secs(10))),
+            ("after_20s", Click::After(Duration::from_secs(20))),
+            ("once_online", Click::Online),
+        ] {
             let mut runs = Vec::new();
             for _ in 0..COLD_RUNS {
-                runs.push(bench.run_on("early", false).await);
+                runs.push(bench.run_on("early", false, click).await);
             }
-            runs
-        };
-        let early_total = column(&early, |r| r.total);
-        println!("launch on request: approval -> hand-over DM {early_total:.0} ms once the bastion is online (cold launch: {total:.0} ms); median of {COLD_RUNS}");
-        println!("figure: handover_launch_on_request = {:.3} s (goal <= 1 s; {:.3} x the cold launch)", early_total / 1000.0, early_total / total);
+            let early_total = column(&runs, |r| r.total) / 1000.0;
+            let waited = match click {
+                Click::After(d) => d.as_secs_f64(),
+                Click::Online => boot,
+            };
+            // RunInstances answers and the request is filed before the boot starts counting.
+            let goal = ((boot + COLD_RUN_INSTANCES.as_secs_f64() - waited).max(0.0) + 1.0).min(total / 1000.0);
+            println!("launch on request, approve {label}: approval -> hand-over DM {:.0} ms (cold launch: {total:.0} ms); median of {COLD_RUNS}", early_total * 1000.0);
+            figure(&format!("handover_launch_on_request_{label}"), early_total, "s", &format!("<= {goal:.1} s: the rest of the boot + 1 s"), early_total <= goal);
+        }
     });
 }

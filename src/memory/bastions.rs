@@ -23,6 +23,8 @@ pub struct SimInstance {
     pub terminated: bool,
     /// The identity tag: who may enter (set at launch, or at approval for launch on request).
     pub identity: Option<String>,
+    /// When the identity tag was set (time since the world started).
+    pub identity_at: Option<Duration>,
     /// When it was first terminated.
     pub terminated_at: Option<Duration>,
 }
@@ -119,6 +121,7 @@ impl Bastions for MemBastions {
                     ip: Ipv4Addr::from(0x0a00_0000 + n),
                     launched: w.time.now(),
                     terminated: false,
+                    identity_at: identity_at_launch.as_ref().map(|_| w.time.now()),
                     identity: identity_at_launch,
                     terminated_at: None,
                 };
@@ -149,6 +152,9 @@ impl Bastions for MemBastions {
                 Some(i) if !i.terminated && i.session == session => match &i.identity {
                     Some(tagged) if *tagged != identity => Err(BastionError::OtherIdentity { instance_id: id, tagged: tagged.clone() }),
                     _ => {
+                        if i.identity.is_none() {
+                            i.identity_at = Some(w.time.now());
+                        }
                         i.identity = Some(identity);
                         Ok(())
                     }

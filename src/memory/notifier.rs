@@ -1,5 +1,5 @@
 //! Slack in memory: every post and DM with the history of its updates (a deleted message is
-//! gone); profiles derived from the user id; no user groups.
+//! gone); profiles derived from the user id; user groups as set in [`SlackWorld::groups`].
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -18,6 +18,8 @@ pub struct SentMessage {
     /// The user of a DM.
     pub dm_to: Option<String>,
     pub versions: Vec<String>,
+    /// When it was posted (time since the world started).
+    pub posted_at: std::time::Duration,
 }
 
 impl SentMessage {
@@ -41,6 +43,8 @@ pub struct SlackWorld {
     sent: std::sync::atomic::AtomicU64,
     /// Calls refused with `ratelimited` (for tests and the benchmark).
     pub rate_limited: std::sync::atomic::AtomicU64,
+    /// User groups and their members (`usergroups.users.list`); a group not here is empty.
+    pub groups: Mutex<BTreeMap<String, Vec<SlackUserId>>>,
 }
 
 impl SlackWorld {
@@ -79,11 +83,11 @@ impl SlackWorld {
         Ok(())
     }
 
-    fn send(&self, channel: String, dm_to: Option<String>, text: String) -> Posted {
+    fn send(&self, channel: String, dm_to: Option<String>, text: String, posted_at: std::time::Duration) -> Posted {
         let mut messages = lock(&self.messages);
         // Never reused, deletions or not.
         let ts = format!("{}", self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1);
-        messages.insert((channel.clone(), ts.clone()), SentMessage { channel: channel.clone(), ts: ts.clone(), dm_to, versions: vec![text] });
+        messages.insert((channel.clone(), ts.clone()), SentMessage { channel: channel.clone(), ts: ts.clone(), dm_to, versions: vec![text], posted_at });
         Posted { channel, ts }
     }
 }
@@ -114,8 +118,8 @@ impl MemNotifier {
 #[async_trait]
 impl Notifier for MemNotifier {
     async fn post(&self, channel: &str, message: &Message) -> Result<Posted, NotifyError> {
-        let (channel, text) = (channel.to_string(), message.readable());
-        self.call("chat.postMessage", &channel.clone(), move |w| Ok(w.send(channel, None, text))).await
+        let (channel, text, time) = (channel.to_string(), message.readable(), self.node.time().clone());
+        self.call("chat.postMessage", &channel.clone(), move |w| Ok(w.send(channel, None, text, time.now()))).await
     }
 
     async fn update(&self, at: &Posted, message: &Message) -> Result<(), NotifyError> {
@@ -131,8 +135,8 @@ impl Notifier for MemNotifier {
     }
 
     async fn dm(&self, user: &SlackUserId, message: &Message) -> Result<Posted, NotifyError> {
-        let (user, text) = (user.to_string(), message.readable());
-        self.call("chat.postMessage", &format!("D-{user}"), move |w| Ok(w.send(format!("D-{user}"), Some(user), text))).await
+        let (user, text, time) = (user.to_string(), message.readable(), self.node.time().clone());
+        self.call("chat.postMessage", &format!("D-{user}"), move |w| Ok(w.send(format!("D-{user}"), Some(user), text, time.now()))).await
     }
 
     /// `since` is not modelled: every DM with `user` is searched.
@@ -173,7 +177,8 @@ impl Notifier for MemNotifier {
         self.call("users.info", "", move |_| Ok(Profile { email: Some(email), tz: None })).await
     }
 
-    async fn group_members(&self, _group: &str) -> Result<Vec<SlackUserId>, NotifyError> {
-        self.call("usergroups.users.list", "", |_| Ok(Vec::new())).await
+    async fn group_members(&self, group: &str) -> Result<Vec<SlackUserId>, NotifyError> {
+        let group = group.to_string();
+        self.call("usergroups.users.list", "", move |w| Ok(lock(&w.groups).get(&group).cloned().unwrap_or_default())).await
     }
 }

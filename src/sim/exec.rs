@@ -4,7 +4,8 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
 
 use futures::executor::{LocalPool, LocalSpawner};
 use futures::future::RemoteHandle;
@@ -17,6 +18,15 @@ pub struct Executor {
     pool: RefCell<LocalPool>,
     spawner: LocalSpawner,
     pub time: Arc<VirtualTime>,
+    panics: Panics,
+}
+
+/// What every task that panicked said, in the order they panicked.
+pub type Panics = Arc<Mutex<Vec<String>>>;
+
+/// A panic's message, as far as it has one.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_else(|| "a panic without a message".into())
 }
 
 impl Default for Executor {
@@ -29,12 +39,12 @@ impl Executor {
     pub fn new() -> Executor {
         let pool = LocalPool::new();
         let spawner = pool.spawner();
-        Executor { pool: RefCell::new(pool), spawner, time: VirtualTime::new() }
+        Executor { pool: RefCell::new(pool), spawner, time: VirtualTime::new(), panics: Panics::default() }
     }
 
     /// Something that starts tasks on this executor (cheap to clone).
     pub fn spawner(&self) -> Spawner {
-        Spawner(self.spawner.clone())
+        Spawner(self.spawner.clone(), self.panics.clone())
     }
 
     /// Runs `future` (and every task) until it completes, moving time as needed. Panics if
@@ -55,14 +65,31 @@ impl Executor {
     }
 }
 
-/// Starts tasks on an [`Executor`].
+/// Starts tasks on an [`Executor`]. A task that panics is recorded ([`Spawner::panics`]) before
+/// its panic goes on to its handle: a detached task's panic is never lost, and the invariant
+/// checks report it with the seed.
 #[derive(Clone)]
-pub struct Spawner(LocalSpawner);
+pub struct Spawner(LocalSpawner, Panics);
 
 impl Spawner {
     /// Starts `future`; its handle gives its output (dropping the handle cancels the task).
     pub fn spawn<F: Future + 'static>(&self, future: F) -> RemoteHandle<F::Output> {
-        self.0.spawn_local_with_handle(future).expect("the simulator's executor is running")
+        let panics = self.1.clone();
+        let watched = async move {
+            match AssertUnwindSafe(future).catch_unwind().await {
+                Ok(out) => out,
+                Err(panic) => {
+                    crate::memory::lock(&panics).push(panic_message(panic.as_ref()));
+                    std::panic::resume_unwind(panic)
+                }
+            }
+        };
+        self.0.spawn_local_with_handle(watched).expect("the simulator's executor is running")
+    }
+
+    /// What every task that panicked so far said.
+    pub fn panics(&self) -> Vec<String> {
+        crate::memory::lock(&self.1).clone()
     }
 
     /// Starts `future` and lets it run on its own until it ends.

@@ -3,11 +3,51 @@
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 
-use super::{World, SKEW_BOUND, USABLE_BOUND};
+use std::time::Duration;
+
+use super::people::{People, Stray, Truth};
+use super::{World, ACTIVE, SKEW_BOUND, USABLE_BOUND};
 use crate::domain::{AuditKind, Session, State};
 
+/// The work the schedule did: counted from the world and the trails.
+pub fn coverage(world: &World, people: &People) -> super::Coverage {
+    let sessions = world.store.all();
+    let instances = world.bastions.instances();
+    let accounts = world.grants.lives();
+    let mut c = super::Coverage::default();
+    for s in &sessions {
+        let kinds: Vec<AuditKind> = world.store.trail(&s.id).iter().map(|r| r.event.kind).collect();
+        let count = |k: AuditKind| kinds.iter().filter(|x| **x == k).count() as u64;
+        c.handovers += u64::from(!handover_dms(world, s).is_empty());
+        c.expiries += count(AuditKind::Expired);
+        c.ends += count(AuditKind::Ended);
+        c.revokes += count(AuditKind::Revoked);
+        c.extensions += count(AuditKind::Extended);
+        c.breakglass += count(AuditKind::BreakGlass);
+        let approved_from = people.truth.get(&s.id).and_then(|t| t.first_approve);
+        if instances.iter().any(|i| i.session == s.id && approved_from.is_none_or(|a| i.launched < a)) && s.breakglass.is_none() {
+            c.launched_on_request += 1;
+        }
+    }
+    c.stray_schedules = u64::from(!people.strays.is_empty());
+    for stray in &people.strays {
+        let gone = match stray {
+            Stray::Account { user, host } => accounts.iter().any(|l| &l.user == user && &l.host == host && l.dropped.is_some()),
+            Stray::Instance { id } => instances.iter().any(|i| &i.id == id && i.terminated),
+        };
+        c.reconcile_removals += u64::from(gone);
+    }
+    c
+}
+
+/// The hand-over DMs the requester of `s` got (the "ready" message), however they read now.
+fn handover_dms(world: &World, s: &Session) -> Vec<crate::memory::SentMessage> {
+    let (dm, marker) = (format!("D-{}", s.requester.slack_id), crate::notify::messages::ready_marker(s));
+    world.slack.messages().into_iter().filter(|m| m.channel == dm && m.versions.first().is_some_and(|v| v.contains(&marker))).collect()
+}
+
 /// Every violation, one sentence each.
-pub fn check(world: &World, crashed: bool) -> Vec<String> {
+pub fn check(world: &World, people: &People, crashed: bool) -> Vec<String> {
     let sessions = world.store.all();
     let mut out = Vec::new();
     let instances = world.bastions.instances();
@@ -30,27 +70,84 @@ pub fn check(world: &World, crashed: bool) -> Vec<String> {
         out.push(format!("account '{}'@'{}' of {owner} still exists", a.user, a.host));
     }
 
+    let unknown = Truth::default();
     for s in &sessions {
         let trail = world.store.trail(&s.id);
+        let truth = people.truth.get(&s.id).unwrap_or(&unknown);
         check_trail(s, &trail, &mut out);
-        check_deadline(world, s, &trail, &instances, &mut out);
-        check_kept_until_deadline(world, s, &trail, &instances, &mut out);
+        check_effects_match_trail(world, s, &trail, truth, &instances, &mut out);
+        check_deadline(world, s, &trail, truth, &instances, &mut out);
+        check_kept_until_deadline(world, s, truth, &instances, &mut out);
         check_gone_at_close(world, s, &instances, &mut out);
         check_handover(world, s, &trail, &mut out);
         check_notices(world, s, crashed, &mut out);
     }
     check_no_password_stored(world, &sessions, &mut out);
-    check_identity_only_after_approval(&sessions, &instances, &mut out);
+    check_identity_only_after_approval(world, people, &instances, &mut out);
     out
 }
 
-/// Nobody may enter a bastion before its session was approved: an instance carries its requester's
-/// identity only if the session was approved (launch on request launches before that, untagged).
-fn check_identity_only_after_approval(sessions: &[Session], instances: &[crate::memory::SimInstance], out: &mut Vec<String>) {
+/// Nobody may enter a bastion before its session was approved: an instance's identity tag is set
+/// only after a person clicked Approve (or broke the glass) for its session, by the world's true
+/// time (launch on request launches before that, untagged).
+fn check_identity_only_after_approval(world: &World, people: &People, instances: &[crate::memory::SimInstance], out: &mut Vec<String>) {
     for i in instances.iter().filter(|i| i.identity.is_some()) {
-        if !sessions.iter().any(|s| s.id == i.session && s.approved_at.is_some()) {
-            out.push(format!("instance {} of session {} carries an identity, but its session was never approved", i.id, i.session));
+        let approved_from = people.truth.get(&i.session).and_then(|t| t.first_approve);
+        match (i.identity_at, approved_from) {
+            (Some(tagged), Some(from)) if tagged >= from => {}
+            (tagged, from) => out.push(format!(
+                "instance {} of session {} got its identity tag at {:?}, but the first approval click was at {:?}",
+                i.id,
+                i.session,
+                tagged.map(|t| world.utc(t)),
+                from.map(|f| world.utc(f))
+            )),
         }
+    }
+}
+
+/// What happened and what the trail says agree: each bastion and account of a session, and each
+/// hand-over DM, has its event in the session's trail (or the teardown that removed it names it),
+/// and each launch, grant, hand-over, end, revoke and extension in the trail happened in the
+/// world or was clicked by a person.
+fn check_effects_match_trail(world: &World, s: &Session, trail: &[crate::store::AuditRecord], truth: &Truth, instances: &[crate::memory::SimInstance], out: &mut Vec<String>) {
+    let has = |k: AuditKind| trail.iter().any(|r| r.event.kind == k);
+    let mentions = |what: &str| trail.iter().any(|r| r.event.detail.contains(what));
+    let mine: Vec<&crate::memory::SimInstance> = instances.iter().filter(|i| i.session == s.id).collect();
+    for i in &mine {
+        if !has(AuditKind::Launched) && !mentions(&i.id) {
+            out.push(format!("{}: its bastion {} was launched, but no event of its trail records it", s.id, i.id));
+        }
+    }
+    let ips: Vec<String> = mine.iter().map(|i| i.ip.to_string()).collect();
+    let lives: Vec<crate::memory::AccountLife> = world.grants.lives().into_iter().filter(|l| l.user == s.requester.db_user.as_str() && ips.contains(&l.host)).collect();
+    if !lives.is_empty() && !has(AuditKind::ProvisioningStarted) {
+        out.push(format!("{}: an account was made for it, but its trail never started provisioning", s.id));
+    }
+    let dms = handover_dms(world, s);
+    if has(AuditKind::Launched) && mine.is_empty() {
+        out.push(format!("{}: the trail records a launch, but no bastion was ever launched for it", s.id));
+    }
+    if has(AuditKind::Granted) && lives.is_empty() {
+        out.push(format!("{}: the trail records a grant, but no account was ever made for it", s.id));
+    }
+    if has(AuditKind::HandedOver) && dms.is_empty() {
+        out.push(format!("{}: the trail records a hand-over, but its requester got no hand-over DM that still exists", s.id));
+    }
+    if !dms.is_empty() && !has(AuditKind::HandedOver) && s.state == State::Closed(crate::domain::Outcome::Expired) {
+        out.push(format!("{}: its requester got a hand-over DM, but the trail of the expired session records no hand-over", s.id));
+    }
+    if has(AuditKind::Ended) && truth.first_cut.is_none() {
+        out.push(format!("{}: the trail records an end nobody asked for", s.id));
+    }
+    if has(AuditKind::Revoked) && truth.first_cut.is_none() {
+        out.push(format!("{}: the trail records a revoke nobody clicked", s.id));
+    }
+    if has(AuditKind::Extended) && !truth.extend_clicked {
+        out.push(format!("{}: the trail records an extension nobody approved", s.id));
+    }
+    if has(AuditKind::Approved) && truth.first_approve.is_none() {
+        out.push(format!("{}: the trail records an approval nobody clicked", s.id));
     }
 }
 
@@ -80,30 +177,44 @@ fn check_trail(s: &Session, trail: &[crate::store::AuditRecord], out: &mut Vec<S
     }
 }
 
-/// When a session's access ends: its expiry, or the end or revoke that cut it short.
-fn deadline(s: &Session, trail: &[crate::store::AuditRecord]) -> Option<chrono::DateTime<chrono::Utc>> {
-    let cut = trail.iter().find(|r| matches!(r.event.kind, AuditKind::Ended | AuditKind::Revoked)).map(|r| r.event.at);
-    [s.expires_at, cut].into_iter().flatten().min()
+/// The latest a session's access may end, from what its people saw: the last hand-over DM it got,
+/// plus the minutes asked for and every extension an approver clicked to grant; or the moment an
+/// End or Revoke was answered "done", if sooner. `None` when nobody was handed anything.
+fn latest_deadline(world: &World, s: &Session, truth: &Truth) -> Option<Duration> {
+    let handed = handover_dms(world, s).iter().map(|m| m.posted_at).max()?;
+    let expiry = handed + Duration::from_secs(60 * (truth.minutes + truth.maybe_extended));
+    Some(truth.cut_done.map_or(expiry, |cut| cut.min(expiry)))
 }
 
-/// No account outlives its session's deadline by more than the bound, unless a teardown step
-/// failed (which is retried and alerted, not silent).
-fn check_deadline(world: &World, s: &Session, trail: &[crate::store::AuditRecord], instances: &[crate::memory::SimInstance], out: &mut Vec<String>) {
-    if trail.iter().any(|r| matches!(r.event.kind, AuditKind::TeardownFailed | AuditKind::Failed)) {
-        return;
-    }
-    let Some(deadline) = deadline(s, trail) else { return };
-    let bound = chrono::Duration::from_std(USABLE_BOUND).unwrap_or_default();
+/// The earliest a session's access may end, from what its people saw: its first account's
+/// creation plus the minutes asked for and the extensions approvers were told they granted; or the
+/// first End or Revoke click, if sooner.
+fn earliest_deadline(created: Duration, truth: &Truth) -> Duration {
+    let expiry = created + Duration::from_secs(60 * (truth.minutes + truth.extended));
+    truth.first_cut.map_or(expiry, |cut| cut.min(expiry))
+}
+
+/// No account outlives its session's deadline (from ground truth) by more than the bound. A
+/// session whose teardown failed (faults, retried with backoff) has until the bound after the
+/// faults stopped, if that is later.
+fn check_deadline(world: &World, s: &Session, trail: &[crate::store::AuditRecord], truth: &Truth, instances: &[crate::memory::SimInstance], out: &mut Vec<String>) {
+    let Some(deadline) = latest_deadline(world, s, truth) else { return };
+    let failed = trail.iter().any(|r| matches!(r.event.kind, AuditKind::TeardownFailed | AuditKind::Failed));
+    let by = if failed { deadline.max(ACTIVE) } else { deadline } + USABLE_BOUND;
     let ips: Vec<String> = instances.iter().filter(|i| i.session == s.id).map(|i| i.ip.to_string()).collect();
     for life in world.grants.lives().iter().filter(|l| l.user == s.requester.db_user.as_str() && ips.contains(&l.host)) {
-        let gone = life.dropped.map(|d| world.utc(d));
-        if gone.is_none_or(|g| g > deadline + bound) {
+        if life.dropped.is_none_or(|g| g > by) {
             out.push(format!(
-                "{}: account '{}'@'{}' (created {}) usable until {gone:?}, past the deadline {deadline} + {USABLE_BOUND:?}",
+                "{}: account '{}'@'{}' (created {}) usable until {:?}, past its deadline {} (asked {}m, extensions up to {}m, cut {:?}) + {USABLE_BOUND:?}",
                 s.id,
                 life.user,
                 life.host,
-                world.utc(life.created)
+                world.utc(life.created),
+                life.dropped.map(|d| world.utc(d)),
+                world.utc(deadline),
+                truth.minutes,
+                truth.maybe_extended,
+                truth.cut_done.map(|c| world.utc(c))
             ));
         }
     }
@@ -133,23 +244,23 @@ fn check_gone_at_close(world: &World, s: &Session, instances: &[crate::memory::S
 /// The latency of the calls between a removal and the close that follows it.
 const CLOSE_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// What a session was handed stays until its deadline: its account and its bastion are never
-/// removed while it is live (by reconcile, another session's rollback or a stale worker). Times
-/// are compared with both clocks' skew to spare.
-fn check_kept_until_deadline(world: &World, s: &Session, trail: &[crate::store::AuditRecord], instances: &[crate::memory::SimInstance], out: &mut Vec<String>) {
-    let Some(handed) = trail.iter().find(|r| r.event.kind == AuditKind::HandedOver).map(|r| r.event.at) else { return };
-    let Some(deadline) = deadline(s, trail) else { return };
-    let skew = chrono::Duration::from_std(SKEW_BOUND * 2).unwrap_or_default();
-    for i in instances.iter().filter(|i| s.instance_id.as_deref() == Some(i.id.as_str())) {
-        if let Some(at) = i.terminated_at.map(|t| world.utc(t)).filter(|t| *t + skew < deadline) {
-            out.push(format!("{}: its bastion {} was terminated at {at}, before its deadline {deadline}", s.id, i.id));
-        }
+/// What a session was handed stays until its deadline (from ground truth): its account and its
+/// bastion are never removed before it (by reconcile, another session's rollback or a stale
+/// worker). Times are compared with both clocks' skew to spare.
+fn check_kept_until_deadline(world: &World, s: &Session, truth: &Truth, instances: &[crate::memory::SimInstance], out: &mut Vec<String>) {
+    if handover_dms(world, s).is_empty() {
+        return;
     }
     let Some(host) = s.account_host.as_deref() else { return };
-    for life in world.grants.lives().iter().filter(|l| l.user == s.requester.db_user.as_str() && l.host == host && world.utc(l.created) <= handed + skew) {
-        if let Some(at) = life.dropped.map(|d| world.utc(d)).filter(|d| *d + skew < deadline && *d + skew > handed) {
-            out.push(format!("{}: its account '{}'@'{host}' was dropped at {at}, before its deadline {deadline}", s.id, life.user));
+    let Some(first) = world.grants.lives().into_iter().filter(|l| l.user == s.requester.db_user.as_str() && l.host == host).min_by_key(|l| l.created) else { return };
+    let deadline = earliest_deadline(first.created, truth).saturating_sub(SKEW_BOUND * 2);
+    for i in instances.iter().filter(|i| s.instance_id.as_deref() == Some(i.id.as_str())) {
+        if let Some(at) = i.terminated_at.filter(|t| *t < deadline) {
+            out.push(format!("{}: its bastion {} was terminated at {}, before its deadline {}", s.id, i.id, world.utc(at), world.utc(deadline)));
         }
+    }
+    if let Some(at) = first.dropped.filter(|d| *d < deadline) {
+        out.push(format!("{}: its account '{}'@'{host}' was dropped at {}, before its deadline {}", s.id, first.user, world.utc(at), world.utc(deadline)));
     }
 }
 
@@ -204,16 +315,25 @@ fn check_notices(world: &World, s: &Session, crashed: bool, out: &mut Vec<String
     }
 }
 
-/// No issued password appears in any stored version of any session or audit event.
+/// No issued password appears in any stored version of any session, any audit event, or any
+/// Slack message outside its requester's DM (every version of each).
 fn check_no_password_stored(world: &World, sessions: &[Session], out: &mut Vec<String>) {
     let issued = world.grants.issued();
     for s in sessions {
-        let mut text = serde_json::to_string(s).unwrap_or_default();
+        let mut text = String::new();
+        for (_, version) in world.store.history(&s.id) {
+            text.push_str(&serde_json::to_string(&version).unwrap_or_default());
+        }
         for r in world.store.trail(&s.id) {
             text.push_str(&serde_json::to_string(&r.event).unwrap_or_default());
         }
         if issued.iter().any(|p| text.contains(p.as_str())) {
             out.push(format!("{}: a password reached the store", s.id));
+        }
+    }
+    for m in world.slack.messages().iter().filter(|m| m.dm_to.is_none()) {
+        if m.versions.iter().any(|v| issued.iter().any(|p| v.contains(p.as_str()))) {
+            out.push(format!("a password was posted in {} (message {})", m.channel, m.ts));
         }
     }
 }

@@ -7,6 +7,7 @@
 //! [`run`] plays one schedule and checks the invariants ([`invariants`]) once the world is quiet.
 
 mod exec;
+pub mod fixes;
 mod invariants;
 mod people;
 mod replica;
@@ -73,7 +74,12 @@ approvers = ["U0BOB", "U0CAROL"]
 required_approvals = 1
 approvals_channel = "C0APPROVALS"
 max_duration = "20m"
+oncall_group = "S0ONCALL"
+breakglass_max_duration = "10m"
 "#;
+
+/// The on-call group of `billing` (break-glass): Dave is in it, Alice is not.
+const ONCALL: (&str, &[&str]) = ("S0ONCALL", &["U0DAVE"]);
 
 /// What the world is made of, shared by every replica and the invariant checks.
 pub struct World {
@@ -109,6 +115,53 @@ pub struct Outcome {
     pub digest: u64,
     /// Each session's trail, one line each (what `--seed` prints).
     pub trails: Vec<String>,
+    /// The work the schedule did (a schedule that files nothing proves nothing).
+    pub coverage: Coverage,
+}
+
+/// How much of each kind of work schedules did, from the world (instances, accounts, DMs) and the
+/// stored trails. `tests/sim.rs` asserts a floor for each over its batch; `make simulate` prints
+/// them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// Sessions whose requester got a hand-over DM with a working password.
+    pub handovers: u64,
+    pub expiries: u64,
+    pub ends: u64,
+    pub revokes: u64,
+    pub extensions: u64,
+    /// Break-glass sessions taken (stored approved).
+    pub breakglass: u64,
+    /// Planted strays (bastions and accounts no session owns) that reconcile removed.
+    pub reconcile_removals: u64,
+    /// Schedules that planted a stray.
+    pub stray_schedules: u64,
+    /// Sessions whose bastion was launched before any approver clicked Approve.
+    pub launched_on_request: u64,
+}
+
+impl Coverage {
+    pub fn add(&mut self, o: &Coverage) {
+        self.handovers += o.handovers;
+        self.expiries += o.expiries;
+        self.ends += o.ends;
+        self.revokes += o.revokes;
+        self.extensions += o.extensions;
+        self.breakglass += o.breakglass;
+        self.reconcile_removals += o.reconcile_removals;
+        self.stray_schedules += o.stray_schedules;
+        self.launched_on_request += o.launched_on_request;
+    }
+}
+
+impl std::fmt::Display for Coverage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "hand-overs {}, expiries {}, ends {}, revokes {}, extensions {}, break-glass sessions {}, reconcile removals {} (in {} schedules with a stray), launched on request {}",
+            self.handovers, self.expiries, self.ends, self.revokes, self.extensions, self.breakglass, self.reconcile_removals, self.stray_schedules, self.launched_on_request
+        )
+    }
 }
 
 impl Outcome {
@@ -134,7 +187,21 @@ pub fn run(seed: u64) -> Outcome {
 fn play(seed: u64, detail: bool) -> Outcome {
     let executor = Executor::new();
     let (time, spawner) = (executor.time.clone(), executor.spawner());
-    executor.block_on(simulate(seed, time, spawner, detail))
+    // A panic that escapes the schedule itself (the executor's, or one an awaited handle passed
+    // on) is a violation of this seed like any other.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| executor.block_on(simulate(seed, time, spawner, detail)))) {
+        Ok(outcome) => outcome,
+        Err(panic) => Outcome {
+            seed,
+            schedule: vec!["(the schedule panicked before it could be reported; replay it for its plan)".into()],
+            violations: vec![format!("the schedule panicked: {}", exec::panic_message(panic.as_ref()))],
+            crashes: 0,
+            faults: 0,
+            digest: 0,
+            trails: Vec::new(),
+            coverage: Coverage::default(),
+        },
+    }
 }
 
 /// What [`run_seeds`] found.
@@ -145,12 +212,19 @@ pub struct Batch {
     pub failures: Vec<Outcome>,
     pub crashes: u64,
     pub faults: u64,
+    pub coverage: Coverage,
 }
 
 /// Plays `count` schedules from seed `first` on every core. Each schedule is a world of its own
 /// on its own executor, so how the seeds are spread over threads changes nothing in any of
 /// them. The digest and trails are kept only for failures (they cost a third of a run).
 pub fn run_seeds(first: u64, count: u64) -> Batch {
+    run_seeds_without(first, count, &[])
+}
+
+/// As [`run_seeds`], with `broken` fixes switched off in every schedule ([`fixes`]): how many
+/// schedules each fix holds.
+pub fn run_seeds_without(first: u64, count: u64, broken: &[fixes::Fix]) -> Batch {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, count.max(1) as usize) as u64;
     let parts: Vec<Batch> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
@@ -158,12 +232,13 @@ pub fn run_seeds(first: u64, count: u64) -> Batch {
                 scope.spawn(move || {
                     let mut part = Batch::default();
                     for seed in (first + t..first + count).step_by(threads as usize) {
-                        let outcome = play(seed, false);
+                        let outcome = fixes::without(broken, || play(seed, false));
                         part.schedules += 1;
                         part.crashes += outcome.crashes;
                         part.faults += outcome.faults;
+                        part.coverage.add(&outcome.coverage);
                         if !outcome.violations.is_empty() {
-                            part.failures.push(play(seed, true));
+                            part.failures.push(fixes::without(broken, || play(seed, true)));
                         }
                     }
                     part
@@ -177,6 +252,7 @@ pub fn run_seeds(first: u64, count: u64) -> Batch {
         batch.schedules += part.schedules;
         batch.crashes += part.crashes;
         batch.faults += part.faults;
+        batch.coverage.add(&part.coverage);
         batch.failures.extend(part.failures);
     }
     batch.failures.sort_by_key(|o| o.seed);
@@ -226,11 +302,15 @@ async fn simulate(seed: u64, time: Arc<VirtualTime>, spawner: Spawner, detail: b
         start_utc: Utc.with_ymd_and_hms(2026, 3, 3, 9, 0, 0).single().unwrap_or_else(Utc::now),
     });
     world.bastions.set_epoch(world.start_utc);
+    crate::memory::lock(&world.slack.groups).insert(ONCALL.0.into(), ONCALL.1.iter().filter_map(|u| crate::domain::SlackUserId::parse(u).ok()).collect());
     let answer_delay = Duration::from_secs(rng.below(30));
     *crate::memory::lock(&world.bastions.answer_delay) = answer_delay;
     let replica_count = rng.between(2, 3) as usize;
     let skews: Vec<i64> = (0..replica_count).map(|_| rng.between(-(SKEW_BOUND.as_millis() as i64), SKEW_BOUND.as_millis() as i64)).collect();
-    let actions = people::plan(&mut rng, ACTIVE, replica_count);
+    let mut actions = people::plan(&mut rng, ACTIVE, replica_count);
+    // Break-glass and strays from a stream of their own: the rest of each seed's plan stays.
+    actions.extend(people::plan_extra(&mut Rng::new(seed ^ 0xb7ea_c6a5), ACTIVE));
+    actions.sort_by_key(|(at, _)| *at);
 
     let mut schedule = vec![
         format!("faults per mille: error {} timeout {} lost reply {} crash {}; latency up to {} ms", rates.error, rates.timeout, rates.lost_reply, rates.crash, rates.max_latency_ms),
@@ -263,7 +343,9 @@ async fn simulate(seed: u64, time: Arc<VirtualTime>, spawner: Spawner, detail: b
 
     let counts = &world.faults.counts;
     let crashes = counts.crashes.load(std::sync::atomic::Ordering::Relaxed) + replicas.scheduled_crashes();
-    let violations = invariants::check(&world, crashes > 0);
+    let people = crate::memory::lock(&people);
+    let mut violations = invariants::check(&world, &people, crashes > 0);
+    violations.extend(spawner.panics().into_iter().map(|p| format!("a task panicked: {p}")));
     Outcome {
         seed,
         schedule,
@@ -272,5 +354,6 @@ async fn simulate(seed: u64, time: Arc<VirtualTime>, spawner: Spawner, detail: b
         faults: counts.faults(),
         digest: if detail { invariants::digest(&world) } else { 0 },
         trails: if detail { invariants::trails(&world) } else { Vec::new() },
+        coverage: invariants::coverage(&world, &people),
     }
 }

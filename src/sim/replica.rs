@@ -1,5 +1,6 @@
-//! The replicas: each a process with its own adapters (one [`Node`]), its own skewed clock and its
-//! own sweeper loop (with reconcile every `reconcile_every`), as `powerpole serve` runs them. A crash kills the node (every call of it
+//! The replicas: each a process with its own adapters (one [`Node`]), its own skewed clock, and
+//! the production sweeper loop ([`sweep_loop`]) and reconciler ([`run_reconciler`]), as
+//! `powerpole serve` runs them. A crash kills the node (every call of it
 //! pends forever) and its sweeper; a restart is a new node.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +14,7 @@ use tokio::sync::Notify;
 use super::rng::Rng;
 use super::World;
 use crate::memory::{lock, MemBastions, MemGrants, MemNotifier, MemStore, Node, VirtualTime};
-use crate::workflow::{Clock, Lifecycle, Workflow};
+use crate::workflow::{run_reconciler, sweep_loop, Clock, Lifecycle, Workflow};
 
 /// True time plus a fixed skew, on the world's virtual time.
 pub struct SkewedClock {
@@ -143,38 +144,24 @@ fn spawn(world: &Arc<World>, i: usize, skew_ms: i64, generation: u32) -> Slot {
     };
     let tick = world.config.scheduler.tick.to_std();
     let reconcile_every = world.config.scheduler.reconcile_every.to_std();
-    let sweeping = lifecycle.clone();
-    let (time, spawner) = (world.time.clone(), world.spawner.clone());
+    let (time, steps) = (world.time.clone(), world.spawner.clone());
     let (sweeper, handle) = AbortHandle::new_pair();
-    let sweep = async move {
-        let lookahead = chrono::Duration::from_std(tick).unwrap_or_default();
-        // Like `run_reconciler`: the first run one interval after the start.
-        let mut next_reconcile = time.now() + reconcile_every;
+    // What `serve` runs: `run_sweeper_with` (its scheduler job wakes `sweep_loop` every tick; each
+    // due step in a task of its own) and `run_reconciler`, on this replica's clock.
+    let lookahead = chrono::Duration::from_std(tick).unwrap_or_default();
+    let sweeping = sweep_loop(lifecycle.clone(), lookahead, wake.clone(), Arc::new(|| {}), move |_, step| steps.detach(step));
+    let periodic = async move {
         loop {
-            if time.now() >= next_reconcile {
-                next_reconcile = time.now() + reconcile_every;
-                let lifecycle = sweeping.clone();
-                spawner.detach(async move { drop(lifecycle.reconcile_now().await) });
-            }
-            // Like `run_sweeper`: every due step in its own task, so a long wait holds nothing up.
-            let (lifecycle, steps) = (sweeping.clone(), spawner.clone());
-            spawner.detach(async move {
-                if let Ok(plan) = lifecycle.plan(lookahead).await {
-                    for session in plan.due {
-                        let lifecycle = lifecycle.clone();
-                        steps.detach(async move { drop(lifecycle.act(session).await) });
-                    }
-                }
-            });
-            tokio::select! {
-                biased;
-                _ = wake.notified() => {}
-                _ = time.sleep(tick) => {}
-            }
+            time.sleep(tick).await;
+            wake.notify_one();
         }
     };
+    let reconciling = run_reconciler(lifecycle.clone(), reconcile_every);
+    let replica = async move {
+        futures::join!(sweeping, periodic, reconciling);
+    };
     world.spawner.detach(async move {
-        let _aborted = Abortable::new(sweep, handle).await;
+        let _aborted = Abortable::new(replica, handle).await;
     });
     Slot { node, lifecycle, sweeper, generation }
 }

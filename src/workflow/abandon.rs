@@ -61,7 +61,7 @@ impl Lifecycle {
             }
         }
         let ending = current.as_ref().is_none_or(|s| matches!(s.state, State::TearingDown(_) | State::Closed(_)));
-        if !ending {
+        if !ending || !crate::sim::fixes::on(crate::sim::fixes::Fix::AbandonUndoes) {
             info!(session = %session.id, "another worker resumed this session; leaving the instance and account to it");
             return ProvisionError::LostClaim;
         }

@@ -314,7 +314,7 @@ impl Lifecycle {
             AccountHost::InstanceIp => ip.clone(),
             AccountHost::Pattern(p) => p.clone(),
         };
-        let earlier_attempt = session.account_host.as_deref() == Some(&host);
+        let earlier_attempt = session.account_host.as_deref() == Some(&host) && crate::sim::fixes::on(crate::sim::fixes::Fix::EarlierAttempt);
         // Record the instance and the account we are about to create *before* creating it, so
         // that reconcile and a resumed worker always know what may exist.
         // One account per live session: checked before the host is recorded, so that the
@@ -649,7 +649,7 @@ impl Lifecycle {
                 self.dependencies.record(Dependency::Ec2, self.now(), &found);
                 let found = found.map_err(|e| ec2(format!("finding the bastion failed: {e}")))?.map(|i| i.id);
                 let settled = session.launch_window_end.map(|end| end + TAG_SETTLE);
-                if found.is_none() && settled.is_some_and(|at| at > self.now()) {
+                if found.is_none() && settled.is_some_and(|at| at > self.now()) && crate::sim::fixes::on(crate::sim::fixes::Fix::LaunchWindowWait) {
                     removed.settling_until = settled;
                     return revoke_failed.map_or(Ok(removed), Err);
                 }
@@ -681,7 +681,7 @@ impl Lifecycle {
         }
         notices.extend(next.slack.handover_ts.as_ref().map(|_| NoticeKind::RedactHandover));
         // A hand-over DM can only exist once an account was made for the session.
-        if next.approved_at.is_some() && next.account_host.is_some() {
+        if next.approved_at.is_some() && next.account_host.is_some() && crate::sim::fixes::on(crate::sim::fixes::Fix::RemoveStrayHandovers) {
             notices.push(NoticeKind::RemoveStrayHandovers);
         }
         notices.extend(next.extension.as_ref().and_then(|e| e.card_ts.as_ref()).map(|_| NoticeKind::ExtensionCard));

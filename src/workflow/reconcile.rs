@@ -344,12 +344,11 @@ impl Lifecycle {
 /// Runs reconcile every `every` until the process ends (`powerpole serve`). The first run is one
 /// interval after the start, not at once: a restart loop must not turn into a reconcile loop.
 /// Several replicas may each run it: removals are idempotent and each is claimed first
-/// ([`Lifecycle::reconcile`]), so a stray is removed and posted once.
+/// ([`Lifecycle::reconcile`]), so a stray is removed and posted once. Waits use the workflow's
+/// clock, so the simulator's replicas run this very loop on virtual time.
 pub async fn run_reconciler(lifecycle: Lifecycle, every: std::time::Duration) {
-    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        timer.tick().await;
+        lifecycle.workflow.clock.sleep(every).await;
         if let Err(e) = lifecycle.reconcile_now().await {
             tracing::warn!(error = %e, "reconcile could not run; trying again at the next interval");
         }

@@ -1,0 +1,66 @@
+//! Test-only switches that turn one race fix off, so that each regression seed can be shown to
+//! fail without its fix (`tests/sim.rs`, `make simulate BREAK=<fix>`). A switch is per thread:
+//! the simulator plays a schedule on one thread, so switching a fix off for one schedule changes
+//! nothing in any other test or schedule running beside it. Nothing outside the simulator and its
+//! tests ever switches a fix off; in production every check reads "on".
+
+use std::cell::Cell;
+
+/// The fixes a regression seed guards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fix {
+    /// A teardown that knows no instance waits for the tag lookup to settle after the last
+    /// provisioning claim (`launch_window_end`) before it concludes there is none.
+    LaunchWindowWait,
+    /// A worker that loses its claim terminates the instance and drops the account it made
+    /// (`workflow/abandon.rs`).
+    AbandonUndoes,
+    /// A later attempt finishes the unfinished account the session recorded
+    /// (`AccountRequest::earlier_attempt`).
+    EarlierAttempt,
+    /// The teardown deletes hand-over DMs it did not record (`NoticeKind::RemoveStrayHandovers`).
+    RemoveStrayHandovers,
+}
+
+impl Fix {
+    pub const ALL: [Fix; 4] = [Fix::LaunchWindowWait, Fix::AbandonUndoes, Fix::EarlierAttempt, Fix::RemoveStrayHandovers];
+
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+
+    /// The name `make simulate BREAK=...` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fix::LaunchWindowWait => "launch-window-wait",
+            Fix::AbandonUndoes => "abandon-undoes",
+            Fix::EarlierAttempt => "earlier-attempt",
+            Fix::RemoveStrayHandovers => "remove-stray-handovers",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Fix> {
+        Fix::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+thread_local! {
+    static OFF: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether `fix` is on for this thread (always, unless a simulator test switched it off).
+pub fn on(fix: Fix) -> bool {
+    OFF.with(|off| off.get() & fix.bit() == 0)
+}
+
+/// Runs `f` with `fixes` switched off on this thread, and switches them back on after.
+pub fn without<T>(fixes: &[Fix], f: impl FnOnce() -> T) -> T {
+    struct Restore(u32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            OFF.with(|off| off.set(self.0));
+        }
+    }
+    let _restore = Restore(OFF.with(|off| off.replace(off.get() | fixes.iter().fold(0, |m, f| m | f.bit()))));
+    f()
+}
