@@ -329,6 +329,14 @@ pub enum AdminTls {
 /// Where the RDS CA bundle is looked for when a target does not name one.
 pub const DEFAULT_CA_BUNDLE: &str = "/etc/powerpole/rds-ca-bundle.pem";
 
+/// `[server] follow_up_workers` by default: follow-ups running at once (`slack/pool.rs`). Each
+/// mostly waits on DynamoDB or Slack, so a few dozen keep up with any real Slack workspace while
+/// holding a few dozen connections.
+pub const DEFAULT_FOLLOW_UP_WORKERS: usize = 32;
+/// `[server] follow_up_queue` by default: follow-ups waiting for a worker. At ~0.2 s each, 32
+/// workers drain 512 in about 3 s, well inside the 30 minutes a `response_url` lasts.
+pub const DEFAULT_FOLLOW_UP_QUEUE: usize = 512;
+
 /// How approvers are named.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Approvers {
@@ -701,8 +709,8 @@ impl RawConfig {
         }
         let server = ServerConfig {
             listen: self.server.listen.unwrap_or_else(|| "127.0.0.1:3000".into()),
-            follow_up_workers: self.server.follow_up_workers.unwrap_or(crate::slack::pool::DEFAULT_WORKERS),
-            follow_up_queue: self.server.follow_up_queue.unwrap_or(crate::slack::pool::DEFAULT_QUEUE),
+            follow_up_workers: self.server.follow_up_workers.unwrap_or(DEFAULT_FOLLOW_UP_WORKERS),
+            follow_up_queue: self.server.follow_up_queue.unwrap_or(DEFAULT_FOLLOW_UP_QUEUE),
             request_log: request_log_level(self.server.request_log.as_deref().unwrap_or("info"), &mut p),
         };
         if server.listen.parse::<std::net::SocketAddr>().is_err() {

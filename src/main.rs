@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use powerpole::app::App;
 use powerpole::config::Config;
+use powerpole::config_source::{ConfigBase, ConfigLocation, LoadError};
 use powerpole::slack::serve::{serve as run_service, ServeOptions};
 use powerpole::store::dynamo::{self, TableCreated};
 use powerpole::store::schema;
@@ -59,16 +60,26 @@ enum Command {
     /// target's network, AMI, admin login and schemas; say exactly what is wrong. Changes nothing.
     /// Exits 0 when everything is fine, 1 otherwise (2 for a bad configuration).
     Doctor {
-        /// The configuration file.
-        #[arg(long)]
-        config: PathBuf,
+        /// The configuration: a file, or `ssm:/name`, the Parameter Store parameter the Terraform
+        /// module writes (output `config_parameter_name`).
+        #[arg(long, env = "POWERPOLE_CONFIG")]
+        config: String,
+        /// With an `ssm:` configuration: `ssm:/path` of the fragments the module writes
+        /// (`<config parameter>.d`), merged over it exactly as the Lambda functions merge them.
+        #[arg(long, env = "POWERPOLE_CONFIG_LAYERS")]
+        config_layers: Option<String>,
     },
     /// List the audit trail, oldest first: for a session, a person, a target, a time range, or
     /// everything on the configured targets. Filters combine.
     Audit {
-        /// The configuration file.
-        #[arg(long)]
-        config: PathBuf,
+        /// The configuration: a file, or `ssm:/name`, the Parameter Store parameter the Terraform
+        /// module writes (output `config_parameter_name`).
+        #[arg(long, env = "POWERPOLE_CONFIG")]
+        config: String,
+        /// With an `ssm:` configuration: `ssm:/path` of the fragments the module writes
+        /// (`<config parameter>.d`), merged over it exactly as the Lambda functions merge them.
+        #[arg(long, env = "POWERPOLE_CONFIG_LAYERS")]
+        config_layers: Option<String>,
         /// One session (pp-...).
         #[arg(long)]
         session: Option<String>,
@@ -122,11 +133,18 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
-    /// Validate FILE (with POWERPOLE_* environment overrides applied). Exits 0 when valid;
-    /// otherwise prints every problem with its field path and exits 2.
+    /// Validate FILE, or the deployed configuration (`ssm:/name` with --config-layers), with
+    /// POWERPOLE_* environment overrides applied. Exits 0 when valid; otherwise prints every
+    /// problem with its field path and exits 2 (1 if Parameter Store could not be read).
     Check {
-        /// The configuration file (start from powerpole.example.toml).
-        file: PathBuf,
+        /// The configuration file (start from powerpole.example.toml), or `ssm:/name`, the
+        /// Parameter Store parameter the Terraform module writes.
+        #[arg(env = "POWERPOLE_CONFIG")]
+        file: String,
+        /// With an `ssm:` configuration: `ssm:/path` of the fragments the module writes
+        /// (`<config parameter>.d`), merged over it exactly as the Lambda functions merge them.
+        #[arg(long, env = "POWERPOLE_CONFIG_LAYERS")]
+        config_layers: Option<String>,
     },
 }
 
@@ -137,9 +155,14 @@ enum DbCommand {
     /// Run it once as the cluster's master user; put the same password in the target's admin
     /// secret (--secret-file writes that secret's JSON, readable by you only).
     AdminSql {
-        /// The configuration file.
-        #[arg(long)]
-        config: PathBuf,
+        /// The configuration: a file, or `ssm:/name`, the Parameter Store parameter the Terraform
+        /// module writes (output `config_parameter_name`).
+        #[arg(long, env = "POWERPOLE_CONFIG")]
+        config: String,
+        /// With an `ssm:` configuration: `ssm:/path` of the fragments the module writes
+        /// (`<config parameter>.d`), merged over it exactly as the Lambda functions merge them.
+        #[arg(long, env = "POWERPOLE_CONFIG_LAYERS")]
+        config_layers: Option<String>,
         /// The target, as named under [targets] in the configuration.
         #[arg(long)]
         target: String,
@@ -193,20 +216,22 @@ fn main() -> ExitCode {
     // Two TLS stacks (ring, aws-lc-rs) are linked in: choose one before any client exists.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match Cli::parse().command {
-        Command::Config(ConfigCommand::Check { file }) => config_check(&file),
+        Command::Config(ConfigCommand::Check { file, config_layers }) => with_location(&file, config_layers.as_deref(), |location| config_check(&location)),
         Command::Table(TableCommand::Schema) => table_schema(),
-        Command::Table(TableCommand::Create { config }) => with_config(&config, table_create),
+        Command::Table(TableCommand::Create { config }) => with_config(&ConfigLocation::file(config), table_create),
         Command::Serve { config, listen } => {
             init_logs();
             run(async move { run_service(ServeOptions { config, listen }).await.map(|()| ExitCode::SUCCESS).map_err(|e| format!("serve: {e}")) })
         }
-        Command::Sweep { config, once } => with_config(&config, |config| {
+        Command::Sweep { config, once } => with_config(&ConfigLocation::file(config), |config| {
             init_logs();
             run(sweep(config, once))
         }),
-        Command::Doctor { config } => with_config(&config, |config| run(doctor(config))),
-        Command::Audit { config, session: Some(session), report: true, format, .. } => with_config(&config, |config| run(session_report(config, session, format))),
-        Command::Audit { config, session, user, target, since, until, limit, json, .. } => {
+        Command::Doctor { config, config_layers } => with_location(&config, config_layers.as_deref(), |location| with_config(&location, |config| run(doctor(config)))),
+        Command::Audit { config, config_layers, session: Some(session), report: true, format, .. } => {
+            with_location(&config, config_layers.as_deref(), |location| with_config(&location, |config| run(session_report(config, session, format))))
+        }
+        Command::Audit { config, config_layers, session, user, target, since, until, limit, json, .. } => {
             let query = match audit_query(session, user, target, since, until, limit) {
                 Ok(q) => q,
                 Err(problem) => {
@@ -214,34 +239,74 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            with_config(&config, |config| run(audit(config, query, json)))
+            with_location(&config, config_layers.as_deref(), |location| with_config(&location, |config| run(audit(config, query, json))))
         }
-        Command::Db(DbCommand::AdminSql { config, target, admin_user, admin_host, secret_file }) => {
-            with_config(&config, |config| admin_sql(&config, &target, admin_user, admin_host, secret_file.as_deref()))
-        }
+        Command::Db(DbCommand::AdminSql { config, config_layers, target, admin_user, admin_host, secret_file }) => with_location(&config, config_layers.as_deref(), |location| {
+            with_config(&location, |config| admin_sql(&config, &target, admin_user, admin_host, secret_file.as_deref()))
+        }),
         Command::Slack(SlackCommand::Manifest { base_url, socket_mode, command }) => slack_manifest(base_url.as_deref(), socket_mode, &command),
-        Command::Reconcile { config, dry_run } => with_config(&config, |config| {
+        Command::Reconcile { config, dry_run } => with_config(&ConfigLocation::file(config), |config| {
             init_logs();
             run(reconcile(config, dry_run))
         }),
     }
 }
 
-fn config_check(file: &Path) -> ExitCode {
-    with_config(file, |config| {
+fn config_check(location: &ConfigLocation) -> ExitCode {
+    with_config(location, |config| {
         let names: Vec<&str> = config.targets.keys().map(|t| t.as_str()).collect();
-        println!("{}: valid ({} target(s): {})", file.display(), names.len(), names.join(", "));
+        println!("{}: valid ({} target(s): {})", location.describe(), names.len(), names.join(", "));
         ExitCode::SUCCESS
     })
 }
 
-/// Loads and validates `file`; a bad configuration prints every problem and exits 2.
-fn with_config(file: &Path, then: impl FnOnce(Config) -> ExitCode) -> ExitCode {
-    match Config::load(file) {
-        Ok(config) => then(config),
+/// `--config` (a file or `ssm:/name`) and `--config-layers`, or exit 2 saying what is wrong.
+fn with_location(config: &str, layers: Option<&str>, then: impl FnOnce(ConfigLocation) -> ExitCode) -> ExitCode {
+    match ConfigLocation::parse(config, layers) {
+        Ok(location) => then(location),
         Err(err) => {
-            eprintln!("{}: {err}", file.display());
+            eprintln!("powerpole: {err}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Loads and validates the configuration with the library's one loader (the Lambda functions'
+/// too): a bad configuration prints every problem and exits 2; Parameter Store that cannot be
+/// read exits 1.
+fn with_config(location: &ConfigLocation, then: impl FnOnce(Config) -> ExitCode) -> ExitCode {
+    let loaded = if location.needs_aws() {
+        let runtime = match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime,
+            Err(err) => {
+                eprintln!("cannot start the async runtime: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        runtime.block_on(async {
+            let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            location.load(&aws).await
+        })
+    } else {
+        // A file needs no AWS settings: load it without looking for any.
+        match &location.base {
+            ConfigBase::File(path) => Config::load(path).map_err(|error| LoadError::Invalid { source_name: location.describe(), error }),
+            ConfigBase::Parameter(_) => unreachable!("a parameter needs AWS"),
+        }
+    };
+    match loaded {
+        Ok(config) => then(config),
+        Err(LoadError::Invalid { source_name, error }) => {
+            eprintln!("{source_name}: {error}");
+            ExitCode::from(2)
+        }
+        Err(err) if err.is_invalid() => {
+            eprintln!("powerpole: {err}");
+            ExitCode::from(2)
+        }
+        Err(err) => {
+            eprintln!("powerpole: {err}");
+            ExitCode::FAILURE
         }
     }
 }

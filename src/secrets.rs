@@ -6,7 +6,7 @@
 
 use aws_config::SdkConfig;
 
-use crate::bastion::ParameterStore;
+use crate::parameters::ParameterStore;
 use crate::config::SecretRef;
 
 /// A resolved secret. Read it with [`Secret::expose`] where it is used, and nowhere else.

@@ -22,7 +22,6 @@ pub mod identity;
 mod instances;
 pub mod launch;
 mod online;
-pub mod parameters;
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -32,7 +31,6 @@ use chrono::{DateTime, Utc};
 
 pub use ec2::Ec2Bastions;
 pub use error::BastionError;
-pub use parameters::{ParameterError, ParameterStore};
 
 use crate::config::TargetConfig;
 use crate::domain::{SessionId, SlackUserId, TargetName};

@@ -46,7 +46,7 @@ use tracing::Instrument;
 
 use super::http::{answer, Endpoint, RETRY_HEADER};
 use super::verify::{verify, VerifyError, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use super::{router, Reply, RequestId, SlackApp};
+use super::{slack_router, Reply, RequestId, SlackApp};
 use crate::notify::{messages, Notifier};
 use crate::secrets::Secret;
 use crate::store::StoreError;
@@ -198,7 +198,7 @@ pub enum Ran {
 }
 
 /// The Slack app for a runtime that freezes after each answer (Lambda): answers through the same
-/// router as `serve`, runs trigger-bound follow-ups before answering, hands every other
+/// Slack routes as `serve` (not its health routes: see [`slack_router`]), runs trigger-bound follow-ups before answering, hands every other
 /// follow-up to `hand_off` as its [`Deferred`] request, and runs deferred requests it is given.
 pub struct Deferrer {
     app: Arc<SlackApp>,
@@ -211,7 +211,7 @@ impl Deferrer {
     pub fn new(workflow: Workflow, notifier: Arc<dyn Notifier>, signing_secret: Secret, hand_off: Arc<dyn HandOff>) -> Deferrer {
         let held = Arc::new(HeldFollowUps::default());
         let app = SlackApp::with_follow_ups(workflow, notifier, signing_secret, held.clone());
-        Deferrer { router: router(app.clone()), app, held, hand_off }
+        Deferrer { router: slack_router(app.clone()), app, held, hand_off }
     }
 
     pub fn app(&self) -> &Arc<SlackApp> {

@@ -19,16 +19,25 @@ use super::{events, pool, RequestId, SlackApp};
 /// Slack's payloads are small; anything larger is not from Slack.
 const MAX_BODY: usize = 256 * 1024;
 
-/// The service's routes: `POST /slack/commands`, `/slack/interactions`, `/slack/events`,
-/// `GET /healthz` (the process answers) and `GET /readyz` (its dependencies: the sweeper's last
-/// tick, the store).
+/// `serve`'s routes: the Slack routes of [`slack_router`], plus `GET /healthz` (the process
+/// answers) and `GET /readyz` (its dependencies: the sweeper's last tick, the store).
 pub fn router(app: Arc<SlackApp>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(app.clone())
+        .merge(slack_router(app))
+}
+
+/// Only what Slack calls: `POST /slack/commands`, `/slack/interactions`, `/slack/events`. The
+/// Lambda function URL serves this one (`slack::deferred`): it is public, so it has no health
+/// routes (a `/readyz` there would be a store read per hit from anyone, and its error text would
+/// name the account, the role and the table); anything else is a bare 404.
+pub fn slack_router(app: Arc<SlackApp>) -> Router {
     Router::new()
         .route("/slack/commands", post(commands))
         .route("/slack/interactions", post(interactions))
         .route("/slack/events", post(events_route))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
 }

@@ -38,7 +38,7 @@ use crate::workflow::Workflow;
 pub use deferred::{FollowUp, FollowUps};
 pub use health::{Readiness, TargetHealth};
 pub use pool::{FollowUpPool, PoolStats};
-pub use http::{router, Endpoint};
+pub use http::{router, slack_router, Endpoint};
 
 /// Everything the handlers need.
 pub struct SlackApp {

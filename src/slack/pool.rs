@@ -24,12 +24,8 @@ use super::deferred::{FollowUp, FollowUps};
 use super::{Ack, Reply, RequestId};
 use crate::notify::messages;
 
-/// Default number of follow-ups running at once: each mostly waits on DynamoDB or Slack, so a
-/// few dozen keep up with any real Slack workspace while holding a few dozen connections.
-pub const DEFAULT_WORKERS: usize = 32;
-/// Default number of follow-ups waiting for a worker: at ~0.2 s each, 32 workers drain 512 in
-/// about 3 s, well inside the 30 minutes a `response_url` lasts.
-pub const DEFAULT_QUEUE: usize = 512;
+/// The pool's defaults are `[server]`'s (`config.rs`), so that config does not import slack/.
+pub use crate::config::{DEFAULT_FOLLOW_UP_QUEUE as DEFAULT_QUEUE, DEFAULT_FOLLOW_UP_WORKERS as DEFAULT_WORKERS};
 
 /// What a person is told when the pool is full. Nothing was stored or sent.
 pub const BUSY: &str = "powerpole is busy right now and did nothing with this; please try again in a minute";

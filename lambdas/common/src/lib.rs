@@ -22,33 +22,20 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use powerpole::app::{App, AppError};
-use powerpole::bastion::ParameterStore;
-use powerpole::config::{Config, ConfigError, ConfigProblem, SecretRef};
-use powerpole::secrets::{SecretError, Secrets};
+use powerpole::config::Config;
+use powerpole::config_source::ConfigLocation;
+use powerpole::secrets::SecretError;
 use powerpole::slack::deferred::{Deferred, Deferrer, HandOff};
 
-/// Where the configuration is.
-pub const CONFIG_VAR: &str = "POWERPOLE_CONFIG";
-/// Where the module's configuration fragments are (`ssm:/path`).
-pub const LAYERS_VAR: &str = "POWERPOLE_CONFIG_LAYERS";
+pub use powerpole::config_source::{CONFIG_VAR, LAYERS_VAR, SSM_PREFIX};
 /// The SQS queue URL of Slack follow-ups.
 pub const QUEUE_URL_VAR: &str = "POWERPOLE_FOLLOW_UP_QUEUE_URL";
-/// The prefix of a `POWERPOLE_CONFIG` that names a Parameter Store parameter.
-pub const SSM_PREFIX: &str = "ssm:";
 
 /// Why a function could not start. Each is a sentence for the function's log.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("{CONFIG_VAR} is not set: give `ssm:/parameter/name` (the TOML in Parameter Store) or a file path")]
-    NoConfig,
-    #[error("the configuration parameter could not be read: {0}")]
-    ConfigParameter(SecretError),
-    #[error("{LAYERS_VAR} must be `ssm:/path` (the parameters the Terraform module writes), not `{0}`")]
-    LayersNotSsm(String),
-    #[error("the configuration fragments could not be read: {0}")]
-    ConfigLayers(powerpole::bastion::ParameterError),
-    #[error("the configuration from {source_name}: {error}")]
-    Config { source_name: String, error: ConfigError },
+    #[error("the configuration ({CONFIG_VAR}, {LAYERS_VAR}): {0}")]
+    Config(#[from] powerpole::config_source::LoadError),
     #[error("{0}")]
     App(#[from] AppError),
     #[error("the Slack signing secret could not be read: {0}")]
@@ -87,40 +74,11 @@ pub async fn aws() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
 
-/// Reads and validates the configuration named by `POWERPOLE_CONFIG`, with the
-/// `POWERPOLE_SECTION__FIELD` overrides applied.
+/// Reads and validates the configuration named by `POWERPOLE_CONFIG` and
+/// `POWERPOLE_CONFIG_LAYERS`, with the `POWERPOLE_SECTION__FIELD` overrides applied: the library's
+/// one loader ([`ConfigLocation`]), the same the operator's commands use.
 pub async fn load_config(aws: &aws_config::SdkConfig) -> Result<Config, StartError> {
-    let named = std::env::var(CONFIG_VAR).ok().filter(|v| !v.trim().is_empty()).ok_or(StartError::NoConfig)?;
-    let named = named.trim();
-    let layers = match std::env::var(LAYERS_VAR).ok().filter(|v| !v.trim().is_empty()) {
-        None => None,
-        Some(value) => {
-            let path = value.trim().strip_prefix(SSM_PREFIX).ok_or_else(|| StartError::LayersNotSsm(value.clone()))?;
-            let found = ParameterStore::from_sdk_config(aws).get_under_path(path).await.map_err(StartError::ConfigLayers)?;
-            Some((path.to_string(), found.into_iter().map(|(_, text)| text).collect::<Vec<_>>()))
-        }
-    };
-    let (base, source_name) = match named.strip_prefix(SSM_PREFIX) {
-        Some(parameter) => {
-            // The TOML holds references to secrets, never secrets, but it is read like one (with
-            // decryption: the module stores it as a SecureString).
-            let reference = SecretRef { env: None, secrets_manager: None, key: None, ssm_parameter: Some(parameter.to_string()) };
-            let text = Secrets::new(aws).resolve(&reference).await.map_err(StartError::ConfigParameter)?;
-            (text.expose().to_string(), format!("parameter {parameter}"))
-        }
-        None => {
-            let text = std::fs::read_to_string(named).map_err(|e| StartError::Config {
-                source_name: named.to_string(),
-                error: ConfigError { problems: vec![ConfigProblem { path: named.to_string(), message: format!("cannot be read: {e}") }] },
-            })?;
-            (text, named.to_string())
-        }
-    };
-    let (source_name, layers) = match layers {
-        Some((path, texts)) => (format!("{source_name} with the fragments under {path}"), texts),
-        None => (source_name, Vec::new()),
-    };
-    Config::from_toml_layers(&base, &layers).map_err(|error| StartError::Config { source_name, error })
+    Ok(ConfigLocation::from_env()?.load(aws).await?)
 }
 
 /// powerpole assembled from the Lambda environment, as `serve` assembles it.

@@ -56,6 +56,8 @@ struct Shared {
     http: reqwest::Client,
     controls: Mutex<Controls>,
     ec2: Mutex<HashMap<String, aws_sdk_ec2::Client>>,
+    /// The access key id and secret its own EC2 reads are signed with.
+    credentials: Mutex<(String, String)>,
 }
 
 /// What tests decide about agents coming online.
@@ -110,6 +112,7 @@ impl SsmStandin {
             http,
             controls: Mutex::new(Controls::default()),
             ec2: Mutex::new(HashMap::new()),
+            credentials: Mutex::new(("testing".to_owned(), "testing".to_owned())),
         });
         let server = Server::start(addr, |_| {
             Router::new().fallback(handle).with_state(shared.clone())
@@ -125,6 +128,13 @@ impl SsmStandin {
     /// `http://127.0.0.1:PORT`: the value for `AWS_ENDPOINT_URL_SSM`.
     pub fn url(&self) -> String {
         self.url.clone()
+    }
+
+    /// Signs the stand-in's own EC2 reads (what `DescribeInstanceInformation` is answered from)
+    /// with these credentials: needed when moto enforces IAM, where `testing` is nobody.
+    pub fn use_credentials(&self, access_key_id: &str, secret_access_key: &str) {
+        *self.shared.credentials.lock().unwrap_or_else(|p| p.into_inner()) = (access_key_id.to_owned(), secret_access_key.to_owned());
+        self.shared.ec2.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// The moto server everything else is passed to.
@@ -163,6 +173,7 @@ impl Shared {
     /// An EC2 client for moto in `region`, made once per region.
     fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
         use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+        let (key, secret) = self.credentials.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut clients = self.ec2.lock().unwrap_or_else(|p| p.into_inner());
         clients
             .entry(region.to_owned())
@@ -173,8 +184,8 @@ impl Shared {
                     .region(Region::new(region.to_owned()))
                     .endpoint_url(&self.moto_url)
                     .credentials_provider(Credentials::new(
-                        "testing",
-                        "testing",
+                        key,
+                        secret,
                         None,
                         None,
                         "powerpole-standins",

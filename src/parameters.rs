@@ -1,5 +1,8 @@
-//! Parameter Store reads for the rest of powerpole (a secret or the whole configuration kept as
-//! a `SecureString`). Parameter Store is part of SSM, whose SDK only this module owns.
+//! Parameter Store reads: a secret (`ssm_parameter` references, `secrets.rs`) or the deployed
+//! configuration and its fragments (`config_source.rs`), kept as `SecureString`s. Parameter
+//! Store is part of SSM; this module and `bastion/` (EC2 instances and Session Manager) are the
+//! only importers of aws-sdk-ssm. It lives outside `bastion/` so that reading a secret or the
+//! configuration does not depend on the bastion adapter.
 
 use aws_sdk_ssm::error::DisplayErrorContext;
 
