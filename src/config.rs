@@ -171,6 +171,14 @@ pub struct StoreConfig {
     pub unavailable_retry_for: AccessDuration,
 }
 
+/// What `config check` says when `[deployment] id` is missing: there is no default, since two
+/// installations that both kept one would share the bastion tag and the marker role (each one's
+/// reconcile would remove the other's bastions and accounts).
+pub const DEPLOYMENT_ID_MISSING: &str = "missing: name this installation with 1 to 16 characters from a-z, 0-9 and - \
+(e.g. `prod` or `staging-eu`), unique among the installations that share an AWS account, region or database server; \
+an installation that ran before this field was required ran as `default`: write `id = \"default\"` to keep its live \
+bastions and accounts, and move to a name of its own when no session is live (README, \"Upgrading\")";
+
 /// Which installation this is (see [`DeploymentId`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeploymentConfig {
@@ -222,6 +230,8 @@ pub struct BastionConfig {
     pub identity_source: IdentitySource,
     /// powerpole's Session Manager document (Terraform output `session_document_name`).
     pub session_document: String,
+    /// `[access] home_domains`: the addresses `email_local_part` gives an identity to.
+    pub home_domains: Vec<String>,
 }
 
 /// Which of the requester's identities a bastion's `powerpole:identity` tag carries: the value
@@ -461,6 +471,29 @@ impl Config {
     pub fn target(&self, name: &TargetName) -> Option<&TargetConfig> {
         self.targets.get(name)
     }
+
+    /// What is valid but worth an operator's attention: `config check` prints these and every
+    /// process logs them at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.deployment.id.as_str() == "default" {
+            warnings.push(
+                "deployment.id: `default` is the id every installation had before it was required; another installation \
+                 still on `default` in this account, region or database server shares its bastions and accounts (each \
+                 one's reconcile removes the other's): move to a name of its own when no session is live (README, \"Upgrading\")"
+                    .to_string(),
+            );
+        }
+        for t in self.targets.values() {
+            if t.admin_tls == AdminTls::Disabled {
+                warnings.push(format!(
+                    "targets.{}.admin_tls: disabled: the admin password and the generated passwords cross the network in clear to {}",
+                    t.name, t.writer_endpoint
+                ));
+            }
+        }
+        warnings
+    }
 }
 
 fn env_overrides() -> Env {
@@ -614,6 +647,9 @@ struct RawTarget {
     require_ssl: Option<bool>,
     max_user_connections: Option<u32>,
     admin_tls: Option<String>,
+    /// With `admin_tls = "disabled"` and an endpoint that is not a loopback address: the
+    /// operator says the database is on a network only this host reaches.
+    local_endpoint: Option<bool>,
     tls_ca_bundle: Option<String>,
     instance_endpoints: Option<Vec<String>>,
     statement_timeout: Option<String>,
@@ -677,10 +713,14 @@ const ONE_HOUR: AccessDuration = match AccessDuration::const_minutes(60) {
 impl RawConfig {
     fn validate(self) -> Result<Config, ConfigError> {
         let mut p = Problems::default();
-        let deployment = match self.deployment.id.as_deref().map(DeploymentId::parse).transpose() {
-            Ok(id) => DeploymentConfig { id: id.unwrap_or_default() },
-            Err(e) => {
+        let deployment = match self.deployment.id.as_deref().map(DeploymentId::parse) {
+            Some(Ok(id)) => DeploymentConfig { id },
+            Some(Err(e)) => {
                 p.add("deployment.id", e.to_string());
+                DeploymentConfig::default()
+            }
+            None => {
+                p.add("deployment.id", DEPLOYMENT_ID_MISSING);
                 DeploymentConfig::default()
             }
         };
@@ -769,6 +809,7 @@ impl RawConfig {
             ssm_online_timeout: p.duration("bastion.ssm_online_timeout", self.bastion.ssm_online_timeout.as_deref(), "5m"),
             identity_source: self.bastion.identity_source.unwrap_or_default(),
             session_document: self.bastion.session_document.unwrap_or_else(|| "powerpole-session".into()),
+            home_domains: access.usernames.home_domains.clone(),
         };
         let document_ok = (3..=128).contains(&bastion.session_document.len())
             && bastion.session_document.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
@@ -936,6 +977,28 @@ impl RawTarget {
         if self.tls_ca_bundle.is_some() && admin_tls == AdminTls::Disabled {
             p.add(at("tls_ca_bundle"), "set, but admin_tls is `disabled`: remove one of them");
         }
+        // No TLS only where the network between powerpole and the database is the machine's own
+        // (a loopback address) or one the operator vouches for as local (`local_endpoint`).
+        match (admin_tls == AdminTls::Disabled, self.local_endpoint.unwrap_or(false)) {
+            (true, false) => {
+                let hosts = writer.iter().chain(self.reader_endpoint.iter()).chain(self.instance_endpoints.iter().flatten());
+                let remote: Vec<&String> = hosts.filter(|h| !is_loopback(h)).collect();
+                if !remote.is_empty() {
+                    let list = remote.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", ");
+                    p.add(
+                        at("admin_tls"),
+                        format!(
+                            "`disabled` sends the admin and session passwords in clear, so it is accepted only for a loopback \
+                             address (127.0.0.1, localhost) and {list} is not one: use `verify` with the database's CA bundle, \
+                             or, for a database on a network only this host can reach (a local container bridge), add \
+                             `local_endpoint = true` to say so"
+                        ),
+                    );
+                }
+            }
+            (false, true) => p.add(at("local_endpoint"), "set, but admin_tls is not `disabled`: remove it (it only allows `disabled` for a non-loopback endpoint)"),
+            _ => {}
+        }
         let instance_endpoints = match &self.instance_endpoints {
             Some(list) if list.is_empty() => {
                 p.add(at("instance_endpoints"), "empty: list every instance endpoint of the cluster (writer and readers)");
@@ -976,6 +1039,20 @@ impl RawTarget {
         }
         for role in Role::ALL {
             privileges.entry(role).or_insert_with(|| role.default_privileges());
+        }
+        // Objects that run on their own as the account after the session: an event keeps
+        // running on its schedule (a kept-locked account's events still run), and a routine
+        // with SQL SECURITY DEFINER runs with its privileges for whoever may call it. Refused
+        // here rather than disabled at teardown, so no session can ever leave one behind.
+        for (role, set) in &privileges {
+            for (privilege, what) in [
+                (crate::domain::Privilege::Event, "an event keeps running on its schedule as the account after the session ends, even while the account is locked"),
+                (crate::domain::Privilege::CreateRoutine, "a stored routine runs with the account's privileges (SQL SECURITY DEFINER) for anyone allowed to call it, after the session ends"),
+            ] {
+                if set.contains(privilege) {
+                    p.add(at(&format!("privileges.{}", role.as_str())), format!("`{privilege}` is not granted by powerpole: {what}; remove it (create such objects through your deployment pipeline)"));
+                }
+            }
         }
         let breakglass = self.breakglass(&at, max_duration, p);
         Some(TargetConfig {
@@ -1034,6 +1111,11 @@ fn is_group_id(g: &str) -> bool {
     g.starts_with('S') && g.len() > 2 && g.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
+/// `localhost`, or an IPv4 address in 127.0.0.0/8.
+fn is_loopback(h: &str) -> bool {
+    h.eq_ignore_ascii_case("localhost") || h.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 fn is_host_name(h: &str) -> bool {
     !h.is_empty() && h.len() <= 253 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
 }
@@ -1045,6 +1127,9 @@ mod tests {
     const MINIMAL: &str = r#"
 [access]
 home_domains = ["example.com"]
+
+[deployment]
+id = "test"
 
 [targets.billing]
 writer_endpoint = "billing.cluster-abc.eu-west-1.rds.amazonaws.com"
@@ -1071,18 +1156,71 @@ approvals_channel = "C0APPROVALS"
         assert_eq!(c.slack.api_url, "https://slack.com/api/");
     }
 
+    /// MINIMAL with another `[deployment]` table (or none).
+    fn with_deployment(table: &str) -> String {
+        MINIMAL.replace("[deployment]\nid = \"test\"\n", table)
+    }
+
     #[test]
-    fn the_deployment_id_defaults_to_default_and_must_be_a_short_name() {
+    fn the_deployment_id_has_no_default_and_must_be_a_short_name() {
         let c = Config::from_toml_str(MINIMAL).unwrap();
-        assert_eq!(c.deployment.id.as_str(), "default");
+        assert_eq!(c.deployment.id.as_str(), "test");
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
         assert_eq!(c.scheduler.reconcile_every.to_string(), "10m");
         assert_eq!(c.scheduler.reconcile_grace, chrono::Duration::minutes(10));
-        let staging = Config::from_toml_str(&format!("[deployment]\nid = \"staging-eu\"\n{MINIMAL}")).unwrap();
+        let staging = Config::from_toml_str(&with_deployment("[deployment]\nid = \"staging-eu\"\n")).unwrap();
         assert_eq!(staging.deployment.id.as_str(), "staging-eu");
-        let err = Config::from_toml_str(&format!("[deployment]\nid = \"Staging_EU\"\n{MINIMAL}")).unwrap_err();
+        let err = Config::from_toml_str(&with_deployment("[deployment]\nid = \"Staging_EU\"\n")).unwrap_err();
         assert_eq!(err.problems.len(), 1, "{err}");
         assert_eq!(err.problems[0].path, "deployment.id", "{err}");
         assert!(err.problems[0].message.contains("a-z, 0-9 and -"), "{err}");
+    }
+
+    #[test]
+    fn config_check_refuses_a_missing_deployment_id_and_says_what_to_write() {
+        for missing in ["", "[deployment]\n"] {
+            let err = Config::from_toml_str(&with_deployment(missing)).unwrap_err();
+            assert_eq!(err.problems.len(), 1, "{err}");
+            assert_eq!(err.problems[0].path, "deployment.id", "{err}");
+            let m = &err.problems[0].message;
+            assert!(m.starts_with("missing:") && m.contains("id = \"default\"") && m.contains("Upgrading"), "{m}");
+        }
+        // An installation upgrading from the old default keeps it by writing it, and is warned.
+        let kept = Config::from_toml_str(&with_deployment("[deployment]\nid = \"default\"\n")).unwrap();
+        assert_eq!(kept.deployment.id.as_str(), "default");
+        assert!(kept.warnings().iter().any(|w| w.starts_with("deployment.id:") && w.contains("a name of its own")), "{:?}", kept.warnings());
+    }
+
+    #[test]
+    fn admin_tls_disabled_is_refused_for_an_endpoint_not_marked_local() {
+        let disabled = |endpoint: &str, extra: &str| {
+            MINIMAL.replace("billing.cluster-abc.eu-west-1.rds.amazonaws.com", endpoint).replace("schemas =", &format!("admin_tls = \"disabled\"\n{extra}schemas ="))
+        };
+        let e = Config::from_toml_str(&disabled("billing.cluster-abc.eu-west-1.rds.amazonaws.com", "")).unwrap_err().to_string();
+        assert!(e.contains("targets.billing.admin_tls:") && e.contains("local_endpoint = true") && e.contains("`verify`"), "{e}");
+        for loopback in ["127.0.0.1", "localhost", "127.0.0.53"] {
+            let c = Config::from_toml_str(&disabled(loopback, "")).unwrap();
+            assert!(c.warnings().iter().any(|w| w.starts_with("targets.billing.admin_tls")), "{loopback}: {:?}", c.warnings());
+        }
+        Config::from_toml_str(&disabled("172.17.0.2", "local_endpoint = true\n")).expect("an endpoint the operator marks as local");
+        // A reader that is not local is refused as well.
+        let e = Config::from_toml_str(&disabled("127.0.0.1", "reader_endpoint = \"ro.example.com\"\ninstance_endpoints = [\"127.0.0.1\"]\n")).unwrap_err().to_string();
+        assert!(e.contains("`ro.example.com`"), "{e}");
+        let e = Config::from_toml_str(&MINIMAL.replace("schemas =", "local_endpoint = true\nschemas =")).unwrap_err().to_string();
+        assert!(e.contains("targets.billing.local_endpoint: set, but admin_tls is not `disabled`"), "{e}");
+    }
+
+    #[test]
+    fn event_and_create_routine_are_refused_in_any_role() {
+        let text = format!("{MINIMAL}\n[targets.billing.privileges]\nDDL = [\"SELECT\", \"CREATE\", \"EVENT\", \"CREATE ROUTINE\"]\nDML = [\"SELECT\", \"event\"]\n");
+        let err = Config::from_toml_str(&text).unwrap_err();
+        let lines: Vec<String> = err.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines.iter().any(|l| l.starts_with("targets.billing.privileges.DDL: `EVENT`") && l.contains("keeps running")), "{lines:?}");
+        assert!(lines.iter().any(|l| l.starts_with("targets.billing.privileges.DDL: `CREATE ROUTINE`")), "{lines:?}");
+        assert!(lines.iter().any(|l| l.starts_with("targets.billing.privileges.DML: `EVENT`")), "{lines:?}");
+        let fine = format!("{MINIMAL}\n[targets.billing.privileges]\nDDL = [\"SELECT\", \"CREATE\", \"TRIGGER\"]\n");
+        Config::from_toml_str(&fine).expect("TRIGGER stays allowed (the account is kept locked when it defines one)");
     }
 
     #[test]
@@ -1091,6 +1229,9 @@ approvals_channel = "C0APPROVALS"
 [access]
 max_duration = "12h"
 home_domains = ["example.com"]
+
+[deployment]
+id = "test"
 [targets.billing]
 writer_endpoint = "billing.example.com"
 schemas = ["billing"]

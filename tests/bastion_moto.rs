@@ -31,6 +31,7 @@ fn bastion_config(profile: &str) -> BastionConfig {
         ssm_online_timeout: AccessDuration::from_secs(300).expect("5 minutes"),
         identity_source: IdentitySource::Email,
         session_document: "powerpole-session".into(),
+        home_domains: vec!["example.com".into()],
     }
 }
 
@@ -366,6 +367,7 @@ async fn a_targets_own_ami_wins_and_a_missing_parameter_says_what_to_check() {
             ssm_online_timeout: AccessDuration::from_secs(300).expect("5 minutes"),
             identity_source: IdentitySource::Email,
             session_document: "powerpole-session".into(),
+            home_domains: vec!["example.com".into()],
         },
     );
     let err = broken.launch(&world.spec()).await.expect_err("no AMI, no launch");

@@ -26,7 +26,7 @@ const REGION: &str = "ap-southeast-3";
 
 /// `world`'s configuration as deployment `id`.
 fn config_of(world: &World, id: &str) -> String {
-    format!("[deployment]\nid = \"{id}\"\n{}", world.config_text())
+    world.config_text().replace("[deployment]\nid = \"test\"", &format!("[deployment]\nid = \"{id}\""))
 }
 
 async fn app_of(world: &World, id: &str, clock: Arc<dyn Clock>) -> App {

@@ -524,5 +524,14 @@ fn an_account_kept_locked_for_its_trigger_is_named_in_one_alert_and_in_the_trail
         let trail = lifecycle.workflow.store.audit_trail(&id).await.unwrap();
         let torn_down = trail.iter().find(|r| r.event.kind == powerpole::domain::AuditKind::TornDown).expect("a teardown record");
         assert!(torn_down.event.detail.contains("kept locked") && torn_down.event.detail.contains("trigger billing.audit_t"), "{}", torn_down.event.detail);
+
+        // Reconcile finds the account no live session owns, and says it is still there: not
+        // "revoked", and nothing posted (the teardown's alert said it once).
+        let posted_before = w.slack.messages().len();
+        let found = lifecycle.reconcile(false, chrono::Duration::zero()).await.expect("reconcile");
+        let account = found.iter().find(|f| matches!(f.finding, powerpole::workflow::Finding::Account { .. })).expect("the kept account is found");
+        assert!(matches!(&account.result, Some(Err(e)) if e.contains("still there") && e.contains("kept locked")), "{account}");
+        assert!(!account.removed(), "{account}");
+        assert_eq!(w.slack.messages().len(), posted_before, "nothing posted as revoked: {:?}", w.slack.messages());
     });
 }

@@ -290,8 +290,8 @@ impl Demo<'_> {
         let grants = inspect::grants(&self.world.admin, &login.user, ip).await?;
         self.report.say(format!("SHOW GRANTS FOR '{}'@'{ip}'", login.user));
         self.report.quote(&grants.iter().map(|g| inspect::without_password_hash(g)).collect::<Vec<_>>().join("\n"));
-        // The demo config leaves `[deployment] id` at its default.
-        let marker = powerpole::grants::sql::marker_role(&powerpole::domain::DeploymentId::default());
+        // The demo config's `[deployment] id` (scripts/demo/world.rs).
+        let marker = powerpole::grants::sql::marker_role(&powerpole::domain::DeploymentId::parse("demo").expect("a valid deployment id"));
         let marker = marker.as_str();
         let marker_grants = inspect::role_grants(&self.world.admin, marker).await?;
         self.report.say(format!("SHOW GRANTS FOR `{marker}` (the role powerpole marks its accounts with)"));

@@ -133,6 +133,9 @@ warning_lead = "1m"
 max_duration = "1h"
 home_domains = ["example.com"]
 
+[deployment]
+id = "demo"
+
 [bastion]
 instance_profile = "{profile}"
 ssm_online_timeout = "1m"
@@ -151,6 +154,7 @@ max_duration = "1h"
 dialect = "mariadb"
 kill_statement = "kill_connection"
 admin_tls = "disabled"
+local_endpoint = true
 require_ssl = false
 "#,
             run = self.run,

@@ -82,7 +82,7 @@ impl Ec2Bastions {
     }
 
     async fn run(&self, spec: &LaunchSpec) -> Result<Instance, BastionError> {
-        let identity = super::identity::identity(self.config.identity_source, &spec.requester, &spec.requester_email)?;
+        let identity = super::identity::identity(self.config.identity_source, &self.config.home_domains, &spec.requester, &spec.requester_email)?;
         let user_data = launch::user_data_with_ca(spec.ca_bundle.as_deref())?;
         let ami = launch::resolve_ami(&self.ssm, spec, &self.config.ami_parameter).await?;
         let root_device = launch::root_device(&self.ec2, &ami).await?;
@@ -149,7 +149,7 @@ impl Bastions for Ec2Bastions {
         if !is_instance_id(instance_id) {
             return Err(BastionError::InvalidInstanceId(instance_id.to_string()));
         }
-        let identity = super::identity::identity(self.config.identity_source, &spec.requester, &spec.requester_email)?;
+        let identity = super::identity::identity(self.config.identity_source, &self.config.home_domains, &spec.requester, &spec.requester_email)?;
         // By id, not by the (eventually consistent) tag filter: approval may follow the launch closely.
         let answer = self
             .ec2

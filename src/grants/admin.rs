@@ -129,6 +129,9 @@ mod tests {
 [access]
 home_domains = ["example.com"]
 
+[deployment]
+id = "test"
+
 [targets.billing]
 writer_endpoint = "billing.cluster-abc.eu-west-1.rds.amazonaws.com"
 port = 3307

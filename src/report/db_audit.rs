@@ -6,28 +6,41 @@
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde::Serialize;
 
-/// What a statement does, for the security team's counts.
+/// What a statement does, for the security team's counts, from the least to the most telling
+/// (a line with several statements counts as its most telling one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StatementKind {
     Read,
+    /// SET, USE, transactions, EXECUTE of a prepared statement, ...
+    Other,
     Write,
     Ddl,
-    /// Anything else (SET, USE, transactions, ...).
-    Other,
+    /// What could not be classified: unreadable by the parser, a statement kind the report does
+    /// not know, or a prepared statement whose text is not in the log. Named in the summary.
+    Suspicious,
 }
 
 impl StatementKind {
-    /// By the statement's first keyword.
+    /// By a SQL parser ([`super::classify`]), not by the first keyword.
     pub fn of(sql: &str) -> StatementKind {
-        let word = sql.trim_start_matches(|c: char| c.is_whitespace() || c == '(').split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or_default().to_ascii_uppercase();
-        match word.as_str() {
-            "SELECT" | "SHOW" | "DESCRIBE" | "DESC" | "EXPLAIN" | "WITH" | "TABLE" => StatementKind::Read,
-            "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "LOAD" | "CALL" | "MERGE" => StatementKind::Write,
-            "CREATE" | "ALTER" | "DROP" | "TRUNCATE" | "RENAME" | "GRANT" | "REVOKE" => StatementKind::Ddl,
-            _ => StatementKind::Other,
+        super::classify::classify(sql)
+    }
+
+    /// The audit log's own class of an event, where it has one: the table events of MariaDB's
+    /// server_audit and Aurora's advanced auditing (`READ`, `WRITE`, `CREATE`, `ALTER`, `DROP`,
+    /// `RENAME`, logged with the query id of the statement that caused them) and the
+    /// `QUERY_DDL` / `QUERY_DML` / `QUERY_DCL` classes some servers write.
+    pub fn of_operation(operation: &str) -> Option<StatementKind> {
+        match operation.to_ascii_uppercase().as_str() {
+            "READ" => Some(StatementKind::Read),
+            "WRITE" | "QUERY_DML_NO_SELECT" => Some(StatementKind::Write),
+            "CREATE" | "ALTER" | "DROP" | "RENAME" | "QUERY_DDL" | "QUERY_DCL" => Some(StatementKind::Ddl),
+            _ => None,
         }
     }
+
+    pub const ALL: [StatementKind; 5] = [StatementKind::Read, StatementKind::Write, StatementKind::Ddl, StatementKind::Other, StatementKind::Suspicious];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -35,6 +48,7 @@ impl StatementKind {
             StatementKind::Write => "write",
             StatementKind::Ddl => "DDL",
             StatementKind::Other => "other",
+            StatementKind::Suspicious => "suspicious",
         }
     }
 }
@@ -46,6 +60,8 @@ pub struct DbEvent {
     pub user: String,
     pub host: String,
     pub connection: String,
+    /// The server's query id: a statement and the table events it caused share it.
+    pub query_id: String,
     /// `CONNECT`, `DISCONNECT`, `FAILED_CONNECT`, `QUERY`, ...
     pub operation: String,
     pub database: String,
@@ -60,8 +76,15 @@ impl DbEvent {
         self.operation.starts_with("QUERY")
     }
 
+    /// What the statement does, by the parser and by the log's own class of the event, the
+    /// more telling of the two.
     pub fn kind(&self) -> StatementKind {
-        StatementKind::of(&self.object)
+        let parsed = StatementKind::of(&self.object);
+        let upper = self.operation.to_ascii_uppercase();
+        match upper.strip_prefix("QUERY_").and_then(|_| StatementKind::of_operation(&upper)) {
+            Some(logged) => parsed.max(logged),
+            None => parsed,
+        }
     }
 
     pub fn refused(&self) -> bool {
@@ -86,7 +109,7 @@ pub fn parse_line(line: &str) -> Option<DbEvent> {
     let user = head.next()?.to_string();
     let host = head.next()?.to_string();
     let connection = head.next()?.to_string();
-    let _query = head.next()?;
+    let query_id = head.next()?.to_string();
     let operation = head.next()?.to_string();
     let database = head.next()?.to_string();
     let rest = head.next()?;
@@ -97,6 +120,7 @@ pub fn parse_line(line: &str) -> Option<DbEvent> {
         user,
         host,
         connection,
+        query_id,
         operation,
         database,
         object: object.replace("\\'", "'").replace("\\\\", "\\"),
@@ -126,7 +150,18 @@ mod tests {
     }
 
     #[test]
-    fn statements_are_classified_by_their_first_keyword() {
+    fn the_logs_own_class_counts_where_it_has_one() {
+        let line = |op: &str, object: &str| parse_line(&format!("20261130 10:00:05,vm,alice,10.0.1.5,12,34,{op},billing,'{object}',0")).unwrap();
+        assert_eq!(line("QUERY_DDL", "SELECT 1").kind(), StatementKind::Ddl, "the server says DDL");
+        assert_eq!(line("QUERY", "SELECT 1").kind(), StatementKind::Read);
+        assert_eq!(line("QUERY", "SELECT 1").query_id, "34");
+        assert_eq!(StatementKind::of_operation("DROP"), Some(StatementKind::Ddl));
+        assert_eq!(StatementKind::of_operation("WRITE"), Some(StatementKind::Write));
+        assert_eq!(StatementKind::of_operation("CONNECT"), None);
+    }
+
+    #[test]
+    fn statements_are_classified_by_a_parser() {
         assert_eq!(StatementKind::of("  select 1"), StatementKind::Read);
         assert_eq!(StatementKind::of("UPDATE t SET a = 1"), StatementKind::Write);
         assert_eq!(StatementKind::of("alter table t add c int"), StatementKind::Ddl);

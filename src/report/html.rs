@@ -3,8 +3,10 @@
 
 use super::{Report, Source};
 
+/// HTML-escaped, with control characters written out as escapes first
+/// ([`super::terminal::printable`]): a transcript's sequences show as text, not as nothing.
 fn esc(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    super::terminal::printable(text).replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 /// A Slack mention (`<@U0ALICE>`, how the trail names people) as a reader outside Slack can
@@ -48,18 +50,22 @@ pub fn render(r: &Report) -> String {
             Source::Shell => "shell",
             Source::Database => "database",
         };
+        let source = if e.source == Source::Shell { "terminal" } else { e.source.as_str() };
         let problem = e.problem.as_ref().map(|p| format!("<br><strong>{}</strong>", esc(p))).unwrap_or_default();
         let kind = e.kind.as_deref().map(esc).unwrap_or_default();
         rows.push_str(&format!(
             "<tr class=\"{class}{}\"><td>{}</td><td>{}</td><td>{}</td><td>{kind}</td><td class=\"what\">{}{problem}</td></tr>\n",
             if e.problem.is_some() { " problem" } else { "" },
             e.at.format("%Y-%m-%d %H:%M:%S UTC"),
-            e.source.as_str(),
+            source,
             esc(&person(&e.who)),
             esc(&e.what),
         ));
     }
-    let missing: String = r.missing.iter().map(|m| format!("<p class=\"missing\">Not included: {}</p>", esc(m))).collect();
+    let mut missing: String = r.suspicious.iter().map(|s| format!("<p class=\"missing\">Suspicious statement (could not be classified): <code>{}</code></p>", esc(s))).collect();
+    missing.extend(r.flags.iter().map(|f| format!("<p class=\"missing\">Look at: {}</p>", esc(f))));
+    missing.extend(r.missing.iter().map(|m| format!("<p class=\"missing\">Not included: {}</p>", esc(m))));
+    missing.push_str(&format!("<p>{}</p>", esc(super::TERMINAL_NOTE)));
     let approved = if r.approved_by.is_empty() { "nobody".to_string() } else { r.approved_by.join(", ") };
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>powerpole session {id}</title><style>{STYLE}</style></head><body>\n\

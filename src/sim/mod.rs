@@ -61,6 +61,9 @@ ssm_online_timeout = "2m"
 [access]
 home_domains = ["example.com"]
 
+[deployment]
+id = "test"
+
 [targets.billing]
 description = "Billing"
 writer_endpoint = "billing.cluster-abc.eu-west-1.rds.amazonaws.com"

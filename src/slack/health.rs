@@ -1,12 +1,14 @@
 //! The service's health: which targets powerpole refuses requests for right now, and why, and
 //! whether it is ready (`GET /readyz`: one [`DependencyState`] per dependency).
 //!
-//! A target is refused while its admin credential has not been read yet (the check runs in the
-//! background from start-up) or could not be read (found at start-up or by a later check). The
-//! service keeps running and answering; people asking for such a target are told when powerpole
-//! tries again and whom to tell, instead of getting a request no one could fulfil. A target with no
-//! entry is accepted: only `serve` checks targets (the Lambda entry points do not; a target whose
-//! secret is unreadable fails at provisioning there, rolled back).
+//! A target is refused while it has not been checked yet (the check runs in the background from
+//! start-up) or its last check failed: powerpole could not log in as a grant does (the admin
+//! secret, TLS verified, the admin's right to create accounts, the schemas; `serve::check_once`).
+//! The service keeps running and answering; people asking for such a target are told when
+//! powerpole tries again and whom to tell, in words for them (the cause is in the log), instead of
+//! getting a request no one could fulfil. A target with no entry is accepted: only `serve` checks
+//! targets (the Lambda entry points do not; a target that fails there fails at provisioning,
+//! rolled back, and the requester reads `ProvisionError::for_people`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -196,11 +198,11 @@ impl TargetHealth {
         let tell = format!("If this lasts, tell the platform team that runs powerpole, or ask in <#{}>.", entry.ask_in);
         Some(match &entry.status {
             Status::Unchecked { next_try } => format!(
-                "powerpole has just started and could not check this database's admin credential yet; it tries again at {}. {tell}",
+                "powerpole has just started and has not yet checked that it can create accounts on this database; it tries again at {}. Nothing was filed. {tell}",
                 at(next_try)
             ),
             Status::Refused { next_try } => format!(
-                "powerpole cannot read this database's admin credential; it tries again at {}. {tell} (`powerpole doctor` shows the cause.)",
+                "powerpole cannot log in to this database the way it must to create your account, so nothing was filed and no approver was asked; it tries again at {}. The platform team has the cause in powerpole's log. {tell}",
                 at(next_try)
             ),
         })
@@ -221,7 +223,7 @@ mod tests {
         let why = health.refusal(&billing).unwrap();
         assert!(why.contains("tries again at 10:00:05 UTC") && why.contains("<#C0APPROVALS>"), "{why}");
         health.refuse(&billing, "C0APPROVALS", at);
-        assert!(health.refusal(&billing).unwrap().contains("cannot read"));
+        assert!(health.refusal(&billing).unwrap().contains("cannot log in"));
         assert!(health.is_refused(&billing));
         health.accept(&billing);
         assert_eq!(health.refusal(&billing), None);

@@ -53,6 +53,13 @@ pub struct SlackApp {
     pub follow_ups: Arc<dyn FollowUps>,
 }
 
+/// What a person reads when their action was refused or failed: the error's own words (written
+/// for them); its technical cause, kept in the error's debug form, goes to the operator's log.
+pub fn refusal<E: std::fmt::Display + std::fmt::Debug>(e: &E) -> String {
+    tracing::warn!(cause = ?e, "an action was refused or failed");
+    format!(":warning: {e}")
+}
+
 /// What someone is told when their acknowledged action waits for an unavailable store.
 pub fn store_wait_note(app: &SlackApp, what: &str) -> String {
     format!(
@@ -126,7 +133,7 @@ impl SlackApp {
         if done.undelivered.is_empty() {
             String::new()
         } else {
-            format!(" (Slack did not take {} update(s): {})", done.undelivered.len(), done.undelivered[0])
+            format!(" (Slack did not take {} update(s), so a card or a message may be out of date; the cause is in powerpole's log.)", done.undelivered.len())
         }
     }
 }

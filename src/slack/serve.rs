@@ -7,11 +7,12 @@
 //!
 //! Start-up never waits on a dependency before it answers: the HTTP port is bound first and
 //! answers `/healthz` at once, and `503 Retry-After` on the Slack routes until the Slack secrets
-//! are read (Slack retries events; a person sees "try again"). Each target's admin credential is
-//! then checked in the background ([`watch_target`]), with backoff while it fails; until a check
-//! succeeds, requests for that target get a clear answer ([`TargetHealth`]): when powerpole tries
-//! again and whom to tell. A healthy target is checked again every [`RECHECK_EVERY`], so creating
-//! the secret later is enough.
+//! are read (Slack retries events; a person sees "try again"). Each target is then checked in the
+//! background ([`watch_target`]) by logging in exactly as a grant does (the admin secret, TLS
+//! verified against the target's CA bundle, the admin's right to create accounts, the schemas),
+//! with backoff while it fails; until a check succeeds, requests for that target are refused when
+//! people ask, in words for them ([`TargetHealth`]), and the cause goes to the log. A healthy
+//! target is checked again every [`RECHECK_EVERY`], so fixing the cause later is enough.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,7 +31,7 @@ use tower::ServiceExt;
 use super::{router, SlackApp, TargetHealth};
 use crate::app::App;
 use crate::config::{Config, ConfigError, SlackMode, TargetConfig};
-use crate::secrets::{SecretError, Secrets};
+use crate::secrets::SecretError;
 use crate::store::Store;
 use crate::workflow::{run_reconciler, run_sweeper_with};
 
@@ -145,7 +146,13 @@ async fn start(config: &Arc<Config>) -> Result<Started, ServeError> {
         }
         SlackMode::Socket => SlackApp::with_pool(built.workflow.clone(), built.notifier.clone(), signing_secret, follow_ups.clone()),
     };
-    watch_targets(&app, &built.secrets).await;
+    // Each target is checked by logging in as a grant does (TLS verified, the admin's rights).
+    let checker = Arc::new(
+        crate::grants::MysqlGrants::new(Arc::new(crate::grants::SecretsManagerAdmin::from_sdk_config(&config.calls.secrets_manager.aws(&built.aws))))
+            .in_deployment(config.deployment.id.clone())
+            .with_connect_timeout(config.calls.mysql.timeout.to_std()),
+    );
+    watch_targets(&app, &checker).await;
     // The sweeper: provisioning, warnings, expiries and teardown retries, driven by the store.
     let sweeper = start_sweeper(&app, built.lifecycle.clone(), config.scheduler.tick.to_std());
     let stop_sweeper = sweeper.abort_handle();
@@ -300,27 +307,27 @@ async fn terminated() {
 /// Marks every target unchecked and starts one background check loop per target; returns once
 /// every first check is done or [`FIRST_CHECKS_WITHIN`] has passed, so that a healthy target is
 /// not refused in the first moments after start-up, and a slow dependency delays nothing longer.
-pub async fn watch_targets(app: &Arc<SlackApp>, secrets: &Secrets) {
+pub async fn watch_targets(app: &Arc<SlackApp>, checker: &Arc<crate::grants::MysqlGrants>) {
     let now = chrono::Utc::now();
     let mut first_checks = Vec::new();
     for target in app.workflow.config.targets.values() {
         app.health.unchecked(&target.name, &target.approvals_channel, now);
         let (done, first) = tokio::sync::oneshot::channel();
         first_checks.push(first);
-        tokio::spawn(watch_target(app.clone(), secrets.clone(), target.clone(), done));
+        tokio::spawn(watch_target(app.clone(), checker.clone(), target.clone(), done));
     }
     let _ = tokio::time::timeout(FIRST_CHECKS_WITHIN, futures::future::join_all(first_checks)).await;
 }
 
-/// Checks `target`'s admin credential until the process ends: at once, then with backoff while it
+/// Checks `target` until the process ends (logging in as a grant does: [`check_once`]): at once, then with backoff while it
 /// fails (2 s doubling to [`RECHECK_EVERY`], with jitter), and every [`RECHECK_EVERY`] while it
 /// succeeds. `first_done` is told when the first check has finished.
-async fn watch_target(app: Arc<SlackApp>, secrets: Secrets, target: TargetConfig, first_done: tokio::sync::oneshot::Sender<()>) {
+async fn watch_target(app: Arc<SlackApp>, checker: Arc<crate::grants::MysqlGrants>, target: TargetConfig, first_done: tokio::sync::oneshot::Sender<()>) {
     let health: &TargetHealth = &app.health;
     let mut failures: u32 = 0;
     let mut first_done = Some(first_done);
     loop {
-        let wait = match check_once(&secrets, &target).await {
+        let wait = match check_once(&checker, &target).await {
             None => {
                 if health.is_refused(&target.name) {
                     tracing::info!(target = %target.name, "target reachable; accepting requests");
@@ -333,7 +340,7 @@ async fn watch_target(app: Arc<SlackApp>, secrets: Secrets, target: TargetConfig
                 failures = failures.saturating_add(1);
                 let wait = retry_after(failures);
                 let next_try = chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
-                tracing::error!(target = %target.name, %problem, attempt = failures, retry_in_s = wait.as_secs(), "target unreachable: its admin credential cannot be read; refusing requests for it");
+                tracing::error!(target = %target.name, %problem, attempt = failures, retry_in_s = wait.as_secs(), "target unreachable: powerpole cannot log in as a grant does (admin secret, TLS, the admin's privileges, schemas); refusing requests for it");
                 health.refuse(&target.name, &target.approvals_channel, next_try);
                 wait
             }
@@ -345,12 +352,15 @@ async fn watch_target(app: Arc<SlackApp>, secrets: Secrets, target: TargetConfig
     }
 }
 
-/// What is wrong with `target`'s admin credential, if anything.
-async fn check_once(secrets: &Secrets, target: &TargetConfig) -> Option<String> {
-    match tokio::time::timeout(CHECK_TIMEOUT, secrets.check_exists(&target.admin_secret)).await {
-        Ok(Ok(())) => None,
+/// What keeps powerpole from creating accounts on `target`, if anything: the admin secret is
+/// read and the admin logs in exactly as a grant does (over TLS verified against the target's
+/// CA bundle unless `admin_tls = "disabled"`), may create accounts, and sees every schema
+/// (`MysqlGrants::check_admin`, as `powerpole doctor`).
+async fn check_once(checker: &crate::grants::MysqlGrants, target: &TargetConfig) -> Option<String> {
+    match tokio::time::timeout(CHECK_TIMEOUT, checker.check_admin(target)).await {
+        Ok(Ok(_)) => None,
         Ok(Err(e)) => Some(e.to_string()),
-        Err(_) => Some(format!("checking the secret `{}` took longer than {}s", target.admin_secret, CHECK_TIMEOUT.as_secs())),
+        Err(_) => Some(format!("logging in to `{}` as its admin took longer than {}s", target.writer_endpoint, CHECK_TIMEOUT.as_secs())),
     }
 }
 

@@ -43,7 +43,7 @@ pub enum BreakGlassProblem {
 pub enum BreakGlassError {
     #[error("you are not in the on-call group of `{target}` (<!subteam^{group}>), so you cannot break the glass; ask the approvers with `/powerpole request`")]
     NotOnCall { target: TargetName, group: String },
-    #[error("the on-call group could not be read from Slack ({0}); nothing was granted, try again in a minute or use `/powerpole request`")]
+    #[error("Slack could not tell powerpole who is on call right now, so nothing was granted; try again in a minute or use `/powerpole request`. The cause is in powerpole's log for the platform team.")]
     Directory(NotifyError),
     #[error("{0}")]
     Request(RequestError),

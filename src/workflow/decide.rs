@@ -36,14 +36,25 @@ pub enum ActionError {
     TooLong(String),
     #[error("the target `{0}` of this session is no longer configured")]
     UnknownTarget(String),
-    #[error("the approvers could not be checked: {0}")]
+    #[error("Slack could not tell powerpole who may decide right now, so nothing was changed; try again in a minute. If it keeps failing, tell the platform team that runs powerpole: the cause is in its log.")]
     Directory(NotifyError),
-    #[error("{0}")]
+    #[error("powerpole's request store did not answer, so nothing was changed; try again in a minute. If it keeps failing, tell the platform team that runs powerpole: the cause is in its log.")]
     Store(StoreError),
     #[error("{0} kept changing while this was decided; try again")]
     Busy(SessionId),
-    #[error("{0}")]
+    #[error("Slack did not take powerpole's message just now, so it was withdrawn; try again in a minute. If it keeps failing, tell the platform team that runs powerpole: the cause is in its log.")]
     Slack(NotifyError),
+}
+
+impl ActionError {
+    /// The technical cause, for the operator's log; the person reads the `Display` form.
+    pub fn cause(&self) -> Option<String> {
+        match self {
+            ActionError::Directory(e) | ActionError::Slack(e) => Some(e.to_string()),
+            ActionError::Store(e) => Some(e.to_string()),
+            _ => None,
+        }
+    }
 }
 
 impl From<StoreError> for ActionError {

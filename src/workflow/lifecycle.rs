@@ -111,6 +111,29 @@ pub(crate) enum ProvisionError {
     Bug(&'static str),
 }
 
+impl ProvisionError {
+    /// What the requester and the approvers read: what could not be done, in their words; the
+    /// technical cause (the `Display` form) goes to the log and the audit trail.
+    pub(crate) fn for_people(&self) -> String {
+        use crate::grants::GrantError;
+        match self {
+            ProvisionError::AccountInUse { .. } => self.to_string(),
+            ProvisionError::Grant(GrantError::ForeignAccount { .. }) => {
+                "a database account with your user name already exists and was not made by powerpole, so it was left alone; the platform team must rename or remove it before you can have access".into()
+            }
+            ProvisionError::Grant(GrantError::KeptForDefiner { .. }) => {
+                "your database account from an earlier session is kept locked because it owns objects in the database (views, triggers or routines); the platform team must reassign them before you can have access again".into()
+            }
+            ProvisionError::Grant(GrantError::PasswordPolicy { .. }) => "the database refused the generated password under its password policy".into(),
+            ProvisionError::Grant(_) => "your database account could not be created".into(),
+            ProvisionError::Launch(_) => "the bastion could not be started".into(),
+            ProvisionError::Online(_) => "the bastion did not become reachable through Session Manager in time".into(),
+            ProvisionError::Handover(_) => "your connection details could not be sent to you in Slack".into(),
+            ProvisionError::LostClaim | ProvisionError::Store(_) | ProvisionError::Transition(_) | ProvisionError::Bug(_) => "powerpole could not finish setting it up".into(),
+        }
+    }
+}
+
 /// How long a provisioning claim lasts. It is renewed while the worker waits for the grant and
 /// SSM ([`Lifecycle::keep_claim`]), so it need not cover the wait: a crashed worker's session is
 /// resumed within one lease, not one SSM timeout later.
@@ -254,7 +277,7 @@ impl Lifecycle {
         let Some(target) = target else {
             // Removed from the configuration since approval: fail, so the teardown runs and alerts.
             let cause = format!("target `{}` is no longer configured", session.target);
-            return self.fail_provisioning(session, cause).await;
+            return self.fail_provisioning(session, cause, "its database is no longer offered through powerpole".to_string()).await;
         };
         info!(session = %session.id, target = %session.target, "provisioning");
         match self.provision_claimed(&mut session, &target).await {
@@ -269,10 +292,14 @@ impl Lifecycle {
                 | ProvisionError::AccountInUse { .. }),
             ) => {
                 session.account_host = None;
-                self.fail_provisioning(session, cause.to_string()).await
+                let words = cause.for_people();
+                self.fail_provisioning(session, cause.to_string(), words).await
             }
             // `session` is the last version this worker wrote: the rollback is conditioned on it.
-            Err(cause) => self.fail_provisioning(session, cause.to_string()).await,
+            Err(cause) => {
+                let words = cause.for_people();
+                self.fail_provisioning(session, cause.to_string(), words).await
+            }
         }
     }
 
@@ -481,18 +508,20 @@ impl Lifecycle {
     }
 
     /// Rolls back a failed provisioning: record the cause, tell people, tear down what exists.
-    async fn fail_provisioning(&self, read: Session, cause: String) -> Result<StepOutcome, StepError> {
+    /// Rolls back a session whose provisioning failed. `cause` is the operator's (the log and
+    /// the audit trail); `words` is what the requester and the approvers read (the DM, the card).
+    async fn fail_provisioning(&self, read: Session, cause: String, words: String) -> Result<StepOutcome, StepError> {
         error!(session = %read.id, %cause, "provisioning failed; rolling back");
         crate::metrics::provisioning_failed();
         let mut next = read.clone();
         next.apply(Event::ProvisioningFailed).map_err(|_| StepError::Store(StoreError::Conflict(read.id.clone())))?;
-        next.decision_reason = Some(cause.clone());
+        next.decision_reason = Some(words.clone());
         next.lease_until = None;
         let event = AuditEvent::failed(AuditKind::Failed, Actor::System, self.now(), cause.clone());
         let Some(stored) = self.save(&read, &next, Some(event)).await? else {
             return Ok(StepOutcome::Skipped);
         };
-        self.tell_requester(&stored, &messages::provisioning_failed(&stored, &cause)).await;
+        self.tell_requester(&stored, &messages::provisioning_failed(&stored, &words)).await;
         self.refresh_card(&stored).await;
         self.teardown(stored).await?;
         Ok(StepOutcome::ProvisioningFailed(cause))

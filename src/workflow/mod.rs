@@ -82,6 +82,8 @@ pub mod remind;
 pub mod summary;
 pub mod request;
 pub mod sweep;
+#[cfg(test)]
+mod words;
 
 pub use audit::{audit_json, audit_line, AuditQuery};
 pub use breakglass::{check_breakglass, BreakGlassError, BreakGlassProblem};

@@ -43,21 +43,40 @@ pub enum RequestProblem {
     ReasonTooLong(usize),
 }
 
-/// Why a checked request could not be filed.
+/// Why a checked request could not be filed. Its `Display` is what the requester reads (what
+/// happened, what to do, who was told); [`RequestError::cause`] is what the operator's log gets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
-    #[error("your Slack profile could not be read: {0}")]
+    #[error("powerpole could not read your Slack profile (your e-mail address names your database account), so nothing was filed and no approver was asked; try again in a minute. If it keeps failing, tell the platform team that runs powerpole: the cause is in its log.")]
     Profile(NotifyError),
     #[error("{0}")]
     Username(UsernameError),
-    #[error("the request could not be saved: {0}")]
+    /// The requester has no identity a bastion can carry under `[bastion] identity_source`:
+    /// refused when they ask, before anything is stored or posted.
+    #[error("{}", .refusal.for_requester(.email))]
+    NoIdentity { email: String, identity_source: crate::config::IdentitySource, refusal: crate::bastion::identity::IdentityRefusal },
+    #[error("your request could not be saved, so nothing was filed and no approver was asked; try again in a minute. If it keeps failing, tell the platform team that runs powerpole: the cause is in its log.")]
     Store(StoreError),
     #[error("you already have session {session} on `{target}` ({state}), and one database account serves one session at a time; end it with `/powerpole end {session}` (or extend it with `/powerpole extend {session} <duration>`), then ask again")]
     AccountInUse { session: SessionId, target: String, state: String },
     #[error("your e-mail address gives the database user name `{0}`, which belongs to another person; ask a Slack admin or the platform team to change one of the two addresses")]
     NameTaken(String),
-    #[error("the approval card could not be posted in <#{channel}> ({error}), so the request was withdrawn; try again in a minute")]
+    #[error("the approval card could not be posted in <#{channel}>, so the request was withdrawn and no approver was asked; try again in a minute. If it keeps failing, tell the platform team that runs powerpole: the cause is in its log.")]
     Card { channel: String, error: NotifyError },
+}
+
+impl RequestError {
+    /// The technical cause, for the operator's log (with the request id); the person reads
+    /// the `Display` form instead.
+    pub fn cause(&self) -> String {
+        match self {
+            RequestError::Profile(e) => format!("users.info failed: {e}"),
+            RequestError::Store(e) => format!("the store failed: {e}"),
+            RequestError::Card { channel, error } => format!("the approval card could not be posted in {channel}: {error}"),
+            RequestError::NoIdentity { identity_source, refusal, .. } => refusal.cause(*identity_source),
+            other => other.to_string(),
+        }
+    }
 }
 
 impl Workflow {
@@ -74,7 +93,11 @@ impl Workflow {
         let Some(target) = self.config.target(&draft.target) else {
             return Err(RequestError::Store(StoreError::Corrupt(format!("target {} vanished from the configuration", draft.target))));
         };
-        let requester = self.identify(notifier, user, &draft.target).await?;
+        let requester = self.identify(notifier, user, &draft.target).await.inspect_err(|e| {
+            if matches!(e, RequestError::NoIdentity { .. }) {
+                tracing::error!(session = %id, requester = %user, cause = %e.cause(), "request refused before any card: the requester has no identity a bastion can carry");
+            }
+        })?;
         let now = self.clock.now();
         let mut session = Session::new(id, requester, draft.target, draft.role, draft.duration, draft.reason, now, self.config.scheduler.pending_timeout);
         session.launch_on_request = target.launch_on_request;
@@ -135,6 +158,11 @@ impl Workflow {
     pub(super) async fn identify(&self, notifier: &dyn Notifier, user: &SlackUserId, target: &TargetName) -> Result<Requester, RequestError> {
         let profile = notifier.profile(user).await.map_err(RequestError::Profile)?;
         let email = profile.email.ok_or(RequestError::Username(UsernameError::Empty))?;
+        // Whether a bastion could ever let them in, before anything is stored or posted.
+        let source = self.config.bastion.identity_source;
+        if let Err(refusal) = crate::bastion::identity::check(source, &self.config.access.usernames.home_domains, user, &email) {
+            return Err(RequestError::NoIdentity { email, identity_source: source, refusal });
+        }
         let db_user = DbUsername::from_slack_email(&email, &self.config.access.usernames).map_err(RequestError::Username)?;
         // The name first: another person holding it must hear that, not about "their" session.
         self.store.reserve_db_user(&db_user, user).await.map_err(|e| match e {

@@ -47,6 +47,9 @@ signing_secret = {{ env = "UNUSED_IN_TESTS" }}
 [access]
 home_domains = ["example.com"]
 
+[deployment]
+id = "test"
+
 [targets.billing]
 description = "Billing"
 writer_endpoint = "billing.cluster-abc.eu-west-1.rds.amazonaws.com"
@@ -116,6 +119,11 @@ pub async fn spawn_app() -> TestApp {
 
 /// As [`spawn_app`], with follow-ups running through `pool` (else the configured default).
 pub async fn spawn_app_with_pool(pool: Option<Arc<FollowUpPool>>) -> TestApp {
+    spawn_app_with(pool, |text| text).await
+}
+
+/// As [`spawn_app_with_pool`], with the test config changed by `edit` first.
+pub async fn spawn_app_with(pool: Option<Arc<FollowUpPool>>, edit: impl FnOnce(String) -> String) -> TestApp {
     install_crypto();
     let slack = SlackStandin::start().await;
     for (id, email, tz) in [
@@ -128,7 +136,7 @@ pub async fn spawn_app_with_pool(pool: Option<Arc<FollowUpPool>>) -> TestApp {
         slack.add_user(id, email, tz);
     }
     slack.add_group(GROUP, &[ERIN]);
-    let config = Arc::new(Config::from_toml_str(&config_text(&slack.api_url())).expect("the test config is valid"));
+    let config = Arc::new(Config::from_toml_str(&edit(config_text(&slack.api_url()))).expect("the test config is valid"));
     let store = fresh_store().await;
     let notifier: Arc<dyn Notifier> = Arc::new(SlackNotifier::new(&config.slack.api_url, "xoxb-powerpole-test"));
     let workflow = Workflow { config, store: store.clone(), clock: Arc::new(SystemClock), wake: Arc::new(Notify::new()) };

@@ -228,6 +228,9 @@ warning_lead = "{warning_lead}"
 max_duration = "12h"
 home_domains = ["example.com"]
 
+[deployment]
+id = "test"
+
 [bastion]
 instance_profile = "{profile}"
 ssm_online_timeout = "{ssm_online_timeout}"
@@ -246,6 +249,8 @@ dialect = "mariadb"
 kill_statement = "kill_connection"
 # The shared stand-in has no TLS (tests/grants_tls.rs covers TLS on a server of its own).
 admin_tls = "disabled"
+# The bridge only this host reaches (scripts/netns.sh).
+local_endpoint = true
 require_ssl = false
 "#,
             api = self.slack.api_url(),

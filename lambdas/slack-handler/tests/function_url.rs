@@ -51,6 +51,9 @@ api_url = "{api_url}/"
 [access]
 home_domains = ["example.com"]
 
+[deployment]
+id = "test"
+
 [targets.billing]
 writer_endpoint = "billing.cluster-abc.eu-west-1.rds.amazonaws.com"
 schemas = ["billing"]

@@ -28,6 +28,9 @@ bot_token = {{ env = "SLACK_BOT_TOKEN" }}
 [access]
 home_domains = ["example.com"]
 
+[deployment]
+id = "test"
+
 [targets.billing]
 writer_endpoint = "billing.cluster-abc.eu-west-1.rds.amazonaws.com"
 schemas = ["billing"]
@@ -138,6 +141,6 @@ async fn a_scheduled_event_runs_one_tick_that_does_the_due_work() {
     let directive = &pending[1]["_aws"]["CloudWatchMetrics"][0];
     assert_eq!(directive["Namespace"], "Powerpole");
     assert_eq!(directive["Dimensions"], serde_json::json!([["Deployment", "State"]]));
-    assert_eq!(pending[1]["Deployment"], "default");
+    assert_eq!(pending[1]["Deployment"], "test");
     assert!(emf.iter().any(|l| l["Adapter"] == "dynamodb" && l["Operation"] == "due" && l.get("CallSeconds").is_some()), "the store's latency: {logs}");
 }

@@ -133,8 +133,8 @@ pub fn why_ended(session: &Session) -> String {
             session.decision_reason.as_deref().filter(|r| !r.trim().is_empty()).map(|r| format!(" ({})", escape(r))).unwrap_or_default()
         ),
         Some(Outcome::Failed) => format!(
-            "provisioning failed{}",
-            session.decision_reason.as_deref().map(|r| format!(": {}", escape(r))).unwrap_or_default()
+            "it could not be set up{}",
+            session.decision_reason.as_deref().filter(|r| !r.trim().is_empty()).map(|r| format!(" ({})", escape(r))).unwrap_or_default()
         ),
         _ => "it was closed".to_string(),
     }
@@ -178,14 +178,18 @@ pub fn request_timed_out(session: &Session) -> Message {
     ))
 }
 
-/// The DM when provisioning failed and was rolled back.
-pub fn provisioning_failed(session: &Session, cause: &str) -> Message {
+/// The DM when provisioning failed and was rolled back. `what` is written for the requester
+/// (`ProvisionError::for_people`); the technical cause is in the operator's log.
+pub fn provisioning_failed(session: &Session, what: &str) -> Message {
     Message::plain(format!(
-        ":x: Your {} access to `{}` ({}) could not be set up: {}. Everything created for it is being removed;          nothing was handed over. The platform team can see the details in the audit trail; you can ask again with `/powerpole request`.",
+        ":x: Your {} access to `{}` ({}) could not be set up: {}. Everything created for it is being removed; \
+         nothing was handed over. The platform team that runs powerpole has the cause in its log, under {}. \
+         Ask again with `/powerpole request` in a few minutes; if it fails again, tell them.",
         session.role,
         session.target,
         session.id,
-        escape(cause)
+        escape(what),
+        session.id
     ))
 }
 

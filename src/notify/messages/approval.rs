@@ -82,7 +82,10 @@ fn progress(session: &Session) -> String {
         State::TearingDown(_) => " · ending: removing the account and the bastion".into(),
         State::Closed(Outcome::Expired) => ended("expired"),
         State::Closed(Outcome::EndedByRequester) => ended("ended early by the requester"),
-        State::Closed(Outcome::Failed) => ended(&format!("could not be set up{}", reason_suffix(session))),
+        State::Closed(Outcome::Failed) => ended(&format!(
+            "could not be set up{}",
+            session.decision_reason.as_deref().filter(|r| !r.trim().is_empty()).map(|r| format!(" ({})", escape(r))).unwrap_or_default()
+        )),
         _ => String::new(),
     }
 }

@@ -133,6 +133,9 @@ pub(crate) mod fixtures {
 [access]
 home_domains = ["example.com"]
 
+[deployment]
+id = "test"
+
 [targets.billing]
 description = "Billing"
 writer_endpoint = "billing.cluster-abc.eu-west-1.rds.amazonaws.com"

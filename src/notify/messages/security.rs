@@ -14,14 +14,15 @@ pub fn report_command(session: &str) -> String {
 pub fn session_summary(r: &Report) -> Message {
     let approved = if r.approved_by.is_empty() { "nobody".to_string() } else { r.approved_by.join(", ") };
     let text = format!(
-        "Session {} ended: {} had {} on `{}`, approved by {approved}. {} shell command(s); statements {}; {} refused.",
+        "Session {} ended: {} had {} on `{}`, approved by {approved}. {} shell command(s) (as the terminal showed them); statements {}; {} refused.{}",
         r.session,
         r.requester,
         r.role,
         r.target,
         r.shell_commands,
         r.statement_counts(),
-        r.refused
+        r.refused,
+        if r.suspicious.is_empty() && r.flags.is_empty() { String::new() } else { format!(" {} suspicious statement(s), {} thing(s) to look at (below).", r.suspicious.len(), r.flags.len()) }
     );
     let mut blocks = vec![
         header(&format!("Session {} ended", r.session)),
@@ -35,6 +36,13 @@ pub fn session_summary(r: &Report) -> Message {
         ]),
         section(&format!("*Reason*\n>{}", escape(&r.reason).replace('\n', "\n>"))),
     ];
+    // What cannot be classified, and what a transcript shows of attempts to hide, is named.
+    for q in &r.suspicious {
+        blocks.push(context(&format!(":rotating_light: Suspicious statement (could not be classified): `{}`", escape(&q.replace('`', "'")))));
+    }
+    for f in &r.flags {
+        blocks.push(context(&format!(":rotating_light: Look at: {}", escape(&crate::report::terminal::printable(f)))));
+    }
     for m in &r.missing {
         blocks.push(context(&format!(":warning: Not included: {}", escape(m))));
     }

@@ -36,7 +36,7 @@ impl End {
                     };
                     format!("{} {what}.{}", done.session.id, app2.report_undelivered(&done))
                 }
-                Err(e) => format!(":warning: {e}"),
+                Err(e) => crate::slack::refusal(&e),
             };
             app2.tell(&inv.response_url, &crate::notify::Message::plain(text)).await;
         });

@@ -33,7 +33,7 @@ impl Extend {
         app.spawn(&inv.request_id, "extend", async move {
             let text = match app2.workflow.extend_request(app2.notifier.as_ref(), &inv.user, &self.session, self.by).await {
                 Ok(done) => format!("Asked the approvers to extend {} by {}. You'll get a DM with their answer.", done.session.id, self.by),
-                Err(e) => format!(":warning: {e}"),
+                Err(e) => crate::slack::refusal(&e),
             };
             app2.tell(&inv.response_url, &crate::notify::Message::plain(text)).await;
         });

@@ -17,7 +17,10 @@ impl List {
         app.spawn(&inv.request_id, "list", async move {
             let message = match app2.workflow.list(&inv.user).await {
                 Ok(sessions) => messages::list(&sessions),
-                Err(e) => messages::problem(&format!("your sessions could not be read: {e}"), ""),
+                Err(e) => {
+                    tracing::warn!(cause = %e, "a person's sessions could not be read");
+                    messages::problem("your sessions could not be read just now; try again in a minute. If it keeps failing, tell the platform team that runs powerpole: the cause is in its log.", "")
+                },
             };
             app2.tell(&inv.response_url, &message).await;
         });

@@ -59,7 +59,7 @@ fn open_form(app: &Arc<SlackApp>, inv: Invocation) -> Reply {
     app.spawn_with_trigger(&inv.request_id, "open request form", async move {
         if let Err(e) = app2.notifier.open_view(&inv.trigger_id, &view).await {
             tracing::error!(error = %e, "the request form did not open");
-            app2.tell(&inv.response_url, &messages::problem(&format!("the request form did not open: {e}"), "")).await;
+            app2.tell(&inv.response_url, &messages::problem("the request form did not open; try again, or type `/powerpole request <target> <READ|DML|DDL> <duration> <reason>`.", "")).await;
         }
     });
     Reply::Nothing
@@ -82,7 +82,7 @@ fn file(app: &Arc<SlackApp>, inv: Invocation, draft: RequestDraft) -> Reply {
         match wf.patiently("file request", attempt, wait_note).await {
             Ok(session) => tracing::info!(session = %session.id, target = %session.target, role = %session.role, "request filed"),
             Err(e) => {
-                tracing::warn!(error = %e, "the request could not be filed");
+                tracing::warn!(session = %id, cause = %e.cause(), "the request could not be filed");
                 app2.tell(&inv.response_url, &messages::problem(&e.to_string(), "")).await;
             }
         }

@@ -28,7 +28,7 @@ impl Revoke {
             let wait_note = || async { app2.tell(&inv.response_url, &crate::notify::Message::plain(super::super::store_wait_note(&app2, "revocation"))).await };
             let text = match wf.patiently("revoke", attempt, wait_note).await {
                 Ok(done) => format!("{} is revoked ({}).{}", done.session.id, done.session.state, app2.report_undelivered(&done)),
-                Err(e) => format!(":warning: {e}"),
+                Err(e) => crate::slack::refusal(&e),
             };
             app2.tell(&inv.response_url, &crate::notify::Message::plain(text)).await;
         });

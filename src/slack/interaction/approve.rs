@@ -29,7 +29,7 @@ impl Approve {
                 }
                 Err(e) => {
                     tracing::info!(error = %e, "approval refused");
-                    click.tell(&app2, format!(":warning: {e}")).await;
+                    click.tell(&app2, crate::slack::refusal(&e)).await;
                 }
             }
             if click.from_home {

@@ -78,7 +78,7 @@ impl DenyForm {
                         app2.tell_user(&form.user, &crate::notify::Message::plain(format!("Your denial of {session} is recorded.{undelivered}"))).await;
                     }
                 }
-                Err(e) => app2.tell_user(&form.user, &crate::notify::Message::plain(format!(":warning: {e}"))).await,
+                Err(e) => app2.tell_user(&form.user, &crate::notify::Message::plain(crate::slack::refusal(&e))).await,
             }
             if from_home {
                 crate::slack::home::republish_after(&app2.workflow, app2.notifier.as_ref(), &form.user, requester.as_ref()).await;

@@ -19,7 +19,7 @@ impl EndNow {
             let wait_note = || click.tell(&app2, super::super::store_wait_note(&app2, "request to end the session"));
             let text = match wf.patiently("end", attempt, wait_note).await {
                 Ok(done) => format!("{} is ending: the bastion and your database account are being removed.{}", done.session.id, app2.report_undelivered(&done)),
-                Err(e) => format!(":warning: {e}"),
+                Err(e) => crate::slack::refusal(&e),
             };
             click.tell(&app2, text).await;
             if click.from_home {

@@ -54,7 +54,7 @@ impl ExtendForm {
         app.spawn(&form.request_id.clone(), "extend", async move {
             let text = match app2.workflow.extend_request(app2.notifier.as_ref(), &form.user, &session, by).await {
                 Ok(_) => format!("Asked the approvers to extend {session} by {by}. You'll get their answer here."),
-                Err(e) => format!(":warning: {e}"),
+                Err(e) => crate::slack::refusal(&e),
             };
             app2.tell_user(&form.user, &Message::plain(text)).await;
             crate::slack::home::publish(&app2.workflow, app2.notifier.as_ref(), &form.user).await;

@@ -26,7 +26,7 @@ impl DecideExtension {
                         click.tell(&app2, format!("Your decision on {} is recorded.{undelivered}", done.session.id)).await;
                     }
                 }
-                Err(e) => click.tell(&app2, format!(":warning: {e}")).await,
+                Err(e) => click.tell(&app2, crate::slack::refusal(&e)).await,
             }
             if click.from_home {
                 crate::slack::home::republish_after(&app2.workflow, app2.notifier.as_ref(), &click.user, requester.as_ref()).await;

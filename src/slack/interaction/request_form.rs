@@ -36,7 +36,10 @@ impl RequestForm {
             let wait_note = || async { app2.tell_user(&form.user, &crate::notify::Message::plain(super::super::store_wait_note(&app2, "request"))).await };
             let message = match wf.patiently("file request", attempt, wait_note).await {
                 Ok(_) => messages::request_submitted(&id, &target, &channel),
-                Err(e) => messages::problem(&e.to_string(), ""),
+                Err(e) => {
+                    tracing::warn!(session = %id, cause = %e.cause(), "the request could not be filed");
+                    messages::problem(&e.to_string(), "")
+                }
             };
             app2.tell_user(&form.user, &message).await;
         });

@@ -28,7 +28,7 @@ impl Acknowledge {
                         click.tell(&app2, format!("Your review of {} is recorded.{undelivered}", done.session.id)).await;
                     }
                 }
-                Err(e) => click.tell(&app2, format!(":warning: {e}")).await,
+                Err(e) => click.tell(&app2, crate::slack::refusal(&e)).await,
             }
         });
         Ack::Ok
@@ -87,7 +87,7 @@ impl FlagForm {
                         app2.tell_user(&form.user, &Message::plain(format!("Your flag on {session} is recorded.{undelivered}"))).await;
                     }
                 }
-                Err(e) => app2.tell_user(&form.user, &Message::plain(format!(":warning: {e}"))).await,
+                Err(e) => app2.tell_user(&form.user, &Message::plain(crate::slack::refusal(&e))).await,
             }
         });
         Ack::Ok
