@@ -12,6 +12,7 @@ pub mod grants;
 pub mod memory;
 pub mod metrics;
 pub mod notify;
+pub mod policy;
 pub mod report;
 pub mod secrets;
 pub mod sim;
