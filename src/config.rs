@@ -399,6 +399,9 @@ pub struct TargetConfig {
     pub launch_on_request: bool,
     /// On-call break-glass (`/powerpole breakglass`), if this target allows it.
     pub breakglass: Option<BreakGlassConfig>,
+    /// Who may ask for what, whose approvals each role needs, and what is auto-approved
+    /// (`[targets.NAME.policy]`, see [`crate::policy`]); empty: anyone may ask.
+    pub policy: crate::policy::TargetPolicy,
 }
 
 /// Who may take access at once, without an approver, and within what limits. Each use is posted
@@ -406,7 +409,9 @@ pub struct TargetConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BreakGlassConfig {
     /// The Slack user group (`S0123`) whose members may break the glass.
-    pub oncall_group: String,
+    pub oncall_group: Option<String>,
+    /// People who may break the glass by user id (`oncall_users`), instead of or besides the group.
+    pub oncall_users: Vec<SlackUserId>,
     /// The longest break-glass session (default 1h; at most the target's `max_duration`).
     pub max_duration: AccessDuration,
     /// Whether break-glass may take the DDL role (default false).
@@ -660,8 +665,11 @@ struct RawTarget {
     instance_type: Option<String>,
     launch_on_request: Option<bool>,
     oncall_group: Option<String>,
+    oncall_users: Option<Vec<String>>,
     breakglass_max_duration: Option<String>,
     breakglass_ddl: Option<bool>,
+    #[serde(default)]
+    policy: crate::policy::RawPolicy,
 }
 
 /// Collects problems while validating, so that every one is reported.
@@ -1055,6 +1063,18 @@ impl RawTarget {
             }
         }
         let breakglass = self.breakglass(&at, max_duration, p);
+        let mut policy_problems = Vec::new();
+        let policy = self.policy.validate(
+            &crate::policy::Context {
+                target: name,
+                target_max: max_duration,
+                required_approvals,
+                approver_users: users.len(),
+                approver_group: self.approver_group.is_some(),
+            },
+            &mut policy_problems,
+        );
+        policy_problems.into_iter().for_each(|(path, message)| p.add(path, message));
         Some(TargetConfig {
             name: target_name?,
             description: self.description,
@@ -1083,27 +1103,39 @@ impl RawTarget {
             instance_type: self.instance_type,
             launch_on_request: self.launch_on_request.unwrap_or(false),
             breakglass,
+            policy,
         })
     }
 
     /// `oncall_group`, `breakglass_max_duration` and `breakglass_ddl`: break-glass needs the group;
     /// the limits without it are a mistake worth saying.
     fn breakglass(&self, at: &dyn Fn(&str) -> String, target_max: AccessDuration, p: &mut Problems) -> Option<BreakGlassConfig> {
-        let Some(group) = &self.oncall_group else {
+        if self.oncall_group.is_none() && self.oncall_users.is_none() {
             if self.breakglass_max_duration.is_some() || self.breakglass_ddl.is_some() {
-                p.add(at("oncall_group"), "missing: break-glass settings need the on-call user group (S...) whose members may use it");
+                p.add(at("oncall_group"), "missing: break-glass settings need the on-call user group (S...) or oncall_users (U...) who may use it");
             }
             return None;
-        };
-        if !is_group_id(group) {
-            p.add(at("oncall_group"), format!("`{group}` is not a Slack user group id (S0123ABCD)"));
+        }
+        if let Some(group) = &self.oncall_group {
+            if !is_group_id(group) {
+                p.add(at("oncall_group"), format!("`{group}` is not a Slack user group id (S0123ABCD)"));
+            }
+        }
+        let oncall_users: Vec<SlackUserId> = self
+            .oncall_users
+            .iter()
+            .flatten()
+            .filter_map(|u| SlackUserId::parse(u).map_err(|e| p.add(at("oncall_users"), e.to_string())).ok())
+            .collect();
+        if self.oncall_group.is_none() && self.oncall_users.as_ref().is_some_and(|u| u.is_empty()) {
+            p.add(at("oncall_users"), "empty: list the on-call user ids (U...) or set oncall_group, or remove both to turn break-glass off");
         }
         let default = std::cmp::min(target_max, ONE_HOUR).to_string();
         let max_duration = p.duration(&at("breakglass_max_duration"), self.breakglass_max_duration.as_deref(), &default);
         if let Err(e) = max_duration.check_within(target_max, "target's max_duration") {
             p.add(at("breakglass_max_duration"), e.to_string());
         }
-        Some(BreakGlassConfig { oncall_group: group.clone(), max_duration, ddl: self.breakglass_ddl.unwrap_or(false) })
+        Some(BreakGlassConfig { oncall_group: self.oncall_group.clone(), oncall_users, max_duration, ddl: self.breakglass_ddl.unwrap_or(false) })
     }
 }
 

@@ -1,8 +1,8 @@
 //! `powerpole doctor`: checks everything powerpole depends on and says exactly what is wrong.
 //!
 //! Configuration (already validated when this runs), the Slack secrets and the bot token
-//! (`auth.test`, its granted scopes against exactly those powerpole uses, and the bot's membership
-//! of every approvals channel), the DynamoDB table against the schema, and for every target: its subnet and
+//! (`auth.test`, its granted scopes against exactly those powerpole uses, the bot's membership
+//! of every approvals channel, and that every user group the configuration names exists), the DynamoDB table against the schema, and for every target: its subnet and
 //! security group (which must admit nothing inbound), its AMI, its admin secret and login (which
 //! must be able to create accounts) and its schemas. Each check says what it found or what to fix;
 //! nothing is created or changed.
@@ -76,6 +76,7 @@ pub async fn run(config: &Config, aws: &aws_config::SdkConfig) -> Vec<Check> {
             if token_works {
                 checks.push(slack_scopes(&notifier).await);
                 checks.extend(approvals_channels(config, &notifier).await);
+                checks.extend(policy_groups(config, &notifier).await);
             }
         }
         Err(e) => checks.push(check("slack bot token", Err(e.to_string()))),
@@ -117,6 +118,34 @@ async fn slack_scopes(notifier: &SlackNotifier) -> Check {
     }
     let note = if extra.is_empty() { String::new() } else { format!("; also granted, unused by powerpole: {} (remove them for least privilege)", extra.join(", ")) };
     check("slack scopes", Ok(format!("all {} needed scope(s) granted{note}", needed.len())))
+}
+
+/// Whether every user group the configuration names (approvers, on-call, eligibility, approval
+/// rules, auto-approval) exists in Slack: each group once, with the fields that name it.
+async fn policy_groups(config: &Config, notifier: &SlackNotifier) -> Vec<Check> {
+    let mut named = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for target in config.targets.values() {
+        for (path, group) in crate::policy::groups_named(target) {
+            let paths = named.entry(group).or_default();
+            if !paths.contains(&path) {
+                paths.push(path);
+            }
+        }
+    }
+    let mut checks = Vec::new();
+    for (group, paths) in named {
+        let what = format!("slack user group {group} ({})", paths.join(", "));
+        let result = match crate::policy::group_exists(notifier, &group).await {
+            Ok(0) => Ok("exists, with no members: nobody qualifies through it".to_string()),
+            Ok(n) => Ok(format!("exists, {n} member(s)")),
+            Err(NotifyError::Refused { code, .. }) if code == "no_such_subteam" || code == "subteam_not_found" => {
+                Err(format!("Slack has no such user group: fix the id (S..., from the group's page) in {}", paths.join(", ")))
+            }
+            Err(e) => Err(format!("{e} (the bot needs usergroups:read)")),
+        };
+        checks.push(check(what, result));
+    }
+    checks
 }
 
 /// Whether the bot is in every approvals channel (a card cannot be posted where it is not).

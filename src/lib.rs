@@ -14,6 +14,7 @@ pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod parameters;
+pub mod policy;
 pub mod report;
 pub mod secrets;
 pub mod sim;

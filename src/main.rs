@@ -56,7 +56,8 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
-    /// Check the configuration, the Slack secrets and token, the DynamoDB table, and every
+    /// Check the configuration, the Slack secrets and token, every Slack user group the
+    /// configuration names (approvers, on-call, policy), the DynamoDB table, and every
     /// target's network, AMI, admin login and schemas; say exactly what is wrong. Changes nothing.
     /// Exits 0 when everything is fine, 1 otherwise (2 for a bad configuration).
     Doctor {
@@ -116,6 +117,9 @@ enum Command {
     /// Things to set up the Slack app with.
     #[command(subcommand)]
     Slack(SlackCommand),
+    /// Who may ask for what: see what the targets' policies ([targets.NAME.policy]) do.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Find and remove what should not exist in this deployment (`[deployment] id`): its bastions
     /// without a live session (sparing those younger than `[scheduler] reconcile_grace`), database
     /// accounts it made that no live session owns, and sessions whose deadline passed unnoticed.
@@ -134,8 +138,10 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Validate FILE, or the deployed configuration (`ssm:/name` with --config-layers), with
-    /// POWERPOLE_* environment overrides applied. Exits 0 when valid; otherwise prints every
-    /// problem with its field path and exits 2 (1 if Parameter Store could not be read).
+    /// POWERPOLE_* environment overrides applied. Exits 0 when valid, and prints each target's
+    /// policy: who may ask (or that anyone may, where no eligibility rule is set), role maximums,
+    /// approval rules and auto-approvals; otherwise prints every problem with its field path and
+    /// exits 2 (1 if Parameter Store could not be read).
     Check {
         /// The configuration file (start from powerpole.example.toml), or `ssm:/name`, the
         /// Parameter Store parameter the Terraform module writes.
@@ -145,6 +151,32 @@ enum ConfigCommand {
         /// (`<config parameter>.d`), merged over it exactly as the Lambda functions merge them.
         #[arg(long, env = "POWERPOLE_CONFIG_LAYERS")]
         config_layers: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Print what would happen if USER asked for ROLE on TARGET (for DURATION) now, and why:
+    /// eligibility, the role's maximum, the approval rule and its approvers, auto-approval (and
+    /// the person's auto-approved sessions against the cap). User groups are read live from
+    /// Slack with the bot token, and the person's sessions from the table; nothing is changed.
+    /// Exits 0 when the request would be filed (or auto-approved), 1 when it would be refused.
+    Explain {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The person's Slack user id (U...).
+        #[arg(long)]
+        user: String,
+        /// The target, as named under [targets].
+        #[arg(long)]
+        target: String,
+        /// READ, DML or DDL.
+        #[arg(long)]
+        role: String,
+        /// The duration asked for (e.g. 30m, 2h); without it, the longest allowed.
+        #[arg(long)]
+        duration: Option<String>,
     },
 }
 
@@ -245,6 +277,9 @@ fn main() -> ExitCode {
             with_config(&location, |config| admin_sql(&config, &target, admin_user, admin_host, secret_file.as_deref()))
         }),
         Command::Slack(SlackCommand::Manifest { base_url, socket_mode, command }) => slack_manifest(base_url.as_deref(), socket_mode, &command),
+        Command::Policy(PolicyCommand::Explain { config, user, target, role, duration }) => {
+            with_config(&ConfigLocation::file(config), |config| run(policy_explain(config, user, target, role, duration)))
+        }
         Command::Reconcile { config, dry_run } => with_config(&ConfigLocation::file(config), |config| {
             init_logs();
             run(reconcile(config, dry_run))
@@ -256,6 +291,11 @@ fn config_check(location: &ConfigLocation) -> ExitCode {
     with_config(location, |config| {
         let names: Vec<&str> = config.targets.keys().map(|t| t.as_str()).collect();
         println!("{}: valid ({} target(s): {})", location.describe(), names.len(), names.join(", "));
+        for target in config.targets.values() {
+            for line in powerpole::policy::summary(target) {
+                println!("  {line}");
+            }
+        }
         ExitCode::SUCCESS
     })
 }
@@ -538,4 +578,49 @@ async fn doctor(config: Config) -> Result<ExitCode, String> {
     let failed = checks.iter().filter(|c| c.result.is_err()).count();
     println!("doctor: {} check(s), {failed} failed", checks.len() + 1);
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn policy_explain(config: Config, user: String, target: String, role: String, duration: Option<String>) -> Result<ExitCode, String> {
+    let usage = |problem: String| Err(format!("policy explain: {problem}"));
+    let user = match SlackUserId::parse(&user) {
+        Ok(u) => u,
+        Err(e) => return usage(e.to_string()),
+    };
+    let Some(target) = TargetName::parse(&target).ok().and_then(|name| config.target(&name).cloned()) else {
+        let names: Vec<&str> = config.targets.keys().map(|t| t.as_str()).collect();
+        return usage(format!("no target `{target}` in the configuration; it has: {}", names.join(", ")));
+    };
+    let role: powerpole::domain::Role = match role.parse() {
+        Ok(r) => r,
+        Err(_) => return usage(format!("unknown role `{role}`: use READ, DML or DDL")),
+    };
+    let duration = match duration.as_deref().map(str::parse::<powerpole::domain::AccessDuration>).transpose() {
+        Ok(d) => d,
+        Err(e) => return usage(e.to_string()),
+    };
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let token = powerpole::secrets::Secrets::new(&aws).resolve(&config.slack.bot_token).await.map_err(|e| format!("the Slack bot token: {e}"))?;
+    let notifier = powerpole::notify::SlackNotifier::new(&config.slack.api_url, token.expose());
+    // The cap counts the person's auto-approved sessions: read them when the role has a rule.
+    let held = match powerpole::policy::auto_rule(&target, role) {
+        Some(_) => {
+            let store = std::sync::Arc::new(dynamo::DynamoStore::from_sdk_config(&aws, &config.store));
+            let workflow = powerpole::workflow::Workflow {
+                config: std::sync::Arc::new(config.clone()),
+                store,
+                clock: std::sync::Arc::new(powerpole::workflow::SystemClock),
+                wake: std::sync::Arc::new(tokio::sync::Notify::new()),
+            };
+            workflow.auto_approved_held(&user).await.map_err(|e| format!("the person's sessions could not be read: {e}"))?
+        }
+        None => 0,
+    };
+    let mut dir = powerpole::policy::Directory::new(&notifier);
+    let verdict = powerpole::policy::evaluate(&mut dir, &target, config.access.max_duration, role, duration, &user, chrono::Utc::now(), held)
+        .await
+        .map_err(|e| format!("a user group could not be read from Slack: {e}"))?;
+    for line in verdict.explain_lines() {
+        println!("{line}");
+    }
+    Ok(if verdict.eligible() && !verdict.too_long() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -82,3 +82,40 @@ fn an_environment_override_is_applied_by_the_documented_rule() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("targets.billing.max_duration: 1d exceeds the global limit of 12h"));
 }
+
+/// The example's commented policy, switched on.
+fn example_with_policy() -> String {
+    let example = std::fs::read_to_string(repo("powerpole.example.toml")).unwrap();
+    let start = example.find("# [targets.billing.policy]").expect("the example documents the policy");
+    let end = example[start..].find("\n\n# Optional per-role privilege").map(|e| start + e).expect("the policy block ends");
+    let block: String = example[start..end].lines().map(|l| l.strip_prefix("# ").unwrap_or(l)).collect::<Vec<_>>().join("\n");
+    format!("{}{}\n{}", &example[..start], block.replace("\n#\n", "\n\n"), &example[end..])
+}
+
+#[test]
+fn config_check_says_which_targets_anyone_may_ask_for_and_prints_each_rule() {
+    let out = powerpole().args(["config", "check"]).arg(repo("powerpole.example.toml")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("targets.billing: no eligibility rule: anyone in the Slack workspace may ask for every role"), "{text}");
+
+    let dir = std::env::temp_dir().join(format!("powerpole-cli-policy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("policy.toml");
+    std::fs::write(&file, example_with_policy()).unwrap();
+    let out = powerpole().args(["config", "check"]).arg(&file).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}{text}", String::from_utf8_lossy(&out.stderr));
+    assert!(!text.contains("no eligibility rule"), "{text}");
+    assert!(text.contains("targets.billing.policy.DDL: asked by group S0DBAS; up to 1h; 2 approval(s) from group S0DBAS"), "{text}");
+    assert!(text.contains("targets.billing.policy.READ: asked by U0CONTRACTOR, group S0ENGINEERS; auto-approved up to 1h for group S0ENGINEERS Monday to Friday 09:00-18:00 (Europe/Paris)"), "{text}");
+
+    // A rule that makes DDL unreachable and an auto-approval wider than the target: named, exit 2.
+    let bad = example_with_policy().replace("approvals = 2\n", "approvals = 2\napprover_users = [\"U0ONE\"]\napprover_groups = []\n").replace("auto_approve_max = \"1h\"", "auto_approve_max = \"5h\"");
+    std::fs::write(&file, bad).unwrap();
+    let out = powerpole().args(["config", "check"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("targets.billing.policy.DDL.approvals: 2 approval(s) needed but only 1 approver(s)") && err.contains("unreachable"), "{err}");
+    assert!(err.contains("targets.billing.policy.READ.auto_approve_max: 5h is wider than the target's max_duration (4h)"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -156,8 +156,12 @@ impl Notice {
 /// afterwards (see `workflow::breakglass`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BreakGlass {
-    /// The on-call user group whose membership allowed it.
+    /// The on-call user group whose membership allowed it (empty when a listed user id did).
     pub oncall_group: String,
+    /// How the person qualified, as the alarms say it: "a member of <!subteam^S...>" or "listed
+    /// by user id in targets.NAME.oncall_users" (absent in sessions stored before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qualified: Option<String>,
     /// Where the review card is (the security channel, else the approvals channel).
     pub review_channel: Option<String>,
     pub review_ts: Option<String>,
@@ -231,6 +235,10 @@ pub struct Session {
     /// Set for break-glass sessions only.
     #[serde(default)]
     pub breakglass: Option<BreakGlass>,
+    /// Set for sessions approved without a person: the policy rule that approved them
+    /// (`targets.billing.policy.READ`, see [`crate::policy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_approved: Option<String>,
 }
 
 impl Session {
@@ -278,6 +286,7 @@ impl Session {
             launch_on_request: false,
             outbox: Vec::new(),
             breakglass: None,
+            auto_approved: None,
         }
     }
 
@@ -538,7 +547,7 @@ mod tests {
         let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap();
         let mut s = session(t0);
         let due = t0 + Duration::hours(24);
-        s.breakglass = Some(BreakGlass { oncall_group: "S0ONCALL".into(), review_channel: None, review_ts: None, review_due_at: due, alerts: 0, review: None });
+        s.breakglass = Some(BreakGlass { oncall_group: "S0ONCALL".into(), qualified: None, review_channel: None, review_ts: None, review_due_at: due, alerts: 0, review: None });
         s.apply(Event::Approved).unwrap();
         s.approved_at = Some(t0);
         assert_eq!(s.next_action_at(), Some(t0), "not before it is active: provisioning is due");

@@ -115,6 +115,20 @@ pub fn request_modal(config: &Config, available: &[&TargetConfig], channel: &str
     )
 }
 
+/// As [`request_modal`], offering only what one person may ask for (`offers`, from the targets'
+/// eligibility rules): the roles any of them allows, durations up to the longest, and each
+/// target's roles and limits in the hint. The submission is checked again.
+pub fn request_modal_for(config: &Config, available: &[&TargetConfig], offers: &[crate::workflow::policy::Offer], channel: &str) -> View {
+    let View(mut v) = request_modal(config, available, channel);
+    let roles: Vec<Role> = Role::ALL.into_iter().filter(|r| offers.iter().any(|o| o.roles.iter().any(|(role, _)| role == r))).collect();
+    let max = offers.iter().flat_map(|o| o.roles.iter().map(|(_, m)| *m)).max().unwrap_or(config.access.max_duration);
+    let as_json = |value: &str| serde_json::json!({"text": {"type": "plain_text", "text": value}, "value": value});
+    v["blocks"][1]["element"]["options"] = Value::Array(roles.iter().map(|r| as_json(r.as_str())).collect());
+    v["blocks"][2]["element"]["options"] = Value::Array(duration_choices(max).iter().map(|d| as_json(&d.to_string())).collect());
+    v["blocks"][2]["hint"] = serde_json::json!({"type": "plain_text", "text": crate::notify::messages::policy::offer_lines(offers).join("; ")});
+    View(v)
+}
+
 /// Asks an approver why they deny. `private_metadata` carries the session and the card.
 pub fn deny_modal(session: &Session, card_channel: &str, card_ts: &str) -> View {
     modal(
@@ -167,6 +181,8 @@ pub struct Home {
     pub to_decide: Option<Vec<Session>>,
     /// The person's last sessions, newest first (at most [`HOME_RECENT`]).
     pub recent: Vec<Session>,
+    /// What the person may ask for, one line per target (from the targets' eligibility rules).
+    pub may_ask: Vec<String>,
 }
 
 /// How many past sessions App Home lists.
@@ -232,6 +248,11 @@ pub fn home_view(home: &Home) -> View {
             )));
         }
     }
+    if !home.may_ask.is_empty() {
+        blocks.push(divider());
+        blocks.push(header("What you may ask for"));
+        blocks.push(mrkdwn_section(&home.may_ask.iter().map(|l| format!("• {l}")).collect::<Vec<_>>().join("\n")));
+    }
     blocks.push(divider());
     blocks.push(header("Your last sessions"));
     if home.recent.is_empty() {
@@ -294,7 +315,7 @@ mod tests {
         active.expires_at = Some(pending.created_at + chrono::Duration::hours(1));
         let mut closed = session(Role::Read);
         closed.apply(Event::Cancelled).unwrap();
-        let home = Home { live: vec![pending.clone(), active], to_decide: None, recent: vec![closed] };
+        let home = Home { live: vec![pending.clone(), active], to_decide: None, recent: vec![closed], ..Default::default() };
         let View(v) = home_view(&home);
         assert_eq!(v["type"], "home");
         assert_eq!(action_ids(&v), ["end_now", "extend", "end_now"]);
@@ -303,7 +324,7 @@ mod tests {
         assert!(text.contains("in use until"), "{text}");
         assert!(!text.contains("Waiting for your decision"), "not an approver: no such section");
 
-        let approver = Home { live: vec![], to_decide: Some(vec![pending]), recent: vec![] };
+        let approver = Home { live: vec![], to_decide: Some(vec![pending]), recent: vec![], ..Default::default() };
         let View(v) = home_view(&approver);
         assert_eq!(action_ids(&v), ["approve", "deny"]);
         assert!(v.to_string().contains("<@U0ALICE> asks"));
@@ -312,7 +333,7 @@ mod tests {
     #[test]
     fn the_home_view_is_one_slack_morphism_accepts() {
         let s = session(Role::Read);
-        let View(v) = home_view(&Home { live: vec![s.clone()], to_decide: Some(vec![s.clone()]), recent: vec![s] });
+        let View(v) = home_view(&Home { live: vec![s.clone()], to_decide: Some(vec![s.clone()]), recent: vec![s], may_ask: vec!["billing: READ up to 1h".into()] });
         serde_json::from_value::<slack_morphism::prelude::SlackView>(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
     }
 

@@ -270,7 +270,7 @@ impl Report {
             state: session.state.to_string(),
             approved_by: match &session.breakglass {
                 // Nobody approved a break-glass: say so, and how it was allowed.
-                Some(bg) => vec![format!("break-glass (on call in <!subteam^{}>)", bg.oncall_group)],
+                Some(bg) => vec![format!("break-glass (on call: {})", bg.qualified.clone().unwrap_or_else(|| format!("a member of <!subteam^{}>", bg.oncall_group)))],
                 None => session.approvals.iter().map(|a| format!("<@{}>", a.approver)).collect(),
             },
             window_from: window.0,

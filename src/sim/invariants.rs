@@ -84,7 +84,38 @@ pub fn check(world: &World, people: &People, crashed: bool) -> Vec<String> {
     }
     check_no_password_stored(world, &sessions, &mut out);
     check_identity_only_after_approval(world, people, &instances, &mut out);
+    check_policy(world, &sessions, &mut out);
     out
+}
+
+/// The policy held: nobody ineligible has a stored request; an auto-approved session names its
+/// rule, had no approver, stayed within the rule's maximum, and no person held two at once.
+fn check_policy(world: &World, sessions: &[Session], out: &mut Vec<String>) {
+    for s in sessions {
+        let Some(target) = world.config.target(&s.target) else { continue };
+        if let Some((rule, who)) = crate::policy::eligibility_rule(target, s.role) {
+            if who.groups.is_empty() && !who.users.contains(&s.requester.slack_id) {
+                out.push(format!("{}: {} was filed for {}, whom {rule} does not allow", s.id, s.role, s.requester.slack_id));
+            }
+        }
+        if let Some(rule) = &s.auto_approved {
+            // (An extension, decided by an approver, may take it past the rule's maximum later.)
+            let within = crate::policy::auto_rule(target, s.role).is_some_and(|r| &r.rule == rule);
+            if !s.approvals.is_empty() || !within {
+                out.push(format!("{}: auto-approved by {rule} but approved by {} person(s) or by no such rule", s.id, s.approvals.len()));
+            }
+            let cap = target.policy.max_auto_sessions.unwrap_or(u32::MAX) as usize;
+            let (from, to) = (s.approved_at, s.closed_at);
+            let overlapping = sessions
+                .iter()
+                .filter(|o| o.requester.slack_id == s.requester.slack_id && o.auto_approved.is_some())
+                .filter(|o| o.approved_at.zip(from).is_some_and(|(a, f)| a >= f && to.is_none_or(|t| a < t)))
+                .count();
+            if overlapping > cap {
+                out.push(format!("{}: {} auto-approved sessions of {} were live at once (cap {cap})", s.id, overlapping, s.requester.slack_id));
+            }
+        }
+    }
 }
 
 /// Nobody may enter a bastion before its session was approved: an instance's identity tag is set

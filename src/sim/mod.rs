@@ -79,6 +79,16 @@ approvals_channel = "C0APPROVALS"
 max_duration = "20m"
 oncall_group = "S0ONCALL"
 breakglass_max_duration = "10m"
+
+# The policy layer in play: Alice's short READs are auto-approved (one at a time); DDL is open to
+# Alice only, so Dave's DDL requests are refused before anything is stored.
+[targets.billing.policy]
+max_auto_sessions = 1
+[targets.billing.policy.READ]
+auto_approve_users = ["U0ALICE"]
+auto_approve_max = "5m"
+[targets.billing.policy.DDL]
+eligible_users = ["U0ALICE"]
 "#;
 
 /// The on-call group of `billing` (break-glass): Dave is in it, Alice is not.

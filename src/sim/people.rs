@@ -177,7 +177,10 @@ pub async fn act(world: Arc<World>, lifecycle: Lifecycle, people: Arc<Mutex<Peop
                 p.truth.insert(id.clone(), Truth { minutes, ..Truth::default() });
                 id
             };
-            if let Ok(draft) = wf.check_request("billing", "READ", &format!("{minutes}m"), "INC-1 simulated") {
+            // One request in nine is for DDL (Dave's are refused by eligibility); Alice's READs of
+            // up to 5m are auto-approved while she holds no other auto-approved session.
+            let role = if minutes == 10 { "DDL" } else { "READ" };
+            if let Ok(draft) = wf.check_request("billing", role, &format!("{minutes}m"), "INC-1 simulated") {
                 let _ = wf.request(notifier, id, &user(REQUESTERS[who]), draft).await;
             }
         }

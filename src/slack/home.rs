@@ -19,8 +19,11 @@ pub async fn gather(workflow: &Workflow, notifier: &dyn Notifier, user: &SlackUs
     let (live, closed): (Vec<_>, Vec<_>) = own.into_iter().partition(|s| !s.state.is_closed());
     let mut approves = Vec::new();
     for target in workflow.config.targets.values() {
-        if workflow.is_approver(notifier, target, user).await? {
-            approves.push(target.name.clone());
+        // Per role: a role with an approval rule of its own has its own approvers.
+        for role in crate::domain::Role::ALL {
+            if crate::policy::is_role_approver(notifier, target, role, user).await.map_err(ActionError::Directory)? {
+                approves.push((target.name.clone(), role));
+            }
         }
     }
     let to_decide = if approves.is_empty() {
@@ -31,13 +34,14 @@ pub async fn gather(workflow: &Workflow, notifier: &dyn Notifier, user: &SlackUs
             .live()
             .await?
             .into_iter()
-            .filter(|s| s.state == State::Pending && &s.requester.slack_id != user && approves.contains(&s.target))
+            .filter(|s| s.state == State::Pending && &s.requester.slack_id != user && approves.contains(&(s.target.clone(), s.role)))
             .filter(|s| !s.approvals.iter().any(|a| &a.approver == user))
             .collect();
         pending.sort_by_key(|s| s.created_at);
         Some(pending)
     };
-    Ok(Home { live, to_decide, recent: closed.into_iter().take(HOME_RECENT).collect() })
+    let may_ask = crate::notify::messages::policy::offer_lines(&workflow.offers(notifier, user).await.map_err(ActionError::Directory)?);
+    Ok(Home { live, to_decide, recent: closed.into_iter().take(HOME_RECENT).collect(), may_ask })
 }
 
 /// Publishes `user`'s App Home; failures are logged (a stale Home tab never blocks an action).

@@ -41,7 +41,7 @@ pub enum BreakGlassProblem {
 /// Why a checked break-glass was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BreakGlassError {
-    #[error("you are not in the on-call group of `{target}` (<!subteam^{group}>), so you cannot break the glass; ask the approvers with `/powerpole request`")]
+    #[error("you are not in the on-call group or list of `{target}` ({group}), so you cannot break the glass; ask the approvers with `/powerpole request`")]
     NotOnCall { target: TargetName, group: String },
     #[error("Slack could not tell powerpole who is on call right now, so nothing was granted; try again in a minute or use `/powerpole request`. The cause is in powerpole's log for the platform team.")]
     Directory(NotifyError),
@@ -87,14 +87,18 @@ impl Workflow {
         let unknown = || BreakGlassError::Request(RequestError::Store(StoreError::Corrupt(format!("target {} vanished from the configuration", draft.target))));
         let target = self.config.target(&draft.target).ok_or_else(unknown)?;
         let bg = target.breakglass.as_ref().ok_or_else(unknown)?;
-        let members = notifier.group_members(&bg.oncall_group).await.map_err(BreakGlassError::Directory)?;
-        if !members.contains(user) {
-            return Err(BreakGlassError::NotOnCall { target: target.name.clone(), group: bg.oncall_group.clone() });
-        }
+        let oncall = crate::policy::Who { users: bg.oncall_users.clone(), groups: bg.oncall_group.iter().cloned().collect() };
+        let Some(through) = crate::policy::Directory::new(notifier).through(&oncall, user).await.map_err(BreakGlassError::Directory)? else {
+            return Err(BreakGlassError::NotOnCall { target: target.name.clone(), group: oncall.mentions() });
+        };
+        let qualified = match through {
+            crate::policy::live::Through::Listed => format!("listed by user id in targets.{}.oncall_users", target.name),
+            crate::policy::live::Through::Group(g) => format!("a member of <!subteam^{g}>"),
+        };
         let session = match self.store.get(&id).await.map_err(|e| BreakGlassError::Request(RequestError::Store(e)))? {
             Some(stored) if stored.requester.slack_id == *user && stored.breakglass.is_some() => stored,
             Some(_) => return Err(BreakGlassError::Request(RequestError::Store(StoreError::AlreadyExists(id)))),
-            None => self.store_breakglass(notifier, id, user, draft, bg).await?,
+            None => self.store_breakglass(notifier, id, user, draft, bg, qualified).await?,
         };
         let mut done = Done::new(session);
         if done.session.breakglass.as_ref().is_some_and(|b| b.review_ts.is_none()) {
@@ -103,14 +107,15 @@ impl Workflow {
         Ok(done)
     }
 
-    async fn store_breakglass(&self, notifier: &dyn Notifier, id: SessionId, user: &SlackUserId, draft: RequestDraft, bg: &BreakGlassConfig) -> Result<Session, BreakGlassError> {
+    async fn store_breakglass(&self, notifier: &dyn Notifier, id: SessionId, user: &SlackUserId, draft: RequestDraft, bg: &BreakGlassConfig, qualified: String) -> Result<Session, BreakGlassError> {
         let requester = self.identify(notifier, user, &draft.target).await.map_err(BreakGlassError::Request)?;
         let now = self.clock.now();
         let mut session = Session::new(id, requester, draft.target, draft.role, draft.duration, draft.reason, now, self.config.scheduler.pending_timeout);
         session.apply(Event::Approved).map_err(|e| BreakGlassError::Request(RequestError::Store(StoreError::Corrupt(e.to_string()))))?;
         session.approved_at = Some(now);
         session.breakglass = Some(BreakGlass {
-            oncall_group: bg.oncall_group.clone(),
+            oncall_group: bg.oncall_group.clone().unwrap_or_default(),
+            qualified: Some(qualified.clone()),
             review_channel: None,
             review_ts: None,
             review_due_at: now + self.config.scheduler.review_within.to_chrono(),
@@ -118,8 +123,8 @@ impl Workflow {
             review: None,
         });
         let detail = format!(
-            "break-glass: {} on {} for {}, approved at once (on call in {}): {}",
-            session.role, session.target, session.duration, bg.oncall_group, session.reason
+            "break-glass: {} on {} for {}, approved at once (on call: {}): {}",
+            session.role, session.target, session.duration, qualified, session.reason
         );
         let event = AuditEvent::ok(AuditKind::BreakGlass, Actor::User(user.clone()), now, detail);
         match self.store.create(&session, &event).await {

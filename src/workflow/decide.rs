@@ -24,6 +24,9 @@ pub enum ActionError {
     NotYours(SessionId),
     #[error("only the approvers of `{0}` can decide on its sessions")]
     NotAnApprover(String),
+    /// The role has an approval rule of its own (`[targets.NAME.policy.ROLE]`).
+    #[error("{role} on `{target}` is decided by {who} only")]
+    NotRoleApprover { target: String, role: crate::domain::Role, who: String },
     #[error("you asked for this access yourself: another approver has to decide")]
     OwnRequest,
     #[error("{0}")]
@@ -143,8 +146,10 @@ impl Workflow {
         if &session.requester.slack_id == user {
             return Err(ActionError::OwnRequest);
         }
-        if !self.is_approver(notifier, target, user).await? {
-            return Err(ActionError::NotAnApprover(target.name.to_string()));
+        // The role's approvers when it has an approval rule, else the target's.
+        if !crate::policy::is_role_approver(notifier, target, session.role, user).await.map_err(ActionError::Directory)? {
+            let who = crate::policy::approvers_of(target, session.role).mentions();
+            return Err(ActionError::NotRoleApprover { target: target.name.to_string(), role: session.role, who });
         }
         Ok(())
     }
@@ -155,7 +160,7 @@ impl Workflow {
     pub async fn approve(&self, notifier: &dyn Notifier, approver: &SlackUserId, id: &SessionId, card: Option<Posted>) -> Result<Done, ActionError> {
         let (session, target) = self.session(id).await?;
         self.check_approver(notifier, &session, target, approver).await?;
-        let need = usize::from(target.required_approvals);
+        let need = crate::policy::approvals_needed(target, session.role);
         let now = self.clock.now();
         let stored = self
             .change(id, |s| {

@@ -76,6 +76,7 @@ pub mod lifecycle;
 mod measure;
 pub mod outbox;
 pub mod patience;
+pub mod policy;
 mod prelaunch;
 pub mod reconcile;
 pub mod remind;

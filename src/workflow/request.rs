@@ -37,6 +37,8 @@ pub enum RequestProblem {
     Duration(DurationError),
     #[error("`{target}` allows at most {max} per session; ask for {max} or less")]
     TooLong { target: TargetName, max: AccessDuration },
+    #[error("`{target}` allows {role} for at most {max} per session; ask for {max} or less")]
+    RoleTooLong { target: TargetName, role: Role, max: AccessDuration },
     #[error("give a reason: the ticket and what you need to do")]
     NoReason,
     #[error("the reason is {0} characters long; keep it under {MAX_REASON}")]
@@ -63,6 +65,11 @@ pub enum RequestError {
     NameTaken(String),
     #[error("the approval card could not be posted in <#{channel}>, so the request was withdrawn and no approver was asked; try again in a minute. If it keeps failing, tell the platform team that runs powerpole: the cause is in its log.")]
     Card { channel: String, error: NotifyError },
+    /// Refused by the target's eligibility rule (`crate::policy`), before anything was stored.
+    #[error("{0}")]
+    NotEligible(String),
+    #[error("who may ask for this could not be read from Slack, so nothing was filed; try again in a minute")]
+    PolicyUnreadable,
 }
 
 impl RequestError {
@@ -82,7 +89,9 @@ impl RequestError {
 impl Workflow {
     /// Checks a request against the configuration without any I/O (see [`check_request`]).
     pub fn check_request(&self, target: &str, role: &str, duration: &str, reason: &str) -> Result<RequestDraft, RequestProblem> {
-        check_request(&self.config, target, role, duration, reason)
+        let draft = check_request(&self.config, target, role, duration, reason)?;
+        // The role's own maximum (`[targets.NAME.policy.ROLE] max_duration`); break-glass has its own.
+        super::policy::check_role_max(&self.config, draft)
     }
 
     /// Files a checked request as session `id`: reads the requester's e-mail and time zone from
@@ -93,6 +102,8 @@ impl Workflow {
         let Some(target) = self.config.target(&draft.target) else {
             return Err(RequestError::Store(StoreError::Corrupt(format!("target {} vanished from the configuration", draft.target))));
         };
+        // Eligibility first: someone who may not ask is refused before anything is stored.
+        let verdict = self.policy_verdict(notifier, user, &draft).await?;
         let requester = self.identify(notifier, user, &draft.target).await.inspect_err(|e| {
             if matches!(e, RequestError::NoIdentity { .. }) {
                 tracing::error!(session = %id, requester = %user, cause = %e.cause(), "request refused before any card: the requester has no identity a bastion can carry");
@@ -123,6 +134,9 @@ impl Workflow {
             // The early launch is due now: the bastion boots while approvers read the card.
             self.wake.notify_one();
         }
+        // A rule that approves it without a person: approved now (a conditional write), and the
+        // card below announces it as auto-approved, naming the rule.
+        let session = self.auto_approve(session, &verdict).await;
 
         match notifier.post(&target.approvals_channel, &messages::approval_card(&session, target)).await {
             // The card is out: remembering where it is waits out a briefly unavailable store, so a

@@ -169,6 +169,7 @@ pub fn target(server: &Server, secret_id: &str, schemas: &[&str]) -> TargetConfi
         instance_type: None,
         launch_on_request: false,
         breakglass: None,
+        policy: Default::default(),
     }
 }
 

@@ -24,8 +24,12 @@ pub fn approval_card(session: &Session, target: &TargetConfig) -> Message {
         ]),
         section(&format!("*Reason*\n>{}", escape(&session.reason).replace('\n', "\n>"))),
     ];
-    let need = usize::from(target.required_approvals);
+    let need = crate::policy::approvals_needed(target, session.role);
     blocks.push(context(&status_line(session, need)));
+    if session.state == State::Pending && target.policy.roles.get(&session.role).is_some_and(|r| r.approvers.is_some() || r.approvals.is_some()) {
+        let who = crate::policy::approvers_of(target, session.role).mentions();
+        blocks.push(context(&format!("Rule `targets.{}.policy.{}`: {need} approval(s) from {who}, never the requester's own", target.name, session.role)));
+    }
     if session.state == State::Pending {
         blocks.push(super::actions(
             "decision",
@@ -69,6 +73,9 @@ fn status_line(session: &Session, need: usize) -> String {
         State::Closed(Outcome::RevokedByApprover) | State::TearingDown(Outcome::RevokedByApprover) => {
             format!(":no_entry: Approved by {}, then revoked{}", approvals_by(session), reason_suffix(session))
         }
+        _ if session.auto_approved.is_some() => {
+            format!(":robot_face: Auto-approved by rule `{}` (no approver click){}", session.auto_approved.as_deref().unwrap_or_default(), progress(session))
+        }
         _ => format!(":white_check_mark: Approved by {}{}", approvals_by(session), progress(session)),
     }
 }
@@ -99,7 +106,7 @@ fn reason_suffix(session: &Session) -> String {
 
 /// The DM the requester gets for a decision on their request by `by`.
 pub fn decision_dm(session: &Session, target: &TargetConfig, by: &SlackUserId) -> Message {
-    let need = usize::from(target.required_approvals);
+    let need = crate::policy::approvals_needed(target, session.role);
     let what = format!("your request {} ({} on `{}` for {})", session.id, session.role, session.target, session.duration);
     let text = match session.state {
         State::Pending => format!(

@@ -12,16 +12,20 @@ fn who_what(s: &Session) -> String {
     format!("{} took {} on `{}` for {}", mention(&s.requester.slack_id), s.role, s.target, s.duration)
 }
 
+/// Through which group or list the person was allowed to break the glass.
 fn group(s: &Session) -> String {
-    s.breakglass.as_ref().map(|b| format!("<!subteam^{}>", b.oncall_group)).unwrap_or_else(|| "the on-call group".into())
+    match s.breakglass.as_ref() {
+        Some(b) => b.qualified.clone().unwrap_or_else(|| format!("a member of <!subteam^{}>", b.oncall_group)),
+        None => "on call".into(),
+    }
 }
 
 /// Loud: posted in the approvals channel and the security channel the moment it is taken.
 pub fn alarm(s: &Session, target: &TargetConfig) -> Message {
-    let text = format!(":rotating_light: Break-glass {}: {} without approval (on call in {}).", s.id, who_what(s), group(s));
+    let text = format!(":rotating_light: Break-glass {}: {} without approval (on call: {}).", s.id, who_what(s), group(s));
     let blocks = vec![
         header(&format!(":rotating_light: Break-glass {}", s.id)),
-        section(&format!("{} *without approval*, as a member of {}.", who_what(s), group(s))),
+        section(&format!("{} *without approval*, on call as {}.", who_what(s), group(s))),
         fields(&[
             ("Database user", format!("`{}`", escape(s.requester.db_user.as_str()))),
             ("Target", target.description.as_deref().map(|d| format!("`{}` ({})", target.name, escape(d))).unwrap_or_else(|| format!("`{}`", target.name))),
@@ -38,7 +42,7 @@ pub fn review_card(s: &Session) -> Message {
     let text = format!("Review break-glass {}: {}", s.id, who_what(s));
     let mut blocks = vec![
         header(&format!("Review break-glass {}", s.id)),
-        section(&format!("{} (on call in {}).\n*Reason*\n>{}", who_what(s), group(s), escape(&s.reason).replace('\n', "\n>"))),
+        section(&format!("{} (on call: {}).\n*Reason*\n>{}", who_what(s), group(s), escape(&s.reason).replace('\n', "\n>"))),
         context(&format!("Full timeline: `{}`", super::security::report_command(s.id.as_str()))),
     ];
     match s.breakglass.as_ref().and_then(|b| b.review.as_ref()) {
@@ -106,7 +110,7 @@ mod tests {
 
     fn broken() -> Session {
         let mut s = session(Role::Dml);
-        s.breakglass = Some(BreakGlass { oncall_group: "S0ONCALL".into(), review_channel: None, review_ts: None, review_due_at: t0(), alerts: 0, review: None });
+        s.breakglass = Some(BreakGlass { oncall_group: "S0ONCALL".into(), qualified: None, review_channel: None, review_ts: None, review_due_at: t0(), alerts: 0, review: None });
         s
     }
 

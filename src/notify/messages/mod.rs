@@ -14,6 +14,7 @@
 pub mod access;
 pub mod approval;
 pub mod breakglass;
+pub mod policy;
 pub mod replies;
 pub mod security;
 

@@ -54,9 +54,26 @@ fn open_form(app: &Arc<SlackApp>, inv: Invocation) -> Reply {
     if available.is_empty() {
         return Problem::new("no database can be requested right now; the platform team has been told by the logs", "").reply();
     }
-    let view = views::request_modal(config, &available, &inv.channel);
+    let names: Vec<_> = available.iter().map(|t| t.name.clone()).collect();
     let app2 = app.clone();
     app.spawn_with_trigger(&inv.request_id, "open request form", async move {
+        // Only what this person may ask for (eligibility groups read live).
+        let config = &app2.workflow.config;
+        let offers = match app2.workflow.offers(app2.notifier.as_ref(), &inv.user).await {
+            Ok(offers) => offers.into_iter().filter(|o| names.contains(&o.target)).collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::error!(error = %e, "who may ask could not be read from Slack; the request form did not open");
+                app2.tell(&inv.response_url, &messages::problem("who may ask for what could not be read from Slack right now; try again in a minute", "")).await;
+                return;
+            }
+        };
+        if offers.is_empty() {
+            let text = "you may not ask for any database through powerpole: each one is open to named people or user groups only. Ask the platform team who keep powerpole's configuration, or a manager of those groups.";
+            app2.tell(&inv.response_url, &messages::problem(text, "")).await;
+            return;
+        }
+        let targets: Vec<_> = offers.iter().filter_map(|o| config.target(&o.target)).collect();
+        let view = views::request_modal_for(config, &targets, &offers, &inv.channel);
         if let Err(e) = app2.notifier.open_view(&inv.trigger_id, &view).await {
             tracing::error!(error = %e, "the request form did not open");
             app2.tell(&inv.response_url, &messages::problem("the request form did not open; try again, or type `/powerpole request <target> <READ|DML|DDL> <duration> <reason>`.", "")).await;
@@ -80,7 +97,13 @@ fn file(app: &Arc<SlackApp>, inv: Invocation, draft: RequestDraft) -> Reply {
         let attempt = || wf.request(app2.notifier.as_ref(), id.clone(), &inv.user, draft.clone());
         let wait_note = || async { app2.tell(&inv.response_url, &messages::problem(&super::super::store_wait_note(&app2, "request"), "")).await };
         match wf.patiently("file request", attempt, wait_note).await {
-            Ok(session) => tracing::info!(session = %session.id, target = %session.target, role = %session.role, "request filed"),
+            Ok(session) => {
+                tracing::info!(session = %session.id, target = %session.target, role = %session.role, "request filed");
+                if session.auto_approved.is_some() {
+                    let channel = app2.workflow.config.target(&session.target).map(|t| t.approvals_channel.clone()).unwrap_or_default();
+                    app2.tell(&inv.response_url, &messages::policy::auto_approved(&session, &channel)).await;
+                }
+            }
             Err(e) => {
                 tracing::warn!(session = %id, cause = %e.cause(), "the request could not be filed");
                 app2.tell(&inv.response_url, &messages::problem(&e.to_string(), "")).await;

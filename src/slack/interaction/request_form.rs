@@ -35,6 +35,7 @@ impl RequestForm {
             let attempt = || wf.request(app2.notifier.as_ref(), id.clone(), &form.user, draft.clone());
             let wait_note = || async { app2.tell_user(&form.user, &crate::notify::Message::plain(super::super::store_wait_note(&app2, "request"))).await };
             let message = match wf.patiently("file request", attempt, wait_note).await {
+                Ok(session) if session.auto_approved.is_some() => messages::policy::auto_approved(&session, &channel),
                 Ok(_) => messages::request_submitted(&id, &target, &channel),
                 Err(e) => {
                     tracing::warn!(session = %id, cause = %e.cause(), "the request could not be filed");
@@ -52,7 +53,7 @@ fn block_of(problem: &RequestProblem) -> &'static str {
     match problem {
         RequestProblem::UnknownTarget { .. } => inputs::TARGET,
         RequestProblem::UnknownRole(_) => inputs::ROLE,
-        RequestProblem::Duration(_) | RequestProblem::TooLong { .. } => inputs::DURATION,
+        RequestProblem::Duration(_) | RequestProblem::TooLong { .. } | RequestProblem::RoleTooLong { .. } => inputs::DURATION,
         RequestProblem::NoReason | RequestProblem::ReasonTooLong(_) => inputs::REASON,
     }
 }
