@@ -71,12 +71,16 @@ enum Command {
         config_layers: Option<String>,
     },
     /// List the audit trail, oldest first: for a session, a person, a target, a time range, or
-    /// everything on the configured targets. Filters combine.
+    /// everything on the configured targets. Filters combine. `audit verify` checks the trail
+    /// against its locked copy in S3.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Audit {
+        #[command(subcommand)]
+        action: Option<AuditCommand>,
         /// The configuration: a file, or `ssm:/name`, the Parameter Store parameter the Terraform
         /// module writes (output `config_parameter_name`).
         #[arg(long, env = "POWERPOLE_CONFIG")]
-        config: String,
+        config: Option<String>,
         /// With an `ssm:` configuration: `ssm:/path` of the fragments the module writes
         /// (`<config parameter>.d`), merged over it exactly as the Lambda functions merge them.
         #[arg(long, env = "POWERPOLE_CONFIG_LAYERS")]
@@ -132,6 +136,28 @@ enum Command {
         /// Only report; change nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the audit trail in DynamoDB against its locked copy in the audit bucket (each
+    /// object's oldest version): every event's hash, the chain of `prev_hash` links in each
+    /// session, and every event changed, removed or added since it was exported, each named.
+    /// Read-only. Exits 0 when the two agree, 1 when anything differs.
+    Verify {
+        /// The configuration: a file, or `ssm:/name` (as for `audit`).
+        #[arg(long, env = "POWERPOLE_CONFIG")]
+        config: String,
+        /// With an `ssm:` configuration: `ssm:/path` of the module's fragments.
+        #[arg(long, env = "POWERPOLE_CONFIG_LAYERS")]
+        config_layers: Option<String>,
+        /// The audit bucket (the Terraform output `audit_export_bucket_name`).
+        #[arg(long)]
+        bucket: String,
+        /// Only this session (pp-...); otherwise every session in the table and the bucket.
+        #[arg(long)]
+        session: Option<String>,
     },
 }
 
@@ -260,10 +286,17 @@ fn main() -> ExitCode {
             run(sweep(config, once))
         }),
         Command::Doctor { config, config_layers } => with_location(&config, config_layers.as_deref(), |location| with_config(&location, |config| run(doctor(config)))),
-        Command::Audit { config, config_layers, session: Some(session), report: true, format, .. } => {
+        Command::Audit { action: Some(AuditCommand::Verify { config, config_layers, bucket, session }), .. } => {
+            with_location(&config, config_layers.as_deref(), |location| with_config(&location, |config| run(audit_verify(config, bucket, session))))
+        }
+        Command::Audit { config: None, .. } => {
+            eprintln!("powerpole audit: give --config FILE or ssm:/name (or set POWERPOLE_CONFIG)");
+            ExitCode::from(2)
+        }
+        Command::Audit { config: Some(config), config_layers, session: Some(session), report: true, format, .. } => {
             with_location(&config, config_layers.as_deref(), |location| with_config(&location, |config| run(session_report(config, session, format))))
         }
-        Command::Audit { config, config_layers, session, user, target, since, until, limit, json, .. } => {
+        Command::Audit { config: Some(config), config_layers, session, user, target, since, until, limit, json, .. } => {
             let query = match audit_query(session, user, target, since, until, limit) {
                 Ok(q) => q,
                 Err(problem) => {
@@ -543,6 +576,34 @@ async fn audit(config: Config, query: AuditQuery, json: bool) -> Result<ExitCode
         eprintln!("audit: {} event(s)", events.len());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `powerpole audit verify`: the trail against its locked copy.
+async fn audit_verify(config: Config, bucket: String, session: Option<String>) -> Result<ExitCode, String> {
+    let id = session.as_deref().map(SessionId::parse).transpose().map_err(|e| e.to_string())?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let store = dynamo::DynamoStore::from_sdk_config(&aws, &config.store);
+    // An S3 stand-in or S3-compatible endpoint (AWS_ENDPOINT_URL...) is addressed path-style.
+    let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL").is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+    let s3 = if custom_endpoint { powerpole::export::S3Export::path_style(&aws, &bucket) } else { powerpole::export::S3Export::new(&aws, &bucket) };
+    let (items, prefix) = match &id {
+        Some(id) => (store.audit_items(id).await, format!("audit/{}/", id.as_str())),
+        None => (store.audit_items_since(None).await, "audit/".to_string()),
+    };
+    let items = items.map_err(|e| e.to_string())?;
+    let locked = s3.locked_copy(&prefix).await.map_err(|e| e.to_string())?;
+    let verdict = powerpole::export::verify::verify(&items, &locked, chrono::Utc::now());
+    for finding in &verdict.findings {
+        println!("{finding}");
+    }
+    let scope = id.map(|id| format!("session {}", id.as_str())).unwrap_or_else(|| "every session".into());
+    if verdict.findings.is_empty() {
+        println!("audit verify: {scope}: {} event(s) agree with the locked copy in {bucket} ({} expired from the table by their ttl)", verdict.events, verdict.expired);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("audit verify: {scope}: {} problem(s) in {} event(s) against the locked copy in {bucket}", verdict.findings.len(), verdict.events);
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 /// How `audit --report` prints.

@@ -13,13 +13,24 @@
 //! Only inserted audit items are exported: sessions change and are not evidence on their own;
 //! TTL removals (`REMOVE`) are the table forgetting, which the bucket must not follow.
 //!
+//! - [`redrive`] re-exports, from the table, every audit item of a recent window the bucket
+//!   lacks (the export function invoked hourly with `{"action": "redrive"}`): events whose
+//!   export failed (the stream keeps a failed batch only 24 hours) reach the bucket once the
+//!   cause is fixed; what is there is left alone (`If-None-Match: *`);
+//! - [`verify`] checks the trail in DynamoDB against the locked copy (`powerpole audit verify`).
+//!
 //! The only importer of aws-sdk-s3.
 
 mod s3;
+pub mod verify;
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-pub use s3::{ExportError, S3Export, Written};
+pub use s3::{ExportError, LockedCopy, S3Export, Written};
+
+use crate::store::dynamo::DynamoStore;
+use crate::store::StoreError;
 
 /// One audit event to export.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,8 +99,56 @@ pub fn events(payload: &Value) -> Result<Vec<ExportedEvent>, StreamError> {
     Ok(out)
 }
 
+/// Why a re-export did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum RedriveError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("audit item {0}")]
+    Item(String),
+    #[error("{0}")]
+    Export(#[from] ExportError),
+}
+
+/// Re-exports every audit item stored at or after `since` that the bucket lacks; how many were
+/// written now and how many were there already.
+pub async fn redrive(store: &DynamoStore, s3: &S3Export, since: DateTime<Utc>) -> Result<Exported, RedriveError> {
+    let items = store.audit_items_since(Some(since)).await?;
+    let events = items
+        .iter()
+        .map(|item| {
+            let key = object_key(item).map_err(RedriveError::Item)?;
+            let body = serde_json::to_string(item).map_err(|e| RedriveError::Item(format!("{key}: {e}")))?;
+            Ok(ExportedEvent { key, body })
+        })
+        .collect::<Result<Vec<_>, RedriveError>>()?;
+    let (exported, already_exported) = s3.export(&events).await?;
+    if exported > 0 {
+        tracing::warn!(exported, already_exported, since = %since, "re-exported audit events the bucket lacked (their stream export had failed)");
+    } else {
+        tracing::info!(already_exported, since = %since, "re-export: the bucket has every audit event");
+    }
+    Ok(Exported { exported, already_exported })
+}
+
+/// The start of the re-export's window: `now` less `window`, a whole number of hours such as
+/// `72h` (`POWERPOLE_EXPORT_REDRIVE_FROM`, set by export.tf).
+pub fn redrive_since(window: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let hours: i64 = window
+        .strip_suffix('h')
+        .and_then(|h| h.parse().ok())
+        .filter(|h| (1..=8760).contains(h))
+        .ok_or_else(|| format!("the re-export window `{window}` is not a whole number of hours from 1h to 8760h, e.g. 72h"))?;
+    Ok(now - chrono::Duration::hours(hours))
+}
+
+/// [`redrive_since`] from the wall clock (the export function's window ends now).
+pub fn redrive_since_now(window: &str) -> Result<DateTime<Utc>, String> {
+    redrive_since(window, Utc::now())
+}
+
 /// `audit/<session id>/<sequence>.json`, from the item's own key attributes.
-fn object_key(item: &Map<String, Value>) -> Result<String, String> {
+pub(crate) fn object_key(item: &Map<String, Value>) -> Result<String, String> {
     let pk = item.get("pk").and_then(Value::as_str).ok_or("no `pk`")?;
     let sk = item.get("sk").and_then(Value::as_str).ok_or("no `sk`")?;
     let session = pk.strip_prefix("SESSION#").ok_or_else(|| format!("`pk` {pk} is not a session's"))?;
@@ -151,6 +210,15 @@ mod tests {
         assert_eq!(body["event"], "break_glass");
         assert_eq!(body["nested"], json!({"l": [true, null]}));
         assert_eq!(events(&payload).unwrap(), out, "the same record always gives the same object");
+    }
+
+    #[test]
+    fn the_redrive_window_is_whole_hours() {
+        let now = chrono::Utc::now();
+        assert_eq!(redrive_since("72h", now).unwrap(), now - chrono::Duration::hours(72));
+        for bad in ["", "72", "3d", "0h", "-1h", "9000h"] {
+            assert!(redrive_since(bad, now).unwrap_err().contains("whole number of hours"), "{bad}");
+        }
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! [`Store`] on one DynamoDB table (see [`schema`](crate::store::schema) for its shape).
 //!
-//! Writes are conditional and go with their audit event in one transaction ([`write`]); reads go
-//! through the indexes and never scan the table ([`read`]). [`create_table`] builds the table for
+//! Writes are conditional and go with their audit event in one transaction ([`write`]), each
+//! audit event chained onto its session's previous one ([`chain`]); reads go through the indexes
+//! and never scan the table ([`read`]), except the audit trail's own reads for `audit verify` and
+//! the export's re-export ([`chain::audit_items_since`]). [`create_table`] builds the table for
 //! local use from the same schema the Terraform in `infra/` must match.
 
+pub mod chain;
 mod errors;
 pub mod item;
 mod journal;
@@ -44,6 +47,13 @@ impl DynamoStore {
         Self::new(Client::new(aws), config)
     }
 
+    /// A reader of `table`'s audit trail ([`DynamoStore::audit_items`],
+    /// [`DynamoStore::audit_items_since`]) for the export function, which has no configuration
+    /// file. Its retention is zero: never write through it.
+    pub fn audit_reader(aws: &aws_config::SdkConfig, table: impl Into<String>) -> DynamoStore {
+        DynamoStore { client: Client::new(aws), table: table.into(), retention: Retention { session: chrono::Duration::zero(), audit: chrono::Duration::zero() } }
+    }
+
     /// `powerpole table create`: see [`create_table`].
     pub async fn create_table(aws: &aws_config::SdkConfig, name: &str) -> Result<TableCreated, TableError> {
         create_table(&Client::new(aws), name).await
@@ -57,6 +67,16 @@ impl DynamoStore {
     /// The table this store reads and writes.
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    /// One session's audit items, oldest first, as plain JSON (see [`chain`]).
+    pub async fn audit_items(&self, session: &SessionId) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, StoreError> {
+        chain::audit_items(self, &item::session_pk(session)).await
+    }
+
+    /// Every audit item (at or after `since`), as plain JSON: a Scan (see [`chain`]).
+    pub async fn audit_items_since(&self, since: Option<DateTime<Utc>>) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, StoreError> {
+        chain::audit_items_since(self, since).await
     }
 }
 

@@ -1,4 +1,5 @@
 //! Every write the store makes: conditional, and paired with its audit event in one transaction.
+//! Each audit event is chained onto the one before it in its session ([`super::chain`]).
 //!
 //! The session item is replaced whole (a conditioned Put rather than an UpdateItem with a long
 //! SET/REMOVE list): the item is a function of the session, so writing all of it is the simplest
@@ -27,7 +28,7 @@ const NEW_ITEM: &str = "attribute_not_exists(#pk)";
 
 pub async fn create(store: &DynamoStore, session: &Session, event: &AuditEvent) -> Result<(), StoreError> {
     let session_put = put(store, session_item(session, &store.retention)?, NEW_ITEM, names(&[("#pk", PK)]), HashMap::new())?;
-    let audit_put = new_audit_put(store, session, session.version, event)?;
+    let audit_put = new_audit_put(store, session, session.version, event, true).await?;
     let result = store.client.transact_write_items().transact_items(session_put).transact_items(audit_put).send().await;
     match result {
         Ok(_) => Ok(()),
@@ -58,7 +59,7 @@ pub async fn update(store: &DynamoStore, expected_state: State, next: &Session, 
 /// The session Put and its audit event, all or nothing.
 async fn update_with_event(store: &DynamoStore, item: Item, (condition, names, values): Condition, stored: &Session, event: &AuditEvent) -> Result<(), StoreError> {
     let session_put = put(store, item, &condition, names, values)?;
-    let audit_put = new_audit_put(store, stored, stored.version, event)?;
+    let audit_put = new_audit_put(store, stored, stored.version, event, false).await?;
     let Err(err) = store.client.transact_write_items().transact_items(session_put).transact_items(audit_put).send().await else {
         return Ok(());
     };
@@ -131,9 +132,12 @@ fn unchanged_since_read(expected: State, read_version: u64) -> Condition {
     (format!("#version = :read AND #state = :state AND {outcome_condition}"), names, values)
 }
 
-/// A Put of audit event `seq` that fails rather than overwrite an existing one.
-fn new_audit_put(store: &DynamoStore, session: &Session, seq: u64, event: &AuditEvent) -> Result<TransactWriteItem, StoreError> {
-    put(store, audit_item(session, seq, event, &store.retention)?, NEW_ITEM, names(&[("#pk", PK)]), HashMap::new())
+/// A Put of audit event `seq`, chained onto the session's last one (`first`: it is the session's
+/// first), that fails rather than overwrite an existing one.
+async fn new_audit_put(store: &DynamoStore, session: &Session, seq: u64, event: &AuditEvent, first: bool) -> Result<TransactWriteItem, StoreError> {
+    let mut item = audit_item(session, seq, event, &store.retention)?;
+    super::chain::chain(store, &mut item, first).await?;
+    put(store, item, NEW_ITEM, names(&[("#pk", PK)]), HashMap::new())
 }
 
 fn put(store: &DynamoStore, item: Item, condition: &str, names: HashMap<String, String>, values: Item) -> Result<TransactWriteItem, StoreError> {
