@@ -329,6 +329,11 @@ fn config_check(location: &ConfigLocation) -> ExitCode {
                 println!("  {line}");
             }
         }
+        // Valid, but worth an operator's attention (a shared `default` deployment id, a target
+        // without TLS): on stderr, so that scripts reading the summary are not disturbed.
+        for warning in config.warnings() {
+            eprintln!("warning: {warning}");
+        }
         ExitCode::SUCCESS
     })
 }

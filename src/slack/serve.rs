@@ -122,6 +122,9 @@ struct Started {
 
 /// Builds the service, starts the background target checks, the sweeper and the reconciler.
 async fn start(config: &Arc<Config>) -> Result<Started, ServeError> {
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let built = App::build(Config::clone(config)).await?;
     let signing_secret = match config.slack.mode {
         SlackMode::Http => built.secrets.resolve(&config.slack.signing_secret).await.map_err(|source| ServeError::Secret { what: "signing secret", source })?,

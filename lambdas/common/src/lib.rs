@@ -78,7 +78,11 @@ pub async fn aws() -> aws_config::SdkConfig {
 /// `POWERPOLE_CONFIG_LAYERS`, with the `POWERPOLE_SECTION__FIELD` overrides applied: the library's
 /// one loader ([`ConfigLocation`]), the same the operator's commands use.
 pub async fn load_config(aws: &aws_config::SdkConfig) -> Result<Config, StartError> {
-    Ok(ConfigLocation::from_env()?.load(aws).await?)
+    let config = ConfigLocation::from_env()?.load(aws).await?;
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
+    Ok(config)
 }
 
 /// powerpole assembled from the Lambda environment, as `serve` assembles it.
