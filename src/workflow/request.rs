@@ -74,7 +74,9 @@ impl Workflow {
         let Some(target) = self.config.target(&draft.target) else {
             return Err(RequestError::Store(StoreError::Corrupt(format!("target {} vanished from the configuration", draft.target))));
         };
-        let requester = self.identify(notifier, user, &draft.target).await?;
+        // A replay of this very request (its follow-up ran before, up to the store write, and its
+        // process died) finds its own session live: that one is not "another session".
+        let requester = self.identify_filing(notifier, user, &draft.target, Some(&id)).await?;
         let now = self.clock.now();
         let mut session = Session::new(id, requester, draft.target, draft.role, draft.duration, draft.reason, now, self.config.scheduler.pending_timeout);
         session.launch_on_request = target.launch_on_request;
@@ -133,6 +135,11 @@ impl Workflow {
     /// database user name it gives, reserved for them; refused while they hold a live session
     /// on `target` (see [`Workflow::one_account_per_session`]).
     pub(super) async fn identify(&self, notifier: &dyn Notifier, user: &SlackUserId, target: &TargetName) -> Result<Requester, RequestError> {
+        self.identify_filing(notifier, user, target, None).await
+    }
+
+    /// As [`Workflow::identify`], for filing session `filing`, which may exist already.
+    async fn identify_filing(&self, notifier: &dyn Notifier, user: &SlackUserId, target: &TargetName, filing: Option<&SessionId>) -> Result<Requester, RequestError> {
         let profile = notifier.profile(user).await.map_err(RequestError::Profile)?;
         let email = profile.email.ok_or(RequestError::Username(UsernameError::Empty))?;
         let db_user = DbUsername::from_slack_email(&email, &self.config.access.usernames).map_err(RequestError::Username)?;
@@ -141,7 +148,7 @@ impl Workflow {
             StoreError::NameTaken(name) => RequestError::NameTaken(name),
             other => RequestError::Store(other),
         })?;
-        self.one_account_per_session(&db_user, target).await?;
+        self.one_account_per_session(&db_user, target, filing).await?;
         Ok(Requester { slack_id: user.clone(), email, db_user, tz: profile.tz })
     }
 
@@ -149,9 +156,9 @@ impl Workflow {
     /// (and reset, then drop) the account of the first wherever the account host is a pattern,
     /// so it is refused, naming the session that holds the account. Refusing rather than making
     /// a per-session name keeps one stable name per person in the database's own audit logs.
-    async fn one_account_per_session(&self, db_user: &DbUsername, target: &crate::domain::TargetName) -> Result<(), RequestError> {
+    async fn one_account_per_session(&self, db_user: &DbUsername, target: &crate::domain::TargetName, filing: Option<&SessionId>) -> Result<(), RequestError> {
         let live = self.store.live().await.map_err(RequestError::Store)?;
-        match live.into_iter().find(|s| &s.requester.db_user == db_user && &s.target == target) {
+        match live.into_iter().find(|s| &s.requester.db_user == db_user && &s.target == target && Some(&s.id) != filing) {
             Some(holder) => Err(RequestError::AccountInUse { session: holder.id.clone(), target: target.to_string(), state: holder.state.name().to_string() }),
             None => Ok(()),
         }
