@@ -104,7 +104,9 @@ impl Workflow {
         };
         // Eligibility first: someone who may not ask is refused before anything is stored.
         let verdict = self.policy_verdict(notifier, user, &draft).await?;
-        let requester = self.identify(notifier, user, &draft.target).await.inspect_err(|e| {
+        // A replay of this very request (its follow-up ran before, up to the store write, and its
+        // process died) finds its own session live: that one is not "another session".
+        let requester = self.identify_filing(notifier, user, &draft.target, Some(&id)).await.inspect_err(|e| {
             if matches!(e, RequestError::NoIdentity { .. }) {
                 tracing::error!(session = %id, requester = %user, cause = %e.cause(), "request refused before any card: the requester has no identity a bastion can carry");
             }
@@ -170,6 +172,11 @@ impl Workflow {
     /// database user name it gives, reserved for them; refused while they hold a live session
     /// on `target` (see [`Workflow::one_account_per_session`]).
     pub(super) async fn identify(&self, notifier: &dyn Notifier, user: &SlackUserId, target: &TargetName) -> Result<Requester, RequestError> {
+        self.identify_filing(notifier, user, target, None).await
+    }
+
+    /// As [`Workflow::identify`], for filing session `filing`, which may exist already.
+    async fn identify_filing(&self, notifier: &dyn Notifier, user: &SlackUserId, target: &TargetName, filing: Option<&SessionId>) -> Result<Requester, RequestError> {
         let profile = notifier.profile(user).await.map_err(RequestError::Profile)?;
         let email = profile.email.ok_or(RequestError::Username(UsernameError::Empty))?;
         // Whether a bastion could ever let them in, before anything is stored or posted.
@@ -183,7 +190,7 @@ impl Workflow {
             StoreError::NameTaken(name) => RequestError::NameTaken(name),
             other => RequestError::Store(other),
         })?;
-        self.one_account_per_session(&db_user, target).await?;
+        self.one_account_per_session(&db_user, target, filing).await?;
         Ok(Requester { slack_id: user.clone(), email, db_user, tz: profile.tz })
     }
 
@@ -191,9 +198,9 @@ impl Workflow {
     /// (and reset, then drop) the account of the first wherever the account host is a pattern,
     /// so it is refused, naming the session that holds the account. Refusing rather than making
     /// a per-session name keeps one stable name per person in the database's own audit logs.
-    async fn one_account_per_session(&self, db_user: &DbUsername, target: &crate::domain::TargetName) -> Result<(), RequestError> {
+    async fn one_account_per_session(&self, db_user: &DbUsername, target: &crate::domain::TargetName, filing: Option<&SessionId>) -> Result<(), RequestError> {
         let live = self.store.live().await.map_err(RequestError::Store)?;
-        match live.into_iter().find(|s| &s.requester.db_user == db_user && &s.target == target) {
+        match live.into_iter().find(|s| &s.requester.db_user == db_user && &s.target == target && Some(&s.id) != filing) {
             Some(holder) => Err(RequestError::AccountInUse { session: holder.id.clone(), target: target.to_string(), state: holder.state.name().to_string() }),
             None => Ok(()),
         }
