@@ -77,7 +77,7 @@ async fn without_the_fragments_the_deployed_parameter_alone_is_incomplete_and_sa
     let out = powerpole().args(["config", "check", &format!("ssm:{base}")]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.starts_with(&format!("parameter {base}: ")) && stderr.contains("slack.signing_secret"), "{stderr}");
+    assert!(stderr.starts_with(&format!("parameter {base}: ")) && stderr.contains("targets.billing.subnet_id"), "{stderr}");
     // With only the common fragment: the target's admin secret is missing, named by its path.
     let out = powerpole().args(["config", "check", &format!("ssm:{base}"), "--config-layers", &format!("ssm:{base}.d")]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -430,7 +430,10 @@ impl Deployment {
     async fn expire_in(&self, id: &SessionId, in_: chrono::Duration) {
         let mut session = self.session(id).await;
         let state = session.state;
-        session.expires_at = Some(chrono::Utc::now() + in_);
+        let expires = chrono::Utc::now() + in_;
+        session.expires_at = Some(expires);
+        // The warning is due `[scheduler] warning_lead` (its default, 10m) before the deadline.
+        session.warn_at = Some(expires - chrono::Duration::minutes(10));
         self.store.update(state, &session, None).await.expect("the deadline moves");
     }
 

@@ -19,6 +19,8 @@ impl DenyButton {
         let click = self.0;
         app.spawn_with_trigger(&click.request_id.clone(), "deny form", async move {
             if let Err(text) = open(&app2, &click).await {
+                // The operator's side of it: the cause, with the request id.
+                tracing::warn!(request_id = %click.request_id, error = %text, "a modal could not be opened");
                 click.tell(&app2, format!(":warning: {text}")).await;
             }
         });

@@ -53,6 +53,8 @@ impl FlagButton {
                 app2.notifier.open_view(&click.trigger_id, &views::flag_modal(&session)).await.map_err(|e| e.to_string())
             };
             if let Err(text) = opened.await {
+                // The operator's side of it: the cause, with the request id.
+                tracing::warn!(request_id = %click.request_id, error = %text, "a modal could not be opened");
                 click.tell(&app2, format!(":warning: {text}")).await;
             }
         });
