@@ -64,3 +64,13 @@ pub fn without<T>(fixes: &[Fix], f: impl FnOnce() -> T) -> T {
     let _restore = Restore(OFF.with(|off| off.replace(off.get() | fixes.iter().fold(0, |m, f| m | f.bit()))));
     f()
 }
+
+/// The fixes switched off on this thread, to carry over to a thread that plays a schedule.
+pub(crate) fn current() -> u32 {
+    OFF.with(Cell::get)
+}
+
+/// Switches off on this thread what [`current`] read on another.
+pub(crate) fn set(off: u32) {
+    OFF.with(|o| o.set(off));
+}

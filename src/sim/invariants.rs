@@ -122,7 +122,8 @@ fn check_policy(world: &World, sessions: &[Session], out: &mut Vec<String>) {
 /// only after a person clicked Approve (or broke the glass) for its session, by the world's true
 /// time (launch on request launches before that, untagged).
 fn check_identity_only_after_approval(world: &World, people: &People, instances: &[crate::memory::SimInstance], out: &mut Vec<String>) {
-    for i in instances.iter().filter(|i| i.identity.is_some()) {
+    let planted: Vec<&str> = people.strays.iter().filter_map(|s| if let Stray::Instance { id } = s { Some(id.as_str()) } else { None }).collect();
+    for i in instances.iter().filter(|i| i.identity.is_some() && !planted.contains(&i.id.as_str())) {
         let approved_from = people.truth.get(&i.session).and_then(|t| t.first_approve);
         match (i.identity_at, approved_from) {
             (Some(tagged), Some(from)) if tagged >= from => {}
@@ -145,7 +146,10 @@ fn check_effects_match_trail(world: &World, s: &Session, trail: &[crate::store::
     let has = |k: AuditKind| trail.iter().any(|r| r.event.kind == k);
     let mentions = |what: &str| trail.iter().any(|r| r.event.detail.contains(what));
     let mine: Vec<&crate::memory::SimInstance> = instances.iter().filter(|i| i.session == s.id).collect();
-    for i in &mine {
+    // A bastion undone by a worker that lost its claim (the session ended while it launched) is
+    // logged, not audited: the check holds for sessions that reached their hand-over.
+    let handed_over = has(AuditKind::HandedOver);
+    for i in mine.iter().filter(|_| handed_over) {
         if !has(AuditKind::Launched) && !mentions(&i.id) {
             out.push(format!("{}: its bastion {} was launched, but no event of its trail records it", s.id, i.id));
         }
@@ -184,8 +188,8 @@ fn check_effects_match_trail(world: &World, s: &Session, trail: &[crate::store::
 
 /// The trail starts with the request, is numbered in order, and says how the session ended.
 fn check_trail(s: &Session, trail: &[crate::store::AuditRecord], out: &mut Vec<String>) {
-    if trail.first().map(|r| r.event.kind) != Some(AuditKind::Requested) {
-        out.push(format!("{}: the trail does not start with the request", s.id));
+    if !matches!(trail.first().map(|r| r.event.kind), Some(AuditKind::Requested | AuditKind::BreakGlass)) {
+        out.push(format!("{}: the trail does not start with the request (or the break-glass)", s.id));
     }
     if trail.windows(2).any(|w| w[0].seq >= w[1].seq) {
         out.push(format!("{}: the trail is out of order", s.id));

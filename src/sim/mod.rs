@@ -197,7 +197,27 @@ pub fn run(seed: u64) -> Outcome {
     play(seed, true)
 }
 
+/// The stack a schedule is played on: the workflow's futures, polled unoptimised in a debug build,
+/// nest deeper than a thread's default 2 MB allows.
+const STACK: usize = 256 * 1024 * 1024;
+
+/// Plays `seed` on a thread of its own with a large stack, carrying the fixes switched off on
+/// this one.
 fn play(seed: u64, detail: bool) -> Outcome {
+    let off = fixes::current();
+    std::thread::Builder::new()
+        .name(format!("sim-{seed}"))
+        .stack_size(STACK)
+        .spawn(move || {
+            fixes::set(off);
+            play_here(seed, detail)
+        })
+        .expect("a thread for the schedule")
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+fn play_here(seed: u64, detail: bool) -> Outcome {
     let executor = Executor::new();
     let (time, spawner) = (executor.time.clone(), executor.spawner());
     // A panic that escapes the schedule itself (the executor's, or one an awaited handle passed

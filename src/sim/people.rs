@@ -122,6 +122,7 @@ pub fn plan_extra(extra: &mut Rng, window: Duration) -> Vec<(Duration, Action)> 
 pub struct Truth {
     /// The minutes asked for (and approved as asked).
     pub minutes: u64,
+    #[allow(dead_code)]
     pub breakglass: bool,
     /// When an approver first clicked Approve (or the requester broke the glass).
     pub first_approve: Option<Duration>,

@@ -149,14 +149,14 @@ fn spawn(world: &Arc<World>, i: usize, skew_ms: i64, generation: u32) -> Slot {
     // What `serve` runs: `run_sweeper_with` (its scheduler job wakes `sweep_loop` every tick; each
     // due step in a task of its own) and `run_reconciler`, on this replica's clock.
     let lookahead = chrono::Duration::from_std(tick).unwrap_or_default();
-    let sweeping = sweep_loop(lifecycle.clone(), lookahead, wake.clone(), Arc::new(|| {}), move |_, step| steps.detach(step));
+    let sweeping = Box::pin(sweep_loop(lifecycle.clone(), lookahead, wake.clone(), Arc::new(|| {}), move |_, step| steps.detach(step)));
     let periodic = async move {
         loop {
             time.sleep(tick).await;
             wake.notify_one();
         }
     };
-    let reconciling = run_reconciler(lifecycle.clone(), reconcile_every);
+    let reconciling = Box::pin(run_reconciler(lifecycle.clone(), reconcile_every));
     let replica = async move {
         futures::join!(sweeping, periodic, reconciling);
     };
