@@ -110,7 +110,7 @@ fn config_check_says_which_targets_anyone_may_ask_for_and_prints_each_rule() {
     assert!(text.contains("targets.billing.policy.READ: asked by U0CONTRACTOR, group S0ENGINEERS; auto-approved up to 1h for group S0ENGINEERS Monday to Friday 09:00-18:00 (Europe/Paris)"), "{text}");
 
     // A rule that makes DDL unreachable and an auto-approval wider than the target: named, exit 2.
-    let bad = example_with_policy().replace("approvals = 2\n", "approvals = 2\napprover_users = [\"U0ONE\"]\napprover_groups = []\n").replace("auto_approve_max = \"1h\"", "auto_approve_max = \"5h\"");
+    let bad = example_with_policy().replace("approver_groups = [\"S0DBAS\"]", "approver_users = [\"U0ONE\"]").replace("auto_approve_max = \"1h\"", "auto_approve_max = \"5h\"");
     std::fs::write(&file, bad).unwrap();
     let out = powerpole().args(["config", "check"]).arg(&file).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -403,7 +403,7 @@ async fn sweep_with(w: &World, lifecycle: &Lifecycle, minutes: u64) {
 fn a_removed_target_still_terminates_its_bastion_and_alerts_until_the_account_is_revoked() {
     let exec = Executor::new();
     let at = CONFIG.find("[targets.billing]").unwrap();
-    let ledger = CONFIG[at..].replace("[targets.billing]", "[targets.ledger]").replace("C0APPROVALS", "C0LEDGER");
+    let ledger = CONFIG[at..].replace("[targets.billing]", "[targets.ledger]").replace("[targets.billing.", "[targets.ledger.").replace("C0APPROVALS", "C0LEDGER");
     let (both, without_billing) = (format!("{CONFIG}\n{ledger}"), format!("{}\n{ledger}", &CONFIG[..at]));
     let w = world_with(&exec, &both, Duration::ZERO, |b| Arc::new(b), |n| Arc::new(n));
     let mut removed = w.lifecycle.clone();

@@ -40,7 +40,7 @@ fn everything(message: &RecordedCall) -> String {
     format!("{} {}", message.text(), serde_json::Value::Array(message.blocks().to_vec()))
 }
 
-const POLICY: &str = r#"
+const POLICY: &str = r##"
 [targets.billing.policy]
 eligible_groups = ["S0ENG"]
 contact = "#db-access"
@@ -53,7 +53,7 @@ max_duration = "30m"
 [targets.billing.policy.DDL]
 approvals = 2
 approver_groups = ["S0DBA"]
-"#;
+"##;
 
 /// The world's config with the policy, and a second target `ledger` with the same auto-approval
 /// rule (for the cap, which counts a person's auto-approved sessions on every target).
@@ -235,7 +235,9 @@ async fn an_auto_approved_read_is_handed_over_with_no_click_and_the_cap_holds() 
     let card = world.slack.wait_for("chat.postMessage", 1, SOON).await.expect("the card is posted")[0].clone();
     assert!(buttons(&card).is_empty(), "nothing to click: {:?}", card.blocks());
     assert!(everything(&card).contains("Auto-approved by rule `targets.billing.policy.READ`"), "{}", everything(&card));
-    let id = session_on_card(&card);
+    let alice = SlackUserId::parse(ALICE).unwrap();
+    let id = app.workflow.store.by_requester(&alice, 10).await.unwrap()[0].id.clone();
+    assert!(everything(&card).contains(id.as_str()), "the card names the session");
     let told = world.slack.wait_for("response_url", 1, SOON).await.expect("Alice is answered");
     assert!(told[0].text().contains("auto-approved by rule `targets.billing.policy.READ`"), "{}", told[0].text());
     let session = world.session(&app, &id).await;

@@ -148,6 +148,9 @@ impl Workflow {
         }
         // The role's approvers when it has an approval rule, else the target's.
         if !crate::policy::is_role_approver(notifier, target, session.role, user).await.map_err(ActionError::Directory)? {
+            if target.policy.roles.get(&session.role).is_none_or(|r| r.approvers.is_none()) {
+                return Err(ActionError::NotAnApprover(target.name.to_string()));
+            }
             let who = crate::policy::approvers_of(target, session.role).mentions();
             return Err(ActionError::NotRoleApprover { target: target.name.to_string(), role: session.role, who });
         }
