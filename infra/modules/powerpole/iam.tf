@@ -1,6 +1,6 @@
 # IAM: one role per principal, each with one inline policy rendered from policies/ (the single
 # source), and trust policies that say who may become them: the Slack handler (public function
-# URL: the Slack secret, the queue, the requester index), the orchestrator (the sweeper) and the
+# URL: the Slack secret, the queue, the requester index and session items), the orchestrator (the sweeper) and the
 # Slack worker (each its own role, one orchestrator policy),
 # `powerpole serve` (ECS task or EC2), the bastions, the security team; plus the engineer policy
 # that operators attach to the people who request access. The Lambda and EC2 trust policies carry no
@@ -55,11 +55,12 @@ resource "aws_iam_role_policy" "slack_worker" {
 
 # --- Slack handler: the public function behind the URL --------------------------------------------
 # A flaw here must not reach bastions, grants or admin secrets: it reads the Slack secret, queues
-# verified requests and reads the requester index, nothing else.
+# verified requests, reads the requester index and session items (the Deny, Extend and Flag
+# buttons open their modals after reading the session), nothing else.
 
 resource "aws_iam_role" "slack_handler" {
   name                 = "${var.name_prefix}-slack-handler"
-  description          = "powerpole Slack handler (function URL): Slack secret, follow-up queue, requester index"
+  description          = "powerpole Slack handler (function URL): Slack secret, follow-up queue, requester index, session items (read)"
   assume_role_policy   = data.aws_iam_policy_document.orchestrator_trust.json
   permissions_boundary = var.permissions_boundary_arn
   tags                 = local.tags
