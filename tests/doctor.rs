@@ -84,3 +84,17 @@ async fn every_broken_piece_is_named_with_what_to_fix() {
     assert!(out.contains("missing: nosuchschema (fix `schemas` in the config)"), "{out}");
     assert!(out.contains("doctor: 7 check(s), 4 failed"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_user_group_the_configuration_names_must_exist_in_slack() {
+    let world = World::new(Options::default()).await;
+    world.slack.add_group("S0ENG", &[world::ALICE]);
+    let text = format!(
+        "{}\n[targets.billing.policy]\neligible_groups = [\"S0ENG\"]\n[targets.billing.policy.DDL]\napprover_groups = [\"S0NOPE\"]\n",
+        world.config_text()
+    );
+    let (code, out) = doctor(&world, &text);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("ok    slack user group S0ENG (targets.billing.policy.eligible_groups): exists, 1 member(s)"), "{out}");
+    assert!(out.contains("FAIL  slack user group S0NOPE (targets.billing.policy.DDL.approver_groups): Slack has no such user group"), "{out}");
+}
