@@ -54,7 +54,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn config_text(world: &World, targets: usize, instance_endpoints: &[&str]) -> String {
     let base = world.config_text();
     let at = base.find("[targets.billing]").expect("the billing target");
-    let endpoints = format!("instance_endpoints = [{}]\n", instance_endpoints.iter().map(|e| format!("\"{e}\"")).collect::<Vec<_>>().join(", "));
+    // Not set at all for "without" (an empty list is refused: the key lists every instance).
+    let endpoints = match instance_endpoints {
+        [] => String::new(),
+        list => format!("instance_endpoints = [{}]\n", list.iter().map(|e| format!("\"{e}\"")).collect::<Vec<_>>().join(", ")),
+    };
     let block = base[at..].replace("[targets.billing]\n", &format!("[targets.billing]\n{endpoints}"));
     let mut text = format!("{}{block}", &base[..at]);
     for t in 2..=targets {
