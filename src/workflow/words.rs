@@ -191,6 +191,12 @@ fn every_action_and_break_glass_refusal_is_written_for_the_person() {
         assert_for_people("an action error", &crate::slack::refusal(e));
     }
     assert!(errors.iter().filter_map(ActionError::cause).all(|c| !operator_text(&c).is_empty()), "the log keeps each cause");
+    // A button's form (Deny, Extend, Flag) that could not be opened.
+    use crate::slack::interaction::{not_opened, NotOpened};
+    let request = crate::slack::RequestId::new();
+    for e in [NotOpened::Slack(slack_down()), NotOpened::Refused(ActionError::Store(store_down())), NotOpened::Refused(ActionError::Directory(slack_down()))] {
+        assert_for_people("a form that was not opened", &not_opened(&request, e));
+    }
     for e in [BreakGlassError::Directory(slack_down()), BreakGlassError::Request(RequestError::Store(store_down()))] {
         assert_for_people("a break-glass error", &e.to_string());
     }

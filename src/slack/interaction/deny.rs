@@ -18,9 +18,8 @@ impl DenyButton {
         let app2 = app.clone();
         let click = self.0;
         app.spawn_with_trigger(&click.request_id.clone(), "deny form", async move {
-            if let Err(text) = open(&app2, &click).await {
-                // The operator's side of it: the cause, with the request id.
-                tracing::warn!(request_id = %click.request_id, error = %text, "a modal could not be opened");
+            if let Err(e) = open(&app2, &click).await {
+                let text = super::not_opened(&click.request_id, e);
                 click.tell(&app2, format!(":warning: {text}")).await;
             }
         });
@@ -28,20 +27,20 @@ impl DenyButton {
     }
 }
 
-async fn open(app: &SlackApp, click: &Click) -> Result<(), String> {
-    let (session, target) = app.workflow.session(&click.session).await.map_err(|e| e.to_string())?;
+async fn open(app: &SlackApp, click: &Click) -> Result<(), super::NotOpened> {
+    let (session, target) = app.workflow.session(&click.session).await?;
     if session.requester.slack_id == click.user {
-        return Err(crate::workflow::ActionError::OwnRequest.to_string());
+        return Err(crate::workflow::ActionError::OwnRequest.into());
     }
-    if !app.workflow.is_approver(app.notifier.as_ref(), target, &click.user).await.map_err(|e| e.to_string())? {
-        return Err(crate::workflow::ActionError::NotAnApprover(target.name.to_string()).to_string());
+    if !app.workflow.is_approver(app.notifier.as_ref(), target, &click.user).await? {
+        return Err(crate::workflow::ActionError::NotAnApprover(target.name.to_string()).into());
     }
     if session.state != crate::domain::State::Pending {
-        return Err(crate::workflow::already_decided(&session));
+        return Err(super::NotOpened::Said(crate::workflow::already_decided(&session)));
     }
     let card = click.message.clone().or_else(|| Some(Posted { channel: session.slack.approval_channel.clone()?, ts: session.slack.approval_ts.clone()? }));
     let (channel, ts) = card.map(|c| (c.channel, c.ts)).unwrap_or_default();
-    app.notifier.open_view(&click.trigger_id, &views::deny_modal(&session, &channel, &ts)).await.map_err(|e| e.to_string())
+    Ok(app.notifier.open_view(&click.trigger_id, &views::deny_modal(&session, &channel, &ts)).await?)
 }
 
 /// The deny modal was submitted.

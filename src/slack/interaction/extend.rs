@@ -19,17 +19,17 @@ impl ExtendButton {
         let click = self.0;
         app.spawn_with_trigger(&click.request_id.clone(), "extend form", async move {
             let opened = async {
-                let (session, target) = app2.workflow.session(&click.session).await.map_err(|e| e.to_string())?;
+                let (session, target) = app2.workflow.session(&click.session).await?;
                 if session.requester.slack_id != click.user {
-                    return Err(crate::workflow::ActionError::NotYours(session.id.clone()).to_string());
+                    return Err(crate::workflow::ActionError::NotYours(session.id.clone()).into());
                 }
-                let view = views::extend_modal(&session, target)
-                    .ok_or_else(|| format!("{} already has the {} `{}` allows; it cannot be extended", session.id, target.max_duration, target.name))?;
-                app2.notifier.open_view(&click.trigger_id, &view).await.map_err(|e| e.to_string())
+                let view = views::extend_modal(&session, target).ok_or_else(|| {
+                    super::NotOpened::Said(format!("{} already has the {} `{}` allows; it cannot be extended", session.id, target.max_duration, target.name))
+                })?;
+                Ok::<(), super::NotOpened>(app2.notifier.open_view(&click.trigger_id, &view).await?)
             };
-            if let Err(text) = opened.await {
-                // The operator's side of it: the cause, with the request id.
-                tracing::warn!(request_id = %click.request_id, error = %text, "a modal could not be opened");
+            if let Err(e) = opened.await {
+                let text = super::not_opened(&click.request_id, e);
                 click.tell(&app2, format!(":warning: {text}")).await;
             }
         });

@@ -44,6 +44,46 @@ pub struct Click {
     pub from_home: bool,
 }
 
+/// Why a button's form was not opened, in words for the person who clicked; the technical cause
+/// goes to the operator's log with the request id.
+pub(crate) fn not_opened(request_id: &RequestId, e: NotOpened) -> String {
+    match e {
+        NotOpened::Refused(e) => {
+            if let Some(cause) = e.cause() {
+                tracing::warn!(request_id = %request_id, cause = %cause, "a form was not opened: {e}");
+            }
+            e.to_string()
+        }
+        NotOpened::Said(text) => text,
+        NotOpened::Slack(e) => {
+            tracing::warn!(request_id = %request_id, cause = %e, "Slack did not open a form (views.open)");
+            "Slack did not open the form just now, so nothing was changed; click the button again in a minute. If it keeps failing, tell the platform team that runs powerpole: the cause is in its log.".to_string()
+        }
+    }
+}
+
+/// What stopped a form from opening.
+pub(crate) enum NotOpened {
+    /// The workflow refused (its words are for people; its cause, if any, for the log).
+    Refused(crate::workflow::ActionError),
+    /// A sentence written for the person already.
+    Said(String),
+    /// Slack's `views.open` failed.
+    Slack(crate::notify::NotifyError),
+}
+
+impl From<crate::workflow::ActionError> for NotOpened {
+    fn from(e: crate::workflow::ActionError) -> NotOpened {
+        NotOpened::Refused(e)
+    }
+}
+
+impl From<crate::notify::NotifyError> for NotOpened {
+    fn from(e: crate::notify::NotifyError) -> NotOpened {
+        NotOpened::Slack(e)
+    }
+}
+
 impl Click {
     /// Answers the clicker privately; logs when there is no way to.
     pub async fn tell(&self, app: &SlackApp, text: impl Into<String>) {

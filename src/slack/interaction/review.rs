@@ -45,16 +45,15 @@ impl FlagButton {
         let click = self.0;
         app.spawn_with_trigger(&click.request_id.clone(), "flag form", async move {
             let opened = async {
-                let (session, target) = app2.workflow.session(&click.session).await.map_err(|e| e.to_string())?;
-                app2.workflow.check_reviewer(app2.notifier.as_ref(), &session, target, &click.user).await.map_err(|e| e.to_string())?;
+                let (session, target) = app2.workflow.session(&click.session).await?;
+                app2.workflow.check_reviewer(app2.notifier.as_ref(), &session, target, &click.user).await?;
                 if let Some(review) = session.breakglass.as_ref().and_then(|b| b.review.as_ref()) {
-                    return Err(crate::notify::messages::breakglass::already_reviewed(&session.id, review));
+                    return Err(super::NotOpened::Said(crate::notify::messages::breakglass::already_reviewed(&session.id, review)));
                 }
-                app2.notifier.open_view(&click.trigger_id, &views::flag_modal(&session)).await.map_err(|e| e.to_string())
+                Ok::<(), super::NotOpened>(app2.notifier.open_view(&click.trigger_id, &views::flag_modal(&session)).await?)
             };
-            if let Err(text) = opened.await {
-                // The operator's side of it: the cause, with the request id.
-                tracing::warn!(request_id = %click.request_id, error = %text, "a modal could not be opened");
+            if let Err(e) = opened.await {
+                let text = super::not_opened(&click.request_id, e);
                 click.tell(&app2, format!(":warning: {text}")).await;
             }
         });
