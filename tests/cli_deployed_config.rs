@@ -17,6 +17,10 @@ writer_endpoint = "billing.cluster-c0ffee.eu-west-1.rds.amazonaws.com"
 schemas = ["billing"]
 approvers = ["U0123ABCDE"]
 approvals_channel = "C0123APPROVALS"
+
+# Written by the powerpole Terraform module (var.deployment_id).
+[deployment]
+id = "prod"
 "#;
 
 const COMMON: &str = r#"
@@ -63,7 +67,9 @@ async fn config_check_reads_the_deployed_parameter_with_the_modules_fragments() 
     let base = deployed(&[("common", COMMON), ("target-billing", TARGET)]).await;
     let out = powerpole().args(["config", "check", &format!("ssm:{base}"), "--config-layers", &format!("ssm:{base}.d")]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("parameter {base} with the fragments under {base}.d: valid (1 target(s): billing)"));
+    // The first line says what was read and that it is valid; each target's policy follows.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().next().unwrap_or_default(), format!("parameter {base} with the fragments under {base}.d: valid (1 target(s): billing)"), "{stdout}");
 
     // The same through the variables the functions use.
     let out = powerpole().args(["config", "check"]).env("POWERPOLE_CONFIG", format!("ssm:{base}")).env("POWERPOLE_CONFIG_LAYERS", format!("ssm:{base}.d")).output().unwrap();

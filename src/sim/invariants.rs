@@ -24,7 +24,7 @@ pub fn coverage(world: &World, people: &People) -> super::Coverage {
         c.revokes += count(AuditKind::Revoked);
         c.extensions += count(AuditKind::Extended);
         c.breakglass += count(AuditKind::BreakGlass);
-        let approved_from = people.truth.get(&s.id).and_then(|t| t.first_approve);
+        let approved_from = people.truth.get(&s.id).and_then(|t| t.approved_from(s));
         if instances.iter().any(|i| i.session == s.id && approved_from.is_none_or(|a| i.launched < a)) && s.breakglass.is_none() {
             c.launched_on_request += 1;
         }
@@ -83,7 +83,7 @@ pub fn check(world: &World, people: &People, crashed: bool) -> Vec<String> {
         check_notices(world, s, crashed, &mut out);
     }
     check_no_password_stored(world, &sessions, &mut out);
-    check_identity_only_after_approval(world, people, &instances, &mut out);
+    check_identity_only_after_approval(world, people, &sessions, &instances, &mut out);
     check_policy(world, &sessions, &mut out);
     out
 }
@@ -121,10 +121,11 @@ fn check_policy(world: &World, sessions: &[Session], out: &mut Vec<String>) {
 /// Nobody may enter a bastion before its session was approved: an instance's identity tag is set
 /// only after a person clicked Approve (or broke the glass) for its session, by the world's true
 /// time (launch on request launches before that, untagged).
-fn check_identity_only_after_approval(world: &World, people: &People, instances: &[crate::memory::SimInstance], out: &mut Vec<String>) {
+fn check_identity_only_after_approval(world: &World, people: &People, sessions: &[Session], instances: &[crate::memory::SimInstance], out: &mut Vec<String>) {
     let planted: Vec<&str> = people.strays.iter().filter_map(|s| if let Stray::Instance { id } = s { Some(id.as_str()) } else { None }).collect();
     for i in instances.iter().filter(|i| i.identity.is_some() && !planted.contains(&i.id.as_str())) {
-        let approved_from = people.truth.get(&i.session).and_then(|t| t.first_approve);
+        let session = sessions.iter().find(|s| s.id == i.session);
+        let approved_from = people.truth.get(&i.session).zip(session).and_then(|(t, s)| t.approved_from(s));
         match (i.identity_at, approved_from) {
             (Some(tagged), Some(from)) if tagged >= from => {}
             (tagged, from) => out.push(format!(
@@ -181,7 +182,8 @@ fn check_effects_match_trail(world: &World, s: &Session, trail: &[crate::store::
     if has(AuditKind::Extended) && !truth.extend_clicked {
         out.push(format!("{}: the trail records an extension nobody approved", s.id));
     }
-    if has(AuditKind::Approved) && truth.first_approve.is_none() {
+    // An auto-approval is approved by the request itself (`check_policy` holds it to its rule).
+    if has(AuditKind::Approved) && truth.approved_from(s).is_none() {
         out.push(format!("{}: the trail records an approval nobody clicked", s.id));
     }
 }

@@ -126,6 +126,8 @@ pub struct Truth {
     pub breakglass: bool,
     /// When an approver first clicked Approve (or the requester broke the glass).
     pub first_approve: Option<Duration>,
+    /// When the person asked (an auto-approved request is approved by that click alone).
+    pub asked_at: Option<Duration>,
     /// When someone first clicked End or Revoke, whatever the answer.
     pub first_cut: Option<Duration>,
     /// When an End or Revoke was first answered "done".
@@ -138,6 +140,14 @@ pub struct Truth {
     /// after the write leaves the person thinking it failed).
     pub maybe_extended: u64,
     pub extend_clicked: bool,
+}
+
+impl Truth {
+    /// Since when the session may be used by a person's decision: the first Approve click (or
+    /// the break-glass), or, for a session the policy auto-approved, the request itself.
+    pub fn approved_from(&self, session: &crate::domain::Session) -> Option<Duration> {
+        self.first_approve.or(self.asked_at.filter(|_| session.auto_approved.is_some()))
+    }
 }
 
 /// What an operator left behind.
@@ -175,7 +185,7 @@ pub async fn act(world: Arc<World>, lifecycle: Lifecycle, people: Arc<Mutex<Peop
                 let mut p = lock(&people);
                 let id = SessionId::derived_from(&format!("sim-request-{}", p.sessions.len()));
                 p.sessions.push(id.clone());
-                p.truth.insert(id.clone(), Truth { minutes, ..Truth::default() });
+                p.truth.insert(id.clone(), Truth { minutes, asked_at: Some(now), ..Truth::default() });
                 id
             };
             // One request in nine is for DDL (Dave's are refused by eligibility); Alice's READs of
