@@ -11,6 +11,29 @@ pub const NAME_PREFIX: &str = "powerpole";
 /// `targets.billing.db_port` in infra/examples/complete/main.tf.
 pub const DB_PORT: u16 = 3306;
 
+/// The example's inputs of `terraform.tfvars.example` the module's values depend on (the module
+/// gives `deployment_id` and `audit_key_break_glass_principal_arn` no default).
+pub fn example_input(name: &str) -> String {
+    let path = crate::example_dir().join("terraform.tfvars.example");
+    let vars = crate::tfvars::parse(&read(&path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    vars.get(name).and_then(serde_json::Value::as_str).unwrap_or_else(|| panic!("terraform.tfvars.example has no {name}")).to_string()
+}
+
+/// `var.deployment_id`: the example's (`terraform.tfvars.example`).
+pub fn deployment_id() -> String {
+    example_input("deployment_id")
+}
+
+/// `aws_kms_key.this` (kms.tf): the key of the table, the queues, the parameters and the logs.
+pub fn kms_key_arn(region: &str) -> String {
+    format!("arn:aws:kms:{region}:{ACCOUNT}:key/00000000-0000-0000-0000-000000000000")
+}
+
+/// `aws_kms_key.audit_export` (export.tf): the audit export bucket's own key.
+pub fn audit_kms_key_arn(region: &str) -> String {
+    format!("arn:aws:kms:{region}:{ACCOUNT}:key/00000000-0000-0000-0000-0000000a0d17")
+}
+
 /// What Terraform would know of this deployment's resources.
 pub struct Known {
     pub vars: Refs,
@@ -32,7 +55,7 @@ pub fn template_vars(region: &str, table: &str, slack_secret_arn: &str, admin_se
     let arn = |service: &str, rest: &str| format!("arn:aws:{service}:{region}:{ACCOUNT}:{rest}");
     let role = |name: &str| format!("arn:aws:iam::{ACCOUNT}:role/{NAME_PREFIX}-{name}");
     let log_group = |name: &str| arn("logs", &format!("log-group:{name}"));
-    let kms_key = arn("kms", "key/00000000-0000-0000-0000-000000000000");
+    let kms_key = kms_key_arn(region);
     let lambda_logs: Vec<String> = ["slack-handler", "slack-worker", "sweeper"].iter().map(|f| log_group(&format!("/aws/lambda/{NAME_PREFIX}-{f}"))).collect();
     let session_log_group = log_group("/powerpole/ssm-sessions");
     let export_log_group = log_group(&format!("/aws/lambda/{NAME_PREFIX}-export"));
@@ -74,11 +97,16 @@ pub fn template_vars(region: &str, table: &str, slack_secret_arn: &str, admin_se
         "slack_secret_arn": slack_secret_arn,
         "admin_secret_arns": [admin_secret_arn],
         "requester_index_name": "by_requester",
-        "deployment_id": "default",
+        "deployment_id": deployment_id(),
         "session_document_arn": arn("ssm", &format!("document/{NAME_PREFIX}-session")),
         "engineer_identity_variable": "${aws:PrincipalTag/email}",
     });
-    vars.as_object().expect("an object").iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    let mut vars: Refs = vars.as_object().expect("an object").iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    // audit-key-policy.json's and export.json's values (export.tf's key of the audit bucket).
+    vars.insert("export_role_arn".into(), json!(role("export")));
+    vars.insert("audit_key_break_glass_principal_arn".into(), json!(example_input("audit_key_break_glass_principal_arn")));
+    vars.insert("audit_kms_key_arn".into(), json!(audit_kms_key_arn(region)));
+    vars
 }
 
 /// config.tf's parameter and config_layers.tf's fragments, rendered from their own text:
@@ -91,7 +119,7 @@ pub fn render_configuration(known: &Known, operator_toml: &str) -> (String, Vec<
     let mut refs = known.vars.clone();
     for (k, v) in [
         ("trimspace(var.powerpole_toml)", json!(operator_toml.trim())),
-        ("var.deployment_id", json!("default")),
+        ("var.deployment_id", json!(deployment_id())),
         ("aws_dynamodb_table.sessions.name", json!("powerpole")),
         ("var.slack_secret_arn", json!(known.slack_secret_arn)),
         ("var.slack_secret_keys.signing_secret", json!("signing_secret")),

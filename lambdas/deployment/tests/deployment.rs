@@ -22,7 +22,12 @@
 //!   below), and conditions (`tests/policies.rs`: `kms:ViaService`, the `RunInstances` shape and
 //!   Denies, the tag conditions of `CreateTags` and `TerminateInstances`, `aws:RequestedRegion`).
 //!   Not covered by moto at all: `iam:PassRole`, KMS behind Parameter Store / Secrets Manager /
-//!   DynamoDB / S3, `ssm:DescribeInstanceInformation` (answered by the SSM stand-in).
+//!   DynamoDB / S3 (so neither the powerpole key nor the audit bucket's own key,
+//!   `audit_kms_key_arn`, is exercised; their `kms:ViaService` conditions are in
+//!   `tests/policies.rs`), `ssm:DescribeInstanceInformation` (answered by the SSM stand-in), and
+//!   the export role's `s3:if-none-match` condition on `s3:PutObject` (moto drops it with the
+//!   other conditions; `tests/policies.rs` checks the rendered statement requires `*`, and the
+//!   trail below checks a redelivery writes no second version).
 //! - **The configuration**: `infra/examples/complete/powerpole.toml.example` (the operator's
 //!   file, `var.powerpole_toml`) in the parameter `config.tf` writes, with `[deployment]` as that
 //!   file's heredoc adds it, and the fragments of `config_layers.tf` (rendered from its heredoc
@@ -35,7 +40,9 @@
 //!   (the functions run on the system clock).
 //! - **The trail**: the table's stream read under the export role's credentials (as the event
 //!   source mapping reads it with the function's role), filtered as the mapping's filter does,
-//!   delivered to `export`, which writes to an Object Lock bucket on moto.
+//!   delivered to `export`, which writes to an Object Lock bucket on moto; then the hourly
+//!   re-export (`{"action": "redrive"}`, export.tf's EventBridge rule) under the same role, which
+//!   scans the table and writes the one event the stream delivery left out.
 //!
 //! Needs the stand-ins (`make test`, or `scripts/standins.sh start && source .local/standins.env`):
 //! MariaDB, and moto's installation in `.local/venv-moto`.
@@ -98,9 +105,13 @@ fn replace_line(text: &str, prefix: &str, with: &str) -> String {
 /// - `tls_ca_bundle` becomes `admin_tls = "disabled"` and `require_ssl = false` (the local
 ///   MariaDB has no TLS), with `dialect = "mariadb"` and `kill_statement = "kill_connection"`
 ///   (it is MariaDB, not Aurora);
-/// - `instance_endpoints` is that MariaDB (the admin secret's host and port say where it is).
+/// - `writer_endpoint`, `reader_endpoint` and `instance_endpoints` are that MariaDB, on the
+///   loopback address (the admin secret's host and port say where it is; `admin_tls = "disabled"`
+///   is accepted only for a loopback endpoint).
 fn for_the_stand_ins(example: &str, slack_api: &str) -> String {
     let text = replace_line(example, "# api_url = ", &format!("api_url = \"{slack_api}/\""));
+    let text = replace_line(&text, "writer_endpoint = ", "writer_endpoint = \"127.0.0.1\"");
+    let text = replace_line(&text, "reader_endpoint = ", "reader_endpoint = \"127.0.0.1\"");
     let text = replace_line(&text, "tls_ca_bundle = ", "admin_tls = \"disabled\"\nrequire_ssl = false\ndialect = \"mariadb\"\nkill_statement = \"kill_connection\"");
     replace_line(&text, "instance_endpoints = ", "instance_endpoints = [\"127.0.0.1\"]")
 }
@@ -301,6 +312,8 @@ impl Deployment {
             ("local.config_layers_path", json!(layers_path)),
             ("aws_sqs_queue.follow_ups.url", json!(known.queue_url)),
             ("aws_s3_bucket.audit_export.id", json!(bucket)),
+            ("aws_dynamodb_table.sessions.name", json!(table)),
+            ("var.audit_export_redrive_hours", json!(72)), // variables_export.tf's default
             ("sha256(jsonencode([local.rendered_powerpole_toml, local.config_layers]))", json!(sha256_hex(&format!("{config}{layers:?}")))),
         ] {
             env_refs.insert(k.into(), v);
@@ -669,11 +682,23 @@ async fn the_module_deployment_runs_the_whole_lifecycle_under_its_own_policies()
         trail_len += d.store.audit_trail(session).await.expect("the trail").len();
     }
     assert_eq!(records.len(), trail_len, "one stream record per audit event");
-    for batch in records.chunks(100) {
+    // The stream delivers all but the last event (as if its delivery had failed for good); the
+    // hourly re-export writes it from the table.
+    let (delivered, lost) = records.split_at(records.len() - 1);
+    for batch in delivered.chunks(100) {
         let exported = d.within("export", d.export.invoke(json!({"Records": batch}))).await;
         assert!(matches!(exported, Invoked::Response(_)), "{exported:?}\n{}", d.diagnosis());
     }
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&d.admin).force_path_style(true).build());
+    let listed = s3.list_objects_v2().bucket(&d.bucket).prefix("audit/").send().await.expect("ListObjectsV2");
+    assert_eq!(listed.contents().len(), trail_len - 1, "every delivered audit event is in the bucket\n{}", d.diagnosis());
+    let lost_key = format!("audit/{}/{}.json", lost[0]["dynamodb"]["NewImage"]["pk"]["S"].as_str().unwrap_or_default().trim_start_matches("SESSION#"), lost[0]["dynamodb"]["NewImage"]["sk"]["S"].as_str().unwrap_or_default().trim_start_matches("AUDIT#"));
+    assert!(!listed.contents().iter().any(|o| o.key() == Some(lost_key.as_str())), "{lost_key} was not delivered");
+    let redriven = d.within("redrive", d.export.invoke(json!({"action": "redrive"}))).await;
+    match &redriven {
+        Invoked::Response(done) => assert_eq!(done, &json!({"exported": 1, "already_exported": trail_len - 1}), "the re-export writes only what the bucket lacks\n{}", d.diagnosis()),
+        Invoked::Error(e) => panic!("the re-export failed: {e}\n{}", d.diagnosis()),
+    }
     let listed = s3.list_objects_v2().bucket(&d.bucket).prefix("audit/").send().await.expect("ListObjectsV2");
     assert_eq!(listed.contents().len(), trail_len, "every audit event is in the bucket\n{}", d.diagnosis());
     let again = d.export.invoke(json!({"Records": &records[..records.len().min(100)]})).await;
@@ -711,6 +736,7 @@ fn every_resource_the_functions_used_is_in_their_rendered_policy(d: &Deployment)
     }
     assert!(policy::allows(orchestrator, "dynamodb:PutItem", &table));
     assert!(policy::allows(export, "dynamodb:GetRecords", &format!("{table}/stream/2026-12-05T00:00:00.000")));
+    assert!(policy::allows(export, "dynamodb:Scan", &table), "the re-export scans the table");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 //! them, against the names the code itself uses (tag keys, the requester index).
 
 use powerpole::bastion::tags;
-use powerpole_deployment_test::model::{template_vars, NAME_PREFIX};
+use powerpole_deployment_test::model::{audit_kms_key_arn, deployment_id, kms_key_arn, template_vars, NAME_PREFIX};
 use powerpole_deployment_test::policy::{allows, statement};
 use powerpole_deployment_test::{module_dir, terraform};
 use serde_json::{json, Value};
@@ -30,7 +30,7 @@ fn launching_a_bastion_is_allowed_only_in_the_approved_shape_tagged_for_this_dep
     let managed = &statement(&p, "DenyBastionWithoutManagedTag");
     assert_eq!((managed["Effect"].as_str(), &managed["Condition"]["StringNotEquals"][format!("aws:RequestTag/{}", tags::MANAGED)]), (Some("Deny"), &json!("true")));
     let deployment = &statement(&p, "DenyBastionOfAnotherDeployment")["Condition"]["StringNotEquals"];
-    assert_eq!(deployment[format!("aws:RequestTag/{}", tags::DEPLOYMENT)], "default");
+    assert_eq!(deployment[format!("aws:RequestTag/{}", tags::DEPLOYMENT)], deployment_id().as_str());
     assert_eq!(statement(&p, "DenyBastionWithoutImdsv2")["Condition"]["StringNotEquals"]["ec2:MetadataHttpTokens"], "required");
     assert_eq!(statement(&p, "DenyBastionWithoutTheBastionInstanceProfile")["Condition"]["ArnNotEquals"]["ec2:InstanceProfile"], format!("arn:aws:iam::{ACCOUNT}:instance-profile/{NAME_PREFIX}-bastion"));
     assert_eq!(statement(&p, "PassOnlyTheBastionRoleOnlyToEc2")["Condition"]["StringEquals"]["iam:PassedToService"], "ec2.amazonaws.com");
@@ -46,7 +46,7 @@ fn tags_change_and_termination_only_on_this_deployments_bastions() {
     for sid in ["SetTheIdentityTagOnceAtApproval", "TerminateOnlyThisDeploymentsManagedInstances"] {
         let own = &statement(&p, sid)["Condition"]["StringEquals"];
         assert_eq!(own[format!("aws:ResourceTag/{}", tags::MANAGED)], "true", "{sid}");
-        assert_eq!(own[format!("aws:ResourceTag/{}", tags::DEPLOYMENT)], "default", "{sid}");
+        assert_eq!(own[format!("aws:ResourceTag/{}", tags::DEPLOYMENT)], deployment_id().as_str(), "{sid}");
     }
     let describe = &statement(&p, "DescribeActionsSupportOnlyResourceStarSoScopedToRegion")["Condition"];
     assert_eq!(describe["StringEquals"]["aws:RequestedRegion"], REGION);
@@ -54,18 +54,38 @@ fn tags_change_and_termination_only_on_this_deployments_bastions() {
 
 #[test]
 fn keys_are_used_only_through_the_services_that_hold_powerpoles_data() {
-    for (file, sid, services) in [
-        ("slack-handler.json", "UseKeyOnlyThroughDynamoDbLambdaSqsAndParameterStore", vec!["dynamodb", "lambda", "sqs", "ssm"]),
-        ("orchestrator.json", "UseKeyOnlyThroughDynamoDbLambdaSqsAndParameterStore", vec!["dynamodb", "lambda", "sqs", "ssm"]),
-        ("export.json", "UseKeyOnlyThroughDynamoDbS3AndSqs", vec!["dynamodb", "s3", "sqs"]),
+    let powerpole_key = kms_key_arn(REGION);
+    let audit_key = audit_kms_key_arn(REGION);
+    for (file, sid, key, services) in [
+        ("slack-handler.json", "UseKeyOnlyThroughDynamoDbLambdaSqsAndParameterStore", &powerpole_key, vec!["dynamodb", "lambda", "sqs", "ssm"]),
+        ("orchestrator.json", "UseKeyOnlyThroughDynamoDbLambdaSqsAndParameterStore", &powerpole_key, vec!["dynamodb", "lambda", "sqs", "ssm"]),
+        ("export.json", "UseThePowerpoleKeyOnlyThroughDynamoDbAndSqs", &powerpole_key, vec!["dynamodb", "sqs"]),
+        // The audit bucket's own key (export.tf), only through S3 (the bucket's SSE-KMS).
+        ("export.json", "UseTheAuditKeyOnlyThroughS3", &audit_key, vec!["s3"]),
     ] {
         let p = rendered(file);
-        let via = statement(&p, sid)["Condition"]["StringEquals"]["kms:ViaService"].clone();
+        let key_use = statement(&p, sid);
+        assert_eq!(key_use["Resource"], json!(key), "{file} {sid}");
+        let via = key_use["Condition"]["StringEquals"]["kms:ViaService"].clone();
         let expected: Vec<String> = services.iter().map(|s| format!("{s}.{REGION}.amazonaws.com")).collect();
-        assert_eq!(via, json!(expected), "{file}");
+        let via: Vec<String> = match via {
+            Value::String(one) => vec![one],
+            other => serde_json::from_value(other).unwrap_or_else(|e| panic!("{file} {sid}: kms:ViaService: {e}")),
+        };
+        assert_eq!(via, expected, "{file} {sid}");
         if file != "export.json" {
             let secrets = statement(&p, "DecryptSecretsOnlyThroughSecretsManager");
             assert_eq!(secrets["Condition"]["StringEquals"]["kms:ViaService"], format!("secretsmanager.{REGION}.amazonaws.com"), "{file}");
+        }
+    }
+    // Every use of a key in these roles is one of the statements above: none without a condition.
+    for file in ["slack-handler.json", "orchestrator.json", "export.json"] {
+        let p = rendered(file);
+        for s in p["Statement"].as_array().expect("statements") {
+            let actions = s["Action"].to_string();
+            if s["Effect"] == "Allow" && actions.contains("kms:") {
+                assert!(s["Condition"]["StringEquals"]["kms:ViaService"].is_string() || s["Condition"]["StringEquals"]["kms:ViaService"].is_array(), "{file}: {s}");
+            }
         }
     }
 }
@@ -96,5 +116,17 @@ fn the_export_role_creates_audit_objects_and_nothing_else() {
     assert!(!allows(&p, "s3:PutObject", &format!("{bucket}/elsewhere")), "only under audit/");
     for action in ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectRetention", "s3:BypassGovernanceRetention"] {
         assert!(!allows(&p, action, &format!("{bucket}/audit/x")), "{action}");
+    }
+    // Only new objects: every statement that allows PutObject requires If-None-Match: * (moto
+    // does not evaluate the condition; src/export/s3.rs sends it).
+    let puts: Vec<&Value> = p["Statement"].as_array().expect("statements").iter().filter(|s| s["Effect"] == "Allow" && s["Action"].to_string().to_ascii_lowercase().contains("s3:putobject")).collect();
+    assert_eq!(puts.len(), 1, "{p}");
+    assert_eq!(puts[0]["Condition"], json!({"StringEquals": {"s3:if-none-match": "*"}}), "PutObject only with If-None-Match: *");
+    // The hourly re-export reads the table by Scan, and nothing else of it.
+    let table = format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/powerpole");
+    assert!(allows(&p, "dynamodb:Scan", &table));
+    assert!(!allows(&p, "dynamodb:Scan", &format!("{table}/index/{}", powerpole::store::schema::REQUESTER_INDEX)), "the table, not an index");
+    for action in ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"] {
+        assert!(!allows(&p, action, &table), "the export role must not {action}");
     }
 }
