@@ -747,3 +747,12 @@ async fn a_policy_without_an_action_the_code_calls_fails_naming_the_action() {
     assert!(!reply.body.contains("pp-"), "nothing may be promised when the follow-up could not be queued: {}", reply.body);
     assert_eq!(d.refused(), ["powerpole-slack-handler lacks sqs:SendMessage"], "{}", d.diagnosis());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hourly_re_export_runs_under_the_export_role_and_needs_its_scan() {
+    // The export role without dynamodb:Scan: the re-export cannot read the table.
+    let d = Deployment::start(Some(("powerpole-export", "dynamodb:Scan"))).await;
+    let redriven = d.within("redrive", d.export.invoke(json!({"action": "redrive"}))).await;
+    assert!(matches!(redriven, Invoked::Error(_)), "the re-export must fail, not report success: {redriven:?}\n{}", d.diagnosis());
+    assert_eq!(d.refused(), ["powerpole-export lacks dynamodb:Scan"], "{}", d.diagnosis());
+}

@@ -130,3 +130,16 @@ fn the_export_role_creates_audit_objects_and_nothing_else() {
         assert!(!allows(&p, action, &table), "the export role must not {action}");
     }
 }
+
+#[test]
+fn the_audit_key_is_used_by_the_export_role_through_s3_and_re_policed_only_by_the_break_glass_principal() {
+    let p = rendered("audit-key-policy.json");
+    let guard = statement(&p, "OnlyTheBreakGlassPrincipalDisablesDeletesOrChangesThePolicy");
+    assert_eq!(guard["Effect"], "Deny");
+    assert_eq!(guard["Principal"]["AWS"], "*");
+    assert_eq!(guard["Action"], json!(["kms:DisableKey", "kms:DisableKeyRotation", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion"]));
+    assert_eq!(guard["Condition"]["ArnNotEquals"]["aws:PrincipalArn"], format!("arn:aws:iam::{ACCOUNT}:role/break-glass"), "the example's audit_key_break_glass_principal_arn");
+    let export = statement(&p, "ExportFunctionEncryptsThroughS3Only");
+    assert_eq!(export["Principal"]["AWS"], format!("arn:aws:iam::{ACCOUNT}:role/{NAME_PREFIX}-export"));
+    assert_eq!(export["Condition"]["StringEquals"]["kms:ViaService"], format!("s3.{REGION}.amazonaws.com"));
+}
