@@ -82,6 +82,14 @@ async fn the_printed_admin_account_is_enough_for_doctor_and_a_whole_session() {
     assert_eq!(doctor.status.code(), Some(0), "{report}");
     assert!(report.contains(&format!("ok    target billing: database: admin {admin}@127.0.0.1")), "{report}");
 
+    // Without PROCESS a revocation could not see the account's sessions: doctor says so, by name.
+    root.query_drop(format!("REVOKE PROCESS ON *.* FROM '{admin}'@'127.0.0.1'")).await.expect("revoke PROCESS");
+    let doctor = std::process::Command::new(env!("CARGO_BIN_EXE_powerpole")).args(["doctor", "--config"]).arg(&config).envs(world.process_env()).output().expect("run doctor");
+    let lacking = String::from_utf8_lossy(&doctor.stdout);
+    assert_ne!(doctor.status.code(), Some(0), "{lacking}");
+    assert!(lacking.contains("lacks PROCESS"), "{lacking}");
+    root.query_drop(format!("GRANT PROCESS ON *.* TO '{admin}'@'127.0.0.1'")).await.expect("grant PROCESS again");
+
     // A whole session with that account.
     let t0 = Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap();
     let clock = Arc::new(ManualClock::new(t0));

@@ -134,6 +134,26 @@ impl MysqlGrants {
         if !create_user {
             return Err(GrantError::Connection { target: target.name.clone(), what: "confirm the admin may CREATE USER", message: super::error::ADMIN_NEEDS.to_string() });
         }
+        // A revocation lists the account's sessions (PROCESS) and kills them (CONNECTION ADMIN,
+        // or rds_kill on RDS/Aurora): without them it would fail at the worst moment, at expiry.
+        let global = |privilege: &str| all || grants.iter().any(|g| g.contains(" ON *.* ") && g.contains(privilege));
+        let mut lacking = Vec::new();
+        if !global("PROCESS") {
+            lacking.push("PROCESS");
+        }
+        if target.kill_statement == crate::config::KillStatement::KillConnection && !(global("CONNECTION ADMIN") || global("CONNECTION_ADMIN") || global("SUPER")) {
+            lacking.push("CONNECTION ADMIN (MariaDB) / CONNECTION_ADMIN (MySQL 8)");
+        }
+        if target.kill_statement == crate::config::KillStatement::RdsKill && !all && !grants.iter().any(|g| g.contains("rds_kill")) {
+            lacking.push("EXECUTE on PROCEDURE mysql.rds_kill");
+        }
+        if !lacking.is_empty() {
+            return Err(GrantError::Connection {
+                target: target.name.clone(),
+                what: "confirm the admin may see and kill the per-person accounts' sessions",
+                message: format!("it lacks {} (`powerpole db admin-sql` prints what it needs)", lacking.join(", ")),
+            });
+        }
         if !missing.is_empty() {
             return Err(GrantError::Connection {
                 target: target.name.clone(),

@@ -166,6 +166,30 @@ impl ShellReading {
     }
 }
 
+/// Whether a transcript event is where Session Manager writes it: in the stream named after its
+/// session, a session the principal it names opened (Session Manager names a session
+/// `<principal's session name>-<id>`). The bastion's role must be able to write to the log group,
+/// so root on a bastion can write events anywhere in it; one that is not where Session Manager
+/// puts it was written by someone else.
+fn misplaced(e: &ShellEvent) -> Option<String> {
+    if !e.stream.is_empty() && e.stream != e.ssm_session {
+        return Some(format!(
+            "an event claiming Session Manager session `{}` was read from the stream `{}`, not from that session's own: Session Manager did not write it (forged?)",
+            terminal::printable(&e.ssm_session),
+            terminal::printable(&e.stream)
+        ));
+    }
+    let name = e.principal.as_deref().map(|p| p.rsplit('/').next().unwrap_or(p))?;
+    if !e.ssm_session.starts_with(&format!("{name}-")) {
+        return Some(format!(
+            "an event names the principal `{}` but a Session Manager session (`{}`) that principal did not open (forged?)",
+            terminal::printable(e.principal.as_deref().unwrap_or_default()),
+            terminal::printable(&e.ssm_session)
+        ));
+    }
+    None
+}
+
 fn actor(a: &Actor) -> String {
     match a {
         Actor::User(u) => format!("<@{u}>"),
@@ -195,6 +219,10 @@ impl Report {
             // The IAM principal that opened the Session Manager session: the run-as user is the
             // same for everyone.
             let who = e.principal.clone().unwrap_or_else(|| format!("unknown principal (Session Manager session {})", e.ssm_session));
+            let forged = misplaced(e);
+            if let Some(why) = &forged {
+                flags.push(format!("{} {why}", stamp(e.at)));
+            }
             for line in &e.lines {
                 let shown = terminal::visible(line);
                 let (kind, mut problem) = match reading.read(&shown) {
@@ -212,6 +240,9 @@ impl Report {
                     let why = "the terminal's echo was turned off (stty -echo): what was typed after this does not appear in the transcript";
                     flags.push(format!("{} {who}: {why}", stamp(e.at)));
                     problem = Some(why.to_string());
+                }
+                if forged.is_some() {
+                    problem = Some("not where Session Manager writes this session (see the flags)".to_string());
                 }
                 if terminal::writes_clipboard(line) {
                     flags.push(format!("{} a line writes the terminal's clipboard (OSC 52)", stamp(e.at)));
@@ -428,6 +459,7 @@ mod tests {
         ShellEvent {
             at: at(5),
             ssm_session: "alice@example.com-0123456789".into(),
+            stream: "alice@example.com-0123456789".into(),
             principal: Some("arn:aws:sts::123456789012:assumed-role/engineer/alice@example.com".into()),
             run_as: Some("pp-session".into()),
             lines: lines.iter().map(|l| l.to_string()).collect(),
@@ -507,6 +539,24 @@ mod tests {
         unknown.principal = None;
         let r = report(&[unknown], &[]);
         assert!(r.timeline[0].who.contains("unknown principal") && r.timeline[0].who.contains("alice@example.com-0123456789"), "{:?}", r.timeline[0]);
+    }
+
+    #[test]
+    fn an_event_outside_its_sessions_own_stream_or_principal_is_flagged_as_forged() {
+        let honest = report(&[shell(&["sh-5.2$ ls"])], &[]);
+        assert!(honest.flags.is_empty(), "{:?}", honest.flags);
+        // Root on a colleague's bastion writes a transcript of its own into the log group.
+        let mut elsewhere = shell(&["sh-5.2$ SELECT nothing"]);
+        elsewhere.stream = "root-forged-stream".into();
+        let r = report(&[elsewhere], &[]);
+        assert!(r.flags.iter().any(|f| f.contains("root-forged-stream") && f.contains("forged")), "{:?}", r.flags);
+        assert!(r.timeline.iter().filter(|e| e.source == Source::Shell).all(|e| e.problem.is_some()));
+        // ... or in a stream named like a session of someone else's.
+        let mut borrowed = shell(&["sh-5.2$ true"]);
+        borrowed.ssm_session = "bob@example.com-0fedcba987".into();
+        borrowed.stream = borrowed.ssm_session.clone();
+        let r = report(&[borrowed], &[]);
+        assert!(r.flags.iter().any(|f| f.contains("did not open")), "{:?}", r.flags);
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct ShellEvent {
     pub at: DateTime<Utc>,
     /// The Session Manager session id (`alice-0abc...`).
     pub ssm_session: String,
+    /// The log stream the event was read from (Session Manager names it after the session; empty
+    /// where unknown).
+    pub stream: String,
     /// Who opened the session (the IAM principal's ARN).
     pub principal: Option<String>,
     pub run_as: Option<String>,
@@ -81,6 +84,7 @@ pub fn parse_shell_event(message: &str, instance: &str, fallback: DateTime<Utc>)
     Some(ShellEvent {
         at,
         ssm_session: event.session_id.unwrap_or_default(),
+        stream: String::new(),
         principal: event.user_identity.and_then(|i| i.arn),
         run_as: event.run_as_user,
         lines: event.session_data,
@@ -137,7 +141,10 @@ impl CloudWatchLogs {
     /// The Session Manager transcript of `instance` between `from` and `to`, oldest first.
     pub async fn shell_events(&self, group: &str, instance: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<ShellEvent>, TranscriptError> {
         let lines = self.lines(group, from, to).await?;
-        Ok(lines.iter().filter_map(|l| parse_shell_event(&l.message, instance, l.at)).collect())
+        Ok(lines
+            .iter()
+            .filter_map(|l| parse_shell_event(&l.message, instance, l.at).map(|e| ShellEvent { stream: l.stream.clone(), ..e }))
+            .collect())
     }
 }
 

@@ -134,10 +134,16 @@ pub fn decision_dm(session: &Session, target: &TargetConfig, by: &SlackUserId) -
 /// The reminder in the approval card's thread for a request nobody has decided: who may decide,
 /// how long it has waited, and, on escalation, the escalation group.
 pub fn approval_reminder(session: &Session, target: &TargetConfig, now: DateTime<Utc>, escalate_to: Option<&str>) -> Message {
-    let mut who: Vec<String> = target.approvers.users.iter().filter(|u| **u != session.requester.slack_id).map(mention).collect();
-    if let Some(group) = &target.approvers.group {
-        who.push(format!("<!subteam^{group}>"));
-    }
+    // The approvers of this role (a rule of its own, else the target's), without the requester
+    // and those who already approved.
+    let approvers = crate::policy::approvers_of(target, session.role);
+    let mut who: Vec<String> = approvers
+        .users
+        .iter()
+        .filter(|u| **u != session.requester.slack_id && !session.approvals.iter().any(|a| a.approver == **u))
+        .map(mention)
+        .collect();
+    who.extend(approvers.groups.iter().map(|group| format!("<!subteam^{group}>")));
     let waited = (now - session.created_at).num_minutes().max(1);
     let mut text = format!(
         ":bell: {} Still waiting for a decision on {}'s request {} ({} on `{}` for {}): waiting for approval since {} ({waited} min). It expires undecided {}.",
@@ -283,6 +289,22 @@ mod tests {
         assert_eq!(buttons(&card), ["approve", "deny"]);
         let approve = &card.blocks.last().unwrap()["elements"][0];
         assert_eq!(approve["value"], "pp-7k2m9xq4ab");
+    }
+
+    #[test]
+    fn a_reminder_names_the_roles_own_approvers_and_not_those_who_approved() {
+        use crate::policy::{RoleRule, Who};
+        let mut t = target();
+        let dbas = Who { users: vec![SlackUserId::parse("U0DBA1").unwrap(), SlackUserId::parse("U0DBA2").unwrap()], groups: vec!["S0DBAS".into()] };
+        t.policy.roles.insert(Role::Ddl, RoleRule { approvers: Some(dbas), approvals: Some(2), ..RoleRule::default() });
+        let mut s = session(Role::Ddl);
+        s.approvals.push(Approval { approver: SlackUserId::parse("U0DBA1").unwrap(), at: t0() });
+        let text = approval_reminder(&s, &t, t0() + chrono::Duration::minutes(30), None).readable();
+        assert!(text.contains("<@U0DBA2>") && text.contains("<!subteam^S0DBAS>"), "{text}");
+        assert!(!text.contains("<@U0DBA1>"), "who already approved is not reminded: {text}");
+        // A READ request on the same target still reminds the target's approvers.
+        let read = approval_reminder(&session(Role::Read), &t, t0() + chrono::Duration::minutes(30), None).readable();
+        assert!(!read.contains("S0DBAS") && !read.contains("U0DBA2"), "{read}");
     }
 
     #[test]
