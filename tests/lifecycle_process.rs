@@ -173,9 +173,11 @@ async fn killed_after_the_launch_with_the_grant_in_flight_the_restarted_service_
     let store = reader(&world).await;
     let db = Proxy::start(&format!("127.0.0.1:{}", world.db.port)).await;
     world.point_admin_secret_at("127.0.0.1", db.port()).await;
-    db.hold();
     world.ssm.hold_all_offline(true);
     let mut first = Serve::start(&world, &config(&world), &[]).await;
+    // Held once serve has checked the target (it logs in as a grant does before it accepts
+    // requests for it): what holds is the grant's own connection.
+    db.hold();
     let id = request_and_approve(&world, &first, "request billing READ 1h INC-102 crash during the grant").await;
 
     // The moment: the launch is recorded and the grant has set out, but holds at the proxy.
@@ -398,9 +400,11 @@ async fn ending_during_provisioning_leaves_one_closed_session_and_nothing_runnin
     let store = reader(&world).await;
     let db = Proxy::start(&format!("127.0.0.1:{}", world.db.port)).await;
     world.point_admin_secret_at("127.0.0.1", db.port()).await;
-    db.hold();
     world.ssm.hold_all_offline(true);
     let serve = Serve::start(&world, &config(&world), &[]).await;
+    // Held once serve has checked the target (it logs in as a grant does before it accepts
+    // requests for it): what holds is the grant's own connection.
+    db.hold();
     let id = request_and_approve(&world, &serve, "request billing READ 1h INC-103 end while provisioning").await;
     wait_for_session(&store, &id, SOON, "the launch is recorded", |s| s.instance_id.is_some()).await;
     let grant_sent = wait_until(SOON, || async { (db.connections() > 0).then_some(()) }).await;

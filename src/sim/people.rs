@@ -146,7 +146,11 @@ impl Truth {
     /// Since when the session may be used by a person's decision: the first Approve click (or
     /// the break-glass), or, for a session the policy auto-approved, the request itself.
     pub fn approved_from(&self, session: &crate::domain::Session) -> Option<Duration> {
-        self.first_approve.or(self.asked_at.filter(|_| session.auto_approved.is_some()))
+        match session.auto_approved {
+            // Approved when asked; a later click on its card changes nothing.
+            Some(_) => self.asked_at.or(self.first_approve),
+            None => self.first_approve,
+        }
     }
 }
 
