@@ -152,7 +152,7 @@ async fn session(report: &mut Report, root: &Path, powerpole: &Powerpole, world:
     let env = ServeEnv { signing_secret: &signing_secret, bot_token: BOT_TOKEN, ssm_endpoint: &ssm.url() };
     let mut service = powerpole.serve(&config, env, &dir.join("powerpole.log"))?;
     service.wait_healthy(Duration::from_secs(30)).await?;
-    report.check("powerpole serve answers /healthz", true, format!("{}, pid {}, log {}", service.url, service.pid().unwrap_or(0), service.log.display()));
+    report.check("powerpole serve answers /healthz and is ready (/readyz)", true, format!("{}, pid {}, log {}", service.url, service.pid().unwrap_or(0), service.log.display()));
 
     let driver = SlackDriver::new(&service.url, &signing_secret).with_slack(&slack);
     let mut demo = Demo { report, world, slack, driver, log: SlackLog::default(), netns: netns_script(root), config };

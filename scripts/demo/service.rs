@@ -104,14 +104,21 @@ impl Service {
         self.child.id()
     }
 
-    /// Waits until `/healthz` answers 200; fails at once if the process exits.
+    /// Waits until `/healthz` answers 200, then until `/readyz` does (serve answers Slack only
+    /// once it is assembled and has logged in to each target as a grant does; until then every
+    /// Slack request gets 503); fails at once if the process exits.
     pub async fn wait_healthy(&mut self, timeout: Duration) -> Result<()> {
-        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build()?;
-        let url = format!("{}/healthz", self.url);
         let deadline = Instant::now() + timeout;
+        self.wait_for("healthz", deadline, timeout).await?;
+        self.wait_for("readyz", deadline, timeout).await
+    }
+
+    async fn wait_for(&mut self, route: &str, deadline: Instant, timeout: Duration) -> Result<()> {
+        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build()?;
+        let url = format!("{}/{route}", self.url);
         loop {
             if let Some(status) = self.child.try_wait()? {
-                bail!("powerpole serve exited ({status}) before answering /healthz; the end of its log:\n{}", self.log_tail(15));
+                bail!("powerpole serve exited ({status}) before answering /{route}; the end of its log:\n{}", self.log_tail(15));
             }
             if let Ok(answer) = http.get(&url).send().await {
                 if answer.status().is_success() {
