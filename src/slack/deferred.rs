@@ -279,13 +279,7 @@ impl Deferrer {
         let id = RequestId::parse(&deferred.request_id).ok_or_else(|| DeferredError::RequestId(deferred.request_id.clone()))?;
         let span = tracing::info_span!("slack_deferred", request_id = %id, endpoint = ?deferred.endpoint);
         async {
-            let signed_at: i64 = deferred.timestamp.trim().parse().map_err(|_| DeferredError::Signature(VerifyError::BadTimestamp))?;
-            verify(&self.app.signing_secret, Some(&deferred.timestamp), Some(&deferred.signature), deferred.body.as_bytes(), signed_at)
-                .map_err(DeferredError::Signature)?;
-            let age_secs = self.app.workflow.clock.now().timestamp().saturating_sub(signed_at);
-            if age_secs > MAX_QUEUED_AGE.num_seconds() {
-                return Err(DeferredError::TooOld { age_secs, max_secs: MAX_QUEUED_AGE.num_seconds() });
-            }
+            self.check_signed(deferred)?;
             match self.app.workflow.store.remember_once(&format!("deferred:{}", signed_digest(deferred)), CLAIM_FOR).await {
                 Ok(true) => {}
                 Ok(false) => {
@@ -300,6 +294,18 @@ impl Deferrer {
         .await
     }
 
+    /// Slack's signature checked again (the HMAC, at the request's own time) and the request
+    /// signed at most [`MAX_QUEUED_AGE`] ago.
+    fn check_signed(&self, deferred: &Deferred) -> Result<(), DeferredError> {
+        let signed_at: i64 = deferred.timestamp.trim().parse().map_err(|_| DeferredError::Signature(VerifyError::BadTimestamp))?;
+        verify(&self.app.signing_secret, Some(&deferred.timestamp), Some(&deferred.signature), deferred.body.as_bytes(), signed_at).map_err(DeferredError::Signature)?;
+        let age_secs = self.app.workflow.clock.now().timestamp().saturating_sub(signed_at);
+        if age_secs > MAX_QUEUED_AGE.num_seconds() {
+            return Err(DeferredError::TooOld { age_secs, max_secs: MAX_QUEUED_AGE.num_seconds() });
+        }
+        Ok(())
+    }
+
     /// Runs the follow-up of a request `serve` journaled and the caller has claimed in the
     /// journal ([`super::journal`]): the same checks as [`Deferrer::run`] (signature, age),
     /// without the once-claim, which the journal's claim replaces.
@@ -307,13 +313,7 @@ impl Deferrer {
         let id = RequestId::parse(&deferred.request_id).ok_or_else(|| DeferredError::RequestId(deferred.request_id.clone()))?;
         let span = tracing::info_span!("slack_journaled", request_id = %id, endpoint = ?deferred.endpoint);
         async {
-            let signed_at: i64 = deferred.timestamp.trim().parse().map_err(|_| DeferredError::Signature(VerifyError::BadTimestamp))?;
-            verify(&self.app.signing_secret, Some(&deferred.timestamp), Some(&deferred.signature), deferred.body.as_bytes(), signed_at)
-                .map_err(DeferredError::Signature)?;
-            let age_secs = self.app.workflow.clock.now().timestamp().saturating_sub(signed_at);
-            if age_secs > MAX_QUEUED_AGE.num_seconds() {
-                return Err(DeferredError::TooOld { age_secs, max_secs: MAX_QUEUED_AGE.num_seconds() });
-            }
+            self.check_signed(deferred)?;
             self.replay_checked(deferred, &id).await
         }
         .instrument(span)

@@ -23,9 +23,9 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::errors::unavailable;
-use super::item::{s, sortable_time, Item, AUDIT_SK_PREFIX, KIND};
+use super::item::{s, sortable_time, Item, KIND};
 use super::DynamoStore;
-use crate::store::schema::{PK, SK};
+use crate::store::schema::PK;
 use crate::store::StoreError;
 
 /// The attribute holding an audit item's own hash.
@@ -90,18 +90,9 @@ pub async fn chain(store: &DynamoStore, item: &mut Item, first: bool) -> Result<
         GENESIS.to_string()
     } else {
         let pk = item.get(PK).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-        let last = store
-            .client
-            .query()
-            .table_name(&store.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :audit)")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":audit", s(AUDIT_SK_PREFIX))
+        let last = super::read::audit_query(store, &pk)
             .scan_index_forward(false)
             .limit(1)
-            .consistent_read(true)
             .send()
             .await
             .map_err(|e| unavailable(&store.table, "reading the last audit event", &e))?;
@@ -118,16 +109,7 @@ pub async fn audit_items(store: &DynamoStore, session_pk: &str) -> Result<Vec<Ma
     let mut out = Vec::new();
     let mut start = None;
     loop {
-        let page = store
-            .client
-            .query()
-            .table_name(&store.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :audit)")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":pk", s(session_pk))
-            .expression_attribute_values(":audit", s(AUDIT_SK_PREFIX))
-            .consistent_read(true)
+        let page = super::read::audit_query(store, session_pk)
             .set_exclusive_start_key(start)
             .send()
             .await

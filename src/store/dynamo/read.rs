@@ -133,18 +133,24 @@ pub async fn by_target(store: &DynamoStore, target: &TargetName, since: Option<D
     newest_first(store, query, limit, "listing a target's sessions").await
 }
 
-pub async fn audit_trail(store: &DynamoStore, id: &SessionId) -> Result<Vec<AuditRecord>, StoreError> {
-    let query = store
+/// The consistent Query of one session's audit items (`session_pk`), oldest first unless the
+/// caller turns it.
+pub(super) fn audit_query(store: &DynamoStore, session_pk: &str) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+    store
         .client
         .query()
         .table_name(&store.table)
         .key_condition_expression("#pk = :pk AND begins_with(#sk, :audit)")
         .expression_attribute_names("#pk", PK)
         .expression_attribute_names("#sk", SK)
-        .expression_attribute_values(":pk", s(session_pk(id)))
+        .expression_attribute_values(":pk", s(session_pk))
         .expression_attribute_values(":audit", s(AUDIT_SK_PREFIX))
         .consistent_read(true)
-        .scan_index_forward(true);
+        .scan_index_forward(true)
+}
+
+pub async fn audit_trail(store: &DynamoStore, id: &SessionId) -> Result<Vec<AuditRecord>, StoreError> {
+    let query = audit_query(store, &session_pk(id));
     let read = pages(store, query, None, "reading an audit trail").await?;
     read.items.iter().map(parse_audit).collect()
 }
