@@ -125,3 +125,58 @@ async fn approvals_and_a_request_acknowledged_right_before_a_kill_take_effect_on
         }
     }
 }
+
+/// The other side of the moment: the approval reached the store (its write landed; only the
+/// answer was withheld) but the process was killed before it told anyone. The restarted process
+/// replays the click, recognises the approval as this click's own (it keeps the request id), and
+/// finishes what the kill cut off: the card is updated and the requester told, once; nothing is
+/// approved twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_stored_right_before_a_kill_is_told_once_after_the_restart() {
+    let world = World::new(Options::default()).await;
+    world.slack.add_user(CAROL, &format!("carol{}@example.com", world.id), "Europe/Paris");
+    let store = world.app(Arc::new(SystemClock)).await;
+    let dynamodb = Proxy::start(&world::env("AWS_ENDPOINT_URL")).await;
+    let mut first = Serve::start(&world, &config(&world), &[("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.url())]).await;
+
+    let reply = first.http.command(CAROL, "request billing READ 1h INC-23 stored then killed").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let posted = world.slack.wait_until("an approval card", SOON, |calls| calls.iter().any(|c| c.method == "chat.postMessage" && c.param_str("channel") == Some(APPROVALS))).await;
+    assert!(posted.is_ok(), "the card is posted; log:\n{}", first.logs());
+    let (id, card) = cards(&world).pop().expect("a card");
+    world.card_stored(&store, &id).await;
+
+    // The approval's write goes through; its answer (and any later write's) never comes back.
+    dynamodb.withhold_answers_to("DynamoDB_20120810.TransactWriteItems");
+    let reply = first.http.click(&card, "approve", BOB).await;
+    assert_eq!(reply.status, 200, "the click is acknowledged: {}", reply.body);
+    let stored = wait_until(SOON, || async { get(&store, &id).await.filter(|s| !s.approvals.is_empty()) }).await;
+    assert!(stored.is_some(), "the approval reached the store; log:\n{}", first.logs());
+    first.kill().await;
+    let told = |world: &World| world.dms_to(CAROL).iter().map(|c| c.text()).filter(|t| t.contains(id.as_str()) && t.contains("is approved by")).count();
+    assert_eq!(told(&world), 0, "nobody was told before the kill");
+    let ts = card.response["ts"].as_str().expect("the card's ts").to_string();
+    let updates = |world: &World| world.slack.calls_to("chat.update").into_iter().filter(|u| u.param_str("ts") == Some(ts.as_str())).count();
+    assert_eq!(updates(&world), 0, "the card was not updated before the kill");
+
+    let second = Serve::start(&world, &config(&world), &[]).await;
+    let dm = wait_until(Duration::from_secs(60), || async { (told(&world) > 0).then_some(()) }).await;
+    assert!(dm.is_some(), "Carol is told of the approval after the restart; log:\n{}", second.logs());
+    let active = wait_until(Duration::from_secs(90), || async { get(&store, &id).await.filter(|s| s.state == State::Active) }).await;
+    assert!(active.is_some(), "{id} is handed over after the restart: {:?}; log:\n{}", get(&store, &id).await, second.logs());
+    assert_eq!(told(&world), 1, "Carol is told of the approval once");
+    assert!(updates(&world) >= 1, "the card was updated");
+    let session = get(&store, &id).await.expect("stored");
+    assert_eq!(session.approvals.len(), 1, "one approval: {:?}", session.approvals);
+    let kinds = world.audit_kinds(&store, &id).await;
+    assert_eq!(count(&kinds, AuditKind::Approved), 1, "{kinds:?}");
+    assert_eq!(count(&kinds, AuditKind::Launched), 1, "{kinds:?}");
+    assert_eq!(second.log_lines(&["approval was stored before a restart"]).len(), 1, "the replay recognised its own approval; log:\n{}", second.logs());
+
+    let mut root = world.db.root().await;
+    let user = session.requester.db_user.to_string();
+    let hosts: Vec<String> = root.exec("SELECT Host FROM mysql.user WHERE User = ?", (user.as_str(),)).await.unwrap_or_default();
+    for host in hosts {
+        let _ = root.exec_drop("DROP USER ?@?", (user.as_str(), host.as_str())).await;
+    }
+}

@@ -128,6 +128,15 @@ fn race_lost_reply_of_the_handover_dm_leaves_no_stray_seed_102() {
     guards(102, Fix::RemoveStrayHandovers);
 }
 
+/// Two workers crashed in a row while each held the teardown's claim, then a fixed 2 minutes and
+/// never renewed: the revoked account stayed usable past the bound. Fixed: the teardown's claim is
+/// the provisioning lease, renewed every third of it while the revoke and the terminate run, so
+/// each crash costs one short lease. Off: 0 of 2,000 and 1 of 10,000 (this one) fail.
+#[test]
+fn race_crashes_in_a_row_during_a_teardown_seed_6668() {
+    guards(6668, Fix::RenewedTeardownClaim);
+}
+
 // The undo of a worker that lost its claim (`workflow/abandon.rs`, `Fix::AbandonUndoes`) has no
 // seed: switched off alone it fails none of the first 2,000 schedules (the teardown's wait for the
 // tag lookup covers the instance it leaves behind).

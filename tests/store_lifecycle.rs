@@ -37,7 +37,7 @@ async fn live_a_full_life(table: &TestTable, password: &str) -> Session {
 
     let at = t0() + Duration::minutes(2);
     s.apply(Event::Approved).unwrap();
-    s.approvals.push(Approval { approver: user("U0BOB"), at });
+    s.approvals.push(Approval { approver: user("U0BOB"), at, request: None });
     s.approved_at = Some(at);
     s = store.update(State::Pending, &s, Some(&AuditEvent::ok(AuditKind::Approved, Actor::User(user("U0BOB")), at, "approved"))).await.unwrap();
 

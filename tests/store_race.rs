@@ -34,7 +34,7 @@ async fn of_32_concurrent_approvals_exactly_one_wins_and_31_conflict() {
             barrier.wait().await;
             let at = t0() + Duration::seconds(30);
             read.apply(Event::Approved).unwrap();
-            read.approvals.push(Approval { approver: approver.clone(), at });
+            read.approvals.push(Approval { approver: approver.clone(), at, request: None });
             read.approved_at = Some(at);
             let event = AuditEvent::ok(AuditKind::Approved, Actor::User(approver.clone()), at, "approved");
             (approver, store.update(State::Pending, &read, Some(&event)).await)

@@ -25,6 +25,10 @@ pub struct Requester {
 pub struct Approval {
     pub approver: SlackUserId,
     pub at: DateTime<Utc>,
+    /// The id of the Slack request (the click) that made it, so a replay of that request after a
+    /// crash recognises its own approval and finishes telling people instead of refusing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
 }
 
 /// Where powerpole's Slack messages for this session are, so they can be updated in place.
@@ -197,6 +201,9 @@ pub struct Session {
     pub created_at: DateTime<Utc>,
     pub approvals: Vec<Approval>,
     pub denied_by: Option<SlackUserId>,
+    /// The id of the Slack request that denied it (see [`Approval::request`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denied_request: Option<String>,
     /// The approver's reason for a denial or a revocation, or the cause of a failure.
     pub decision_reason: Option<String>,
     pub instance_id: Option<String>,
@@ -266,6 +273,7 @@ impl Session {
             created_at: now,
             approvals: Vec::new(),
             denied_by: None,
+            denied_request: None,
             decision_reason: None,
             instance_id: None,
             private_ip: None,

@@ -36,9 +36,10 @@ pub const SKEW_BOUND: Duration = Duration::from_secs(5);
 
 /// How long after its deadline (expiry, or the end or revoke that cut it short) a session's
 /// account may still exist when no teardown step failed: both clocks' skew, the index lag, a
-/// sweeper tick, a step lease left by a worker that crashed mid-teardown, and the time the calls
-/// take.
-pub const USABLE_BOUND: Duration = Duration::from_secs(2 * 5 + 3 + 30 + 120 + 60);
+/// sweeper tick, the teardown leases left by two workers that crashed mid-teardown in a row (the
+/// teardown lease is `provisioning_lease`, 30 s here, renewed while the worker runs), and the time
+/// the calls take.
+pub const USABLE_BOUND: Duration = Duration::from_secs(2 * 5 + 3 + 30 + 2 * 30 + 60);
 
 /// People act during this window; then faults stop and the world runs until quiet.
 const ACTIVE: Duration = Duration::from_secs(15 * 60);

@@ -161,7 +161,19 @@ impl Workflow {
     /// `required_approvals` (distinct approvers) makes it `approved` and wakes the sweeper.
     /// `card` is the approval card that was clicked (else the stored one), updated in place.
     pub async fn approve(&self, notifier: &dyn Notifier, approver: &SlackUserId, id: &SessionId, card: Option<Posted>) -> Result<Done, ActionError> {
+        self.approve_for(notifier, approver, id, card, None).await
+    }
+
+    /// [`Workflow::approve`] for the Slack request `request` (the click): the approval keeps its
+    /// id, and when that request is replayed after a crash (`slack::journal`) and finds its own
+    /// approval already stored, the card and the requester are told (what the crash may have cut
+    /// off) instead of the approver being refused.
+    pub async fn approve_for(&self, notifier: &dyn Notifier, approver: &SlackUserId, id: &SessionId, card: Option<Posted>, request: Option<&str>) -> Result<Done, ActionError> {
         let (session, target) = self.session(id).await?;
+        if request.is_some() && session.approvals.iter().any(|a| &a.approver == approver && a.request.as_deref() == request) {
+            tracing::info!(session = %id, "this click's approval was stored before a restart; telling the card and the requester");
+            return Ok(self.tell_decision(notifier, session, target, approver, card).await);
+        }
         self.check_approver(notifier, &session, target, approver).await?;
         let need = crate::policy::approvals_needed(target, session.role);
         let now = self.clock.now();
@@ -174,7 +186,7 @@ impl Workflow {
                     return Err(ActionError::AlreadyApproved { id: s.id.clone(), remaining: need.saturating_sub(s.approvals.len()) });
                 }
                 let mut next = s.clone();
-                next.approvals.push(Approval { approver: approver.clone(), at: now });
+                next.approvals.push(Approval { approver: approver.clone(), at: now, request: request.map(str::to_string) });
                 let have = next.approvals.len();
                 let actor = Actor::User(approver.clone());
                 let event = if have >= need {
@@ -196,7 +208,17 @@ impl Workflow {
 
     /// `approver` denies pending request `id` with `reason`.
     pub async fn deny(&self, notifier: &dyn Notifier, approver: &SlackUserId, id: &SessionId, reason: &str, card: Option<Posted>) -> Result<Done, ActionError> {
+        self.deny_for(notifier, approver, id, reason, card, None).await
+    }
+
+    /// [`Workflow::deny`] for the Slack request `request`, recognised when replayed as
+    /// [`Workflow::approve_for`] recognises its approval.
+    pub async fn deny_for(&self, notifier: &dyn Notifier, approver: &SlackUserId, id: &SessionId, reason: &str, card: Option<Posted>, request: Option<&str>) -> Result<Done, ActionError> {
         let (session, target) = self.session(id).await?;
+        if request.is_some() && session.denied_by.as_ref() == Some(approver) && session.denied_request.as_deref() == request {
+            tracing::info!(session = %id, "this denial was stored before a restart; telling the card and the requester");
+            return Ok(self.tell_decision(notifier, session, target, approver, card).await);
+        }
         self.check_approver(notifier, &session, target, approver).await?;
         let now = self.clock.now();
         let stored = self
@@ -207,6 +229,7 @@ impl Workflow {
                 let mut next = s.clone();
                 next.apply(Event::Denied).map_err(|e| ActionError::AlreadyDecided(e.to_string()))?;
                 next.denied_by = Some(approver.clone());
+                next.denied_request = request.map(str::to_string);
                 next.decision_reason = Some(reason.trim().to_string());
                 if next.state.is_closed() {
                     next.closed_at = Some(now);

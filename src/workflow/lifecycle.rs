@@ -161,8 +161,16 @@ struct Removed {
 /// in practice seconds). A teardown that finds nothing looks again until then.
 const TAG_SETTLE: Duration = Duration::seconds(60);
 
-/// A short lease for quick steps (warning, teardown), so a crashed worker's step is retried soon.
-const STEP_LEASE_SECS: i64 = 120;
+/// How long an expiry's or teardown's claim lasts: the provisioning lease, renewed every third of
+/// it while the revoke and the terminate run ([`Lifecycle::keep_teardown_claim`]), so a worker that
+/// crashes mid-teardown holds the session for at most one lease (one minute by default), and two
+/// crashes in a row for two, not a fixed two minutes each.
+fn teardown_lease(wf: &Workflow) -> Duration {
+    if !crate::sim::fixes::on(crate::sim::fixes::Fix::RenewedTeardownClaim) {
+        return Duration::minutes(2);
+    }
+    provisioning_lease(wf)
+}
 
 impl Lifecycle {
     pub(crate) fn now(&self) -> DateTime<Utc> {
@@ -490,6 +498,37 @@ impl Lifecycle {
         }
     }
 
+    /// Runs a teardown's `work` (revoke, terminate), renewing `session`'s claim every third of the
+    /// teardown lease; `session` is kept the latest version written, so the close or the retry
+    /// that follows writes on it. A renewal that finds the session written by someone else stops
+    /// renewing but lets the work finish (revoking and terminating again are harmless): the write
+    /// that follows is then refused and the step skipped.
+    async fn keep_teardown_claim<F: std::future::Future>(&self, session: &mut Session, work: F) -> F::Output {
+        let lease = teardown_lease(&self.workflow);
+        let every = (lease / 3).to_std().unwrap_or(std::time::Duration::from_secs(1)).max(std::time::Duration::from_secs(1));
+        let mut work = std::pin::pin!(work);
+        let mut held = crate::sim::fixes::on(crate::sim::fixes::Fix::RenewedTeardownClaim);
+        loop {
+            tokio::select! {
+                biased;
+                done = &mut work => return done,
+                _ = self.workflow.clock.sleep(every), if held => {
+                    let read = session.clone();
+                    let mut next = read.clone();
+                    next.claim(self.now(), lease);
+                    match self.update(read.state, &next, None).await {
+                        Ok(stored) => *session = stored,
+                        Err(StoreError::Conflict(_)) => {
+                            warn!(session = %read.id, "teardown claim lost to another worker; finishing this attempt without renewing");
+                            held = false;
+                        }
+                        Err(e) => warn!(session = %read.id, error = %e, "teardown claim not renewed; trying again"),
+                    }
+                }
+            }
+        }
+    }
+
     /// Another live session of `session`'s person whose account would be the same as this one's:
     /// the same user name and host on the same database server. Read from the requester index,
     /// then each candidate again with a consistent read.
@@ -553,7 +592,7 @@ impl Lifecycle {
         let now = self.now();
         let mut next = read.clone();
         next.apply(Event::Expired).map_err(|_| StepError::Store(StoreError::Conflict(read.id.clone())))?;
-        next.claim(now, Duration::seconds(STEP_LEASE_SECS));
+        next.claim(now, teardown_lease(&self.workflow));
         let event = AuditEvent::ok(AuditKind::Expired, Actor::System, now, "access time is over");
         let Some(stored) = self.save(&read, &next, Some(event)).await? else {
             return Ok(StepOutcome::Skipped);
@@ -571,7 +610,7 @@ impl Lifecycle {
             return Ok(StepOutcome::NotDue);
         }
         let mut claim = read.clone();
-        claim.claim(self.now(), Duration::seconds(STEP_LEASE_SECS));
+        claim.claim(self.now(), teardown_lease(&self.workflow));
         let Some(stored) = self.save(&read, &claim, None).await? else {
             return Ok(StepOutcome::Skipped);
         };
@@ -591,7 +630,10 @@ impl Lifecycle {
             return self.teardown_removed_target(session).await;
         };
         let channels = vec![target.approvals_channel.clone()];
-        match self.remove_resources(&session, &target).await {
+        let mut session = session;
+        let claimed = session.clone();
+        let removed = self.keep_teardown_claim(&mut session, self.remove_resources(&claimed, &target)).await;
+        match removed {
             Ok(Removed { settling_until: Some(until), .. }) => self.wait_for_tags(session, until).await,
             Ok(removed) => {
                 // The account could not be dropped (it is a DEFINER): it is locked, keeps the

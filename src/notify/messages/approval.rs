@@ -259,7 +259,7 @@ mod tests {
     #[test]
     fn the_card_follows_the_session_after_approval() {
         let mut s = session(Role::Read);
-        s.approvals.push(Approval { approver: SlackUserId::parse("U0BOB").unwrap(), at: t0() });
+        s.approvals.push(Approval { approver: SlackUserId::parse("U0BOB").unwrap(), at: t0(), request: None });
         for e in [Event::ApprovalRecorded, Event::Approved] {
             let _ = s.apply(e);
         }
@@ -298,7 +298,7 @@ mod tests {
         let dbas = Who { users: vec![SlackUserId::parse("U0DBA1").unwrap(), SlackUserId::parse("U0DBA2").unwrap()], groups: vec!["S0DBAS".into()] };
         t.policy.roles.insert(Role::Ddl, RoleRule { approvers: Some(dbas), approvals: Some(2), ..RoleRule::default() });
         let mut s = session(Role::Ddl);
-        s.approvals.push(Approval { approver: SlackUserId::parse("U0DBA1").unwrap(), at: t0() });
+        s.approvals.push(Approval { approver: SlackUserId::parse("U0DBA1").unwrap(), at: t0(), request: None });
         let text = approval_reminder(&s, &t, t0() + chrono::Duration::minutes(30), None).readable();
         assert!(text.contains("<@U0DBA2>") && text.contains("<!subteam^S0DBAS>"), "{text}");
         assert!(!text.contains("<@U0DBA1>"), "who already approved is not reminded: {text}");
@@ -310,7 +310,7 @@ mod tests {
     #[test]
     fn a_partly_approved_card_keeps_its_buttons_and_counts() {
         let mut s = session(Role::Read);
-        s.approvals.push(Approval { approver: SlackUserId::parse("U0BOB").unwrap(), at: t0() });
+        s.approvals.push(Approval { approver: SlackUserId::parse("U0BOB").unwrap(), at: t0(), request: None });
         let card = approval_card(&s, &target());
         assert!(card.readable().contains("Approved by <@U0BOB>"));
         assert!(card.readable().contains("1 of 2; waiting for 1 more"));
@@ -321,7 +321,7 @@ mod tests {
     fn a_decided_card_says_who_and_has_no_buttons() {
         let mut s = session(Role::Read);
         for who in ["U0BOB", "U0CAROL"] {
-            s.approvals.push(Approval { approver: SlackUserId::parse(who).unwrap(), at: t0() });
+            s.approvals.push(Approval { approver: SlackUserId::parse(who).unwrap(), at: t0(), request: None });
         }
         s.apply(Event::Approved).unwrap();
         let card = approval_card(&s, &target());
@@ -344,7 +344,7 @@ mod tests {
     fn the_requester_hears_of_every_decision() {
         let bob = SlackUserId::parse("U0BOB").unwrap();
         let mut s = session(Role::Dml);
-        s.approvals.push(Approval { approver: bob.clone(), at: t0() });
+        s.approvals.push(Approval { approver: bob.clone(), at: t0(), request: None });
         assert!(decision_dm(&s, &target(), &bob).text.contains("1 of 2 approvals; waiting for 1 more"));
         s.apply(Event::Approved).unwrap();
         assert!(decision_dm(&s, &target(), &bob).text.contains("is approved by <@U0BOB>"));

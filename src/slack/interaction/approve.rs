@@ -15,7 +15,8 @@ impl Approve {
         let click = self.0;
         app.spawn(&click.request_id.clone(), "approve", async move {
             let wf = &app2.workflow;
-            let attempt = || wf.approve(app2.notifier.as_ref(), &click.user, &click.session, click.message.clone());
+            let request = click.request_id.to_string();
+            let attempt = || wf.approve_for(app2.notifier.as_ref(), &click.user, &click.session, click.message.clone(), Some(&request));
             let wait_note = || click.tell(&app2, super::super::store_wait_note(&app2, "approval"));
             let result = wf.patiently("approve", attempt, wait_note).await;
             let requester = result.as_ref().ok().map(|done| done.session.requester.slack_id.clone());

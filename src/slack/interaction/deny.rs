@@ -68,7 +68,8 @@ impl DenyForm {
         let app2 = app.clone();
         app.spawn(&form.request_id.clone(), "deny", async move {
             let wf = &app2.workflow;
-            let attempt = || wf.deny(app2.notifier.as_ref(), &form.user, &session, &reason, card.clone());
+            let request = form.request_id.to_string();
+            let attempt = || wf.deny_for(app2.notifier.as_ref(), &form.user, &session, &reason, card.clone(), Some(&request));
             let wait_note = || async { app2.tell_user(&form.user, &crate::notify::Message::plain(super::super::store_wait_note(&app2, "denial"))).await };
             let result = wf.patiently("deny", attempt, wait_note).await;
             let requester = result.as_ref().ok().map(|done| done.session.requester.slack_id.clone());
