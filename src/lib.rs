@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod domain;
 pub mod export;
 pub mod grants;
+pub mod logs;
 pub mod memory;
 pub mod metrics;
 pub mod notify;

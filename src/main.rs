@@ -278,11 +278,11 @@ fn main() -> ExitCode {
         Command::Table(TableCommand::Schema) => table_schema(),
         Command::Table(TableCommand::Create { config }) => with_config(&ConfigLocation::file(config), table_create),
         Command::Serve { config, listen } => {
-            init_logs();
+            let _logs = init_logs();
             run(async move { run_service(ServeOptions { config, listen }).await.map(|()| ExitCode::SUCCESS).map_err(|e| format!("serve: {e}")) })
         }
         Command::Sweep { config, once } => with_config(&ConfigLocation::file(config), |config| {
-            init_logs();
+            let _logs = init_logs();
             run(sweep(config, once))
         }),
         Command::Doctor { config, config_layers } => with_location(&config, config_layers.as_deref(), |location| with_config(&location, |config| run(doctor(config)))),
@@ -314,7 +314,7 @@ fn main() -> ExitCode {
             with_config(&ConfigLocation::file(config), |config| run(policy_explain(config, user, target, role, duration)))
         }
         Command::Reconcile { config, dry_run } => with_config(&ConfigLocation::file(config), |config| {
-            init_logs();
+            let _logs = init_logs();
             run(reconcile(config, dry_run))
         }),
     }
@@ -389,9 +389,10 @@ fn with_config(location: &ConfigLocation, then: impl FnOnce(Config) -> ExitCode)
     }
 }
 
-fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
+/// JSON lines on stderr, written by a thread of their own (`powerpole::logs`); keep the guard
+/// until the command ends, so what is queued is written out.
+fn init_logs() -> powerpole::logs::Flushed {
+    powerpole::logs::init()
 }
 
 /// Runs `work` on a multi-threaded runtime; an error is printed and exits 1.

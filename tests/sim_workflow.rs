@@ -150,6 +150,50 @@ fn end_during_launch_leaves_no_instance_and_tells_the_requester() {
     });
 }
 
+/// Launch on request, approved while the bastion launched at request was still launching: the
+/// early launch's claim (two minutes) used to hold provisioning back until it ran out, so an
+/// approver who clicked at once waited longer than one who waited. Now the early launch records
+/// its instance and gives the claim back, and the session is handed over within the boot.
+#[test]
+fn approved_while_its_bastion_launches_at_request_it_is_handed_over_without_waiting_for_the_claim() {
+    let exec = Executor::new();
+    let gate = Arc::new(Notify::new());
+    let g = gate.clone();
+    let config = CONFIG.replace("[targets.billing]\n", "[targets.billing]\nlaunch_on_request = true\n");
+    let w = world_with(&exec, &config, Duration::ZERO, move |b| Arc::new(LateLaunch(b, g)), |n| Arc::new(n));
+    exec.block_on(async move {
+    let wf = &w.lifecycle.workflow;
+    let id = SessionId::derived_from("early-request");
+    let draft = wf.check_request("billing", "READ", "10m", "INC-1").unwrap();
+    wf.request(w.lifecycle.notifier.as_ref(), id.clone(), &user("U0ALICE"), draft).await.unwrap();
+    let early = w.spawner.spawn({
+        let lifecycle = w.lifecycle.clone();
+        let s = w.session(&id);
+        async move { lifecycle.act(s).await }
+    });
+    w.time.sleep(Duration::from_secs(1)).await;
+    assert_eq!(w.bastions.instances().len(), 1, "the early launch took effect");
+    wf.approve(w.lifecycle.notifier.as_ref(), &user("U0BOB"), &id, None).await.unwrap();
+    gate.notify_one();
+    let _ = early.await;
+    let s = w.session(&id);
+    assert_eq!((s.state, s.lease_until), (State::Approved, None), "the early launch gave its claim back");
+    // Provisioning's own launch (which finds the same instance by its tag) answers at once.
+    let (open, time) = (gate.clone(), w.time.clone());
+    w.spawner.detach(async move {
+        for _ in 0..120 {
+            open.notify_one();
+            time.sleep(Duration::from_secs(1)).await;
+        }
+    });
+    // The boot takes 30 s here; a minute of sweeps is well within the two-minute claim.
+    w.sweep_for(1).await;
+    let s = w.session(&id);
+    assert_eq!(s.state, State::Active, "handed over within the boot, not after the early launch's claim ran out");
+    assert_eq!(w.bastions.instances().len(), 1, "the bastion launched at request is the one handed over");
+    });
+}
+
 /// Slack whose extension cards cannot be posted (every post after the approval card fails).
 struct NoExtensionCards(MemNotifier, std::sync::atomic::AtomicUsize);
 

@@ -120,15 +120,17 @@ pub trait FollowUps: Send + Sync {
         false
     }
 
-    /// Whether the follow-ups of an answered request must be journaled before the answer goes
-    /// out ([`FollowUps::journal`]): `serve` over HTTP ([`super::journal`]).
-    fn journals(&self) -> bool {
+    /// Whether request `id`'s answer produced a follow-up that waits to be journaled before the
+    /// answer goes out ([`FollowUps::journal`]): under `serve` over HTTP ([`super::journal`]).
+    /// A request with no follow-up (`help`, a refusal) is answered without building its record.
+    fn awaits_journal(&self, _id: &RequestId) -> bool {
         false
     }
 
     /// Journals the follow-ups `request` (answered under `id`) produced, durably, and lets them
-    /// run; called after the handler and before Slack gets its answer.
-    fn journal<'a>(&'a self, _id: &'a RequestId, _request: Deferred) -> BoxFuture<'a, ()> {
+    /// run; called after the handler and before Slack gets its answer. `None` (the request cannot
+    /// be recorded) lets them run unjournaled.
+    fn journal<'a>(&'a self, _id: &'a RequestId, _request: Option<Deferred>) -> BoxFuture<'a, ()> {
         Box::pin(async {})
     }
 }

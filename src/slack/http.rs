@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -105,16 +105,26 @@ impl Endpoint {
     }
 }
 
-async fn commands(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: Bytes) -> Response {
-    verified(&app, Endpoint::Commands, &headers, &body).await
+async fn commands(State(app): State<Arc<SlackApp>>, request: Request) -> Response {
+    read_and_verify(&app, Endpoint::Commands, request).await
 }
 
-async fn interactions(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: Bytes) -> Response {
-    verified(&app, Endpoint::Interactions, &headers, &body).await
+async fn interactions(State(app): State<Arc<SlackApp>>, request: Request) -> Response {
+    read_and_verify(&app, Endpoint::Interactions, request).await
 }
 
-async fn events_route(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: Bytes) -> Response {
-    verified(&app, Endpoint::Events, &headers, &body).await
+async fn events_route(State(app): State<Arc<SlackApp>>, request: Request) -> Response {
+    read_and_verify(&app, Endpoint::Events, request).await
+}
+
+/// Reads the body (at most [`MAX_BODY`]) and keeps the request's own headers (the `HeaderMap`
+/// extractor would copy them, on the path every acknowledgement takes).
+async fn read_and_verify(app: &Arc<SlackApp>, endpoint: Endpoint, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than any Slack request").into_response();
+    };
+    verified(app, endpoint, &parts.headers, &body).await
 }
 
 /// Checks the signature, then answers; every answer carries the request id, and each request
@@ -132,11 +142,9 @@ async fn verified(app: &Arc<SlackApp>, endpoint: Endpoint, headers: &HeaderMap, 
             return *refused;
         }
         let response = answer(app, endpoint, headers, body, &id);
-        if app.follow_ups.journals() {
+        if app.follow_ups.awaits_journal(&id) {
             // `serve`: the follow-up is durable before Slack hears "200" (`slack::journal`).
-            if let Some(request) = as_deferred(endpoint, headers, body, &id) {
-                app.follow_ups.journal(&id, request).await;
-            }
+            app.follow_ups.journal(&id, as_deferred(endpoint, headers, body, &id)).await;
         }
         response
     }

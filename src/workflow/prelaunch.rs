@@ -60,6 +60,7 @@ impl Lifecycle {
             Err(e) => {
                 // Not a failure of the request: approval provisions as usual (and launches then).
                 warn!(session = %claimed.id, error = %e, "the early launch failed; trying again when its claim runs out");
+                self.give_back_if_approved(&claimed).await?;
                 return Ok(StepOutcome::EarlyLaunchFailed(e.to_string()));
             }
         };
@@ -72,9 +73,18 @@ impl Lifecycle {
     /// ended one must not leave it running, so it is terminated here (the teardown may have
     /// looked before it existed).
     async fn record_early_launch(&self, mut read: Session, instance: Instance) -> Result<StepOutcome, StepError> {
+        let claimed_until = read.lease_until;
         for _ in 0..RECORD_TRIES {
+            // Approved while it launched: the instance is recorded and the claim given back in
+            // the same write, so provisioning starts now instead of when the claim runs out.
+            let approved_meanwhile = read.state == State::Approved && read.lease_until == claimed_until;
             match read.state {
                 State::Pending if read.instance_id.is_none() => {}
+                State::Approved if approved_meanwhile && read.instance_id.is_none() => {}
+                State::Approved if approved_meanwhile => {
+                    self.give_back_if_approved(&read).await?;
+                    return Ok(StepOutcome::LaunchedEarly);
+                }
                 State::Pending | State::Approved | State::Provisioning | State::Active => return Ok(StepOutcome::LaunchedEarly),
                 State::TearingDown(_) | State::Closed(_) => {
                     self.bastions.terminate(&instance.id).await?;
@@ -89,6 +99,9 @@ impl Lifecycle {
             let detail = format!("instance {} ({}) launched at request; nobody can enter it before approval", instance.id, instance.private_ip);
             let event = AuditEvent::ok(AuditKind::Launched, Actor::System, self.now(), detail);
             if self.save(&read, &next, Some(event)).await?.is_some() {
+                if approved_meanwhile {
+                    self.workflow.wake.notify_one();
+                }
                 return Ok(StepOutcome::LaunchedEarly);
             }
             match self.workflow.store.get(&read.id).await? {
@@ -98,5 +111,22 @@ impl Lifecycle {
         }
         // Still contended: leave it; provisioning or the teardown finds the instance by tag.
         Ok(StepOutcome::LaunchedEarly)
+    }
+
+    /// Gives back the early launch's claim of a session approved while it launched (read again
+    /// now), so that provisioning, held back by that claim, starts at once; it finds the instance
+    /// by its tag. A session written by anyone else since is left as it is.
+    async fn give_back_if_approved(&self, claimed: &Session) -> Result<(), StepError> {
+        let Some(read) = self.workflow.store.get(&claimed.id).await? else { return Ok(()) };
+        if read.state != State::Approved || read.lease_until != claimed.lease_until || read.lease_until.is_none() {
+            return Ok(());
+        }
+        let mut next = read.clone();
+        next.lease_until = None;
+        if self.save(&read, &next, None).await?.is_some() {
+            info!(session = %read.id, "approved while its bastion launched at request: provisioning starts now");
+            self.workflow.wake.notify_one();
+        }
+        Ok(())
     }
 }
