@@ -2,9 +2,10 @@
 //! stderr, as before, but written by a thread of their own. A request's log line is formatted on
 //! the thread that answers it and appended to a shared buffer (one lock, one copy, no allocation
 //! once the buffer has grown); the writer thread takes everything appended so far, writes it in
-//! one go and waits for more, so a busy `serve` makes one `write` per batch of lines instead of
-//! one per line, and the process reading stderr (journald, a container runtime) wakes once per
-//! batch too. A logging thread wakes the writer only when it finds the buffer empty.
+//! one go, then lets lines gather for [`LINGER`] before it takes the next batch, so a busy `serve`
+//! makes one `write` per batch of lines instead of one per line, and the process reading stderr
+//! (journald, a container runtime) wakes once per batch too. A logging thread wakes the writer
+//! only when the writer waits for lines (it was idle): under load nobody wakes anybody.
 //!
 //! Nothing is dropped: past [`MAX_PENDING`] bytes not yet written, a logging thread waits for the
 //! writer (as a blocking stderr write did when the reader fell behind). [`Flushed`], held by
@@ -25,6 +26,9 @@ use tracing_subscriber::fmt::MakeWriter;
 pub const MAX_PENDING: usize = 4 * 1024 * 1024;
 /// How long the end of a command waits for what was logged to be written.
 const FLUSH_WITHIN: Duration = Duration::from_secs(2);
+/// After a write, how long the writer lets lines gather before it takes the next batch (the most
+/// a line waits behind a busy writer; a line logged while the writer is idle is written at once).
+pub const LINGER: Duration = Duration::from_millis(1);
 
 #[derive(Default)]
 struct Pending {
@@ -34,6 +38,10 @@ struct Pending {
     written: u64,
     /// The writer thread is gone (it could not start): lines are dropped instead of waited on.
     gone: bool,
+    /// The writer waits on `ready` for the first line (it is woken only then).
+    writer_idle: bool,
+    /// Threads waiting on `taken` (a full buffer, or the flush at exit).
+    waiting_for_writer: usize,
 }
 
 #[derive(Default)]
@@ -62,16 +70,18 @@ impl Write for Line<'_> {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         let mut pending = self.0.lock();
         while pending.buf.len() >= MAX_PENDING && !pending.gone {
+            pending.waiting_for_writer += 1;
             pending = self.0.taken.wait(pending).unwrap_or_else(|p| p.into_inner());
+            pending.waiting_for_writer -= 1;
         }
         if pending.gone {
             return Ok(bytes.len());
         }
-        let was_empty = pending.buf.is_empty();
         pending.buf.extend_from_slice(bytes);
         pending.appended += bytes.len() as u64;
+        let wake = std::mem::take(&mut pending.writer_idle);
         drop(pending);
-        if was_empty {
+        if wake {
             self.0.ready.notify_one();
         }
         Ok(bytes.len())
@@ -103,7 +113,9 @@ impl Drop for Flushed {
             if left.is_zero() {
                 return;
             }
+            pending.waiting_for_writer += 1;
             pending = self.0.taken.wait_timeout(pending, left).unwrap_or_else(|p| p.into_inner()).0;
+            pending.waiting_for_writer -= 1;
         }
     }
 }
@@ -125,16 +137,28 @@ fn write_lines(shared: &Shared, mut out: impl Write) {
     loop {
         let mut pending = shared.lock();
         while pending.buf.is_empty() {
+            pending.writer_idle = true;
             pending = shared.ready.wait(pending).unwrap_or_else(|p| p.into_inner());
         }
+        pending.writer_idle = false;
         // Swap buffers: the logging threads append to the (emptied) one just written.
         batch.clear();
         std::mem::swap(&mut batch, &mut pending.buf);
         let upto = pending.appended;
+        let full = pending.waiting_for_writer > 0;
         drop(pending);
+        if full {
+            shared.taken.notify_all();
+        }
         let _ = out.write_all(&batch).and_then(|()| out.flush());
-        shared.lock().written = upto;
-        shared.taken.notify_all();
+        let mut pending = shared.lock();
+        pending.written = upto;
+        let waiting = pending.waiting_for_writer > 0;
+        drop(pending);
+        if waiting {
+            shared.taken.notify_all();
+        }
+        std::thread::sleep(LINGER);
     }
 }
 
