@@ -61,8 +61,6 @@ pub const CLAIM_FOR: chrono::Duration = chrono::Duration::hours(24);
 /// older than it is either stuck for an hour (its person has long been told it was taken) or a
 /// replay, and is refused.
 pub const MAX_QUEUED_AGE: chrono::Duration = chrono::Duration::hours(1);
-/// The largest body accepted (the router's own limit).
-const MAX_BODY: usize = 256 * 1024;
 
 /// The work after one acknowledgement, in the request's log span.
 pub struct FollowUp {
@@ -224,8 +222,9 @@ impl Deferrer {
     /// the queue; if the queue refuses it, the person is asked to try again instead.
     pub async fn acknowledge(&self, request: Request<Body>) -> Response {
         let (parts, body) = request.into_parts();
-        let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
-            return (StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than any Slack request").into_response();
+        let body = match super::http::read_body(body).await {
+            Ok(body) => body,
+            Err(too_large) => return too_large,
         };
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let (timestamp, signature) = (header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER));

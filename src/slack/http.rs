@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,7 +16,7 @@ use tracing::Instrument;
 use super::verify::{verify, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use super::{events, pool, RequestId, SlackApp};
 
-/// Slack's payloads are small; anything larger is not from Slack.
+/// Slack's payloads are small; anything larger is not from Slack (answered 413 by [`read_body`]).
 const MAX_BODY: usize = 256 * 1024;
 
 /// `serve`'s routes: the Slack routes of [`slack_router`], plus `GET /healthz` (the process
@@ -38,7 +38,6 @@ pub fn slack_router(app: Arc<SlackApp>) -> Router {
         .route("/slack/commands", post(commands))
         .route("/slack/interactions", post(interactions))
         .route("/slack/events", post(events_route))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
 }
 
@@ -121,10 +120,15 @@ async fn events_route(State(app): State<Arc<SlackApp>>, request: Request) -> Res
 /// extractor would copy them, on the path every acknowledgement takes).
 async fn read_and_verify(app: &Arc<SlackApp>, endpoint: Endpoint, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
-        return (StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than any Slack request").into_response();
-    };
-    verified(app, endpoint, &parts.headers, &body).await
+    match read_body(body).await {
+        Ok(body) => verified(app, endpoint, &parts.headers, &body).await,
+        Err(too_large) => too_large,
+    }
+}
+
+/// The body of a request from Slack, or the 413 for one larger than any Slack sends.
+pub(crate) async fn read_body(body: axum::body::Body) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than any Slack request").into_response())
 }
 
 /// Checks the signature, then answers; every answer carries the request id, and each request

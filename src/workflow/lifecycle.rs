@@ -172,6 +172,12 @@ fn teardown_lease(wf: &Workflow) -> Duration {
     provisioning_lease(wf)
 }
 
+/// A claim is renewed every third of its lease (at least every second), leaving two thirds of
+/// slack for a slow store answer and the clocks' skew.
+fn renewal_interval(lease: Duration) -> std::time::Duration {
+    (lease / 3).to_std().unwrap_or(std::time::Duration::from_secs(1)).max(std::time::Duration::from_secs(1))
+}
+
 impl Lifecycle {
     pub(crate) fn now(&self) -> DateTime<Utc> {
         self.workflow.clock.now()
@@ -471,17 +477,13 @@ impl Lifecycle {
     /// resume the session).
     async fn keep_claim<F: std::future::Future>(&self, session: &mut Session, mut work: std::pin::Pin<&mut F>) -> Result<F::Output, ProvisionError> {
         let lease = provisioning_lease(&self.workflow);
-        let every = (lease / 3).to_std().unwrap_or(std::time::Duration::from_secs(1)).max(std::time::Duration::from_secs(1));
         loop {
             tokio::select! {
                 biased;
                 done = &mut work => return Ok(done),
-                _ = self.workflow.clock.sleep(every) => {
+                _ = self.workflow.clock.sleep(renewal_interval(lease)) => {
                     let read = session.clone();
-                    let mut next = read.clone();
-                    next.claim(self.now(), lease);
-                    next.launch_window_end = next.lease_until;
-                    match self.update(read.state, &next, None).await {
+                    match self.renew_claim(&read, lease, true).await {
                         Ok(stored) => *session = stored,
                         Err(StoreError::Conflict(_)) => {
                             warn!(session = %read.id, "provisioning claim lost to another worker or a decision; stopping here");
@@ -498,6 +500,17 @@ impl Lifecycle {
         }
     }
 
+    /// Extends the claim on `read` to `now + lease` (and the launch window with it, for a
+    /// provisioning claim), conditioned on the version read.
+    async fn renew_claim(&self, read: &Session, lease: Duration, launch_window: bool) -> Result<Session, StoreError> {
+        let mut next = read.clone();
+        next.claim(self.now(), lease);
+        if launch_window {
+            next.launch_window_end = next.lease_until;
+        }
+        self.update(read.state, &next, None).await
+    }
+
     /// Runs a teardown's `work` (revoke, terminate), renewing `session`'s claim every third of the
     /// teardown lease; `session` is kept the latest version written, so the close or the retry
     /// that follows writes on it. A renewal that finds the session written by someone else stops
@@ -505,18 +518,15 @@ impl Lifecycle {
     /// that follows is then refused and the step skipped.
     async fn keep_teardown_claim<F: std::future::Future>(&self, session: &mut Session, work: F) -> F::Output {
         let lease = teardown_lease(&self.workflow);
-        let every = (lease / 3).to_std().unwrap_or(std::time::Duration::from_secs(1)).max(std::time::Duration::from_secs(1));
         let mut work = std::pin::pin!(work);
         let mut held = crate::sim::fixes::on(crate::sim::fixes::Fix::RenewedTeardownClaim);
         loop {
             tokio::select! {
                 biased;
                 done = &mut work => return done,
-                _ = self.workflow.clock.sleep(every), if held => {
+                _ = self.workflow.clock.sleep(renewal_interval(lease)), if held => {
                     let read = session.clone();
-                    let mut next = read.clone();
-                    next.claim(self.now(), lease);
-                    match self.update(read.state, &next, None).await {
+                    match self.renew_claim(&read, lease, false).await {
                         Ok(stored) => *session = stored,
                         Err(StoreError::Conflict(_)) => {
                             warn!(session = %read.id, "teardown claim lost to another worker; finishing this attempt without renewing");
