@@ -103,7 +103,8 @@ async fn approvals_and_a_request_acknowledged_right_before_a_kill_take_effect_on
         let updates = world.slack.calls_to("chat.update").into_iter().filter(|u| u.param_str("ts") == Some(ts.as_str())).count();
         assert!(updates >= 1, "{id}: the card was updated");
         let told: Vec<String> = world.dms_to(who).iter().map(|c| c.text()).filter(|t| t.contains(id.as_str()) && t.contains("is approved by")).collect();
-        assert_eq!(told.len(), 1, "{id}: the requester is told of the approval once: {told:?}");
+        let all: Vec<String> = world.dms_to(who).iter().map(|c| c.text()).collect();
+        assert_eq!(told.len(), 1, "{id}: the requester is told of the approval once: {told:?}; every DM to them: {all:?}; log:\n{}", second.logs());
     }
     let erin = get(&store, &erin_id).await.expect("Erin's session is stored");
     assert_eq!(erin.state, State::Pending);

@@ -15,7 +15,9 @@ use powerpole::domain::{AccessDuration, Outcome, SessionId, SlackUserId, State};
 use powerpole::memory::{BastionWorld, Faults, GrantWorld, MemBastions, MemGrants, MemNotifier, MemStore, Node, SlackWorld, StoreWorld, VirtualTime};
 use powerpole::notify::{Message, Notifier, NotifyError, Posted, Profile, View};
 use powerpole::sim::{Executor, SkewedClock, Spawner, CONFIG};
-use powerpole::workflow::{Lifecycle, Workflow};
+use powerpole::domain::{AuditEvent, DbUsername, Session, TargetName};
+use powerpole::store::{AuditRecord, DueBatch, Store, StoreError};
+use powerpole::workflow::{sweep_loop, Lifecycle, Workflow, INDEX_SETTLE, LOST_RACE_RETRY};
 
 struct World {
     time: Arc<VirtualTime>,
@@ -38,13 +40,26 @@ fn world(exec: &Executor, tag_lag: Duration, bastions: impl FnOnce(MemBastions) 
 
 /// As [`world`], with a configuration of the test's own.
 fn world_with(exec: &Executor, config: &str, tag_lag: Duration, bastions: impl FnOnce(MemBastions) -> Arc<dyn Bastions>, notifier: impl FnOnce(MemNotifier) -> Arc<dyn Notifier>) -> Arc<World> {
+    world_full(exec, config, tag_lag, Duration::ZERO, bastions, notifier, |s| Arc::new(s))
+}
+
+/// As [`world_with`], with index reads `index_lag` behind writes and a wrapper around the store.
+fn world_full(
+    exec: &Executor,
+    config: &str,
+    tag_lag: Duration,
+    index_lag: Duration,
+    bastions: impl FnOnce(MemBastions) -> Arc<dyn Bastions>,
+    notifier: impl FnOnce(MemNotifier) -> Arc<dyn Notifier>,
+    store_wrap: impl FnOnce(MemStore) -> Arc<dyn Store>,
+) -> Arc<World> {
     let time = exec.time.clone();
     let node = Node::new("test", Faults::none(time.clone()));
     let (store, bw, grants, slack) =
-        (StoreWorld::new(Duration::ZERO, time.clone()), BastionWorld::new(tag_lag, Duration::from_secs(30), time.clone()), GrantWorld::new(time.clone()), SlackWorld::new());
+        (StoreWorld::new(index_lag, time.clone()), BastionWorld::new(tag_lag, Duration::from_secs(30), time.clone()), GrantWorld::new(time.clone()), SlackWorld::new());
     let workflow = Workflow {
         config: Arc::new(Config::from_toml_str(config).unwrap()),
-        store: Arc::new(MemStore::new(store.clone(), node.clone())),
+        store: store_wrap(MemStore::new(store.clone(), node.clone())),
         clock: Arc::new(SkewedClock::new(time.clone(), Utc.with_ymd_and_hms(2026, 3, 3, 9, 0, 0).unwrap(), 0)),
         wake: Arc::new(Notify::new()),
     };
@@ -191,6 +206,157 @@ fn approved_while_its_bastion_launches_at_request_it_is_handed_over_without_wait
     let s = w.session(&id);
     assert_eq!(s.state, State::Active, "handed over within the boot, not after the early launch's claim ran out");
     assert_eq!(w.bastions.instances().len(), 1, "the bastion launched at request is the one handed over");
+    });
+}
+
+/// Runs the sweeper loop `serve` runs, woken only by the workflow (its periodic tick is left out,
+/// so that a step the loop itself does not retry waits forever instead of for a tick).
+fn sweep_without_ticks(w: &World) {
+    let lifecycle = w.lifecycle.clone();
+    let wake = lifecycle.workflow.wake.clone();
+    let steps = w.spawner.clone();
+    w.spawner.detach(sweep_loop(lifecycle, chrono::Duration::seconds(60), wake, Arc::new(|| {}), move |_, step| steps.detach(step)));
+}
+
+/// A store where someone else writes a session (as the request's card reference, or a request to
+/// extend, does) right before the first write that `under` picks, which therefore loses.
+struct WrittenUnderTheClaim(MemStore, std::sync::atomic::AtomicBool, fn(&Session) -> bool);
+
+impl WrittenUnderTheClaim {
+    fn written_under(&self) -> bool {
+        self.1.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Store for WrittenUnderTheClaim {
+    async fn create(&self, session: &Session, event: &AuditEvent) -> Result<(), StoreError> {
+        self.0.create(session, event).await
+    }
+    async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        self.0.get(id).await
+    }
+    async fn update(&self, expected_state: State, next: &Session, event: Option<&AuditEvent>) -> Result<Session, StoreError> {
+        if (self.2)(next) && !self.1.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            // The other writer retries on its own conflicts, as every writer does.
+            loop {
+                let mut other = self.0.get(&next.id).await?.expect("the session exists");
+                other.reason.push_str(" (written meanwhile)");
+                match self.0.update(other.state, &other, None).await {
+                    Err(StoreError::Conflict(_)) => continue,
+                    written => break written.map(drop)?,
+                }
+            }
+        }
+        self.0.update(expected_state, next, event).await
+    }
+    async fn due(&self, now: chrono::DateTime<Utc>, limit: usize) -> Result<DueBatch, StoreError> {
+        self.0.due(now, limit).await
+    }
+    async fn live(&self) -> Result<Vec<Session>, StoreError> {
+        self.0.live().await
+    }
+    async fn by_requester(&self, user: &SlackUserId, limit: usize) -> Result<Vec<Session>, StoreError> {
+        self.0.by_requester(user, limit).await
+    }
+    async fn by_target(&self, target: &TargetName, since: Option<chrono::DateTime<Utc>>, limit: usize) -> Result<Vec<Session>, StoreError> {
+        self.0.by_target(target, since, limit).await
+    }
+    async fn audit_trail(&self, id: &SessionId) -> Result<Vec<AuditRecord>, StoreError> {
+        self.0.audit_trail(id).await
+    }
+    async fn remember_once(&self, key: &str, ttl: chrono::Duration) -> Result<bool, StoreError> {
+        self.0.remember_once(key, ttl).await
+    }
+    async fn reserve_db_user(&self, name: &DbUsername, owner: &SlackUserId) -> Result<(), StoreError> {
+        self.0.reserve_db_user(name, owner).await
+    }
+}
+
+/// Launch on request, found in the handover bench: the early launch's claim lost to the write of
+/// the request's card reference (same moment: the request wakes the sweeper just before it posts
+/// the card), the step was skipped, and nothing looked again until the next tick or the approval,
+/// so the bastion did not boot while the approvers read the card. The early launch now claims
+/// again on what was written (and the sweeper would read again shortly after a lost write, next
+/// test).
+#[test]
+fn an_early_launch_that_loses_its_claim_to_another_write_is_tried_again_at_once() {
+    let exec = Executor::new();
+    let config = CONFIG.replace("[targets.billing]\n", "[targets.billing]\nlaunch_on_request = true\n");
+    let store = Arc::new(std::sync::Mutex::new(None));
+    let kept = store.clone();
+    let w = world_full(&exec, &config, Duration::ZERO, Duration::ZERO, |b| Arc::new(b), |n| Arc::new(n), move |s| {
+        let wrapped = Arc::new(WrittenUnderTheClaim(s, Default::default(), |next| next.state == State::Pending && next.lease_until.is_some()));
+        *kept.lock().unwrap() = Some(wrapped.clone());
+        wrapped
+    });
+    let store = store.lock().unwrap().clone().unwrap();
+    exec.block_on(async move {
+        sweep_without_ticks(&w);
+        let wf = &w.lifecycle.workflow;
+        let id = SessionId::derived_from("early-request");
+        let draft = wf.check_request("billing", "READ", "10m", "INC-1").unwrap();
+        wf.request(w.lifecycle.notifier.as_ref(), id.clone(), &user("U0ALICE"), draft).await.unwrap();
+        // Before the read a second after the wake (`INDEX_SETTLE`) could make up for it.
+        w.time.sleep(LOST_RACE_RETRY * 2).await;
+        let s = w.session(&id);
+        assert!(store.written_under() && s.reason.ends_with("(written meanwhile)"), "the first claim lost to another write");
+        assert_eq!(w.bastions.instances().len(), 1, "the bastion is launched within half a second of the request, not at the next tick");
+        assert!(s.instance_id.is_some() && s.slack.approval_ts.is_some(), "the instance and the card are both recorded: {s:?}");
+    });
+}
+
+/// An expiry whose claim loses to another write of the session at that moment (here a write of
+/// its reason; in life a request to extend, a card reference) was skipped, and nothing looked at
+/// the session again until the next tick (15 s by default): the account outlived its deadline by
+/// up to that much. The sweeper now reads again `LOST_RACE_RETRY` after a step lost its write.
+#[test]
+fn an_expiry_that_loses_its_claim_to_another_write_is_tried_again_at_once() {
+    let exec = Executor::new();
+    let w = world_full(&exec, CONFIG, Duration::ZERO, Duration::ZERO, |b| Arc::new(b), |n| Arc::new(n), |s| {
+        Arc::new(WrittenUnderTheClaim(s, Default::default(), |next| matches!(next.state, State::TearingDown(Outcome::Expired))))
+    });
+    exec.block_on(async move {
+        sweep_without_ticks(&w);
+        // The default tick (15 s), which reads deadlines further ahead than the loop's lookahead.
+        let (wake, time) = (w.lifecycle.workflow.wake.clone(), w.time.clone());
+        w.spawner.detach(async move {
+            loop {
+                time.sleep(Duration::from_secs(15)).await;
+                wake.notify_one();
+            }
+        });
+        let id = w.approved().await;
+        w.time.sleep(Duration::from_secs(60)).await;
+        let s = w.session(&id);
+        assert_eq!(s.state, State::Active, "handed over");
+        let expires = s.expires_at.expect("a deadline");
+        let left = (expires - w.lifecycle.workflow.clock.now()).to_std().unwrap();
+        w.time.sleep(left + LOST_RACE_RETRY * 4).await;
+        let s = w.session(&id);
+        assert!(s.reason.ends_with("(written meanwhile)"), "the expiry's first claim lost to another write: {s:?}");
+        assert!(w.grants.accounts().is_empty(), "the account is gone within a second of its deadline: {:?} ({:?})", w.grants.accounts(), s.state);
+    });
+}
+
+/// DynamoDB's due index is eventually consistent: the read a wake-up makes right after an
+/// approval may still see the request pending with its next reminder minutes away. The sweeper
+/// reads once more a second after every wake, so provisioning starts then, not at the next tick.
+#[test]
+fn an_approval_the_due_index_does_not_show_yet_is_provisioned_a_second_later() {
+    let exec = Executor::new();
+    let w = world_full(&exec, CONFIG, Duration::ZERO, Duration::from_millis(500), |b| Arc::new(b), |n| Arc::new(n), |s| Arc::new(s));
+    exec.block_on(async move {
+        sweep_without_ticks(&w);
+        let wf = &w.lifecycle.workflow;
+        let id = SessionId::derived_from("lagged-approval");
+        let draft = wf.check_request("billing", "READ", "10m", "INC-1").unwrap();
+        wf.request(w.lifecycle.notifier.as_ref(), id.clone(), &user("U0ALICE"), draft).await.unwrap();
+        w.time.sleep(Duration::from_secs(5)).await;
+        wf.approve(w.lifecycle.notifier.as_ref(), &user("U0BOB"), &id, None).await.unwrap();
+        w.time.sleep(INDEX_SETTLE * 2).await;
+        let s = w.session(&id);
+        assert!(matches!(s.state, State::Provisioning | State::Active), "provisioning started within 2 s of the approval: {:?}", s.state);
     });
 }
 

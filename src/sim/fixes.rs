@@ -23,10 +23,13 @@ pub enum Fix {
     /// A teardown's claim is the provisioning lease, renewed while it runs (off: a fixed 2-minute
     /// claim, never renewed, as before seed 6668), so crashes in a row cost one lease each.
     RenewedTeardownClaim,
+    /// An extension whose card could not be posted is withdrawn only while the session is still
+    /// active, so a withdrawal that lands after the expiry does not end the trail (seed 5928).
+    WithdrawOnlyActive,
 }
 
 impl Fix {
-    pub const ALL: [Fix; 5] = [Fix::LaunchWindowWait, Fix::AbandonUndoes, Fix::EarlierAttempt, Fix::RemoveStrayHandovers, Fix::RenewedTeardownClaim];
+    pub const ALL: [Fix; 6] = [Fix::LaunchWindowWait, Fix::AbandonUndoes, Fix::EarlierAttempt, Fix::RemoveStrayHandovers, Fix::RenewedTeardownClaim, Fix::WithdrawOnlyActive];
 
     fn bit(self) -> u32 {
         1 << (self as u32)
@@ -40,6 +43,7 @@ impl Fix {
             Fix::EarlierAttempt => "earlier-attempt",
             Fix::RemoveStrayHandovers => "remove-stray-handovers",
             Fix::RenewedTeardownClaim => "renewed-teardown-claim",
+            Fix::WithdrawOnlyActive => "withdraw-only-active",
         }
     }
 

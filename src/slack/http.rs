@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use slack_morphism::prelude::{SlackCommandEvent, SlackInteractionEvent, SlackPushEvent};
+use slack_morphism::prelude::{SlackInteractionEvent, SlackPushEvent};
 use tracing::Instrument;
 
 use super::verify::{verify, SIGNATURE_HEADER, TIMESTAMP_HEADER};
@@ -193,11 +193,11 @@ fn log_request(level: Option<tracing::Level>, endpoint: Endpoint, status: Status
 /// what a deferred request is replayed through ([`super::deferred`]), with its original id.
 pub(crate) fn answer(app: &Arc<SlackApp>, endpoint: Endpoint, headers: &HeaderMap, body: &[u8], id: &RequestId) -> Response {
     match endpoint {
-        Endpoint::Commands => match serde_urlencoded::from_bytes::<SlackCommandEvent>(body) {
-            Ok(event) => {
-                let reply = super::command::handle(app, event, id);
+        Endpoint::Commands => match serde_urlencoded::from_bytes::<super::command::CommandForm>(body) {
+            Ok(form) => {
+                let reply = super::command::handle(app, form, id);
                 let reply = if app.follow_ups.take_refused(id) { pool::busy_reply() } else { reply };
-                json_or_empty(reply.body())
+                reply.into_response()
             }
             Err(_) => bad_request("the form does not have a slash command's fields"),
         },

@@ -186,6 +186,23 @@ impl Reply {
     }
 }
 
+/// The HTTP answer: [`Reply::body`] written straight from the message (no JSON tree in between),
+/// or an empty 200.
+impl axum::response::IntoResponse for Reply {
+    fn into_response(self) -> axum::response::Response {
+        #[derive(serde::Serialize)]
+        struct Ephemeral<'a> {
+            response_type: &'static str,
+            text: &'a str,
+            blocks: &'a [serde_json::Value],
+        }
+        match &self {
+            Reply::Ephemeral(m) => axum::Json(Ephemeral { response_type: "ephemeral", text: &m.text, blocks: &m.blocks }).into_response(),
+            Reply::Nothing => axum::http::StatusCode::OK.into_response(),
+        }
+    }
+}
+
 /// The immediate answer to an interaction.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ack {

@@ -71,7 +71,7 @@ pub async fn on_command(event: SlackCommandEvent, _client: Arc<SlackHyperClient>
     let app = app_of(&state).await?;
     let id = RequestId::new();
     let _span = tracing::info_span!("slack_command", request_id = %id, transport = "socket").entered();
-    let reply = command::handle(&app, event, &id);
+    let reply = command::handle(&app, event.into(), &id);
     let reply = if app.follow_ups.take_refused(&id) { pool::busy_reply() } else { reply };
     match reply {
         Reply::Ephemeral(message) => Ok(SlackCommandEventResponse::new(content(&message)?).with_response_type(SlackMessageResponseType::Ephemeral)),

@@ -93,4 +93,4 @@ pub use lifecycle::{Lifecycle, StepError, StepOutcome};
 pub use patience::Transient;
 pub use reconcile::{run_reconciler, Finding, Fixed, ReconcileError, ReconcileSummary};
 pub use request::{RequestDraft, RequestError, RequestProblem};
-pub use sweep::{run_sweeper, run_sweeper_with, sweep_loop, InFlight, Plan, Step, TickReport};
+pub use sweep::{run_sweeper, run_sweeper_with, sweep_loop, InFlight, Plan, Step, TickReport, INDEX_SETTLE, LOST_RACE_RETRY};

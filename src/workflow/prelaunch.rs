@@ -27,7 +27,8 @@ use crate::domain::{Actor, AuditEvent, AuditKind, Session, State};
 /// How long an early launch is claimed. A launch that fails is tried again when it runs out.
 const EARLY_LAUNCH_LEASE_SECS: i64 = 120;
 
-/// Tries at recording the instance against concurrent writes (a reminder, a card reference).
+/// Tries at claiming the launch and at recording the instance against concurrent writes (a
+/// reminder, a card reference).
 const RECORD_TRIES: u32 = 5;
 
 impl Lifecycle {
@@ -47,11 +48,27 @@ impl Lifecycle {
             return Ok(StepOutcome::NotDue);
         }
         let target = self.target(&read)?;
-        let now = self.now();
-        let mut claim = read.clone();
-        claim.claim(now, Duration::seconds(EARLY_LAUNCH_LEASE_SECS));
-        claim.launch_window_end = claim.lease_until;
-        let Some(claimed) = self.save(&read, &claim, None).await? else {
+        // The request's own follow-up writes the session right after filing it (the card's
+        // reference), the moment this claim is made: a claim that loses to such a write is made
+        // again on what was written, at once, while the session still needs its launch and
+        // nobody holds it (another replica's claim is left alone).
+        let mut read = read;
+        let mut claimed = None;
+        for _ in 0..RECORD_TRIES {
+            let now = self.now();
+            let mut claim = read.clone();
+            claim.claim(now, Duration::seconds(EARLY_LAUNCH_LEASE_SECS));
+            claim.launch_window_end = claim.lease_until;
+            if let Some(stored) = self.save(&read, &claim, None).await? {
+                claimed = Some(stored);
+                break;
+            }
+            match self.workflow.store.get(&read.id).await? {
+                Some(current) if current.needs_early_launch() && current.lease_until.is_none_or(|until| until <= self.now()) => read = current,
+                _ => return Ok(StepOutcome::Skipped),
+            }
+        }
+        let Some(claimed) = claimed else {
             return Ok(StepOutcome::Skipped);
         };
         let spec = self.launch_spec(&claimed, &target);

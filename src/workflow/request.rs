@@ -299,6 +299,11 @@ impl Workflow {
                         if s.extension.as_ref().is_none_or(|e| e.requested_at != asked_at) {
                             return Err(ActionError::AlreadyDecided(format!("the extension of {} was already decided", s.id)));
                         }
+                        // Ended meanwhile (expired, ended, revoked): nothing is left to extend, and
+                        // the trail ends with the teardown (simulator seed 5928).
+                        if s.state != State::Active && crate::sim::fixes::on(crate::sim::fixes::Fix::WithdrawOnlyActive) {
+                            return Err(ActionError::WrongState { id: s.id.clone(), state: s.state, what: "the session ended before its extension was withdrawn" });
+                        }
                         let mut next = s.clone();
                         next.extension = None;
                         let why = format!("the extension card could not be posted: {error}");

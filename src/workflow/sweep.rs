@@ -3,8 +3,10 @@
 //! [`Lifecycle::tick`] is a plain function of the store and the clock, so tests call it with an
 //! injected clock; `powerpole sweep --once` and the Lambda sweeper call it once; `powerpole serve`
 //! runs [`run_sweeper`], which calls it on a tokio-cron-scheduler job every `scheduler.tick`, at
-//! once when woken (an approval), and at the exact second of any deadline that falls before the
-//! next tick (a one-shot timer), so expiry is precise to about a second, not to the tick.
+//! once when woken (an approval, a request) and once more [`INDEX_SETTLE`] later (the due index is
+//! eventually consistent), [`LOST_RACE_RETRY`] after a step lost its write to someone else, and at
+//! the exact second of any deadline that falls before the next tick (a one-shot timer), so expiry
+//! is precise to about a second, not to the tick.
 //!
 //! Everything is driven from the store: a service that was down at a deadline does the overdue
 //! work on its first tick, and two replicas never do the same step twice (each step claims its
@@ -127,12 +129,27 @@ impl Lifecycle {
 /// steps just started claim their sessions meanwhile, and the index catches up.
 const NEXT_BATCH_AFTER: StdDuration = StdDuration::from_millis(100);
 
+/// How long after a step lost its conditional write (someone else wrote the session between the
+/// read and the claim: a card reference, a reminder, a request to extend, another replica) the
+/// sweeper reads again, so that the step is retried from what is stored now instead of at the
+/// next tick. Another replica's claim is then read as a lease and waited out; a session still due
+/// is claimed again.
+pub const LOST_RACE_RETRY: StdDuration = StdDuration::from_millis(250);
+
+/// The due index is eventually consistent (a DynamoDB global secondary index): a read made the
+/// moment a write woke the sweeper (an approval, a request) may not see that write yet. After
+/// every wake the sweeper reads once more this much later, so such a session waits a second, not
+/// a tick.
+pub const INDEX_SETTLE: StdDuration = StdDuration::from_secs(1);
+
 /// The sweeper's loop: plan, start each due step on its own (`spawn`), then wait for the next
 /// deadline, a wake-up on `wake`, or (when the read was cut at its limit) the next batch. The
 /// periodic tick is a `wake` from outside ([`run_sweeper_with`]'s scheduler job). Waits use the
 /// workflow's clock, so the simulator and the scale test run this very loop on virtual time.
 pub async fn sweep_loop(lifecycle: Lifecycle, lookahead: chrono::Duration, wake: Arc<Notify>, on_tick: Arc<dyn Fn() + Send + Sync>, spawn: impl Fn(SessionId, Step)) {
     let in_flight = InFlight::default();
+    // The last wait ended with a wake: read once more after `INDEX_SETTLE`.
+    let mut woken = false;
     loop {
         let mut wait = None;
         let mut more = false;
@@ -142,11 +159,17 @@ pub async fn sweep_loop(lifecycle: Lifecycle, lookahead: chrono::Duration, wake:
                 more = plan.more;
                 for session in plan.due {
                     in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(session.id.clone());
-                    let (lifecycle, in_flight) = (lifecycle.clone(), in_flight.clone());
+                    let (lifecycle, in_flight, wake) = (lifecycle.clone(), in_flight.clone(), wake.clone());
                     spawn(session.id.clone(), Box::pin(async move {
                         let id = session.id.clone();
-                        log_step(&id, &lifecycle.act(session).await.map_err(|e| e.to_string()));
+                        let outcome = lifecycle.act(session).await.map_err(|e| e.to_string());
+                        log_step(&id, &outcome);
                         in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                        if matches!(outcome, Ok(StepOutcome::Skipped)) {
+                            // Lost a write to someone else: look again at what they stored.
+                            lifecycle.workflow.clock.sleep(LOST_RACE_RETRY).await;
+                            wake.notify_one();
+                        }
                     }));
                 }
                 wait = plan.next_deadline.map(|at| (at - lifecycle.workflow.clock.now()).to_std().unwrap_or_default());
@@ -156,15 +179,21 @@ pub async fn sweep_loop(lifecycle: Lifecycle, lookahead: chrono::Duration, wake:
         if more {
             wait = Some(NEXT_BATCH_AFTER);
         }
-        match wait {
+        if std::mem::take(&mut woken) {
+            wait = Some(wait.map_or(INDEX_SETTLE, |w| w.min(INDEX_SETTLE)));
+        }
+        woken = match wait {
             Some(wait) => {
                 tokio::select! {
-                    _ = wake.notified() => {}
-                    _ = lifecycle.workflow.clock.sleep(wait) => {}
+                    _ = wake.notified() => true,
+                    _ = lifecycle.workflow.clock.sleep(wait) => false,
                 }
             }
-            None => wake.notified().await,
-        }
+            None => {
+                wake.notified().await;
+                true
+            }
+        };
     }
 }
 

@@ -102,19 +102,39 @@ impl Command {
     }
 }
 
+/// The fields of a slash command that powerpole reads, as `POST /slack/commands` carries them
+/// (Slack sends more: the team, the command's name, names of the user and channel). Read straight
+/// from the form: the `response_url` is kept as the text Slack sent, to be posted to as it is.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct CommandForm {
+    pub user_id: String,
+    pub channel_id: String,
+    #[serde(default)]
+    pub text: Option<String>,
+    pub response_url: String,
+    pub trigger_id: String,
+}
+
+impl From<SlackCommandEvent> for CommandForm {
+    /// A command delivered over Socket Mode.
+    fn from(event: SlackCommandEvent) -> CommandForm {
+        CommandForm {
+            user_id: event.user_id.to_string(),
+            channel_id: event.channel_id.to_string(),
+            text: event.text,
+            response_url: event.response_url.0.to_string(),
+            trigger_id: event.trigger_id.to_string(),
+        }
+    }
+}
+
 /// Parses and applies one verified slash command.
-pub fn handle(app: &Arc<SlackApp>, event: SlackCommandEvent, request_id: &RequestId) -> Reply {
-    let Ok(user) = SlackUserId::parse(event.user_id.as_ref()) else {
+pub fn handle(app: &Arc<SlackApp>, form: CommandForm, request_id: &RequestId) -> Reply {
+    let Ok(user) = SlackUserId::parse(&form.user_id) else {
         return Problem::new("this command came from an account powerpole cannot serve", "").reply();
     };
-    let text = event.text.unwrap_or_default();
-    let invocation = Invocation {
-        user,
-        channel: event.channel_id.to_string(),
-        response_url: event.response_url.0.to_string(),
-        trigger_id: event.trigger_id.to_string(),
-        request_id: request_id.clone(),
-    };
+    let text = form.text.unwrap_or_default();
+    let invocation = Invocation { user, channel: form.channel_id, response_url: form.response_url, trigger_id: form.trigger_id, request_id: request_id.clone() };
     match Command::parse(&text, app) {
         Ok(command) => {
             tracing::debug!(command = ?std::mem::discriminant(&command), "slash command");

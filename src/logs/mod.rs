@@ -16,6 +16,8 @@
 //! whole line, and [`Line::write`] appends what it is given at once, under the lock: lines from
 //! different threads never interleave.
 
+pub mod json;
+
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -167,7 +169,7 @@ fn write_lines(shared: &Shared, mut out: impl Write) {
 pub fn init() -> Flushed {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (sink, flushed) = sink(std::io::stderr());
-    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(sink).init();
+    tracing_subscriber::fmt().fmt_fields(json::JsonFields).event_format(json::JsonLines).with_env_filter(filter).with_writer(sink).init();
     flushed
 }
 

@@ -1,0 +1,284 @@
+//! The JSON lines of [`super::init`], written field by field: the same shape as
+//! `tracing_subscriber`'s JSON formatter (`timestamp`, `level`, `fields`, `target`, and `span` and
+//! `spans` inside a span), without the copies it makes on the way. That formatter keeps every
+//! field as a `serde_json::Value` in a map, formats each `Debug` field into a `String` first, and
+//! parses each span's fields back from text for every line; on `serve`'s acknowledgement path
+//! (one span and one line per request) that was about a third of the CPU a request took.
+//!
+//! Span fields are kept as the text of a JSON object ([`JsonFields`]), so a line copies them as
+//! they are and adds the span's `name`. Keys are written in the order they were recorded (the
+//! upstream formatter sorts a span's keys; JSON objects have no order).
+
+use std::fmt::{self, Write};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+/// Formats a span's fields as the text of a JSON object.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct JsonFields;
+
+/// Formats an event as one JSON line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct JsonLines;
+
+/// Writes what it is given as the inside of a JSON string (escaped, without the quotes).
+struct Escaped<'a>(&'a mut dyn Write);
+
+impl Write for Escaped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut start = 0;
+        for (i, b) in s.bytes().enumerate() {
+            let escape = match b {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                0..=0x1f => "",
+                _ => continue,
+            };
+            self.0.write_str(&s[start..i])?;
+            if escape.is_empty() {
+                write!(self.0, "\\u{:04x}", b)?;
+            } else {
+                self.0.write_str(escape)?;
+            }
+            start = i + 1;
+        }
+        self.0.write_str(&s[start..])
+    }
+}
+
+/// Writes `s` as a JSON string.
+fn string(out: &mut dyn Write, s: &str) -> fmt::Result {
+    out.write_char('"')?;
+    Escaped(out).write_str(s)?;
+    out.write_char('"')
+}
+
+/// Writes each field as `"name":value`, separated by commas, after `first` says whether one was
+/// written before.
+struct Fields<'a> {
+    out: &'a mut dyn Write,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl<'a> Fields<'a> {
+    fn new(out: &'a mut dyn Write, first: bool) -> Fields<'a> {
+        Fields { out, first, result: Ok(()) }
+    }
+
+    /// The field's name and colon, or `None` for a field not written (the `log` crate's metadata).
+    fn key(&mut self, field: &Field) -> Option<&mut dyn Write> {
+        let name = field.name();
+        if self.result.is_err() || name.starts_with("log.") {
+            return None;
+        }
+        let name = name.strip_prefix("r#").unwrap_or(name);
+        let comma = if std::mem::take(&mut self.first) { "" } else { "," };
+        self.result = self.out.write_str(comma).and_then(|()| string(self.out, name)).and_then(|()| self.out.write_char(':'));
+        self.result.is_ok().then_some(&mut *self.out as &mut dyn Write)
+    }
+
+    fn value(&mut self, field: &Field, write: impl FnOnce(&mut dyn Write) -> fmt::Result) {
+        if let Some(out) = self.key(field) {
+            self.result = write(out);
+        }
+    }
+}
+
+impl Visit for Fields<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        // As serde_json writes an f64: a number, or null when it is not finite.
+        self.value(field, |out| if value.is_finite() { write!(out, "{value}") } else { out.write_str("null") });
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.value(field, |out| write!(out, "{value}"));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.value(field, |out| write!(out, "{value}"));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.value(field, |out| out.write_str(if value { "true" } else { "false" }));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.value(field, |out| string(out, value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.value(field, |out| {
+            out.write_char('"')?;
+            write!(Escaped(out), "{value:?}")?;
+            out.write_char('"')
+        });
+    }
+}
+
+impl<'w> FormatFields<'w> for JsonFields {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        writer.write_char('{')?;
+        let mut visit = Fields::new(&mut writer, true);
+        fields.record(&mut visit);
+        visit.result?;
+        writer.write_char('}')
+    }
+
+    fn add_fields(&self, current: &'w mut FormattedFields<Self>, fields: &tracing::span::Record<'_>) -> fmt::Result {
+        // `current` is `{...}` as written above (or empty): reopen it, add, close it again.
+        let text = &mut current.fields;
+        if !text.ends_with('}') {
+            text.clear();
+            text.push('{');
+        } else {
+            text.pop();
+        }
+        let first = text.len() <= 1;
+        let mut visit = Fields::new(text, first);
+        fields.record(&mut visit);
+        visit.result?;
+        text.push('}');
+        Ok(())
+    }
+}
+
+/// Writes `span` as `{<its fields>,"name":"<its name>"}`.
+fn span<S>(out: &mut dyn Write, span: &SpanRef<'_, S>) -> fmt::Result
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    let extensions = span.extensions();
+    let fields = extensions.get::<FormattedFields<JsonFields>>().map(|f| f.fields.as_str()).unwrap_or("{}");
+    let inner = fields.strip_prefix('{').and_then(|f| f.strip_suffix('}')).unwrap_or("");
+    out.write_char('{')?;
+    if !inner.is_empty() {
+        out.write_str(inner)?;
+        out.write_char(',')?;
+    }
+    out.write_str("\"name\":")?;
+    string(out, span.metadata().name())?;
+    out.write_char('}')
+}
+
+impl<S> FormatEvent<S, JsonFields> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, JsonFields>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let meta = event.metadata();
+        writer.write_str("{\"timestamp\":\"")?;
+        SystemTime.format_time(&mut writer)?;
+        writer.write_str("\",\"level\":\"")?;
+        writer.write_str(meta.level().as_str())?;
+        writer.write_str("\",\"fields\":{")?;
+        let mut visit = Fields::new(&mut writer, true);
+        event.record(&mut visit);
+        visit.result?;
+        writer.write_str("},\"target\":")?;
+        string(&mut writer, meta.target())?;
+        let current = event.parent().and_then(|id| ctx.span(id)).or_else(|| ctx.lookup_current());
+        if let Some(current) = current {
+            writer.write_str(",\"span\":")?;
+            span(&mut writer, &current)?;
+            writer.write_str(",\"spans\":[")?;
+            if let Some(leaf) = ctx.lookup_current() {
+                for (i, each) in leaf.scope().from_root().enumerate() {
+                    if i > 0 {
+                        writer.write_char(',')?;
+                    }
+                    span(&mut writer, &each)?;
+                }
+            }
+            writer.write_char(']')?;
+        }
+        writer.write_str("}\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::fmt::MakeWriter;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    impl Captured {
+        fn lines(&self) -> Vec<serde_json::Value> {
+            let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+            text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
+        }
+    }
+
+    #[derive(Debug)]
+    #[allow(dead_code)]
+    enum Endpoint {
+        Commands,
+    }
+
+    /// Logs the same events (every kind of field, awkward strings, nested spans, a field
+    /// recorded later) through `subscriber`.
+    fn log_through(subscriber: impl Subscriber + Send + Sync + 'static) {
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("plain");
+            tracing::warn!(count = 3u64, delta = -2i64, ratio = 0.5f64, ok = true, nan = f64::NAN, "numbers and {}", "args");
+            tracing::error!(text = "quote \" backslash \\ newline \n tab \t bell \u{7} é ✓", endpoint = ?Endpoint::Commands, "strings");
+            let outer = tracing::info_span!("slack_command", request_id = "0123456789abcdef", note = ?"dbg \"x\"");
+            let _o = outer.enter();
+            tracing::info!(session = "pp-1", "in one span");
+            let inner = tracing::info_span!("follow_up", request_id = "0123456789abcdef", what = "approve", later = tracing::field::Empty);
+            inner.record("later", 42u64);
+            let _i = inner.enter();
+            tracing::info!(r#type = "raw", "in two spans");
+            let empty = tracing::info_span!("empty");
+            let _e = empty.enter();
+            tracing::debug!("below the level");
+            tracing::info!("in three spans, the last without fields");
+        });
+    }
+
+    #[test]
+    fn lines_say_what_the_upstream_json_formatter_says() {
+        let (ours, theirs) = (Captured::default(), Captured::default());
+        log_through(tracing_subscriber::fmt().fmt_fields(JsonFields).event_format(JsonLines).with_writer(ours.clone()).with_max_level(tracing::Level::INFO).finish());
+        log_through(tracing_subscriber::fmt().json().with_writer(theirs.clone()).with_max_level(tracing::Level::INFO).finish());
+        let (mut ours, mut theirs) = (ours.lines(), theirs.lines());
+        assert_eq!(ours.len(), 6, "{ours:#?}");
+        for line in ours.iter_mut().chain(theirs.iter_mut()) {
+            let stamp = line.as_object_mut().unwrap().remove("timestamp").expect("a timestamp");
+            let stamp = stamp.as_str().unwrap();
+            assert!(chrono::DateTime::parse_from_rfc3339(stamp).is_ok(), "an RFC 3339 timestamp: {stamp}");
+        }
+        assert_eq!(ours, theirs);
+    }
+}
