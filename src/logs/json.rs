@@ -96,8 +96,11 @@ impl<'a> Fields<'a> {
 
 impl Visit for Fields<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        // As serde_json writes an f64: a number, or null when it is not finite.
-        self.value(field, |out| if value.is_finite() { write!(out, "{value}") } else { out.write_str("null") });
+        // As serde_json writes an f64 (`1.0`, not `1`), or null when it is not finite.
+        self.value(field, |out| match serde_json::Number::from_f64(value) {
+            Some(number) => write!(out, "{number}"),
+            None => out.write_str("null"),
+        });
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -251,7 +254,7 @@ mod tests {
     fn log_through(subscriber: impl Subscriber + Send + Sync + 'static) {
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!("plain");
-            tracing::warn!(count = 3u64, delta = -2i64, ratio = 0.5f64, ok = true, nan = f64::NAN, "numbers and {}", "args");
+            tracing::warn!(count = 3u64, delta = -2i64, ratio = 0.5f64, whole = 1.0f64, ok = true, nan = f64::NAN, "numbers and {}", "args");
             tracing::error!(text = "quote \" backslash \\ newline \n tab \t bell \u{7} é ✓", endpoint = ?Endpoint::Commands, "strings");
             let outer = tracing::info_span!("slack_command", request_id = "0123456789abcdef", note = ?"dbg \"x\"");
             let _o = outer.enter();
