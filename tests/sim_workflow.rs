@@ -11,11 +11,10 @@ use tokio::sync::Notify;
 
 use powerpole::bastion::{BastionError, Bastions, Instance, LaunchSpec, ManagedInstance};
 use powerpole::config::Config;
-use powerpole::domain::{AccessDuration, Outcome, SessionId, SlackUserId, State};
+use powerpole::domain::{AccessDuration, AuditEvent, DbUsername, Outcome, Session, SessionId, SlackUserId, State, TargetName};
 use powerpole::memory::{BastionWorld, Faults, GrantWorld, MemBastions, MemGrants, MemNotifier, MemStore, Node, SlackWorld, StoreWorld, VirtualTime};
 use powerpole::notify::{Message, Notifier, NotifyError, Posted, Profile, View};
 use powerpole::sim::{Executor, SkewedClock, Spawner, CONFIG};
-use powerpole::domain::{AuditEvent, DbUsername, Session, TargetName};
 use powerpole::store::{AuditRecord, DueBatch, Store, StoreError};
 use powerpole::workflow::{sweep_loop, Lifecycle, Workflow, INDEX_SETTLE, LOST_RACE_RETRY};
 
@@ -219,7 +218,8 @@ fn sweep_without_ticks(w: &World) {
 }
 
 /// A store where someone else writes a session (as the request's card reference, or a request to
-/// extend, does) right before the first write that `under` picks, which therefore loses.
+/// extend, does) right before the first write its predicate (the third field) picks, which
+/// therefore loses.
 struct WrittenUnderTheClaim(MemStore, std::sync::atomic::AtomicBool, fn(&Session) -> bool);
 
 impl WrittenUnderTheClaim {
