@@ -62,8 +62,7 @@ fn string(out: &mut dyn Write, s: &str) -> fmt::Result {
     out.write_char('"')
 }
 
-/// Writes each field as `"name":value`, separated by commas, after `first` says whether one was
-/// written before.
+/// Writes each field as `"name":value`, separated by commas (`first`: no field is written yet).
 struct Fields<'a> {
     out: &'a mut dyn Write,
     first: bool,
