@@ -38,7 +38,7 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
+use axum::Router;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tower::ServiceExt;
@@ -362,8 +362,7 @@ pub fn signed_digest(deferred: &Deferred) -> String {
 fn not_taken(endpoint: Option<Endpoint>, id: &RequestId) -> Response {
     let mut response = match endpoint {
         Some(Endpoint::Commands) => {
-            let reply = Reply::Ephemeral(messages::problem("powerpole could not take this request right now and did nothing; please try again in a minute", ""));
-            Json(reply.body().unwrap_or_default()).into_response()
+            Reply::Ephemeral(messages::problem("powerpole could not take this request right now and did nothing; please try again in a minute", "")).into_response()
         }
         _ => (StatusCode::SERVICE_UNAVAILABLE, "powerpole could not take this request right now; nothing was done").into_response(),
     };

@@ -176,18 +176,8 @@ pub enum Reply {
     Nothing,
 }
 
-impl Reply {
-    /// The JSON body Slack reads from the HTTP answer, if any.
-    pub fn body(&self) -> Option<serde_json::Value> {
-        match self {
-            Reply::Ephemeral(m) => Some(json!({"response_type": "ephemeral", "text": m.text, "blocks": m.blocks})),
-            Reply::Nothing => None,
-        }
-    }
-}
-
-/// The HTTP answer: [`Reply::body`] written straight from the message (no JSON tree in between),
-/// or an empty 200.
+/// The HTTP answer Slack reads: an ephemeral message's JSON (`response_type`, `text`, `blocks`),
+/// written straight from the message (no JSON tree in between), or an empty 200.
 impl axum::response::IntoResponse for Reply {
     fn into_response(self) -> axum::response::Response {
         #[derive(serde::Serialize)]
