@@ -166,10 +166,17 @@ fn write_lines(shared: &Shared, mut out: impl Write) {
 
 /// JSON lines on stderr through [`sink`], filtered by `RUST_LOG` (default `info`). Keep the
 /// guard until the command ends.
+///
+/// Without `RUST_LOG` the filter is a plain level: `EnvFilter` (directives per target, span or
+/// field) takes a lock on every span's creation, entry, exit and close to look for directives
+/// that name it, and `serve` opens a span for every request.
 pub fn init() -> Flushed {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (sink, flushed) = sink(std::io::stderr());
-    tracing_subscriber::fmt().fmt_fields(json::JsonFields).event_format(json::JsonLines).with_env_filter(filter).with_writer(sink).init();
+    let format = tracing_subscriber::fmt().fmt_fields(json::JsonFields).event_format(json::JsonLines).with_writer(sink);
+    match tracing_subscriber::EnvFilter::try_from_default_env() {
+        Ok(filter) => format.with_env_filter(filter).init(),
+        Err(_) => format.with_max_level(tracing::Level::INFO).init(),
+    }
     flushed
 }
 

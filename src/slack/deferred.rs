@@ -421,8 +421,11 @@ mod tests {
 
     #[test]
     fn request_ids_parse_only_in_their_own_shape() {
-        let id = RequestId::new();
-        assert_eq!(RequestId::parse(&id.to_string()), Some(id));
+        let ids: std::collections::HashSet<RequestId> = (0..1000).map(|_| RequestId::new()).collect();
+        assert_eq!(ids.len(), 1000, "ids do not repeat");
+        for id in ids {
+            assert_eq!(RequestId::parse(&id.to_string()), Some(id));
+        }
         for bad in ["", "0123456789ABCDEF", "0123456789abcde", "0123456789abcdefg", "x123456789abcdef"] {
             assert_eq!(RequestId::parse(bad), None, "{bad}");
         }

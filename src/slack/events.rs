@@ -11,7 +11,6 @@ use slack_morphism::prelude::{SlackEventCallbackBody, SlackPushEventCallback};
 
 use super::{RequestId, SlackApp};
 use crate::domain::SlackUserId;
-use crate::notify::messages;
 
 /// How long an event id is remembered (Slack retries within minutes).
 pub const REMEMBER_FOR: chrono::Duration = chrono::Duration::hours(24);
@@ -32,9 +31,7 @@ pub fn handle(app: &Arc<SlackApp>, callback: SlackPushEventCallback, retry: Opti
 async fn apply(app: &SlackApp, callback: SlackPushEventCallback) {
     match callback.event {
         SlackEventCallbackBody::AppMention(mention) => {
-            let targets = target_limits(app);
-            let message = messages::usage(app.command_name(), &targets);
-            if let Err(e) = app.notifier.post(mention.channel.as_ref(), &message).await {
+            if let Err(e) = app.notifier.post(mention.channel.as_ref(), &app.help.message).await {
                 tracing::error!(error = %e, "the answer to a mention was not posted");
             }
         }
@@ -45,9 +42,4 @@ async fn apply(app: &SlackApp, callback: SlackPushEventCallback) {
         },
         _ => {}
     }
-}
-
-/// `(target, maximum)` for the usage text.
-pub fn target_limits(app: &SlackApp) -> Vec<(String, String)> {
-    app.workflow.config.targets.values().map(|t| (t.name.to_string(), t.max_duration.to_string())).collect()
 }

@@ -70,7 +70,7 @@ fn bad_request(what: &'static str) -> Response {
 }
 
 fn with_id(mut response: Response, id: &RequestId) -> Response {
-    if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
+    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
         response.headers_mut().insert("x-request-id", v);
     }
     response
@@ -93,6 +93,15 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// The name in log lines (`Commands`, as its `Debug` form).
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::Commands => "Commands",
+            Endpoint::Interactions => "Interactions",
+            Endpoint::Events => "Events",
+        }
+    }
+
     /// The endpoint served at `path` (`/slack/commands`, ...).
     pub fn at(path: &str) -> Option<Endpoint> {
         match path {
@@ -137,9 +146,9 @@ async fn verified(app: &Arc<SlackApp>, endpoint: Endpoint, headers: &HeaderMap, 
     let started = std::time::Instant::now();
     let id = RequestId::new();
     let span = match endpoint {
-        Endpoint::Commands => tracing::info_span!("slack_command", request_id = %id),
-        Endpoint::Interactions => tracing::info_span!("slack_interaction", request_id = %id),
-        Endpoint::Events => tracing::info_span!("slack_event", request_id = %id),
+        Endpoint::Commands => tracing::info_span!("slack_command", request_id = id.as_str()),
+        Endpoint::Interactions => tracing::info_span!("slack_interaction", request_id = id.as_str()),
+        Endpoint::Events => tracing::info_span!("slack_event", request_id = id.as_str()),
     };
     let response = async {
         if let Err(refused) = check(app, headers, body) {
@@ -176,7 +185,7 @@ fn log_request(level: Option<tracing::Level>, endpoint: Endpoint, status: Status
     use tracing::Level;
     macro_rules! line {
         ($level:expr) => {
-            tracing::event!($level, request_id = %id, ?endpoint, status = status.as_u16(), micros = took.as_micros() as u64, "slack request")
+            tracing::event!($level, request_id = id.as_str(), endpoint = endpoint.name(), status = status.as_u16(), micros = took.as_micros() as u64, "slack request")
         };
     }
     match level {
@@ -193,7 +202,7 @@ fn log_request(level: Option<tracing::Level>, endpoint: Endpoint, status: Status
 /// what a deferred request is replayed through ([`super::deferred`]), with its original id.
 pub(crate) fn answer(app: &Arc<SlackApp>, endpoint: Endpoint, headers: &HeaderMap, body: &[u8], id: &RequestId) -> Response {
     match endpoint {
-        Endpoint::Commands => match serde_urlencoded::from_bytes::<super::command::CommandForm>(body) {
+        Endpoint::Commands => match super::command::CommandForm::from_form(body) {
             Ok(form) => {
                 let reply = super::command::handle(app, form, id);
                 let reply = if app.follow_ups.take_refused(id) { pool::busy_reply() } else { reply };
@@ -245,3 +254,15 @@ pub(crate) fn answer(app: &Arc<SlackApp>, endpoint: Endpoint, headers: &HeaderMa
 
 /// Slack's retry counter on a repeated Events API request.
 pub const RETRY_HEADER: &str = "x-slack-retry-num";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_is_logged_by_the_name_its_debug_form_gives() {
+        for endpoint in [Endpoint::Commands, Endpoint::Interactions, Endpoint::Events] {
+            assert_eq!(endpoint.name(), format!("{endpoint:?}"));
+        }
+    }
+}

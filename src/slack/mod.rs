@@ -48,6 +48,8 @@ pub struct SlackApp {
     pub health: Arc<TargetHealth>,
     /// What `GET /readyz` reports.
     pub readiness: Arc<Readiness>,
+    /// `help`'s answer: the usage and the configured targets.
+    pub help: Arc<Prepared>,
     /// Where the work after each acknowledgement runs: a bounded pool (`serve`, Socket Mode), or
     /// held for a Lambda entry point to hand off ([`deferred`]).
     pub follow_ups: Arc<dyn FollowUps>,
@@ -85,7 +87,8 @@ impl SlackApp {
     /// As [`SlackApp::new`], with the follow-ups going to `follow_ups` instead of a pool.
     pub fn with_follow_ups(workflow: Workflow, notifier: Arc<dyn Notifier>, signing_secret: Secret, follow_ups: Arc<dyn FollowUps>) -> Arc<SlackApp> {
         let readiness = Arc::new(Readiness::new(workflow.clock.clone()));
-        Arc::new(SlackApp { workflow, notifier, signing_secret, health: Arc::new(TargetHealth::default()), readiness, follow_ups })
+        let help = Arc::new(Prepared::new(command::Help::message(&workflow.config)));
+        Arc::new(SlackApp { workflow, notifier, signing_secret, health: Arc::new(TargetHealth::default()), readiness, help, follow_ups })
     }
 
     /// The slash command as configured (`/powerpole`).
@@ -144,7 +147,14 @@ pub struct RequestId(String);
 
 impl RequestId {
     pub fn new() -> RequestId {
-        RequestId(format!("{:016x}", rand::rng().random::<u64>()))
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let n: u64 = rand::rng().random();
+        RequestId((0..16).rev().map(|i| HEX[(n >> (4 * i)) as usize & 0xf] as char).collect())
+    }
+
+    /// The id as written in logs and headers.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 
     /// A request id as [`RequestId::new`] writes it (16 lower-case hex digits), e.g. read back
@@ -172,22 +182,57 @@ impl std::fmt::Display for RequestId {
 pub enum Reply {
     /// Seen only by the person who typed the command.
     Ephemeral(Message),
+    /// An ephemeral answer that depends only on the configuration (`help`), built and serialized
+    /// once when the app is assembled.
+    Prepared(Arc<Prepared>),
     /// Nothing to show now (a modal opens, or the answer follows through `response_url`).
     Nothing,
 }
 
-/// The HTTP answer Slack reads: an ephemeral message's JSON (`response_type`, `text`, `blocks`),
-/// written straight from the message (no JSON tree in between), or an empty 200.
+/// An ephemeral message with the JSON Slack reads for it, written once.
+#[derive(Debug, PartialEq)]
+pub struct Prepared {
+    pub message: Message,
+    json: axum::body::Bytes,
+}
+
+impl Prepared {
+    pub fn new(message: Message) -> Prepared {
+        let json = serde_json::to_vec(&ephemeral(&message)).unwrap_or_default().into();
+        Prepared { message, json }
+    }
+}
+
+/// The body of an ephemeral answer: `response_type`, `text`, `blocks`.
+#[derive(serde::Serialize)]
+struct EphemeralBody<'a> {
+    response_type: &'static str,
+    text: &'a str,
+    blocks: &'a [serde_json::Value],
+}
+
+fn ephemeral(m: &Message) -> EphemeralBody<'_> {
+    EphemeralBody { response_type: "ephemeral", text: &m.text, blocks: &m.blocks }
+}
+
+impl Reply {
+    /// The message a person reads, if any.
+    pub fn message(&self) -> Option<&Message> {
+        match self {
+            Reply::Ephemeral(m) => Some(m),
+            Reply::Prepared(p) => Some(&p.message),
+            Reply::Nothing => None,
+        }
+    }
+}
+
+/// The HTTP answer Slack reads: an ephemeral message's JSON, written straight from the message
+/// (no JSON tree in between) or as prepared, or an empty 200.
 impl axum::response::IntoResponse for Reply {
     fn into_response(self) -> axum::response::Response {
-        #[derive(serde::Serialize)]
-        struct Ephemeral<'a> {
-            response_type: &'static str,
-            text: &'a str,
-            blocks: &'a [serde_json::Value],
-        }
         match &self {
-            Reply::Ephemeral(m) => axum::Json(Ephemeral { response_type: "ephemeral", text: &m.text, blocks: &m.blocks }).into_response(),
+            Reply::Ephemeral(m) => axum::Json(ephemeral(m)).into_response(),
+            Reply::Prepared(p) => ([(axum::http::header::CONTENT_TYPE, "application/json")], p.json.clone()).into_response(),
             Reply::Nothing => axum::http::StatusCode::OK.into_response(),
         }
     }

@@ -26,7 +26,6 @@ use axum::routing::get;
 use axum::Router;
 use rand::RngExt;
 use tokio::task::JoinHandle;
-use tower::ServiceExt;
 
 use super::{router, SlackApp, TargetHealth};
 use crate::app::App;
@@ -75,9 +74,9 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     match config.slack.mode {
         SlackMode::Http => {
             let addr = options.listen.unwrap_or_else(|| config.server.listen.clone());
-            let gate = Gate::default();
+            let gate = Gate::new();
             crate::metrics::export();
-            let listening = listen_router(gate.router(), &addr, terminated()).await?;
+            let listening = listen_service(gate.clone(), &addr, terminated()).await?;
             tracing::info!(addr = %listening.addr, "listening for Slack on /slack/commands, /slack/interactions, /slack/events");
             let started = start(&config).await?;
             gate.open(router(started.app.clone()), started.built.workflow.store.clone());
@@ -172,62 +171,70 @@ async fn start(config: &Arc<Config>) -> Result<Started, ServeError> {
     Ok(Started { app, built, follow_ups, stop_sweeper })
 }
 
-/// The router until the service is assembled: `/healthz` answers, everything else is `503`
-/// with `Retry-After`; once [`Gate::open`] is called, every request goes to the real router.
-/// `/metrics` (Prometheus) is served here, not by the Slack router the Lambda function URL
-/// shares: only `serve` has a scraper.
-#[derive(Clone, Default)]
+/// What answers HTTP from the first moment: until the service is assembled, `/healthz` answers,
+/// everything else is `503` with `Retry-After`; once [`Gate::open`] is called, every request goes
+/// to the real router (a path compared, no second routing). `/metrics` (Prometheus) is always
+/// served here, not by the Slack router the Lambda function URL shares: only `serve` has a
+/// scraper.
+#[derive(Clone)]
 struct Gate {
     router: Arc<OnceLock<Router>>,
     store: Arc<OnceLock<Arc<dyn Store>>>,
+    /// `/healthz`, `/metrics`, and `503` for the rest.
+    own: Router,
 }
 
 /// How long a scrape waits for the store's live sessions before it answers without them.
 const SCRAPE_STORE_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Gate {
-    fn router(&self) -> Router {
-        let gate = self.clone();
-        let scraped = self.clone();
-        Router::new()
+    fn new() -> Gate {
+        let store: Arc<OnceLock<Arc<dyn Store>>> = Arc::default();
+        let scraped = store.clone();
+        let own = Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/metrics", get(move || {
-                let gate = scraped.clone();
-                async move { gate.metrics().await }
+                let store = scraped.clone();
+                async move { metrics(store.get()).await }
             }))
-            .fallback(move |request: Request| {
-                let gate = gate.clone();
-                async move { gate.forward(request).await }
-            })
-    }
-
-    /// The Prometheus exposition, with the sessions by state read from the store now (a store
-    /// that does not answer leaves the last values, and the call's latency shows why).
-    async fn metrics(&self) -> Response {
-        if let Some(store) = self.store.get() {
-            match tokio::time::timeout(SCRAPE_STORE_TIMEOUT, store.live()).await {
-                Ok(Ok(live)) => crate::metrics::live_sessions(&live),
-                Ok(Err(e)) => tracing::warn!(error = %e, "/metrics: the store did not list the live sessions"),
-                Err(_) => tracing::warn!("/metrics: the store did not list the live sessions in time"),
-            }
-        }
-        ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], crate::metrics::render()).into_response()
-    }
-
-    async fn forward(&self, request: Request) -> Response {
-        match self.router.get() {
-            Some(router) => match router.clone().oneshot(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            },
-            None => (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], "powerpole is starting; try again in a few seconds").into_response(),
-        }
+            .fallback(|| async { (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], "powerpole is starting; try again in a few seconds").into_response() });
+        Gate { router: Arc::default(), store, own }
     }
 
     fn open(&self, router: Router, store: Arc<dyn Store>) {
         let _ = self.router.set(router);
         let _ = self.store.set(store);
     }
+}
+
+impl tower::Service<Request> for Gate {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = axum::routing::future::RouteFuture<std::convert::Infallible>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        match self.router.get() {
+            Some(router) if request.uri().path() != "/metrics" => router.clone().call(request),
+            _ => self.own.call(request),
+        }
+    }
+}
+
+/// The Prometheus exposition, with the sessions by state read from the store now (a store that
+/// does not answer leaves the last values, and the call's latency shows why).
+async fn metrics(store: Option<&Arc<dyn Store>>) -> Response {
+    if let Some(store) = store {
+        match tokio::time::timeout(SCRAPE_STORE_TIMEOUT, store.live()).await {
+            Ok(Ok(live)) => crate::metrics::live_sessions(&live),
+            Ok(Err(e)) => tracing::warn!(error = %e, "/metrics: the store did not list the live sessions"),
+            Err(_) => tracing::warn!("/metrics: the store did not list the live sessions in time"),
+        }
+    }
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], crate::metrics::render()).into_response()
 }
 
 /// How long the sweeper may go without a successful tick before `/readyz` fails: three ticks,
@@ -265,10 +272,19 @@ pub async fn listen_until(app: Arc<SlackApp>, addr: &str, stop: impl std::future
 }
 
 async fn listen_router(routes: Router, addr: &str, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<Listening, ServeError> {
+    listen_service(routes, addr, stop).await
+}
+
+/// Serves `service` (a router, or the [`Gate`] in front of one) on `addr`.
+async fn listen_service<S>(service: S, addr: &str, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<Listening, ServeError>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| ServeError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
     let bound = listener.local_addr().map_err(|e| ServeError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, routes).with_graceful_shutdown(stop).await {
+        if let Err(e) = axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(service)).with_graceful_shutdown(stop).await {
             tracing::error!(error = %e, "the HTTP listener stopped");
         }
     });

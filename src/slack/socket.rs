@@ -12,7 +12,7 @@ use slack_morphism::prelude::*;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-use super::{command, events, interaction, pool, Ack, Reply, RequestId, SlackApp};
+use super::{command, events, interaction, pool, Ack, RequestId, SlackApp};
 use crate::notify::Message;
 use crate::secrets::Secret;
 
@@ -73,9 +73,9 @@ pub async fn on_command(event: SlackCommandEvent, _client: Arc<SlackHyperClient>
     let _span = tracing::info_span!("slack_command", request_id = %id, transport = "socket").entered();
     let reply = command::handle(&app, event.into(), &id);
     let reply = if app.follow_ups.take_refused(&id) { pool::busy_reply() } else { reply };
-    match reply {
-        Reply::Ephemeral(message) => Ok(SlackCommandEventResponse::new(content(&message)?).with_response_type(SlackMessageResponseType::Ephemeral)),
-        Reply::Nothing => Ok(SlackCommandEventResponse::new(SlackMessageContent::new())),
+    match reply.message() {
+        Some(message) => Ok(SlackCommandEventResponse::new(content(message)?).with_response_type(SlackMessageResponseType::Ephemeral)),
+        None => Ok(SlackCommandEventResponse::new(SlackMessageContent::new())),
     }
 }
 

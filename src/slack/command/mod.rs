@@ -105,14 +105,83 @@ impl Command {
 /// The fields of a slash command that powerpole reads, as `POST /slack/commands` carries them
 /// (Slack sends more: the team, the command's name, names of the user and channel). Read straight
 /// from the form: the `response_url` is kept as the text Slack sent, to be posted to as it is.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandForm {
     pub user_id: String,
     pub channel_id: String,
-    #[serde(default)]
     pub text: Option<String>,
     pub response_url: String,
     pub trigger_id: String,
+}
+
+impl CommandForm {
+    /// Reads the form Slack posts (`application/x-www-form-urlencoded`, decoded as browsers and
+    /// `serde_urlencoded` decode it: `+` is a space, `%XX` a byte, bytes that are not UTF-8 become
+    /// U+FFFD). Only the five fields above are decoded; the others are skipped as they are. A
+    /// missing field other than `text`, or a field given twice, is an error naming it.
+    pub fn from_form(body: &[u8]) -> Result<CommandForm, String> {
+        let (mut user_id, mut channel_id, mut text, mut response_url, mut trigger_id) = (None, None, None, None, None);
+        for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+            let (key, value) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &pair[pair.len()..]),
+            };
+            // Slack's names need no decoding; one that does is decoded before it is compared.
+            let key: std::borrow::Cow<'_, str> = match std::str::from_utf8(key) {
+                Ok(plain) if !key.iter().any(|b| matches!(b, b'%' | b'+')) => plain.into(),
+                _ => form_decode(key).into(),
+            };
+            let slot = match key.as_ref() {
+                "user_id" => &mut user_id,
+                "channel_id" => &mut channel_id,
+                "text" => &mut text,
+                "response_url" => &mut response_url,
+                "trigger_id" => &mut trigger_id,
+                _ => continue,
+            };
+            if slot.replace(form_decode(value)).is_some() {
+                return Err(format!("duplicate field `{key}`"));
+            }
+        }
+        let required = |field: Option<String>, name: &str| field.ok_or_else(|| format!("missing field `{name}`"));
+        Ok(CommandForm {
+            user_id: required(user_id, "user_id")?,
+            channel_id: required(channel_id, "channel_id")?,
+            text,
+            response_url: required(response_url, "response_url")?,
+            trigger_id: required(trigger_id, "trigger_id")?,
+        })
+    }
+}
+
+/// One name or value of a form: `+` is a space, `%XX` the byte XX (a `%` not followed by two hex
+/// digits is kept as it is), and what is not UTF-8 becomes U+FFFD.
+fn form_decode(raw: &[u8]) -> String {
+    if !raw.iter().any(|b| matches!(b, b'%' | b'+')) {
+        return String::from_utf8_lossy(raw).into_owned();
+    }
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut bytes = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let byte = match raw[i] {
+            b'+' => b' ',
+            b'%' => match (raw.get(i + 1).copied().and_then(hex), raw.get(i + 2).copied().and_then(hex)) {
+                (Some(high), Some(low)) => {
+                    i += 2;
+                    high << 4 | low
+                }
+                _ => b'%',
+            },
+            other => other,
+        };
+        bytes.push(byte);
+        i += 1;
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
 }
 
 impl From<SlackCommandEvent> for CommandForm {
@@ -170,6 +239,45 @@ pub(crate) fn session_arg(arg: Option<&&str>, usage: &str) -> Result<SessionId, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_form_reads_as_serde_urlencoded_reads_it() {
+        #[derive(Debug, PartialEq, serde::Deserialize)]
+        struct Reference {
+            user_id: String,
+            channel_id: String,
+            #[serde(default)]
+            text: Option<String>,
+            response_url: String,
+            trigger_id: String,
+        }
+        let forms: &[&str] = &[
+            "token=t&team_id=T1&channel_id=C1&user_id=U1&command=%2Fpowerpole&text=request+billing+READ+1h+fix+%E2%9C%93+50%25&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1%2F1%2Fx&trigger_id=1.2.3",
+            "user_id=U1&channel_id=C1&response_url=u&trigger_id=t",
+            "user_id=U1&channel_id=C1&text=&response_url=u&trigger_id=t&",
+            "user_id=U1&&channel_id=C1&text=100%&response_url=u&trigger_id=t",
+            "user_id=U1&channel_id=C1&text=%ZZ%4&response_url=u&trigger_id=t",
+            "user%5Fid=U1&channel_id=C1&text=%FF%FEbad+utf8&response_url=u&trigger_id=t&extra",
+            "user_id=U1&channel_id=C1&text=a=b=c&response_url=u&trigger_id=t",
+        ];
+        for form in forms {
+            let reference: Reference = serde_urlencoded::from_bytes(form.as_bytes()).unwrap();
+            let ours = CommandForm::from_form(form.as_bytes()).unwrap();
+            assert_eq!(
+                (ours.user_id, ours.channel_id, ours.text, ours.response_url, ours.trigger_id),
+                (reference.user_id, reference.channel_id, reference.text, reference.response_url, reference.trigger_id),
+                "{form}"
+            );
+        }
+        for (form, error) in [
+            ("channel_id=C1&response_url=u&trigger_id=t", "missing field `user_id`"),
+            ("user_id=U1&channel_id=C1&response_url=u", "missing field `trigger_id`"),
+            ("user_id=U1&user_id=U2&channel_id=C1&response_url=u&trigger_id=t", "duplicate field `user_id`"),
+        ] {
+            assert!(serde_urlencoded::from_bytes::<Reference>(form.as_bytes()).is_err(), "{form}");
+            assert_eq!(CommandForm::from_form(form.as_bytes()).unwrap_err(), error, "{form}");
+        }
+    }
 
     #[test]
     fn the_reason_keeps_its_inner_spacing() {
