@@ -15,7 +15,9 @@
 //! - serve logs as deployed: JSON lines on stderr, read by another process (as journald or a
 //!   container runtime reads them), at the default `info` level;
 //! - RSS idle: `VmRSS` after start-up and one request; RSS after a burst: `VmHWM` (the peak)
-//!   after `BURST` signed `request` commands at 200 at once, with the follow-ups drained;
+//!   after `BURST` signed `request` commands at 200 at once. The bench's `billing` target names a
+//!   database nobody runs, so `serve` refuses them at once (what the first was told is printed):
+//!   this is the memory of the acknowledgement under load, not of 10,000 follow-ups;
 //! - the binary size of `powerpole` as built (no baseline: it does not vary between runs).
 //!
 //! The approve -> hand-over figure is printed by `benches/handover.rs`.
@@ -33,9 +35,10 @@ use slack_support::*;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const CONNECTIONS: usize = 200;
-const WRK_SECONDS: u64 = 10;
-/// Alternated rounds per server (each `WRK_SECONDS`).
-const ROUNDS: usize = 5;
+const WRK_SECONDS: u64 = 8;
+/// Alternated rounds per server (each `WRK_SECONDS`): nine, so that the median is not moved by
+/// the stalls of tens of milliseconds this machine's scheduler gives either server now and then.
+const ROUNDS: usize = 9;
 const BURST: usize = 10_000;
 const MB: f64 = 1024.0 * 1024.0;
 
@@ -201,26 +204,31 @@ fn duration_ms(text: &str) -> f64 {
     }
 }
 
-/// `BURST` signed `request` commands, `CONNECTIONS` at once; how many were answered "busy".
-async fn burst(driver: &SlackDriver) -> usize {
+/// `BURST` signed `request` commands, `CONNECTIONS` at once; how many were answered "busy", and
+/// the first answer's text (what the burst was told: a filing, or a refusal).
+async fn burst(driver: &SlackDriver) -> (usize, String) {
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let senders = (0..CONNECTIONS).map(|_| {
         let (driver, next) = (driver.clone(), next.clone());
         tokio::spawn(async move {
-            let mut busy = 0;
+            let (mut busy, mut first) = (0, None);
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 if i >= BURST {
-                    return busy;
+                    return (busy, first);
                 }
                 let text = format!("request billing READ 1h burst #{i}");
                 let reply = driver.command(SlashCommand::new(ALICE, "alice", ACCESS, &text)).await.expect("an answer");
                 assert_eq!(reply.status, 200, "{}", reply.body);
                 busy += usize::from(reply.body.contains("busy"));
+                if i == 0 {
+                    first = Some(reply.body);
+                }
             }
         })
     });
-    futures::future::join_all(senders).await.into_iter().map(|r| r.expect("the sender ran")).sum()
+    let results = futures::future::join_all(senders).await.into_iter().map(|r| r.expect("the sender ran"));
+    results.fold((0, String::new()), |(busy, first), (b, f)| (busy + b, f.unwrap_or(first)))
 }
 
 /// Waits until the follow-ups stop posting approval cards (the pool has drained).
@@ -298,9 +306,9 @@ async fn figures() {
     let (bare_rps, bare_p99) = (median(bare_runs.iter().map(|r| r.0).collect()), median(bare_runs.iter().map(|r| r.1).collect()));
     let (pp_rps, pp_p99) = (median(pp_runs.iter().map(|r| r.0).collect()), median(pp_runs.iter().map(|r| r.1).collect()));
 
-    let bare_busy = burst(&bare_driver).await;
+    let (bare_busy, _) = burst(&bare_driver).await;
     let started = Instant::now();
-    let pp_busy = burst(&pp_driver).await;
+    let (pp_busy, pp_first) = burst(&pp_driver).await;
     let burst_took = started.elapsed();
     drained(&slack).await;
     let (bare_peak, pp_peak) = (memory(bare.pid(), "VmHWM"), memory(pp.pid(), "VmHWM"));
@@ -309,6 +317,12 @@ async fn figures() {
     println!("speed: {CONNECTIONS} connections; {ROUNDS} alternated rounds of wrk {WRK_SECONDS} s of `/powerpole help` per server; burst of {BURST} `request` commands");
     println!("  ack (medians of {ROUNDS}): powerpole {pp_rps:.0} req/s, p99 {pp_p99:.2} ms; bare axum {bare_rps:.0} req/s, p99 {bare_p99:.2} ms");
     println!("  per-round ratios: throughput {} x, p99 {} x", spread(&rps_ratios), spread(&p99_ratios));
+    // Stalls from outside (the hypervisor taking the CPU for tens of milliseconds) only ever add
+    // latency, to whichever server runs then: the lowest p99 of each is its tail without them.
+    // Printed beside the figure, not instead of it.
+    let lowest = |runs: &[(f64, f64)]| runs.iter().map(|r| r.1).fold(f64::INFINITY, f64::min);
+    let (pp_low, bare_low) = (lowest(&pp_runs), lowest(&bare_runs));
+    println!("  lowest p99 of the {ROUNDS} rounds: powerpole {pp_low:.2} ms, bare axum {bare_low:.2} ms ({:.2} x)", pp_low / bare_low);
     println!("  rss: powerpole idle {:.1} MB, peak after burst {:.1} MB; bare axum idle {:.1} MB, peak {:.1} MB", pp_idle / MB, pp_peak / MB, bare_idle / MB, bare_peak / MB);
     println!(
         "  burst: powerpole answered {} of {BURST} busy in {:.1} s; {} approval cards posted; bare axum {bare_busy} busy",
@@ -316,6 +330,8 @@ async fn figures() {
         burst_took.as_secs_f64(),
         slack.calls_to("chat.postMessage").len()
     );
+    let told: String = serde_json::from_str::<serde_json::Value>(&pp_first).ok().and_then(|v| v["text"].as_str().map(str::to_owned)).unwrap_or(pp_first);
+    println!("  burst: the first request was told: {}", told.chars().take(200).collect::<String>());
     let (rps, p99) = (pp_rps / bare_rps, pp_p99 / bare_p99);
     figure("ack_throughput", rps, &format!("x bare axum (median of {ROUNDS}; rounds {})", spread(&rps_ratios)), ">= 0.70 x", rps >= 0.70);
     figure("ack_p99", p99, &format!("x bare axum (median of {ROUNDS}; rounds {})", spread(&p99_ratios)), "<= 1.50 x", p99 <= 1.50);

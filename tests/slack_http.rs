@@ -107,6 +107,9 @@ async fn help_and_the_bare_command_show_the_usage() {
         let body = t.command(ALICE, text).await.json().unwrap();
         let said = body["text"].as_str().unwrap();
         assert!(said.contains("/powerpole request") && said.contains("`billing` (up to 4h)"), "{said}");
+        // Seen only by the person who typed it, with the same text as its one block.
+        assert_eq!(body["response_type"], "ephemeral", "{body}");
+        assert_eq!(body["blocks"][0]["text"]["text"].as_str(), Some(said), "{body}");
     }
     assert!(t.slack.calls().is_empty());
 }

@@ -190,7 +190,7 @@ pub enum Reply {
 }
 
 /// An ephemeral message with the JSON Slack reads for it, written once.
-#[derive(Debug, PartialEq)]
+#[derive(PartialEq)]
 pub struct Prepared {
     pub message: Message,
     json: axum::body::Bytes,
@@ -198,8 +198,16 @@ pub struct Prepared {
 
 impl Prepared {
     pub fn new(message: Message) -> Prepared {
+        // Strings and JSON values always serialize; an empty body would only mark a bug.
         let json = serde_json::to_vec(&ephemeral(&message)).unwrap_or_default().into();
         Prepared { message, json }
+    }
+}
+
+impl std::fmt::Debug for Prepared {
+    // As `Message`'s: never the content.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared").field("message", &self.message).field("json_bytes", &self.json.len()).finish()
     }
 }
 
