@@ -268,11 +268,7 @@ pub async fn listen(app: Arc<SlackApp>, addr: &str) -> Result<Listening, ServeEr
 /// As [`listen`], until `stop` completes: then no new connection is accepted, requests being
 /// answered are finished, and the task ends.
 pub async fn listen_until(app: Arc<SlackApp>, addr: &str, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<Listening, ServeError> {
-    listen_router(router(app), addr, stop).await
-}
-
-async fn listen_router(routes: Router, addr: &str, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<Listening, ServeError> {
-    listen_service(routes, addr, stop).await
+    listen_service(router(app), addr, stop).await
 }
 
 /// Serves `service` (a router, or the [`Gate`] in front of one) on `addr`.
