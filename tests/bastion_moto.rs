@@ -325,6 +325,55 @@ async fn wait_online_times_out_with_a_typed_error_while_the_agent_stays_offline(
     }
 }
 
+/// Bastions booting at the same time are asked about in one call per poll: SSM throttles
+/// `DescribeInstanceInformation` per account, so the calls follow the clock, not the number of
+/// bastions; each wait still ends when its own agent is online, and not before.
+#[tokio::test]
+async fn bastions_booting_together_are_polled_together_and_each_wait_ends_with_its_own_agent() {
+    let world = World::new().await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let id = world.bastions.launch(&world.spec()).await.expect("launch").id;
+        world.ssm.hold_offline(&id);
+        ids.push(id);
+    }
+    let interval = Duration::from_millis(50);
+    let before = world.ssm.describe_calls();
+    let started = Instant::now();
+    let online: std::sync::Mutex<Vec<String>> = Default::default();
+    let (world, online) = (&world, &online);
+    let waits = futures::future::join_all(ids.iter().map(|id| {
+        async move {
+            let result = world.bastions.wait_online(id, Duration::from_secs(30)).await;
+            online.lock().unwrap().push(id.clone());
+            result
+        }
+    }));
+    // The agents come online one after another, each after SSM has been asked twice more.
+    let agents = async {
+        for (n, id) in ids.iter().enumerate() {
+            let asked = world.ssm.describe_calls();
+            while world.ssm.describe_calls() < asked + 2 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            assert_eq!(online.lock().unwrap().len(), n, "no wait ended before its agent was online");
+            world.ssm.release(id);
+        }
+    };
+    let (results, ()) = tokio::join!(waits, agents);
+    let took = started.elapsed();
+
+    for (id, result) in ids.iter().zip(&results) {
+        assert!(result.is_ok(), "{id}: {result:?}");
+    }
+    assert_eq!(*online.lock().unwrap(), ids, "each wait ended when its own agent came online");
+    // One call per poll, a poll every `interval` at most: four bastions polled apart would make
+    // about four times as many.
+    let calls = world.ssm.describe_calls() - before;
+    let most = took.as_secs_f64() / interval.as_secs_f64() + 1.0;
+    assert!(calls as f64 <= most, "{calls} calls to SSM in {took:?} for 4 bastions, at most {most:.0} for one poll every {interval:?}");
+}
+
 #[tokio::test]
 async fn list_managed_shows_live_bastions_with_their_session() {
     let world = World::new().await;

@@ -58,6 +58,8 @@ struct Shared {
     ec2: Mutex<HashMap<String, aws_sdk_ec2::Client>>,
     /// The access key id and secret its own EC2 reads are signed with.
     credentials: Mutex<(String, String)>,
+    /// `DescribeInstanceInformation` calls answered so far.
+    describe_calls: std::sync::atomic::AtomicUsize,
 }
 
 /// What tests decide about agents coming online.
@@ -113,6 +115,7 @@ impl SsmStandin {
             controls: Mutex::new(Controls::default()),
             ec2: Mutex::new(HashMap::new()),
             credentials: Mutex::new(("testing".to_owned(), "testing".to_owned())),
+            describe_calls: Default::default(),
         });
         let server = Server::start(addr, |_| {
             Router::new().fallback(handle).with_state(shared.clone())
@@ -155,6 +158,11 @@ impl SsmStandin {
     /// While `true`, no agent is online, whatever else is set.
     pub fn hold_all_offline(&self, hold: bool) {
         self.shared.controls().hold_all = hold;
+    }
+
+    /// How many `DescribeInstanceInformation` calls the stand-in has answered.
+    pub fn describe_calls(&self) -> usize {
+        self.shared.describe_calls.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Agents come online only `delay` after their instance's `LaunchTime` (default: at once).
@@ -217,6 +225,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         let region = describe::region_of(&parts.headers).unwrap_or("us-east-1");
         let ec2 = shared.ec2(region);
         let controls = shared.controls().clone();
+        shared.describe_calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         return describe::answer(&ec2, &controls, &body).await;
     }
     forward(&shared, parts, body.into()).await
