@@ -58,8 +58,9 @@ struct Shared {
     ec2: Mutex<HashMap<String, aws_sdk_ec2::Client>>,
     /// The access key id and secret its own EC2 reads are signed with.
     credentials: Mutex<(String, String)>,
-    /// `DescribeInstanceInformation` calls answered so far.
-    describe_calls: std::sync::atomic::AtomicUsize,
+    /// The instance ids each `DescribeInstanceInformation` call asked about (its `InstanceIds`
+    /// filter's values; none for a call without one), in the order the calls came.
+    asked: Mutex<Vec<Vec<String>>>,
 }
 
 /// What tests decide about agents coming online.
@@ -115,7 +116,7 @@ impl SsmStandin {
             controls: Mutex::new(Controls::default()),
             ec2: Mutex::new(HashMap::new()),
             credentials: Mutex::new(("testing".to_owned(), "testing".to_owned())),
-            describe_calls: Default::default(),
+            asked: Mutex::default(),
         });
         let server = Server::start(addr, |_| {
             Router::new().fallback(handle).with_state(shared.clone())
@@ -162,7 +163,12 @@ impl SsmStandin {
 
     /// How many `DescribeInstanceInformation` calls the stand-in has answered.
     pub fn describe_calls(&self) -> usize {
-        self.shared.describe_calls.load(std::sync::atomic::Ordering::SeqCst)
+        self.asked().len()
+    }
+
+    /// The instance ids each `DescribeInstanceInformation` call asked about, in order.
+    pub fn asked(&self) -> Vec<Vec<String>> {
+        self.shared.asked.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Agents come online only `delay` after their instance's `LaunchTime` (default: at once).
@@ -225,7 +231,15 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         let region = describe::region_of(&parts.headers).unwrap_or("us-east-1");
         let ec2 = shared.ec2(region);
         let controls = shared.controls().clone();
-        shared.describe_calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let ids = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|request| {
+                let filters = request.get("Filters")?.as_array()?.clone();
+                let ids = filters.iter().find(|f| f.get("Key").and_then(|k| k.as_str()) == Some("InstanceIds"))?;
+                Some(ids.get("Values")?.as_array()?.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            })
+            .unwrap_or_default();
+        shared.asked.lock().unwrap_or_else(|p| p.into_inner()).push(ids);
         return describe::answer(&ec2, &controls, &body).await;
     }
     forward(&shared, parts, body.into()).await
