@@ -2,7 +2,7 @@
 //! `DescribeInstanceInformation` is polled until it says `Online` or time is up.
 //!
 //! One poll asks about every bastion this process is waiting for ([`Watch`]): the rate of calls
-//! is one per interval however many bastions boot at once (SSM throttles
+//! is one per interval however many bastions (up to 50) boot at once (SSM throttles
 //! `DescribeInstanceInformation` per account), so the interval can be short, and it is the
 //! requester's wait: every moment between the agent registering and the poll that sees it is
 //! added to the hand-over.
