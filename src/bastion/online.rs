@@ -21,12 +21,12 @@ use super::BastionError;
 const PER_CALL: usize = 50;
 
 /// What one poll found.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 struct Round {
-    online: Arc<HashSet<String>>,
+    online: HashSet<String>,
     /// Calls that failed, with the ids each asked for: those waiters are told (as a lone poll's
     /// error was).
-    failed: Vec<(Arc<HashSet<String>>, String)>,
+    failed: Vec<(HashSet<String>, String)>,
 }
 
 #[derive(Default)]
@@ -61,7 +61,7 @@ impl Watch {
                 if rounds.changed().await.is_err() {
                     return Err(BastionError::Ssm { instance_id: instance_id.to_string(), message: "the poller stopped".into() });
                 }
-                let round = rounds.borrow_and_update().clone();
+                let round = rounds.borrow_and_update();
                 if round.online.contains(instance_id) {
                     return Ok(());
                 }
@@ -101,14 +101,12 @@ impl Watch {
                 waiting.ids.keys().cloned().collect()
             };
             let mut round = Round::default();
-            let mut online = HashSet::new();
             for chunk in ids.chunks(PER_CALL) {
                 match online_among(&self.ssm, chunk).await {
-                    Ok(found) => online.extend(found),
-                    Err(message) => round.failed.push((Arc::new(chunk.iter().cloned().collect()), message)),
+                    Ok(found) => round.online.extend(found),
+                    Err(message) => round.failed.push((chunk.iter().cloned().collect(), message)),
                 }
             }
-            round.online = Arc::new(online);
             self.rounds.send_replace(round);
             tokio::time::sleep(self.interval).await;
         }

@@ -107,6 +107,19 @@ impl IntoResponse for Refusal {
     }
 }
 
+impl Query {
+    /// The instance ids its `InstanceIds` filter asks about (none without one).
+    pub(crate) fn instance_ids(&self) -> Vec<String> {
+        self.filters
+            .iter()
+            .find_map(|filter| match filter {
+                Filter::Field("InstanceId", values) => Some(values.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+}
+
 pub(crate) fn parse_query(body: &[u8]) -> Result<Query, Refusal> {
     let request: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})

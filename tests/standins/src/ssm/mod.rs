@@ -163,7 +163,7 @@ impl SsmStandin {
 
     /// How many `DescribeInstanceInformation` calls the stand-in has answered.
     pub fn describe_calls(&self) -> usize {
-        self.asked().len()
+        self.shared.asked.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// The instance ids each `DescribeInstanceInformation` call asked about, in order.
@@ -231,14 +231,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         let region = describe::region_of(&parts.headers).unwrap_or("us-east-1");
         let ec2 = shared.ec2(region);
         let controls = shared.controls().clone();
-        let ids = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|request| {
-                let filters = request.get("Filters")?.as_array()?.clone();
-                let ids = filters.iter().find(|f| f.get("Key").and_then(|k| k.as_str()) == Some("InstanceIds"))?;
-                Some(ids.get("Values")?.as_array()?.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-            })
-            .unwrap_or_default();
+        let ids = describe::parse_query(&body).map(|query| query.instance_ids()).unwrap_or_default();
         shared.asked.lock().unwrap_or_else(|p| p.into_inner()).push(ids);
         return describe::answer(&ec2, &controls, &body).await;
     }
