@@ -415,6 +415,59 @@ async fn launch_on_request_terminates_the_bastion_of_a_denied_or_unanswered_requ
     assert_eq!(world.session(&app, &unanswered).await.state, State::Closed(Outcome::PendingTimedOut));
 }
 
+/// The early launch answers after the request was withdrawn (EC2 held at a proxy while the
+/// requester ends it): the worker terminates the bastion itself, says so in the trail (an
+/// `undone` event naming the instance), and gives its claim back in that write, so the teardown
+/// closes the session on the next sweep instead of after the launch's claim runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_launch_that_answers_after_the_request_ended_is_undone_and_audited() {
+    let world = World::new(Options::default()).await;
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap()));
+    let mut app = world.app_with(&launching_on_request(&world), clock.clone()).await;
+    let ec2_proxy = world::proxy::Proxy::start(&world::env("AWS_ENDPOINT_URL")).await;
+    let ec2 = aws_sdk_ec2::Client::from_conf(aws_sdk_ec2::config::Builder::from(&world.aws).endpoint_url(ec2_proxy.url()).build());
+    let ssm = aws_sdk_ssm::Client::from_conf(aws_sdk_ssm::config::Builder::from(&world.aws).endpoint_url(world.ssm.url()).build());
+    let bastions = powerpole::bastion::Ec2Bastions::new(ec2, ssm, app.config.bastion.clone()).in_deployment(app.config.deployment.id.clone());
+    app.lifecycle.bastions = Arc::new(bastions);
+    let http = world.serve(&app).await;
+    http.command(ALICE, "request billing READ 30m INC-80 look at refunds").await;
+    let card = world.slack.wait_for("chat.postMessage", 1, SOON).await.expect("card")[0].clone();
+    let id = session_on_card(&card);
+    world.card_stored(&app, &id).await;
+
+    // The sweep claims the early launch; its RunInstances stops at the proxy while Alice withdraws.
+    ec2_proxy.hold();
+    let sweep = app.lifecycle.tick(lookahead());
+    let meanwhile = async {
+        let claimed = world::process::wait_until(SOON, || async { Some(world.session(&app, &id).await).filter(|s| s.lease_until.is_some()) }).await;
+        assert!(claimed.is_some(), "the sweep claims the early launch");
+        let reply = http.command(ALICE, &format!("end {id}")).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let ended = world::process::wait_until(SOON, || async { Some(world.session(&app, &id).await).filter(|s| s.state != State::Pending) }).await;
+        assert_eq!(ended.map(|s| s.state), Some(State::TearingDown(Outcome::Cancelled)), "withdrawn while its bastion launches");
+        ec2_proxy.release();
+    };
+    let (report, ()) = tokio::join!(sweep, meanwhile);
+    report.expect("sweep");
+
+    let instances = world.instances_of(&id).await;
+    assert_eq!(instances.len(), 1, "one bastion was launched");
+    let instance = instances[0].instance_id().expect("an id").to_string();
+    assert_eq!(state_of(&instances[0]), Some("terminated"), "the worker whose launch answered late terminated it");
+    let trail = app.workflow.store.audit_trail(&id).await.expect("the trail");
+    let undone: Vec<&str> = trail.iter().filter(|r| r.event.kind == AuditKind::Undone).map(|r| r.event.detail.as_str()).collect();
+    assert_eq!(undone.len(), 1, "{trail:?}");
+    assert!(undone[0].contains(&instance) && undone[0].contains("terminated"), "the trail names what was undone: {}", undone[0]);
+    let session = world.session(&app, &id).await;
+    assert_eq!((session.state, session.lease_until), (State::TearingDown(Outcome::Cancelled), None), "the claim is given back with the event");
+
+    // The clock has not moved: the teardown runs now, not when the launch's claim would have run out.
+    assert_eq!(outcomes(&app.lifecycle.tick(lookahead()).await.expect("sweep")), vec![StepOutcome::TornDown]);
+    assert_eq!(world.session(&app, &id).await.state, State::Closed(Outcome::Cancelled));
+    let kinds = world.audit_kinds(&app, &id).await;
+    assert_eq!(kinds, vec![AuditKind::Requested, AuditKind::Cancelled, AuditKind::Undone, AuditKind::TornDown]);
+}
+
 /// Issue 11's CIDR scenario against MariaDB. On a target whose accounts are bound to the bastions'
 /// network (`account_host` a pattern), Alice's READ session is live. Her DML request on the same
 /// target would reuse, reset and at its end drop that account: it is refused, naming the live

@@ -444,6 +444,9 @@ pub enum AuditKind {
     ReviewAcknowledged,
     /// A break-glass session was reviewed and flagged for the security team.
     ReviewFlagged,
+    /// A worker removed what it made for a session that had ended meanwhile (a bastion whose
+    /// launch answered late, an account created after the teardown's revoke): what and why.
+    Undone,
 }
 
 impl AuditKind {
@@ -475,6 +478,7 @@ impl AuditKind {
             AuditKind::ReviewOverdue => "review_overdue",
             AuditKind::ReviewAcknowledged => "review_acknowledged",
             AuditKind::ReviewFlagged => "review_flagged",
+            AuditKind::Undone => "undone",
         }
     }
 }

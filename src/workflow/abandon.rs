@@ -9,14 +9,19 @@
 //!
 //! Either way a hand-over DM this worker sent is not the one the session recorded, so it is
 //! redacted: the password in it is, or soon will be, dead.
+//!
+//! What is undone is audited: an `undone` event in the session's trail
+//! ([`Lifecycle::record_undone`]), unless another worker holds the session (a write then would
+//! take its claim): that case is logged only.
 
 use std::time::Duration;
 
 use tracing::{error, info, warn};
 
 use super::lifecycle::{Lifecycle, ProvisionError};
+use crate::bastion::Instance;
 use crate::config::TargetConfig;
-use crate::domain::{Session, State};
+use crate::domain::{Actor, AuditEvent, AuditKind, Session, SessionId, State};
 use crate::notify::messages;
 use crate::notify::{NotifyError, Posted};
 
@@ -32,6 +37,11 @@ pub(crate) struct Made {
 /// Reads, undoes and redacts are tried this often before the worker gives up (a teardown or
 /// reconcile then covers what is recorded; the rest is logged as an error).
 const TRIES: u32 = 5;
+
+/// Looks at a session held by another worker's claim before the `undone` event is given up (1 +
+/// 2 + 4 s of waits): the step that undid something must not hold its session, or the sweep,
+/// for long.
+const UNDONE_TRIES: u32 = 4;
 
 impl Lifecycle {
     /// Undoes what `made` holds if the session is ending, redacts this worker's DM, and returns
@@ -66,11 +76,13 @@ impl Lifecycle {
             return ProvisionError::LostClaim;
         }
         info!(session = %session.id, ?made, "the session ended while it was provisioned; undoing what this worker made");
+        let mut undone = Vec::new();
         if let Some(host) = &made.account {
             for attempt in 0..TRIES {
                 match self.grants.revoke(target, &session.requester.db_user, host).await {
                     Ok(report) => {
                         info!(session = %session.id, %report, "account made by a worker that lost its claim revoked");
+                        undone.push(format!("account {}@{host} dropped", session.requester.db_user));
                         break;
                     }
                     Err(e) if attempt + 1 == TRIES => error!(session = %session.id, error = %e, "could not revoke the account this worker made; reconcile must"),
@@ -81,13 +93,66 @@ impl Lifecycle {
         if let Some(id) = &made.instance {
             for attempt in 0..TRIES {
                 match self.bastions.terminate(id).await {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        undone.push(format!("instance {id} terminated"));
+                        break;
+                    }
                     Err(e) if attempt + 1 == TRIES => error!(session = %session.id, error = %e, "could not terminate the instance this worker launched; reconcile must"),
                     Err(_) => self.workflow.clock.sleep(Duration::from_secs(1 << attempt)).await,
                 }
             }
         }
+        if !undone.is_empty() {
+            self.record_undone(&session.id, format!("the session ended while it was provisioned: {}", undone.join(", ")), session.lease_until, None).await;
+        }
         ProvisionError::LostClaim
+    }
+
+    /// Appends an `undone` event saying `detail` to the trail of session `id`. `ours`: the lease
+    /// of this worker's claim. A session that still carries it is written at once, and the claim
+    /// given back in the same write (so its teardown, held back by the claim, starts now), as is
+    /// one that is closed or that nobody holds. One that another worker holds (its teardown) is
+    /// not written, since that would take the claim from it: looked at again a few times, then
+    /// the event is given up with the detail in the log. `instance`: the bastion undone, recorded
+    /// in that same write when the session knows none and this worker holds it, so that its
+    /// teardown need not wait for the tag lookup to settle.
+    pub(crate) async fn record_undone(&self, id: &SessionId, detail: String, ours: Option<chrono::DateTime<chrono::Utc>>, instance: Option<&Instance>) {
+        for attempt in 0..UNDONE_TRIES {
+            match self.workflow.store.get(id).await {
+                Ok(None) => return,
+                Ok(Some(read)) => {
+                    let holds_our_claim = ours.is_some() && read.lease_until == ours;
+                    let held_by_nobody = read.lease_until.is_none_or(|until| until <= self.now());
+                    if matches!(read.state, State::Closed(_)) || holds_our_claim || held_by_nobody {
+                        let mut next = read.clone();
+                        if holds_our_claim {
+                            next.lease_until = None;
+                            if let (None, Some(instance)) = (&next.instance_id, instance) {
+                                next.instance_id = Some(instance.id.clone());
+                                next.private_ip = Some(instance.private_ip.to_string());
+                            }
+                        }
+                        let event = AuditEvent::ok(AuditKind::Undone, Actor::System, self.now(), detail.clone());
+                        match self.save(&read, &next, Some(event)).await {
+                            Ok(Some(_)) => {
+                                if holds_our_claim {
+                                    self.workflow.wake.notify_one();
+                                }
+                                return;
+                            }
+                            // Another write came first: read again.
+                            Ok(None) => continue,
+                            Err(e) => warn!(session = %id, error = %e, "could not record what was undone; trying again"),
+                        }
+                    }
+                }
+                Err(e) => warn!(session = %id, error = %e, "could not read the session to record what was undone; trying again"),
+            }
+            if attempt + 1 < UNDONE_TRIES {
+                self.workflow.clock.sleep(Duration::from_secs(1 << attempt)).await;
+            }
+        }
+        error!(session = %id, %detail, "what a worker undid could not be recorded in the session's trail (another worker held it, or the store failed)");
     }
 
     /// Replaces a hand-over DM with its redacted form, retrying a few times. `true` once done (a

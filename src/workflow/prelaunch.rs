@@ -106,6 +106,8 @@ impl Lifecycle {
                 State::TearingDown(_) | State::Closed(_) => {
                     self.bastions.terminate(&instance.id).await?;
                     info!(session = %read.id, instance = %instance.id, "the request ended while its bastion was launching; terminated it");
+                    let detail = format!("instance {} ({}) launched at request answered after the request ended ({}); terminated, nobody could enter it", instance.id, instance.private_ip, read.state);
+                    self.record_undone(&read.id, detail, claimed_until, Some(&instance)).await;
                     return Ok(StepOutcome::Skipped);
                 }
             }

@@ -176,13 +176,18 @@ impl Lifecycle {
             if again.get(&instance.id).is_none_or(|i| i.session != instance.session) {
                 continue;
             }
+            // The closed session whose trail records the removal.
+            let mut closed = None;
             let why = match instance.session.as_deref().map(SessionId::parse) {
                 None => "tagged powerpole:managed but has no session tag",
                 Some(Err(_)) => "its session tag is not a session id",
                 // Strongly consistent: a session that is live after all keeps its bastion.
                 Some(Ok(id)) => match self.workflow.store.get(&id).await {
                     Ok(Some(s)) if !s.state.is_closed() => continue,
-                    Ok(Some(_)) => "its session is closed",
+                    Ok(Some(_)) => {
+                        closed = Some(id);
+                        "its session is closed"
+                    }
                     Ok(None) => "its session is unknown",
                     Err(e) => {
                         out.push(Fixed { finding: instance_finding(&instance, "its session could not be read"), result: Some(Err(format!("not removed: {e}"))) });
@@ -196,7 +201,13 @@ impl Lifecycle {
             } else {
                 match self.claim(&format!("instance:{}", instance.id)).await {
                     Ok(false) => continue,
-                    Ok(true) => Some(self.bastions.terminate(&instance.id).await.map(|_| "terminated".to_string()).map_err(|e| e.to_string())),
+                    Ok(true) => {
+                        let terminated = self.bastions.terminate(&instance.id).await;
+                        if let (Ok(()), Some(id)) = (&terminated, &closed) {
+                            self.record_undone(id, format!("reconcile terminated instance {}, left running after the session closed", instance.id), None, None).await;
+                        }
+                        Some(terminated.map(|_| "terminated".to_string()).map_err(|e| e.to_string()))
+                    }
                     Err(e) => Some(Err(format!("not removed: {e}"))),
                 }
             };
