@@ -94,7 +94,13 @@ async fn approvals_and_a_request_acknowledged_right_before_a_kill_take_effect_on
 
     // Each took effect once: one approval, one launch, the card updated, the requester told once.
     // The cards come in the order their follow-ups ran, not the order of the requests: each
-    // session names its own requester.
+    // session names its own requester, and the three are the three who asked.
+    let mut requesters = Vec::new();
+    for (id, _) in &pending {
+        requesters.push(get(&store, id).await.expect("the session exists").requester.slack_id.to_string());
+    }
+    requesters.sort();
+    assert_eq!(requesters, [ALICE, CAROL, DAVE].map(String::from), "one session for each request");
     for (id, card) in &pending {
         let requester = get(&store, id).await.expect("the session exists").requester.slack_id;
         let who = requester.as_str();
