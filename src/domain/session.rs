@@ -348,6 +348,11 @@ impl Session {
         self.lease_until = Some(now + lease);
     }
 
+    /// Nobody holds this session at `now`: no claim, or one whose lease has run out.
+    pub fn unclaimed(&self, now: DateTime<Utc>) -> bool {
+        self.lease_until.is_none_or(|until| until <= now)
+    }
+
     /// When the scheduler must next act on this session, or `None` once closed.
     ///
     /// - pending: at once while a launch-on-request bastion is not launched yet, else the next

@@ -122,8 +122,7 @@ impl Lifecycle {
                 Ok(None) => return,
                 Ok(Some(read)) => {
                     let holds_our_claim = ours.is_some() && read.lease_until == ours;
-                    let held_by_nobody = read.lease_until.is_none_or(|until| until <= self.now());
-                    if matches!(read.state, State::Closed(_)) || holds_our_claim || held_by_nobody {
+                    if matches!(read.state, State::Closed(_)) || holds_our_claim || read.unclaimed(self.now()) {
                         let mut next = read.clone();
                         if holds_our_claim {
                             next.lease_until = None;

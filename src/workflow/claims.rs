@@ -69,7 +69,7 @@ impl Lifecycle {
         let now = self.workflow.clock.now();
         let mut released = 0;
         for (id, h) in held {
-            let Some(ours) = h.last_written.filter(|s| s.lease_until.is_some_and(|l| l > now)) else { continue };
+            let Some(ours) = h.last_written.filter(|s| !s.unclaimed(now)) else { continue };
             let mut next = ours.clone();
             next.lease_until = None;
             // `update` is conditional on the version and state read: exactly what this process wrote.

@@ -228,7 +228,7 @@ impl Lifecycle {
         }
         match session.state {
             State::Pending if session.pending_expires_at <= now => self.time_out_pending(session).await,
-            State::Pending if session.needs_early_launch() && session.lease_until.is_none_or(|until| until <= now) => self.launch_early(session).await,
+            State::Pending if session.needs_early_launch() && session.unclaimed(now) => self.launch_early(session).await,
             State::Pending => self.remind(session).await,
             State::Approved | State::Provisioning => self.provision(session).await,
             State::Active => {

@@ -64,7 +64,7 @@ impl Lifecycle {
                 break;
             }
             match self.workflow.store.get(&read.id).await? {
-                Some(current) if current.needs_early_launch() && current.lease_until.is_none_or(|until| until <= self.now()) => read = current,
+                Some(current) if current.needs_early_launch() && current.unclaimed(self.now()) => read = current,
                 _ => return Ok(StepOutcome::Skipped),
             }
         }

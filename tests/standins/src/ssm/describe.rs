@@ -60,9 +60,9 @@ pub(crate) struct Query {
 pub(crate) async fn answer(
     ec2: &aws_sdk_ec2::Client,
     controls: &Controls,
-    body: &[u8],
+    query: Result<Query, Refusal>,
 ) -> Response {
-    let query = match parse_query(body) {
+    let query = match query {
         Ok(query) => query,
         Err(refusal) => return refusal.into_response(),
     };

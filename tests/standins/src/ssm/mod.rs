@@ -231,9 +231,10 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         let region = describe::region_of(&parts.headers).unwrap_or("us-east-1");
         let ec2 = shared.ec2(region);
         let controls = shared.controls().clone();
-        let ids = describe::parse_query(&body).map(|query| query.instance_ids()).unwrap_or_default();
+        let query = describe::parse_query(&body);
+        let ids = query.as_ref().map(describe::Query::instance_ids).unwrap_or_default();
         shared.asked.lock().unwrap_or_else(|p| p.into_inner()).push(ids);
-        return describe::answer(&ec2, &controls, &body).await;
+        return describe::answer(&ec2, &controls, query).await;
     }
     forward(&shared, parts, body.into()).await
 }
