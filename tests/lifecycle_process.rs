@@ -111,9 +111,16 @@ async fn end_and_assert_nothing_left(world: &World, app: &App, serve: &Serve, id
         assert_eq!(state_name(instance), "terminated", "{:?} is left running", instance.instance_id());
     }
     assert!(world.accounts_named(&world.db_user()).await.is_empty(), "the account is gone");
-    assert!(world.dms_to(ALICE).iter().any(|c| c.text().contains("has ended")), "the teardown notice");
+    assert_teardown_notice(world).await;
     let live = app.workflow.store.live().await.expect("the store lists live sessions");
     assert!(live.is_empty(), "no live session is left: {live:?}");
+}
+
+/// The requester's "has ended" DM. The outbox delivers it after the write that closes the
+/// session, so it may arrive a moment after the session reads closed.
+async fn assert_teardown_notice(world: &World) {
+    let told = wait_until(SOON, || async { world.dms_to(ALICE).iter().any(|c| c.text().contains("has ended")).then_some(()) }).await;
+    assert!(told.is_some(), "the teardown notice reaches the requester");
 }
 
 fn count(kinds: &[AuditKind], kind: AuditKind) -> usize {
@@ -349,7 +356,7 @@ async fn an_expiry_missed_while_down_is_torn_down_by_the_start_up_tick() {
     assert_eq!(instances.len(), 1);
     assert_eq!(state_name(&instances[0]), "terminated");
     assert!(world.accounts_named(&world.db_user()).await.is_empty(), "the account is gone");
-    assert!(world.dms_to(ALICE).iter().any(|c| c.text().contains("has ended")), "the teardown notice");
+    assert_teardown_notice(&world).await;
     let kinds = world.audit_kinds(&app, &id).await;
     assert_eq!(&kinds[kinds.len() - 2..], &[AuditKind::Expired, AuditKind::TornDown], "{kinds:?}");
     assert_eq!(count(&kinds, AuditKind::Warned), 0, "no warning for a session already over: {kinds:?}");
