@@ -171,6 +171,48 @@ async fn killed_right_after_run_instances_the_restarted_service_adopts_the_insta
     end_and_assert_nothing_left(&world, &store, &second, &id).await;
 }
 
+/// A bastion only its tag knows (moto launched it, its answer never reached the process), ended
+/// by its requester: the teardown finds it by its tag and terminates it, and the process is
+/// killed before it can close (TerminateInstances' answer withheld; if the call gives up first,
+/// the attempt fails instead of closing, which leaves the same state). The tag lookup of the
+/// restarted service no longer shows a terminated instance; its teardown still names the
+/// instance in the trail, because the first recorded it in the session before terminating it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_terminating_a_bastion_only_its_tag_knew_the_restarted_teardown_names_it() {
+    let world = World::new(Options::default()).await;
+    let store = reader(&world).await;
+    let ec2 = Proxy::start(&world::env("AWS_ENDPOINT_URL")).await;
+    ec2.withhold_answers_to_any(&["Action=RunInstances", "Action=TerminateInstances"]);
+    // EC2 calls give up after 2 s: the provisioning worker stops waiting for its launch's answer
+    // (the session is not in flight in this process any more), so the teardown can start.
+    let config = format!("{}\n[calls.ec2]\nmax_attempts = 1\ntimeout = \"2s\"\n", config(&world));
+    let mut first = Serve::start(&world, &config, &[("AWS_ENDPOINT_URL_EC2", ec2.url())]).await;
+    let id = request_and_approve(&world, &first, "request billing READ 1h INC-106 crash in the teardown").await;
+    let launched = wait_until(SOON, || async { Some(world.instances_of(&id).await).filter(|i| !i.is_empty()) }).await;
+    let instance = launched.expect("moto has the session's instance")[0].instance_id().expect("an id").to_string();
+    assert_eq!(get(&store, &id).await.instance_id, None, "nothing records the instance yet");
+
+    let reply = first.http.command(ALICE, &format!("end {id}")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let terminated = wait_until(SOON, || async {
+        let gone = world.instances_of(&id).await.iter().all(|i| matches!(state_name(i), "terminated" | "shutting-down"));
+        (gone && ec2.withheld() >= 2).then_some(())
+    })
+    .await;
+    assert!(terminated.is_some(), "the teardown terminated the bastion and waits for the answer; log:\n{}", first.logs());
+    assert_eq!(get(&store, &id).await.state, State::TearingDown(Outcome::EndedByRequester), "not closed yet");
+    first.kill().await;
+
+    let second = Serve::start(&world, &config, &[]).await;
+    let closed = wait_for_session(&store, &id, Duration::from_secs(90), "the restarted service closes the session", |s| s.state.is_closed()).await;
+    assert_eq!(closed.state, State::Closed(Outcome::EndedByRequester));
+    let trail = store.workflow.store.audit_trail(&id).await.expect("the trail is readable");
+    let torn_down = trail.iter().rev().find(|r| r.event.kind == AuditKind::TornDown).expect("a torn_down event");
+    assert!(torn_down.event.detail.contains(&instance), "the trail names the terminated bastion {instance}: {:?}", torn_down.event.detail);
+    assert_teardown_notice(&world).await;
+    drop(second);
+}
+
 /// SIGKILL after the launch is recorded, while the grant is held before it reaches MariaDB and
 /// the agent is held offline. The restarted service resumes with the recorded instance and
 /// creates the account.

@@ -26,10 +26,22 @@ pub enum Fix {
     /// An extension whose card could not be posted is withdrawn only while the session is still
     /// active, so a withdrawal that lands after the expiry does not end the trail (seed 5928).
     WithdrawOnlyActive,
+    /// A bastion only its tag knows is recorded in its session before it is terminated, by the
+    /// teardown that found it and by a worker undoing it while the session is torn down, so that
+    /// the trail names it even when that worker dies before it can close or record `undone`.
+    RecordBeforeTerminate,
 }
 
 impl Fix {
-    pub const ALL: [Fix; 6] = [Fix::LaunchWindowWait, Fix::AbandonUndoes, Fix::EarlierAttempt, Fix::RemoveStrayHandovers, Fix::RenewedTeardownClaim, Fix::WithdrawOnlyActive];
+    pub const ALL: [Fix; 7] = [
+        Fix::LaunchWindowWait,
+        Fix::AbandonUndoes,
+        Fix::EarlierAttempt,
+        Fix::RemoveStrayHandovers,
+        Fix::RenewedTeardownClaim,
+        Fix::WithdrawOnlyActive,
+        Fix::RecordBeforeTerminate,
+    ];
 
     fn bit(self) -> u32 {
         1 << (self as u32)
@@ -44,6 +56,7 @@ impl Fix {
             Fix::RemoveStrayHandovers => "remove-stray-handovers",
             Fix::RenewedTeardownClaim => "renewed-teardown-claim",
             Fix::WithdrawOnlyActive => "withdraw-only-active",
+            Fix::RecordBeforeTerminate => "record-before-terminate",
         }
     }
 

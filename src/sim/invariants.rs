@@ -147,12 +147,10 @@ fn check_effects_match_trail(world: &World, s: &Session, trail: &[crate::store::
     let has = |k: AuditKind| trail.iter().any(|r| r.event.kind == k);
     let mentions = |what: &str| trail.iter().any(|r| r.event.detail.contains(what));
     let mine: Vec<&crate::memory::SimInstance> = instances.iter().filter(|i| i.session == s.id).collect();
-    // Held for sessions that reached their hand-over only. A bastion undone by a worker that lost
-    // its claim is named by its `undone` event now, but held for every session the check failed
-    // 17 of 10,000 schedules when measured (seed 1992: a provisioning that failed before it
-    // recorded its launch, whose teardown's trail does not name the instance).
-    let handed_over = has(AuditKind::HandedOver);
-    for i in mine.iter().filter(|_| handed_over) {
+    // Every bastion, whether or not its session was handed over: one undone by a worker that lost
+    // its claim is named by its `undone` event, one only its tag knew by the teardown that
+    // recorded it before terminating it (`Fix::RecordBeforeTerminate`).
+    for i in &mine {
         if !has(AuditKind::Launched) && !mentions(&i.id) {
             out.push(format!("{}: its bastion {} was launched, but no event of its trail records it", s.id, i.id));
         }

@@ -28,7 +28,7 @@ use crate::notify::{NotifyError, Posted};
 /// What one provisioning worker made so far.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Made {
-    pub instance: Option<String>,
+    pub instance: Option<Instance>,
     /// The host of the account it created (or may have created).
     pub account: Option<String>,
     pub dm: Option<Posted>,
@@ -90,11 +90,15 @@ impl Lifecycle {
                 }
             }
         }
-        if let Some(id) = &made.instance {
+        let mut terminated = None;
+        if let Some(instance) = &made.instance {
+            self.hand_to_teardown(&session.id, instance).await;
+            let id = &instance.id;
             for attempt in 0..TRIES {
                 match self.bastions.terminate(id).await {
                     Ok(()) => {
                         undone.push(format!("instance {id} terminated"));
+                        terminated = Some(instance);
                         break;
                     }
                     Err(e) if attempt + 1 == TRIES => error!(session = %session.id, error = %e, "could not terminate the instance this worker launched; reconcile must"),
@@ -103,9 +107,39 @@ impl Lifecycle {
             }
         }
         if !undone.is_empty() {
-            self.record_undone(&session.id, format!("the session ended while it was provisioned: {}", undone.join(", ")), session.lease_until, None).await;
+            self.record_undone(&session.id, format!("the session ended while it was provisioned: {}", undone.join(", ")), session.lease_until, terminated).await;
         }
         ProvisionError::LostClaim
+    }
+
+    /// Records `instance` in session `id` if it is being torn down without knowing it, before this
+    /// worker terminates it: a worker that dies between the termination and its `undone` event
+    /// then leaves the instance to the teardown, which terminates it again and names it (its tag
+    /// lookup no longer shows a terminated instance). The teardown's claim is left as it is (its
+    /// next write is refused, and it runs again once the claim runs out). Best effort: a store
+    /// that refuses leaves the `undone` event to say it.
+    pub(crate) async fn hand_to_teardown(&self, id: &SessionId, instance: &Instance) {
+        if !crate::sim::fixes::on(crate::sim::fixes::Fix::RecordBeforeTerminate) {
+            return;
+        }
+        for _ in 0..TRIES {
+            let read = match self.workflow.store.get(id).await {
+                Ok(Some(read)) if matches!(read.state, State::TearingDown(_)) && read.instance_id.is_none() => read,
+                Ok(_) => return,
+                Err(e) => {
+                    warn!(session = %id, error = %e, "could not read the session to hand it the instance being undone; trying again");
+                    continue;
+                }
+            };
+            let mut next = read.clone();
+            next.instance_id = Some(instance.id.clone());
+            next.private_ip = Some(instance.private_ip.to_string());
+            match self.save(&read, &next, None).await {
+                Ok(Some(_)) => return,
+                Ok(None) => continue,
+                Err(e) => warn!(session = %id, error = %e, "could not hand the instance being undone to the teardown; trying again"),
+            }
+        }
     }
 
     /// Appends an `undone` event saying `detail` to the trail of session `id`. `ours`: the lease
@@ -113,19 +147,30 @@ impl Lifecycle {
     /// given back in the same write (so its teardown, held back by the claim, starts now), as is
     /// one that is closed or that nobody holds. One that another worker holds (its teardown) is
     /// not written, since that would take the claim from it: looked at again a few times, then
-    /// the event is given up with the detail in the log. `instance`: the bastion undone, recorded
-    /// in that same write when the session knows none and this worker holds it, so that its
-    /// teardown need not wait for the tag lookup to settle.
+    /// the event is given up with the detail in the log; except a teardown that knows no bastion
+    /// while this worker undoes one, which is written (below). `instance`: the bastion undone,
+    /// recorded in that same write when the session knows none and this worker holds it (so that
+    /// its teardown need not wait for the tag lookup to settle) or is being torn down.
     pub(crate) async fn record_undone(&self, id: &SessionId, detail: String, ours: Option<chrono::DateTime<chrono::Utc>>, instance: Option<&Instance>) {
         for attempt in 0..UNDONE_TRIES {
             match self.workflow.store.get(id).await {
                 Ok(None) => return,
                 Ok(Some(read)) => {
                     let holds_our_claim = ours.is_some() && read.lease_until == ours;
-                    if matches!(read.state, State::Closed(_)) || holds_our_claim || read.unclaimed(self.now()) {
+                    // A teardown that knows no bastion cannot name this one (its tag lookup no
+                    // longer shows a terminated instance): it is handed the instance, its claim
+                    // left as it is. Its next write is then refused and it runs again once that
+                    // claim runs out, naming the instance; what it was removing is removed already.
+                    let teardown_without_it = matches!(read.state, State::TearingDown(_))
+                        && read.instance_id.is_none()
+                        && instance.is_some()
+                        && crate::sim::fixes::on(crate::sim::fixes::Fix::RecordBeforeTerminate);
+                    if matches!(read.state, State::Closed(_)) || holds_our_claim || teardown_without_it || read.unclaimed(self.now()) {
                         let mut next = read.clone();
                         if holds_our_claim {
                             next.lease_until = None;
+                        }
+                        if holds_our_claim || teardown_without_it {
                             if let (None, Some(instance)) = (&next.instance_id, instance) {
                                 next.instance_id = Some(instance.id.clone());
                                 next.private_ip = Some(instance.private_ip.to_string());

@@ -157,6 +157,17 @@ struct Removed {
     settling_until: Option<DateTime<Utc>>,
 }
 
+/// A teardown's bastion, looked up before anything is removed ([`Lifecycle::locate_bastion`]).
+#[derive(Debug)]
+enum Bastion {
+    /// The session records it (from the launch, or from an earlier teardown's tag lookup).
+    Recorded(String),
+    /// Neither recorded nor found by its tag.
+    NotFound,
+    /// The tag lookup failed: the account is revoked all the same, then the attempt fails.
+    LookupFailed(String),
+}
+
 /// How long EC2's tag lookup may take to see a launched instance (it is eventually consistent;
 /// in practice seconds). A teardown that finds nothing looks again until then.
 const TAG_SETTLE: Duration = Duration::seconds(60);
@@ -337,14 +348,14 @@ impl Lifecycle {
             Ok(launched) => launched,
             Err(ProvisionError::LostClaim) => {
                 // The launch may already have taken effect: let it answer, so its instance is known.
-                made.instance = launch.await.ok().map(|i| i.id);
+                made.instance = launch.await.ok();
                 return Err(self.abandon(session, target, made).await);
             }
             Err(e) => return Err(e),
         };
         self.dependencies.record(Dependency::Ec2, self.now(), &launched);
         let instance = launched.map_err(ProvisionError::Launch)?;
-        made.instance = Some(instance.id.clone());
+        made.instance = Some(instance.clone());
         if !spec.identity_at_launch {
             // Launch on request: the session is approved (this worker holds its provisioning
             // claim), so its requester may now enter the bastion launched while it waited.
@@ -640,9 +651,11 @@ impl Lifecycle {
             return self.teardown_removed_target(session).await;
         };
         let channels = vec![target.approvals_channel.clone()];
-        let mut session = session;
+        let Some((mut session, bastion)) = self.locate_bastion(session).await? else {
+            return Ok(StepOutcome::Skipped);
+        };
         let claimed = session.clone();
-        let removed = self.keep_teardown_claim(&mut session, self.remove_resources(&claimed, &target)).await;
+        let removed = self.keep_teardown_claim(&mut session, self.remove_resources(&claimed, &target, bastion)).await;
         match removed {
             Ok(Removed { settling_until: Some(until), .. }) => self.wait_for_tags(session, until).await,
             Ok(removed) => {
@@ -701,10 +714,35 @@ impl Lifecycle {
         }
     }
 
+    /// The session's bastion, as the teardown is to remove it: the one the session records, or one
+    /// only its tag knows (a crash or a lost answer between the launch and the write recording
+    /// it). One found by its tag is recorded in the session before anything is removed, so that
+    /// an attempt that terminates it and then cannot close (a crash, a store fault) leaves its name
+    /// to the next attempt, whose trail names it (the tag lookup no longer shows a terminated
+    /// instance). `None`: the session was written by someone else meanwhile.
+    async fn locate_bastion(&self, session: Session) -> Result<Option<(Session, Bastion)>, StepError> {
+        if let Some(id) = &session.instance_id {
+            let id = id.clone();
+            return Ok(Some((session, Bastion::Recorded(id))));
+        }
+        let found = self.bastions.find(&session.id).await;
+        self.dependencies.record(Dependency::Ec2, self.now(), &found);
+        let instance = match found {
+            Ok(Some(instance)) if crate::sim::fixes::on(crate::sim::fixes::Fix::RecordBeforeTerminate) => instance,
+            Ok(Some(instance)) => return Ok(Some((session, Bastion::Recorded(instance.id)))),
+            Ok(None) => return Ok(Some((session, Bastion::NotFound))),
+            Err(e) => return Ok(Some((session, Bastion::LookupFailed(format!("finding the bastion failed: {e}"))))),
+        };
+        let mut next = session.clone();
+        next.instance_id = Some(instance.id.clone());
+        next.private_ip.get_or_insert_with(|| instance.private_ip.to_string());
+        Ok(self.save(&session, &next, None).await?.map(|stored| (stored, Bastion::Recorded(instance.id))))
+    }
+
     /// Revokes the account, then terminates the instance. A database that cannot be reached does
     /// not keep the instance running: it is terminated all the same (the path to the database goes
     /// through it), and the revoke's failure is returned after. A failure names its system.
-    async fn remove_resources(&self, session: &Session, target: &TargetConfig) -> Result<Removed, (Dependency, String)> {
+    async fn remove_resources(&self, session: &Session, target: &TargetConfig, bastion: Bastion) -> Result<Removed, (Dependency, String)> {
         let mut removed = Removed::default();
         let ec2 = |e: String| (Dependency::Ec2, e);
         let mut revoke_failed = None;
@@ -722,19 +760,16 @@ impl Lifecycle {
                 Err(e) => revoke_failed = Some((Dependency::Database, format!("revoking the database account failed: {e}"))),
             }
         }
-        let instance = match &session.instance_id {
-            Some(id) => Some(id.clone()),
-            // A crash between launch and the store write leaves an instance only its tag knows.
-            None => {
-                let found = self.bastions.find(&session.id).await;
-                self.dependencies.record(Dependency::Ec2, self.now(), &found);
-                let found = found.map_err(|e| ec2(format!("finding the bastion failed: {e}")))?.map(|i| i.id);
+        let instance = match bastion {
+            Bastion::Recorded(id) => Some(id),
+            Bastion::LookupFailed(cause) => return Err(ec2(cause)),
+            Bastion::NotFound => {
                 let settled = session.launch_window_end.map(|end| end + TAG_SETTLE);
-                if found.is_none() && settled.is_some_and(|at| at > self.now()) && crate::sim::fixes::on(crate::sim::fixes::Fix::LaunchWindowWait) {
+                if settled.is_some_and(|at| at > self.now()) && crate::sim::fixes::on(crate::sim::fixes::Fix::LaunchWindowWait) {
                     removed.settling_until = settled;
                     return revoke_failed.map_or(Ok(removed), Err);
                 }
-                found
+                None
             }
         };
         if let Some(id) = instance {

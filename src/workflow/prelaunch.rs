@@ -104,6 +104,7 @@ impl Lifecycle {
                 }
                 State::Pending | State::Approved | State::Provisioning | State::Active => return Ok(StepOutcome::LaunchedEarly),
                 State::TearingDown(_) | State::Closed(_) => {
+                    self.hand_to_teardown(&read.id, &instance).await;
                     self.bastions.terminate(&instance.id).await?;
                     info!(session = %read.id, instance = %instance.id, "the request ended while its bastion was launching; terminated it");
                     let detail = format!("instance {} ({}) launched at request answered after the request ended ({}); terminated, nobody could enter it", instance.id, instance.private_ip, read.state);
