@@ -4,8 +4,10 @@
 //! - the release binary `powerpole serve` (built by `cargo bench` with the release profile) runs
 //!   against the stand-ins: moto for DynamoDB and Secrets Manager, the Slack stand-in (in this
 //!   process) for the Web API and response URLs;
-//! - the baseline is a bare axum server (this binary, run again with `--bare-axum`) that answers
-//!   the same POST with a fixed ephemeral message, on the same runtime settings;
+//! - the baseline is a bare axum server (this binary, run again with `--bare-axum`) that reads the
+//!   same POST's body and answers it with the bytes `serve` answers `help` with (read from `serve`
+//!   first), on the same runtime settings: both put the same response on the wire, so the ratio
+//!   is the cost of the handling (signature, form, log line), not of the help text's length;
 //! - ack throughput and p99: `wrk` (Debian's; `make bench` installs it) sends the same pre-signed
 //!   `/powerpole help` to each for `ROUND_SECONDS` at 200 connections (a signature stays valid for
 //!   5 minutes, and `help` has no follow-up, so this is the acknowledgement alone), in rounds
@@ -59,22 +61,27 @@ const BURST: usize = 10_000;
 const MB: f64 = 1024.0 * 1024.0;
 
 fn main() {
-    if std::env::args().any(|a| a == "--bare-axum") {
-        return bare_axum();
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--bare-axum") {
+        let answer = std::fs::read(args.get(at + 1).expect("--bare-axum ANSWER_FILE")).expect("the answer file");
+        return bare_axum(answer);
     }
     install_crypto();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime");
     runtime.block_on(figures());
 }
 
-/// The baseline: axum answering the same POST with a fixed message, as small as it gets.
-fn bare_axum() {
+/// The baseline: axum reading the POST's body and answering `answer` (the bytes `serve` answers
+/// `help` with, so both put the same response on the wire) as JSON.
+fn bare_axum(answer: Vec<u8>) {
+    let answer = axum::body::Bytes::from(answer);
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     runtime.block_on(async {
         let app = axum::Router::new().route(
             "/slack/commands",
-            axum::routing::post(|_body: axum::body::Bytes| async {
-                axum::Json(serde_json::json!({"response_type": "ephemeral", "text": "bare axum: help would be here"}))
+            axum::routing::post(move |_body: axum::body::Bytes| {
+                let answer = answer.clone();
+                async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], answer) }
             }),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
@@ -109,9 +116,10 @@ fn memory(pid: u32, field: &str) -> f64 {
     kb * 1024.0
 }
 
-async fn start_bare() -> (Child, String) {
+async fn start_bare(answer: &Path) -> (Child, String) {
     let mut child = tokio::process::Command::new(std::env::current_exe().expect("this binary"))
         .arg("--bare-axum")
+        .arg(answer)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -344,26 +352,34 @@ fn spread(v: &[f64]) -> String {
     format!("{lo:.2}..{hi:.2}")
 }
 
+/// The body of `help` once the server behind `driver` answers 200.
+async fn help_when_ready(driver: &SlackDriver) -> String {
+    let ready_by = Instant::now() + Duration::from_secs(60);
+    loop {
+        let reply = driver.command(SlashCommand::new(ALICE, "alice", ACCESS, "help")).await.expect("an answer");
+        if reply.status == 200 {
+            return reply.body;
+        }
+        assert!(reply.status == 503 && Instant::now() < ready_by, "not ready within a minute: {} {}", reply.status, reply.body);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 async fn figures() {
     let dir = std::env::temp_dir().join(format!("powerpole-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a scratch directory");
     let slack = SlackStandin::start().await;
     slack.add_user(ALICE, "alice@example.com", "Europe/Berlin");
-    let (bare, bare_url) = start_bare().await;
     let (pp, pp_url) = start_powerpole(&slack, &dir).await;
-    let (bare_driver, pp_driver) = (SlackDriver::new(&bare_url, SECRET).with_slack(&slack), SlackDriver::new(&pp_url, SECRET).with_slack(&slack));
+    let pp_driver = SlackDriver::new(&pp_url, SECRET).with_slack(&slack);
     // `serve` answers 503 ("starting") until its start-up checks pass: wait for it to be ready.
-    for driver in [&bare_driver, &pp_driver] {
-        let ready_by = Instant::now() + Duration::from_secs(60);
-        loop {
-            let reply = driver.command(SlashCommand::new(ALICE, "alice", ACCESS, "help")).await.expect("an answer");
-            if reply.status == 200 {
-                break;
-            }
-            assert!(reply.status == 503 && Instant::now() < ready_by, "not ready within a minute: {} {}", reply.status, reply.body);
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
+    let help = help_when_ready(&pp_driver).await;
+    // The baseline answers the same bytes, so the ratio is the handling's, not the help text's.
+    let answer = dir.join("help.json");
+    std::fs::write(&answer, &help).expect("the answer is written");
+    let (bare, bare_url) = start_bare(&answer).await;
+    let bare_driver = SlackDriver::new(&bare_url, SECRET).with_slack(&slack);
+    assert_eq!(help_when_ready(&bare_driver).await, help, "the baseline answers what serve answers");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (bare_idle, pp_idle) = (memory(bare.pid(), "VmRSS"), memory(pp.pid(), "VmRSS"));
 
@@ -385,7 +401,10 @@ async fn figures() {
     let size = std::fs::metadata(env!("CARGO_BIN_EXE_powerpole")).expect("the binary").len() as f64;
 
     let rounds = pp_runs.len();
-    println!("speed: {CONNECTIONS} connections; {rounds} alternated rounds of wrk {ROUND_SECONDS} s of `/powerpole help` per server; burst of {BURST} `request` commands");
+    println!(
+        "speed: {CONNECTIONS} connections; {rounds} alternated rounds of wrk {ROUND_SECONDS} s of `/powerpole help` per server (both answer the same {}-byte JSON); burst of {BURST} `request` commands",
+        help.len()
+    );
     println!(
         "  rounds without steal (<= {CLEAN_STEAL_TICKS} tick of /proc/stat): powerpole {} of {rounds}, bare axum {} of {rounds}{}",
         pp_clean.len(),
