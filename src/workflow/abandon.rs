@@ -116,8 +116,9 @@ impl Lifecycle {
     /// worker terminates it: a worker that dies between the termination and its `undone` event
     /// then leaves the instance to the teardown, which terminates it again and names it (its tag
     /// lookup no longer shows a terminated instance). The teardown's claim is left as it is (its
-    /// next write is refused, and it runs again once the claim runs out). Best effort: a store
-    /// that refuses leaves the `undone` event to say it.
+    /// next write is refused, and it runs again once the claim runs out). Best effort, tried a few
+    /// times at once (the termination is not held up for it): a store that refuses leaves the
+    /// `undone` event to say it.
     pub(crate) async fn hand_to_teardown(&self, id: &SessionId, instance: &Instance) {
         if !crate::sim::fixes::on(crate::sim::fixes::Fix::RecordBeforeTerminate) {
             return;
