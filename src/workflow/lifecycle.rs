@@ -676,12 +676,13 @@ impl Lifecycle {
     async fn teardown_removed_target(&self, session: Session) -> Result<StepOutcome, StepError> {
         let channels: std::collections::BTreeSet<String> = self.workflow.config.targets.values().map(|t| t.approvals_channel.clone()).collect();
         let channels: Vec<String> = channels.into_iter().collect();
-        let instance = match &session.instance_id {
-            Some(id) => Some(id.clone()),
-            None => match self.bastions.find(&session.id).await {
-                Ok(found) => found.map(|i| i.id),
-                Err(e) => return self.retry_teardown_later(session, &channels, Some(Dependency::Ec2), format!("finding the bastion failed: {e}")).await,
-            },
+        let Some((session, bastion)) = self.locate_bastion(session).await? else {
+            return Ok(StepOutcome::Skipped);
+        };
+        let instance = match bastion {
+            Bastion::Recorded(id) => Some(id),
+            Bastion::NotFound => None,
+            Bastion::LookupFailed(cause) => return self.retry_teardown_later(session, &channels, Some(Dependency::Ec2), cause).await,
         };
         if let Some(id) = instance {
             if let Err(e) = self.bastions.terminate(&id).await {
