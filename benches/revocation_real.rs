@@ -9,8 +9,9 @@
 //! `instance_endpoints` empty (the kill goes to the admin host, through the same pool: the case
 //! that starved in issue 23) and set to a second name of the same server. The sessions are made
 //! straight through the adapters (launch, grant, stored active) so that only the revocation is
-//! timed. The stand-in MariaDB has no TLS here (tests/grants_tls.rs covers TLS). Run with
-//! `cargo bench --bench revocation_real` after `make standins` and `source .local/standins.env`.
+//! timed. The stand-in MariaDB has no TLS here (`tests/grants_db.rs` covers verified TLS on a
+//! server of its own). Run with `cargo bench --bench revocation_real` after `make standins` and
+//! `source .local/standins.env`.
 
 #[path = "../tests/world/mod.rs"]
 mod world;

@@ -247,7 +247,7 @@ approvals_channel = "{APPROVALS}"
 max_duration = "4h"
 dialect = "mariadb"
 kill_statement = "kill_connection"
-# The shared stand-in has no TLS (tests/grants_tls.rs covers TLS on a server of its own).
+# The shared stand-in has no TLS (tests/grants_db.rs covers verified TLS on a server of its own).
 admin_tls = "disabled"
 # The bridge only this host reaches (scripts/netns.sh).
 local_endpoint = true
