@@ -109,9 +109,13 @@ async fn approvals_and_a_request_acknowledged_right_before_a_kill_take_effect_on
         assert_eq!(count(&kinds, AuditKind::Launched), 1, "{id}: {kinds:?}");
         assert_eq!(world.instances_of(id).await.len(), 1, "{id}: one bastion");
         let ts = card.response["ts"].as_str().expect("the card's ts").to_string();
-        let updates = world.slack.calls_to("chat.update").into_iter().filter(|u| u.param_str("ts") == Some(ts.as_str())).count();
-        assert!(updates >= 1, "{id}: the card was updated");
-        let told: Vec<String> = world.dms_to(who).iter().map(|c| c.text()).filter(|t| t.contains(id.as_str()) && t.contains("is approved by")).collect();
+        // The approval's card update and DM are its follow-up's, which may finish after the
+        // hand-over the loop above waited for.
+        let updated = wait_until(SOON, || async { world.slack.calls_to("chat.update").into_iter().any(|u| u.param_str("ts") == Some(ts.as_str())).then_some(()) }).await;
+        assert!(updated.is_some(), "{id}: the card was updated");
+        let approved_dm = |t: &String| t.contains(id.as_str()) && t.contains("is approved by");
+        wait_until(SOON, || async { world.dms_to(who).iter().map(|c| c.text()).any(|t| approved_dm(&t)).then_some(()) }).await;
+        let told: Vec<String> = world.dms_to(who).iter().map(|c| c.text()).filter(approved_dm).collect();
         let all: Vec<String> = world.dms_to(who).iter().map(|c| c.text()).collect();
         assert_eq!(told.len(), 1, "{id}: the requester is told of the approval once: {told:?}; every DM to them: {all:?}; log:\n{}", second.logs());
     }

@@ -475,6 +475,10 @@ async fn ending_during_provisioning_leaves_one_closed_session_and_nothing_runnin
     .await;
     assert!(nothing_left.is_some(), "an instance or the account outlived the session: {:?} / {:?}; log:\n{}", world.instances_of(&id).await.iter().map(state_name).collect::<Vec<_>>(), world.accounts_named(&world.db_user()).await, serve.logs());
     assert!(handover_dms(&world).iter().all(|dm| password_in(&dm.text()).is_none() || dm.text().contains("redacted")), "no usable password was handed over");
-    let told = world.dms_to(ALICE).iter().any(|dm| dm.text().contains(id.as_str()) && (dm.text().contains("ended") || dm.text().contains("ending")));
-    assert!(told, "Alice is told her session ended");
+    // The "has ended" DM comes from the outbox, after the write that closes the session.
+    let told = wait_until(SOON, || async {
+        world.dms_to(ALICE).iter().any(|dm| dm.text().contains(id.as_str()) && (dm.text().contains("ended") || dm.text().contains("ending"))).then_some(())
+    })
+    .await;
+    assert!(told.is_some(), "Alice is told her session ended");
 }
