@@ -12,13 +12,14 @@
 //!   `/powerpole help` to each for `ROUND_SECONDS` at 200 connections (a signature stays valid for
 //!   5 minutes, and `help` has no follow-up, so this is the acknowledgement alone), in rounds
 //!   alternating the two servers (bare, serve, serve, bare, bare, serve, ...) so that drift in the
-//!   machine's load falls on both. Each round also reads the machine's steal time (`/proc/stat`: time the
-//!   hypervisor gave this VM's CPUs to somebody else). On a shared VM that comes in stalls of about
+//!   machine's load falls on both. Each round also reads the machine's steal time (`/proc/stat`:
+//!   time the hypervisor gave this VM's CPUs to somebody else) and its idle time (how far from
+//!   saturated the server and wrk kept the CPUs). On a shared VM steal comes in stalls of about
 //!   100 ms, and a round with one has a p99 of 50-90 ms whichever server it measures, against 6-9
 //!   ms without: a median over a few long rounds is decided by where the stalls fell. So rounds are
 //!   short and run until each server has `CLEAN_ROUNDS` rounds without steal (at most
 //!   `ROUND_LIMIT`); the p99 figure is the ratio of the medians over those rounds, printed beside
-//!   the medians over all rounds, every round's ratio and its steal, so a reader can see what was
+//!   the medians over all rounds, every round's ratio, steal and idle, so a reader can see what was
 //!   set aside and why. Too few clean rounds is said, and the p99 figure is MISSED (undecided).
 //!   Throughput is the ratio of the medians over all rounds: a stall costs a round a few percent
 //!   of its requests, whichever server it falls on, and choosing rounds by steal would choose
@@ -209,6 +210,9 @@ struct Round {
     /// The machine's steal time during the run, in `/proc/stat` ticks; `None` where it cannot
     /// be read (not Linux).
     steal: Option<u64>,
+    /// The machine's idle time during the run, in `/proc/stat` ticks (both CPUs together): how
+    /// far from saturated the server and wrk kept them.
+    idle: Option<u64>,
 }
 
 impl Round {
@@ -217,27 +221,29 @@ impl Round {
     }
 }
 
-/// The `steal` column of `/proc/stat`'s `cpu` line: ticks the hypervisor took from this VM's CPUs.
-fn steal_ticks() -> Option<u64> {
+/// The `idle` and `steal` columns of `/proc/stat`'s `cpu` line: ticks no task wanted the CPUs,
+/// and ticks the hypervisor took them from this VM.
+fn cpu_ticks() -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    stat.lines().find(|l| l.starts_with("cpu "))?.split_whitespace().nth(8)?.parse().ok()
+    let columns: Vec<u64> = stat.lines().find(|l| l.starts_with("cpu "))?.split_whitespace().skip(1).map(|c| c.parse().ok()).collect::<Option<_>>()?;
+    Some((*columns.get(3)?, *columns.get(7)?))
 }
 
 /// One wrk run of `ROUND_SECONDS` against `base`.
 fn wrk(script: &Path, base: &str) -> Round {
-    let before = steal_ticks();
+    let before = cpu_ticks();
     let out = std::process::Command::new("wrk")
         .args(["-t2", &format!("-c{CONNECTIONS}"), &format!("-d{ROUND_SECONDS}s"), "--latency", "-s"])
         .arg(script)
         .arg(format!("{base}/slack/commands"))
         .output()
         .expect("wrk runs (make bench installs it: apt-get install wrk)");
-    let steal = before.zip(steal_ticks()).map(|(b, a)| a.saturating_sub(b));
+    let during = before.zip(cpu_ticks()).map(|((idle, steal), (idle_after, steal_after))| (idle_after.saturating_sub(idle), steal_after.saturating_sub(steal)));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("Non-2xx"), "wrk saw errors:\n{text}");
     let rps = text.lines().find_map(|l| l.strip_prefix("Requests/sec:")).and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| panic!("no Requests/sec in:\n{text}"));
     let p99 = text.lines().find_map(|l| l.trim().strip_prefix("99%")).map(|v| duration_ms(v.trim())).unwrap_or_else(|| panic!("no 99% in:\n{text}"));
-    Round { rps, p99, steal }
+    Round { rps, p99, idle: during.map(|d| d.0), steal: during.map(|d| d.1) }
 }
 
 /// Alternated rounds (bare, serve, serve, bare, ...) until each server has [`CLEAN_ROUNDS`]
@@ -255,16 +261,16 @@ fn alternated_rounds(script: &Path, bare_url: &str, pp_url: &str) -> (Vec<Round>
             let pp = wrk(script, pp_url);
             (wrk(script, bare_url), pp)
         };
-        let steal = |r: &Round| r.steal.map_or("?".to_string(), |t| format!("{t}"));
+        let ticks = |r: &Round| format!("steal {}, idle {}", r.steal.map_or("?".to_string(), |t| t.to_string()), r.idle.map_or("?".to_string(), |t| t.to_string()));
         println!(
-            "  round {}: powerpole {:.0} req/s p99 {:.2} ms (steal {}); bare axum {:.0} req/s p99 {:.2} ms (steal {}); ratio {:.2} x, p99 {:.2} x",
+            "  round {}: powerpole {:.0} req/s p99 {:.2} ms ({}); bare axum {:.0} req/s p99 {:.2} ms ({}); ratio {:.2} x, p99 {:.2} x",
             pp_runs.len() + 1,
             pp.rps,
             pp.p99,
-            steal(&pp),
+            ticks(&pp),
             bare.rps,
             bare.p99,
-            steal(&bare),
+            ticks(&bare),
             pp.rps / bare.rps,
             pp.p99 / bare.p99
         );
@@ -410,6 +416,15 @@ async fn figures() {
         pp_clean.len(),
         bare_clean.len(),
         if decided { String::new() } else { format!("; fewer than {CLEAN_ENOUGH}: the machine's hypervisor stalled too often to decide") }
+    );
+    let ticks_median = |runs: &[Round], of: fn(&Round) -> Option<u64>| median(runs.iter().filter_map(of).map(|t| t as f64).collect());
+    println!(
+        "  machine per round (medians of /proc/stat's 10 ms ticks over both CPUs, {} in a round): powerpole idle {:.0}, steal {:.0}; bare axum idle {:.0}, steal {:.0}",
+        2 * 100 * ROUND_SECONDS,
+        ticks_median(&pp_runs, |r| r.idle),
+        ticks_median(&pp_runs, |r| r.steal),
+        ticks_median(&bare_runs, |r| r.idle),
+        ticks_median(&bare_runs, |r| r.steal)
     );
     println!("  ack (medians of the rounds without steal): powerpole {pp_rps:.0} req/s, p99 {pp_p99:.2} ms; bare axum {bare_rps:.0} req/s, p99 {bare_p99:.2} ms");
     println!(
