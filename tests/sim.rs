@@ -146,8 +146,8 @@ fn race_extension_withdrawn_after_the_expiry_seed_5928() {
 /// and terminated it, then could not close, and the next attempt's tag lookup no longer showed
 /// the terminated instance: the trail said "nothing had been created". Fixed: a bastion only its
 /// tag knows is recorded in the session before it is terminated (by the teardown, and by a worker
-/// undoing it while the session is torn down). Off: 1 of 2,000 fail (5 of 10,000 with every other
-/// fix on before the worker's part of it).
+/// undoing it while the session is torn down). Off: 1 of 2,000 fail. With the teardown's part
+/// alone, 5 of 10,000 failed (a worker undoing a late launch died before its `undone` event).
 #[test]
 fn race_bastion_terminated_before_the_close_is_named_in_the_trail_seed_1992() {
     guards(1992, Fix::RecordBeforeTerminate);
