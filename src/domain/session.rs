@@ -348,6 +348,12 @@ impl Session {
         self.lease_until = Some(now + lease);
     }
 
+    /// Records the session's bastion: its instance id and the private address the database sees.
+    pub fn record_instance(&mut self, instance_id: &str, private_ip: std::net::Ipv4Addr) {
+        self.instance_id = Some(instance_id.to_string());
+        self.private_ip = Some(private_ip.to_string());
+    }
+
     /// Nobody holds this session at `now`: no claim, or one whose lease has run out.
     pub fn unclaimed(&self, now: DateTime<Utc>) -> bool {
         self.lease_until.is_none_or(|until| until <= now)

@@ -133,8 +133,7 @@ impl Lifecycle {
                 }
             };
             let mut next = read.clone();
-            next.instance_id = Some(instance.id.clone());
-            next.private_ip = Some(instance.private_ip.to_string());
+            next.record_instance(&instance.id, instance.private_ip);
             match self.save(&read, &next, None).await {
                 Ok(Some(_)) => return,
                 Ok(None) => continue,
@@ -173,8 +172,7 @@ impl Lifecycle {
                         }
                         if holds_our_claim || teardown_without_it {
                             if let (None, Some(instance)) = (&next.instance_id, instance) {
-                                next.instance_id = Some(instance.id.clone());
-                                next.private_ip = Some(instance.private_ip.to_string());
+                                next.record_instance(&instance.id, instance.private_ip);
                             }
                         }
                         let event = AuditEvent::ok(AuditKind::Undone, Actor::System, self.now(), detail.clone());

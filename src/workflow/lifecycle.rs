@@ -380,8 +380,7 @@ impl Lifecycle {
         if session.instance_id.as_deref() != Some(&instance.id) || newly_recorded {
             let read = session.clone();
             let mut next = read.clone();
-            next.instance_id = Some(instance.id.clone());
-            next.private_ip = Some(ip.clone());
+            next.record_instance(&instance.id, instance.private_ip);
             next.account_host = Some(host.clone());
             let detail = if spec.identity_at_launch {
                 format!("instance {} ({ip})", instance.id)
@@ -735,8 +734,7 @@ impl Lifecycle {
             Err(e) => return Ok(Some((session, Bastion::LookupFailed(format!("finding the bastion failed: {e}"))))),
         };
         let mut next = session.clone();
-        next.instance_id = Some(instance.id.clone());
-        next.private_ip.get_or_insert_with(|| instance.private_ip.to_string());
+        next.record_instance(&instance.id, instance.private_ip);
         Ok(self.save(&session, &next, None).await?.map(|stored| (stored, Bastion::Recorded(instance.id))))
     }
 

@@ -113,8 +113,7 @@ impl Lifecycle {
                 }
             }
             let mut next = read.clone();
-            next.instance_id = Some(instance.id.clone());
-            next.private_ip = Some(instance.private_ip.to_string());
+            next.record_instance(&instance.id, instance.private_ip);
             next.lease_until = None;
             let detail = format!("instance {} ({}) launched at request; nobody can enter it before approval", instance.id, instance.private_ip);
             let event = AuditEvent::ok(AuditKind::Launched, Actor::System, self.now(), detail);
