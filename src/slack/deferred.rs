@@ -45,7 +45,7 @@ use tower::ServiceExt;
 use tracing::Instrument;
 
 use super::http::{answer, Endpoint, RETRY_HEADER};
-use super::verify::{verify, VerifyError, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use super::verify::{VerifyError, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use super::{slack_router, Reply, RequestId, SlackApp};
 use crate::notify::{messages, Notifier};
 use crate::secrets::Secret;
@@ -299,7 +299,7 @@ impl Deferrer {
     /// signed at most [`MAX_QUEUED_AGE`] ago.
     fn check_signed(&self, deferred: &Deferred) -> Result<(), DeferredError> {
         let signed_at: i64 = deferred.timestamp.trim().parse().map_err(|_| DeferredError::Signature(VerifyError::BadTimestamp))?;
-        verify(&self.app.signing_secret, Some(&deferred.timestamp), Some(&deferred.signature), deferred.body.as_bytes(), signed_at).map_err(DeferredError::Signature)?;
+        self.app.signing_key.verify(Some(&deferred.timestamp), Some(&deferred.signature), deferred.body.as_bytes(), signed_at).map_err(DeferredError::Signature)?;
         let age_secs = self.app.workflow.clock.now().timestamp().saturating_sub(signed_at);
         if age_secs > MAX_QUEUED_AGE.num_seconds() {
             return Err(DeferredError::TooOld { age_secs, max_secs: MAX_QUEUED_AGE.num_seconds() });

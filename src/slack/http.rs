@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use slack_morphism::prelude::{SlackInteractionEvent, SlackPushEvent};
 use tracing::Instrument;
 
-use super::verify::{verify, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use super::verify::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use super::{events, pool, RequestId, SlackApp};
 
 /// Slack's payloads are small; anything larger is not from Slack (answered 413 by [`read_body`]).
@@ -58,7 +58,7 @@ fn check(app: &SlackApp, headers: &HeaderMap, body: &[u8]) -> Result<(), Box<Res
     // Slack's replay window is about real time: the wall clock, not the workflow's clock (which
     // tests move to deadlines).
     let now = chrono::Utc::now().timestamp();
-    verify(&app.signing_secret, header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER), body, now).map_err(|reason| {
+    app.signing_key.verify(header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER), body, now).map_err(|reason| {
         tracing::warn!(%reason, "refused a request that is not signed by Slack");
         Box::new((StatusCode::UNAUTHORIZED, "the request is not signed by Slack").into_response())
     })

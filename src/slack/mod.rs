@@ -45,6 +45,8 @@ pub struct SlackApp {
     pub workflow: Workflow,
     pub notifier: Arc<dyn Notifier>,
     pub signing_secret: Secret,
+    /// The signing secret as the signature check uses it (keyed once, at start-up).
+    pub signing_key: verify::SigningKey,
     pub health: Arc<TargetHealth>,
     /// What `GET /readyz` reports.
     pub readiness: Arc<Readiness>,
@@ -88,7 +90,8 @@ impl SlackApp {
     pub fn with_follow_ups(workflow: Workflow, notifier: Arc<dyn Notifier>, signing_secret: Secret, follow_ups: Arc<dyn FollowUps>) -> Arc<SlackApp> {
         let readiness = Arc::new(Readiness::new(workflow.clock.clone()));
         let help = Arc::new(Prepared::new(command::Help::message(&workflow.config)));
-        Arc::new(SlackApp { workflow, notifier, signing_secret, health: Arc::new(TargetHealth::default()), readiness, help, follow_ups })
+        let signing_key = verify::SigningKey::new(&signing_secret);
+        Arc::new(SlackApp { workflow, notifier, signing_secret, signing_key, health: Arc::new(TargetHealth::default()), readiness, help, follow_ups })
     }
 
     /// The slash command as configured (`/powerpole`).
@@ -141,27 +144,35 @@ impl SlackApp {
     }
 }
 
-/// A request's id: in every log line about it, and in the `x-request-id` answer header.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RequestId(String);
+/// A request's id: in every log line about it, and in the `x-request-id` answer header. Sixteen
+/// lower-case hex digits, kept inline (no allocation on the acknowledgement's path).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RequestId([u8; 16]);
 
 impl RequestId {
     pub fn new() -> RequestId {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let n: u64 = rand::rng().random();
-        RequestId((0..16).rev().map(|i| HEX[(n >> (4 * i)) as usize & 0xf] as char).collect())
+        RequestId(std::array::from_fn(|i| HEX[(n >> (4 * (15 - i))) as usize & 0xf]))
     }
 
     /// The id as written in logs and headers.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only ever ASCII hex digits (`new`, `parse`).
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
     /// A request id as [`RequestId::new`] writes it (16 lower-case hex digits), e.g. read back
     /// from the `x-request-id` header or a deferred request.
     pub fn parse(text: &str) -> Option<RequestId> {
         let ok = text.len() == 16 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        ok.then(|| RequestId(text.to_string()))
+        ok.then(|| RequestId(std::array::from_fn(|i| text.as_bytes()[i])))
+    }
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("RequestId").field(&self.as_str()).finish()
     }
 }
 
@@ -173,7 +184,7 @@ impl Default for RequestId {
 
 impl std::fmt::Display for RequestId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 

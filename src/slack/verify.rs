@@ -35,29 +35,51 @@ pub enum VerifyError {
 
 /// Checks one request. `now` is unix seconds.
 pub fn verify(secret: &Secret, timestamp: Option<&str>, signature: Option<&str>, body: &[u8], now: i64) -> Result<(), VerifyError> {
-    let timestamp = timestamp.ok_or(VerifyError::NoTimestamp)?.trim();
-    let signature = signature.ok_or(VerifyError::NoSignature)?.trim();
-    let ts: i64 = timestamp.parse().map_err(|_| VerifyError::BadTimestamp)?;
-    let age = now.saturating_sub(ts);
-    if age.abs() > MAX_AGE_SECS {
-        return Err(VerifyError::Stale(age));
+    SigningKey::new(secret).verify(timestamp, signature, body, now)
+}
+
+/// The signing secret as HMAC-SHA256 keyed with it: the key's padded blocks are hashed once, when
+/// the service starts, instead of for every request. Its `Debug` never shows the key.
+#[derive(Clone)]
+pub struct SigningKey {
+    /// `None` for an empty secret: anyone can sign with an empty key, so nothing is accepted
+    /// (start-up refuses one too).
+    keyed: Option<Hmac<Sha256>>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.keyed.is_some() { "SigningKey(set)" } else { "SigningKey(empty)" })
     }
-    let hex_digest = signature.strip_prefix("v0=").ok_or(VerifyError::Malformed)?;
-    let expected = hex::decode(hex_digest).map_err(|_| VerifyError::Malformed)?;
-    if expected.len() != 32 {
-        return Err(VerifyError::Malformed);
+}
+
+impl SigningKey {
+    pub fn new(secret: &Secret) -> SigningKey {
+        let key = secret.expose().as_bytes();
+        SigningKey { keyed: if key.is_empty() { None } else { Hmac::<Sha256>::new_from_slice(key).ok() } }
     }
-    // Anyone can sign with an empty key: never accept one (start-up refuses it too).
-    if secret.expose().is_empty() {
-        return Err(VerifyError::Mismatch);
+
+    /// Checks one request. `now` is unix seconds.
+    pub fn verify(&self, timestamp: Option<&str>, signature: Option<&str>, body: &[u8], now: i64) -> Result<(), VerifyError> {
+        let timestamp = timestamp.ok_or(VerifyError::NoTimestamp)?.trim();
+        let signature = signature.ok_or(VerifyError::NoSignature)?.trim();
+        let ts: i64 = timestamp.parse().map_err(|_| VerifyError::BadTimestamp)?;
+        let age = now.saturating_sub(ts);
+        if age.abs() > MAX_AGE_SECS {
+            return Err(VerifyError::Stale(age));
+        }
+        let hex_digest = signature.strip_prefix("v0=").ok_or(VerifyError::Malformed)?;
+        let mut expected = [0u8; 32];
+        // Exactly 64 hex digits, or `Malformed`.
+        hex::decode_to_slice(hex_digest, &mut expected).map_err(|_| VerifyError::Malformed)?;
+        let mut mac = self.keyed.clone().ok_or(VerifyError::Mismatch)?;
+        mac.update(b"v0:");
+        mac.update(timestamp.as_bytes());
+        mac.update(b":");
+        mac.update(body);
+        // `verify_slice` compares in constant time.
+        mac.verify_slice(&expected).map_err(|_| VerifyError::Mismatch)
     }
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).map_err(|_| VerifyError::Mismatch)?;
-    mac.update(b"v0:");
-    mac.update(timestamp.as_bytes());
-    mac.update(b":");
-    mac.update(body);
-    // `verify_slice` compares in constant time.
-    mac.verify_slice(&expected).map_err(|_| VerifyError::Mismatch)
 }
 
 #[cfg(test)]
@@ -99,6 +121,8 @@ mod tests {
         assert_eq!(verify(&secret(), Some(&(NOW + 301).to_string()), Some(&future), BODY, NOW), Err(VerifyError::Stale(-301)));
         assert_eq!(verify(&secret(), Some(&ts), Some("v1=abc"), BODY, NOW), Err(VerifyError::Malformed));
         assert_eq!(verify(&secret(), Some(&ts), Some("v0=zz"), BODY, NOW), Err(VerifyError::Malformed));
+        assert_eq!(verify(&secret(), Some(&ts), Some(&good[..good.len() - 2]), BODY, NOW), Err(VerifyError::Malformed), "31 bytes");
+        assert_eq!(verify(&secret(), Some(&ts), Some(&format!("{good}00")), BODY, NOW), Err(VerifyError::Malformed), "33 bytes");
         let other = sign::signature("another secret", NOW, BODY);
         assert_eq!(verify(&secret(), Some(&ts), Some(&other), BODY, NOW), Err(VerifyError::Mismatch));
         assert_eq!(verify(&secret(), Some(&ts), Some(&good), b"token=x&text=revoke", NOW), Err(VerifyError::Mismatch));

@@ -10,6 +10,7 @@ mod list;
 mod request;
 mod revoke;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use slack_morphism::prelude::SlackCommandEvent;
@@ -68,6 +69,12 @@ pub enum Command {
 impl Command {
     /// Parses the text after the command name.
     pub fn parse(text: &str, app: &SlackApp) -> Result<Command, Problem> {
+        // `help` (the commonest) without collecting the words.
+        match text.split_whitespace().next() {
+            None => return Ok(Command::Help(Help)),
+            Some(sub) if sub.eq_ignore_ascii_case("help") => return Ok(Command::Help(Help)),
+            Some(_) => {}
+        }
         let words: Vec<&str> = text.split_whitespace().collect();
         let Some((sub, args)) = words.split_first() else {
             return Ok(Command::Help(Help));
@@ -104,22 +111,23 @@ impl Command {
 
 /// The fields of a slash command that powerpole reads, as `POST /slack/commands` carries them
 /// (Slack sends more: the team, the command's name, names of the user and channel). Read straight
-/// from the form: the `response_url` is kept as the text Slack sent, to be posted to as it is.
+/// from the form: the `response_url` is kept as the text Slack sent, to be posted to as it is. A
+/// field that needs no decoding is borrowed from the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommandForm {
-    pub user_id: String,
-    pub channel_id: String,
-    pub text: Option<String>,
-    pub response_url: String,
-    pub trigger_id: String,
+pub struct CommandForm<'a> {
+    pub user_id: Cow<'a, str>,
+    pub channel_id: Cow<'a, str>,
+    pub text: Option<Cow<'a, str>>,
+    pub response_url: Cow<'a, str>,
+    pub trigger_id: Cow<'a, str>,
 }
 
-impl CommandForm {
+impl<'a> CommandForm<'a> {
     /// Reads the form Slack posts (`application/x-www-form-urlencoded`, decoded as browsers and
     /// `serde_urlencoded` decode it: `+` is a space, `%XX` a byte, bytes that are not UTF-8 become
     /// U+FFFD). Only the five fields above are decoded; the others are skipped as they are. A
     /// missing field other than `text`, or a field given twice, is an error naming it.
-    pub fn from_form(body: &[u8]) -> Result<CommandForm, String> {
+    pub fn from_form(body: &'a [u8]) -> Result<CommandForm<'a>, String> {
         let (mut user_id, mut channel_id, mut text, mut response_url, mut trigger_id) = (None, None, None, None, None);
         for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
             let (key, value) = match pair.iter().position(|b| *b == b'=') {
@@ -127,10 +135,7 @@ impl CommandForm {
                 None => (pair, &pair[pair.len()..]),
             };
             // Slack's names need no decoding; one that does is decoded before it is compared.
-            let key: std::borrow::Cow<'_, str> = match std::str::from_utf8(key) {
-                Ok(plain) if !key.iter().any(|b| matches!(b, b'%' | b'+')) => plain.into(),
-                _ => form_decode(key).into(),
-            };
+            let key = form_decode(key);
             let slot = match key.as_ref() {
                 "user_id" => &mut user_id,
                 "channel_id" => &mut channel_id,
@@ -143,7 +148,7 @@ impl CommandForm {
                 return Err(format!("duplicate field `{key}`"));
             }
         }
-        let required = |field: Option<String>, name: &str| field.ok_or_else(|| format!("missing field `{name}`"));
+        let required = |field: Option<Cow<'a, str>>, name: &str| field.ok_or_else(|| format!("missing field `{name}`"));
         Ok(CommandForm {
             user_id: required(user_id, "user_id")?,
             channel_id: required(channel_id, "channel_id")?,
@@ -155,10 +160,14 @@ impl CommandForm {
 }
 
 /// One name or value of a form: `+` is a space, `%XX` the byte XX (a `%` not followed by two hex
-/// digits is kept as it is), and what is not UTF-8 becomes U+FFFD.
-fn form_decode(raw: &[u8]) -> String {
+/// digits is kept as it is), and what is not UTF-8 becomes U+FFFD. Borrowed when nothing needs
+/// decoding.
+fn form_decode(raw: &[u8]) -> Cow<'_, str> {
     if !raw.iter().any(|b| matches!(b, b'%' | b'+')) {
-        return String::from_utf8_lossy(raw).into_owned();
+        return match std::str::from_utf8(raw) {
+            Ok(plain) => Cow::Borrowed(plain),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
     }
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let mut bytes = Vec::with_capacity(raw.len());
@@ -179,34 +188,40 @@ fn form_decode(raw: &[u8]) -> String {
         i += 1;
     }
     match String::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        Ok(text) => text.into(),
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned().into(),
     }
 }
 
-impl From<SlackCommandEvent> for CommandForm {
+impl From<SlackCommandEvent> for CommandForm<'static> {
     /// A command delivered over Socket Mode.
-    fn from(event: SlackCommandEvent) -> CommandForm {
+    fn from(event: SlackCommandEvent) -> CommandForm<'static> {
         CommandForm {
-            user_id: event.user_id.to_string(),
-            channel_id: event.channel_id.to_string(),
-            text: event.text,
-            response_url: event.response_url.0.to_string(),
-            trigger_id: event.trigger_id.to_string(),
+            user_id: event.user_id.to_string().into(),
+            channel_id: event.channel_id.to_string().into(),
+            text: event.text.map(Cow::Owned),
+            response_url: event.response_url.0.to_string().into(),
+            trigger_id: event.trigger_id.to_string().into(),
         }
     }
 }
 
 /// Parses and applies one verified slash command.
-pub fn handle(app: &Arc<SlackApp>, form: CommandForm, request_id: &RequestId) -> Reply {
+pub fn handle(app: &Arc<SlackApp>, form: CommandForm<'_>, request_id: &RequestId) -> Reply {
     let Ok(user) = SlackUserId::parse(&form.user_id) else {
         return Problem::new("this command came from an account powerpole cannot serve", "").reply();
     };
-    let text = form.text.unwrap_or_default();
-    let invocation = Invocation { user, channel: form.channel_id, response_url: form.response_url, trigger_id: form.trigger_id, request_id: request_id.clone() };
-    match Command::parse(&text, app) {
+    let text = form.text.as_deref().unwrap_or_default();
+    match Command::parse(text, app) {
         Ok(command) => {
             tracing::debug!(command = ?std::mem::discriminant(&command), "slash command");
+            let invocation = Invocation {
+                user,
+                channel: form.channel_id.into_owned(),
+                response_url: form.response_url.into_owned(),
+                trigger_id: form.trigger_id.into_owned(),
+                request_id: request_id.clone(),
+            };
             command.apply(app, invocation)
         }
         Err(problem) => {
@@ -264,7 +279,7 @@ mod tests {
             let reference: Reference = serde_urlencoded::from_bytes(form.as_bytes()).unwrap();
             let ours = CommandForm::from_form(form.as_bytes()).unwrap();
             assert_eq!(
-                (ours.user_id, ours.channel_id, ours.text, ours.response_url, ours.trigger_id),
+                (ours.user_id.into_owned(), ours.channel_id.into_owned(), ours.text.map(Cow::into_owned), ours.response_url.into_owned(), ours.trigger_id.into_owned()),
                 (reference.user_id, reference.channel_id, reference.text, reference.response_url, reference.trigger_id),
                 "{form}"
             );
