@@ -9,12 +9,17 @@
 //! `instance_endpoints` empty (the kill goes to the admin host, through the same pool: the case
 //! that starved in issue 23) and set to a second name of the same server. The sessions are made
 //! straight through the adapters (launch, grant, stored active) so that only the revocation is
-//! timed. The stand-in MariaDB has no TLS here (`tests/grants_db.rs` covers verified TLS on a
-//! server of its own). Run with `cargo bench --bench revocation_real` after `make standins` and
+//! timed. The database is a MariaDB of the bench's own that refuses logins without TLS
+//! (`require_secure_transport`), reached as a deployment reaches Aurora: TLS verified against the
+//! target's CA bundle, for the admin connection and each kill, so every new connection pays its
+//! handshake. Run with `cargo bench --bench revocation_real` after `make standins` and
 //! `source .local/standins.env`.
 
 #[path = "../tests/world/mod.rs"]
 mod world;
+#[path = "../tests/grants_support/mod.rs"]
+#[allow(dead_code)]
+mod grants_support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,11 +27,13 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use mysql_async::prelude::Queryable;
+use mysql_async::{OptsBuilder, SslOpts};
 
 use powerpole::bastion::LaunchSpec;
 use powerpole::domain::{AccessDuration, Actor, AuditEvent, AuditKind, DbUsername, Requester, Role, Session, SessionId, SlackUserId, State};
 use powerpole::grants::AccountRequest;
 use powerpole::workflow::{run_sweeper, SystemClock};
+use grants_support::private::{Certs, PrivateMariadb};
 use world::{Options, World, DB_HOST_ON_BRIDGE};
 
 /// Sessions per scenario: three times a pool of four, twice over.
@@ -50,9 +57,26 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.clamp(1, sorted.len()) - 1]
 }
 
-/// The world's configuration with `targets` targets on the one MariaDB (`billing`, `billing2`,
-/// ...), each with `instance_endpoints` as given, and a one-second tick.
-fn config_text(world: &World, targets: usize, instance_endpoints: &[&str]) -> String {
+/// The TLS-only MariaDB the sessions live on, and its CA.
+struct Database {
+    server: PrivateMariadb,
+    certs: Certs,
+}
+
+impl Database {
+    /// Root over verified TLS (the server refuses logins without it).
+    async fn root(&self) -> mysql_async::Conn {
+        let tls = SslOpts::default().with_root_certs(vec![self.certs.ca.clone().into()]).with_disable_built_in_roots(true);
+        let server = self.server.server();
+        let opts = OptsBuilder::default().ip_or_hostname(server.host).tcp_port(server.port).user(Some(server.user)).pass(Some(server.password)).prefer_socket(false).ssl_opts(tls);
+        mysql_async::Conn::new(opts).await.expect("root logs in to the bench's MariaDB over TLS")
+    }
+}
+
+/// The world's configuration with `targets` targets on the bench's MariaDB (`billing`,
+/// `billing2`, ...), TLS verified against its CA, each with `instance_endpoints` as given, and a
+/// one-second tick.
+fn config_text(world: &World, db: &Database, targets: usize, instance_endpoints: &[&str]) -> String {
     let base = world.config_text();
     let at = base.find("[targets.billing]").expect("the billing target");
     // Not set at all for "without" (an empty list is refused: the key lists every instance).
@@ -60,7 +84,14 @@ fn config_text(world: &World, targets: usize, instance_endpoints: &[&str]) -> St
         [] => String::new(),
         list => format!("instance_endpoints = [{}]\n", list.iter().map(|e| format!("\"{e}\"")).collect::<Vec<_>>().join(", ")),
     };
-    let block = base[at..].replace("[targets.billing]\n", &format!("[targets.billing]\n{endpoints}"));
+    let tls = format!("tls_ca_bundle = \"{}\"\n", db.certs.ca.display());
+    let block = base[at..]
+        .replace("[targets.billing]\n", &format!("[targets.billing]\n{endpoints}{tls}"))
+        .replace(&format!("writer_endpoint = \"{DB_HOST_ON_BRIDGE}\""), "writer_endpoint = \"127.0.0.1\"")
+        .replace(&format!("port = {}\n", world.db.port), &format!("port = {}\n", db.server.port))
+        .replace("admin_tls = \"disabled\"\n", "")
+        .replace("local_endpoint = true\n", "");
+    assert!(block.contains(&format!("port = {}", db.server.port)) && !block.contains("admin_tls"), "the bench's target block:\n{block}");
     let mut text = format!("{}{block}", &base[..at]);
     for t in 2..=targets {
         text.push_str(&block.replace("[targets.billing]", &format!("[targets.billing{t}]")));
@@ -74,8 +105,8 @@ struct Scenario {
     instance_endpoints: &'static [&'static str],
 }
 
-async fn run(world: &World, scenario: &Scenario, round: usize) {
-    let text = config_text(world, scenario.targets, scenario.instance_endpoints);
+async fn run(world: &World, db: &Database, scenario: &Scenario, round: usize) {
+    let text = config_text(world, db, scenario.targets, scenario.instance_endpoints);
     let app = world.app_with(&text, Arc::new(SystemClock)).await;
     let lifecycle = app.lifecycle.clone();
     let targets: Vec<_> = app.config.targets.values().cloned().collect();
@@ -123,7 +154,7 @@ async fn run(world: &World, scenario: &Scenario, round: usize) {
         .collect();
 
     // Watch from outside until everything is gone or GIVE_UP.
-    let mut root = world.db.root().await;
+    let mut root = db.root().await;
     let mut dropped: BTreeMap<String, f64> = BTreeMap::new();
     let mut terminated: BTreeMap<String, f64> = BTreeMap::new();
     while (dropped.len() < N || terminated.len() < N) && deadline_at.elapsed() < GIVE_UP {
@@ -160,7 +191,7 @@ async fn run(world: &World, scenario: &Scenario, round: usize) {
         figure(&format!("{name}_max"), max, "s", &format!("<= {GOAL_SECS} s"), gone.len() == N && max <= GOAL_SECS);
     };
     println!(
-        "revocation with the real adapters, {}: {N} sessions on {} target(s), instance_endpoints {:?}, half expiring and half ended at the same second ({refused} ends refused)",
+        "revocation with the real adapters, {}: {N} sessions on {} target(s), instance_endpoints {:?}, TLS verified, half expiring and half ended at the same second ({refused} ends refused)",
         scenario.name, scenario.targets, scenario.instance_endpoints
     );
     report("account_dropped", &dropped);
@@ -176,15 +207,25 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime");
     runtime.block_on(async {
         let world = World::new(Options { tick: "1s", ..Options::default() }).await;
+        let certs = Certs::make(&std::env::temp_dir().join(format!("powerpole-rv-certs-{}", world.id)), "rv");
+        let server = {
+            let certs = certs.clone();
+            tokio::task::spawn_blocking(move || PrivateMariadb::start(grants_support::private::Options { tls: Some(certs), ..Default::default() })).await.expect("the bench's MariaDB starts")
+        };
+        server.socket_sql(&format!("CREATE DATABASE `{}`", world.schema)).expect("the schema is created");
+        let login = server.server();
+        world.point_admin_secret_with(&login.host, login.port, &login.user, &login.password).await;
+        let db = Database { server, certs };
+        // `localhost`: a second name of the same server, which its certificate carries.
         let scenarios = [
             Scenario { name: "one_target", targets: 1, instance_endpoints: &[] },
-            Scenario { name: "one_target_instance_endpoints", targets: 1, instance_endpoints: &["127.0.0.1"] },
+            Scenario { name: "one_target_instance_endpoints", targets: 1, instance_endpoints: &["localhost"] },
             Scenario { name: "three_targets", targets: 3, instance_endpoints: &[] },
-            Scenario { name: "three_targets_instance_endpoints", targets: 3, instance_endpoints: &["127.0.0.1"] },
+            Scenario { name: "three_targets_instance_endpoints", targets: 3, instance_endpoints: &["localhost"] },
         ];
-        let _ = DB_HOST_ON_BRIDGE;
         for (round, scenario) in scenarios.iter().enumerate() {
-            run(&world, scenario, round).await;
+            run(&world, &db, scenario, round).await;
         }
+        let _ = std::fs::remove_dir_all(&db.certs.dir);
     });
 }
