@@ -127,13 +127,57 @@ impl Visit for Fields<'_> {
     }
 }
 
+/// Text gathered on the stack and handed on in one write: a span's fields go to a new `String`
+/// (tracing-subscriber's), which then allocates once at its size instead of growing four times
+/// (8, 16, 32, 64 bytes for a request's span). Text that does not fit goes to a `String` of its own.
+struct Staged {
+    buf: [u8; Staged::CAPACITY],
+    len: usize,
+    spilled: Option<String>,
+}
+
+impl Staged {
+    const CAPACITY: usize = 256;
+
+    fn new() -> Staged {
+        Staged { buf: [0; Staged::CAPACITY], len: 0, spilled: None }
+    }
+
+    fn as_str(&self) -> &str {
+        match &self.spilled {
+            Some(text) => text,
+            // Only whole `&str`s are copied in, so the bytes are UTF-8.
+            None => std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default(),
+        }
+    }
+}
+
+impl Write for Staged {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if let Some(text) = &mut self.spilled {
+            text.push_str(s);
+        } else if self.len + s.len() <= Staged::CAPACITY {
+            self.buf[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+            self.len += s.len();
+        } else {
+            let mut text = String::with_capacity(2 * (self.len + s.len()));
+            text.push_str(self.as_str());
+            text.push_str(s);
+            self.spilled = Some(text);
+        }
+        Ok(())
+    }
+}
+
 impl<'w> FormatFields<'w> for JsonFields {
     fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
-        writer.write_char('{')?;
-        let mut visit = Fields::new(&mut writer, true);
+        let mut staged = Staged::new();
+        staged.write_char('{')?;
+        let mut visit = Fields::new(&mut staged, true);
         fields.record(&mut visit);
         visit.result?;
-        writer.write_char('}')
+        staged.write_char('}')?;
+        writer.write_str(staged.as_str())
     }
 
     fn add_fields(&self, current: &'w mut FormattedFields<Self>, fields: &tracing::span::Record<'_>) -> fmt::Result {
@@ -266,6 +310,11 @@ mod tests {
             let _e = empty.enter();
             tracing::debug!("below the level");
             tracing::info!("in three spans, the last without fields");
+            // Longer than what is staged on the stack: spilled into a string of its own.
+            let long = "x".repeat(200);
+            let big = tracing::info_span!("big", first = long.as_str(), second = "é ✓ \" ".repeat(40).as_str());
+            let _b = big.enter();
+            tracing::info!("in a span whose fields do not fit on the stack");
         });
     }
 
@@ -275,7 +324,7 @@ mod tests {
         log_through(tracing_subscriber::fmt().fmt_fields(JsonFields).event_format(JsonLines).with_writer(ours.clone()).with_max_level(tracing::Level::INFO).finish());
         log_through(tracing_subscriber::fmt().json().with_writer(theirs.clone()).with_max_level(tracing::Level::INFO).finish());
         let (mut ours, mut theirs) = (ours.lines(), theirs.lines());
-        assert_eq!(ours.len(), 6, "{ours:#?}");
+        assert_eq!(ours.len(), 7, "{ours:#?}");
         for line in ours.iter_mut().chain(theirs.iter_mut()) {
             let stamp = line.as_object_mut().unwrap().remove("timestamp").expect("a timestamp");
             let stamp = stamp.as_str().unwrap();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,6 +15,13 @@ use tracing::Instrument;
 
 use super::verify::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use super::{events, pool, RequestId, SlackApp};
+
+/// The headers every request reads and every answer carries, as names made once (a `&str` name is
+/// parsed again on each lookup).
+const TIMESTAMP: HeaderName = HeaderName::from_static(TIMESTAMP_HEADER);
+const SIGNATURE: HeaderName = HeaderName::from_static(SIGNATURE_HEADER);
+const RETRY: HeaderName = HeaderName::from_static(RETRY_HEADER);
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Slack's payloads are small; anything larger is not from Slack (answered 413 by [`read_body`]).
 const MAX_BODY: usize = 256 * 1024;
@@ -54,11 +61,11 @@ async fn readyz(State(app): State<Arc<SlackApp>>) -> Response {
 
 /// Checks the signature; on failure, the 401 to answer.
 fn check(app: &SlackApp, headers: &HeaderMap, body: &[u8]) -> Result<(), Box<Response>> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let header = |name: HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     // Slack's replay window is about real time: the wall clock, not the workflow's clock (which
     // tests move to deadlines).
     let now = chrono::Utc::now().timestamp();
-    app.signing_key.verify(header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER), body, now).map_err(|reason| {
+    app.signing_key.verify(header(TIMESTAMP), header(SIGNATURE), body, now).map_err(|reason| {
         tracing::warn!(%reason, "refused a request that is not signed by Slack");
         Box::new((StatusCode::UNAUTHORIZED, "the request is not signed by Slack").into_response())
     })
@@ -71,7 +78,7 @@ fn bad_request(what: &'static str) -> Response {
 
 fn with_id(mut response: Response, id: &RequestId) -> Response {
     if let Ok(v) = HeaderValue::from_str(id.as_str()) {
-        response.headers_mut().insert("x-request-id", v);
+        response.headers_mut().insert(REQUEST_ID, v);
     }
     response
 }
@@ -169,13 +176,13 @@ async fn verified(app: &Arc<SlackApp>, endpoint: Endpoint, headers: &HeaderMap, 
 
 /// The verified request as the journal keeps it (what Slack signed and its signature).
 fn as_deferred(endpoint: Endpoint, headers: &HeaderMap, body: &Bytes, id: &RequestId) -> Option<super::deferred::Deferred> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let header = |name: HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     Some(super::deferred::Deferred {
         endpoint,
         request_id: id.to_string(),
-        timestamp: header(TIMESTAMP_HEADER)?,
-        signature: header(SIGNATURE_HEADER)?,
-        retry_num: header(RETRY_HEADER).and_then(|n| n.parse().ok()),
+        timestamp: header(TIMESTAMP)?,
+        signature: header(SIGNATURE)?,
+        retry_num: header(RETRY).and_then(|n| n.parse().ok()),
         body: String::from_utf8(body.to_vec()).ok()?,
     })
 }
@@ -231,7 +238,7 @@ pub(crate) fn answer(app: &Arc<SlackApp>, endpoint: Endpoint, headers: &HeaderMa
             }
         }
         Endpoint::Events => {
-            let retry = headers.get(RETRY_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u32>().ok());
+            let retry = headers.get(RETRY).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u32>().ok());
             match serde_json::from_slice::<SlackPushEvent>(body) {
                 Ok(SlackPushEvent::UrlVerification(v)) => Json(serde_json::json!({"challenge": v.challenge})).into_response(),
                 Ok(SlackPushEvent::EventCallback(callback)) => {
