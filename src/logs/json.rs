@@ -32,6 +32,10 @@ struct Escaped<'a>(&'a mut dyn Write);
 
 impl Write for Escaped<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Most text (names, ids, messages) needs no escape: one check, one write.
+        if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+            return self.0.write_str(s);
+        }
         let mut start = 0;
         for (i, b) in s.bytes().enumerate() {
             let escape = match b {
@@ -103,11 +107,11 @@ impl Visit for Fields<'_> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.value(field, |out| write!(out, "{value}"));
+        self.value(field, |out| out.write_str(itoa::Buffer::new().format(value)));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.value(field, |out| write!(out, "{value}"));
+        self.value(field, |out| out.write_str(itoa::Buffer::new().format(value)));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
