@@ -354,6 +354,12 @@ impl Session {
         self.private_ip = Some(private_ip.to_string());
     }
 
+    /// Being torn down without knowing its bastion: a worker about to terminate one it launched
+    /// hands it over first (`Lifecycle::hand_to_teardown`, `record_undone`).
+    pub fn torn_down_without_bastion(&self) -> bool {
+        matches!(self.state, State::TearingDown(_)) && self.instance_id.is_none()
+    }
+
     /// Nobody holds this session at `now`: no claim, or one whose lease has run out.
     pub fn unclaimed(&self, now: DateTime<Utc>) -> bool {
         self.lease_until.is_none_or(|until| until <= now)

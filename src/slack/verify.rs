@@ -33,11 +33,6 @@ pub enum VerifyError {
     Mismatch,
 }
 
-/// Checks one request. `now` is unix seconds.
-pub fn verify(secret: &Secret, timestamp: Option<&str>, signature: Option<&str>, body: &[u8], now: i64) -> Result<(), VerifyError> {
-    SigningKey::new(secret).verify(timestamp, signature, body, now)
-}
-
 /// The signing secret as HMAC-SHA256 keyed with it: the key's padded blocks are hashed once, when
 /// the service starts, instead of for every request. Its `Debug` never shows the key.
 #[derive(Clone)]
@@ -93,6 +88,11 @@ mod tests {
 
     fn secret() -> Secret {
         Secret::new(SECRET)
+    }
+
+    /// One request checked under `secret`, keyed as `SlackApp` keys it.
+    fn verify(secret: &Secret, timestamp: Option<&str>, signature: Option<&str>, body: &[u8], now: i64) -> Result<(), VerifyError> {
+        SigningKey::new(secret).verify(timestamp, signature, body, now)
     }
 
     #[test]

@@ -125,7 +125,7 @@ impl Lifecycle {
         }
         for _ in 0..TRIES {
             let read = match self.workflow.store.get(id).await {
-                Ok(Some(read)) if matches!(read.state, State::TearingDown(_)) && read.instance_id.is_none() => read,
+                Ok(Some(read)) if read.torn_down_without_bastion() => read,
                 Ok(_) => return,
                 Err(e) => {
                     warn!(session = %id, error = %e, "could not read the session to hand it the instance being undone; trying again");
@@ -161,8 +161,7 @@ impl Lifecycle {
                     // longer shows a terminated instance): it is handed the instance, its claim
                     // left as it is. Its next write is then refused and it runs again once that
                     // claim runs out, naming the instance; what it was removing is removed already.
-                    let teardown_without_it = matches!(read.state, State::TearingDown(_))
-                        && read.instance_id.is_none()
+                    let teardown_without_it = read.torn_down_without_bastion()
                         && instance.is_some()
                         && crate::sim::fixes::on(crate::sim::fixes::Fix::RecordBeforeTerminate);
                     if matches!(read.state, State::Closed(_)) || holds_our_claim || teardown_without_it || read.unclaimed(self.now()) {
