@@ -18,7 +18,6 @@
 #[path = "../tests/world/mod.rs"]
 mod world;
 #[path = "../tests/grants_support/mod.rs"]
-#[allow(dead_code)]
 mod grants_support;
 
 use std::collections::BTreeMap;
@@ -27,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use mysql_async::prelude::Queryable;
-use mysql_async::{OptsBuilder, SslOpts};
 
 use powerpole::bastion::LaunchSpec;
 use powerpole::domain::{AccessDuration, Actor, AuditEvent, AuditKind, DbUsername, Requester, Role, Session, SessionId, SlackUserId, State};
@@ -66,10 +64,8 @@ struct Database {
 impl Database {
     /// Root over verified TLS (the server refuses logins without it).
     async fn root(&self) -> mysql_async::Conn {
-        let tls = SslOpts::default().with_root_certs(vec![self.certs.ca.clone().into()]).with_disable_built_in_roots(true);
-        let server = self.server.server();
-        let opts = OptsBuilder::default().ip_or_hostname(server.host).tcp_port(server.port).user(Some(server.user)).pass(Some(server.password)).prefer_socket(false).ssl_opts(tls);
-        mysql_async::Conn::new(opts).await.expect("root logs in to the bench's MariaDB over TLS")
+        let root = self.server.server();
+        root.login_over_tls(&root.user, &root.password, &self.certs.ca).await.expect("root logs in to the bench's MariaDB over TLS")
     }
 }
 

@@ -7,10 +7,9 @@ mod grants_support;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{OptsBuilder, SslOpts};
 
 use grants_support::private::{Certs, Options, PrivateMariadb};
-use grants_support::{put_admin_secret, suffix, target};
+use grants_support::{put_admin_secret, suffix, target, Server};
 use powerpole::config::AdminTls;
 use powerpole::domain::{DbUsername, Role};
 use powerpole::grants::{AccountRequest, GrantError, Grants, RevokeOutcome};
@@ -23,11 +22,11 @@ fn user(prefix: &str) -> DbUsername {
 }
 
 async fn login(port: u16, user: &str, password: &str, ca: Option<&std::path::Path>) -> Result<mysql_async::Conn, mysql_async::Error> {
-    let mut opts = OptsBuilder::default().ip_or_hostname("127.0.0.1").tcp_port(port).user(Some(user)).pass(Some(password)).prefer_socket(false);
-    if let Some(ca) = ca {
-        opts = opts.ssl_opts(SslOpts::default().with_root_certs(vec![ca.to_path_buf().into()]).with_disable_built_in_roots(true));
+    let server = Server { host: "127.0.0.1".into(), port, user: String::new(), password: String::new() };
+    match ca {
+        Some(ca) => server.login_over_tls(user, password, ca).await,
+        None => server.login(user, password).await,
     }
-    mysql_async::Conn::new(opts).await
 }
 
 fn schema(db: &PrivateMariadb) -> String {

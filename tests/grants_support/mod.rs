@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder};
+use mysql_async::{Conn, OptsBuilder, SslOpts};
 use rand::RngExt;
 
 use powerpole::config::{AccountHost, AdminTls, Approvers, Dialect, KillStatement, TargetConfig};
@@ -74,13 +74,17 @@ impl Server {
 
     /// Logs in over TCP (never the Unix socket: the server must see the client's address).
     pub async fn login(&self, user: &str, password: &str) -> Result<Conn, mysql_async::Error> {
-        let opts = OptsBuilder::default()
-            .ip_or_hostname(self.host.clone())
-            .tcp_port(self.port)
-            .user(Some(user))
-            .pass(Some(password))
-            .prefer_socket(false);
-        Conn::new(opts).await
+        Conn::new(self.opts(user, password)).await
+    }
+
+    /// As [`Server::login`], over TLS verified against `ca` alone.
+    pub async fn login_over_tls(&self, user: &str, password: &str, ca: &std::path::Path) -> Result<Conn, mysql_async::Error> {
+        let tls = SslOpts::default().with_root_certs(vec![ca.to_path_buf().into()]).with_disable_built_in_roots(true);
+        Conn::new(self.opts(user, password).ssl_opts(tls)).await
+    }
+
+    fn opts(&self, user: &str, password: &str) -> OptsBuilder {
+        OptsBuilder::default().ip_or_hostname(self.host.clone()).tcp_port(self.port).user(Some(user)).pass(Some(password)).prefer_socket(false)
     }
 
     /// Runs SQL as root with the command line client: usable from `Drop`, where nothing async is.
