@@ -176,6 +176,29 @@ async fn url_verification_echoes_the_challenge_and_healthz_answers() {
     assert_eq!(health.status(), 200);
 }
 
+/// Slack's POSTs are answered without the router (`serve`'s gate); what is not one of them still
+/// gets the router's answer.
+#[tokio::test]
+async fn only_a_post_to_a_slack_path_is_handled_and_every_answer_names_its_request() {
+    let t = spawn_app().await;
+    let reply = t.command(ALICE, "help").await;
+    assert_eq!(reply.status, 200);
+    let client = reqwest::Client::new();
+    for path in ["/slack/commands", "/slack/interactions", "/slack/events"] {
+        let get = client.get(format!("http://{}{path}", t.addr)).send().await.unwrap();
+        assert_eq!(get.status(), 405, "GET {path}");
+        let unsigned = client.post(format!("http://{}{path}?x=1", t.addr)).body("text=help").send().await.unwrap();
+        assert_eq!(unsigned.status(), 401, "POST {path} with a query, unsigned");
+        let id = unsigned.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        assert!(id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()), "POST {path}: request id {id:?}");
+    }
+    for path in ["/slack/commands/", "/slack/command", "/slack", "/"] {
+        let post = client.post(format!("http://{}{path}", t.addr)).body("text=help").send().await.unwrap();
+        assert_eq!(post.status(), 404, "POST {path}");
+    }
+    assert!(t.slack.calls_to("chat.postMessage").is_empty(), "nothing was posted");
+}
+
 #[tokio::test]
 async fn a_signed_but_malformed_body_is_a_bad_request_with_no_side_effect() {
     let t = spawn_app().await;

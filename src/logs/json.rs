@@ -9,13 +9,13 @@
 //! they are and adds the span's `name`. Keys are written in the order they were recorded (the
 //! upstream formatter sorts a span's keys; JSON objects have no order).
 
+use std::cell::Cell;
 use std::fmt::{self, Write};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
@@ -202,6 +202,47 @@ impl<'w> FormatFields<'w> for JsonFields {
     }
 }
 
+/// Writes the time now as `tracing_subscriber`'s `SystemTime` writes it, in UTC to the microsecond
+/// (`2026-12-06T04:41:16.449148Z`).
+fn now(out: &mut dyn Write) -> fmt::Result {
+    timestamp(out, std::time::SystemTime::now())
+}
+
+/// Writes `at` as [`now`] does. The date and time of day are written once per second on each
+/// thread (`core::fmt`, a field at a time, took more of a request's log line than its fields).
+fn timestamp(out: &mut dyn Write, at: std::time::SystemTime) -> fmt::Result {
+    use chrono::Datelike;
+    thread_local! {
+        /// The last second written on this thread (unix seconds) and its `YYYY-MM-DDTHH:MM:SS`.
+        static SECOND: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
+    }
+    let since = match at.duration_since(std::time::UNIX_EPOCH) {
+        Ok(since) => since,
+        Err(_) => return uncached(out, at),
+    };
+    let (cached, mut second) = SECOND.get();
+    if cached != since.as_secs() {
+        let date = i64::try_from(since.as_secs()).ok().and_then(|secs| chrono::DateTime::from_timestamp(secs, 0)).filter(|d| d.year() <= 9999);
+        let Some(date) = date else { return uncached(out, at) };
+        std::io::Write::write_fmt(&mut &mut second[..], format_args!("{}", date.format("%Y-%m-%dT%H:%M:%S"))).map_err(|_| fmt::Error)?;
+        SECOND.set((since.as_secs(), second));
+    }
+    let mut fraction = *b".000000Z";
+    let mut micros = since.subsec_micros();
+    for digit in fraction[1..7].iter_mut().rev() {
+        *digit = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    // Both are ASCII, written above.
+    out.write_str(std::str::from_utf8(&second).map_err(|_| fmt::Error)?)?;
+    out.write_str(std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?)
+}
+
+/// A time the cache does not cover (before 1970, after 9999), written whole.
+fn uncached(out: &mut dyn Write, at: std::time::SystemTime) -> fmt::Result {
+    out.write_str(&chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+}
+
 /// Writes `span` as `{<its fields>,"name":"<its name>"}`.
 fn span<S>(out: &mut dyn Write, span: &SpanRef<'_, S>) -> fmt::Result
 where
@@ -227,7 +268,7 @@ where
     fn format_event(&self, ctx: &FmtContext<'_, S, JsonFields>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let meta = event.metadata();
         writer.write_str("{\"timestamp\":\"")?;
-        SystemTime.format_time(&mut writer)?;
+        now(&mut writer)?;
         writer.write_str("\",\"level\":\"")?;
         writer.write_str(meta.level().as_str())?;
         writer.write_str("\",\"fields\":{")?;
@@ -320,6 +361,40 @@ mod tests {
             let _b = big.enter();
             tracing::info!("in a span whose fields do not fit on the stack");
         });
+    }
+
+    #[test]
+    fn timestamps_are_rfc_3339_in_utc_to_the_microsecond_as_upstream_writes_them() {
+        use chrono::{DateTime, SecondsFormat, Utc};
+        let instants = [
+            "1970-01-01T00:00:00.000000Z",
+            "2024-02-29T23:59:59.999999Z",
+            "2024-03-01T00:00:00.000001Z",
+            "2026-12-06T04:41:16.449148Z",
+            "2026-12-06T04:41:16.000010Z",
+            "2026-12-31T23:59:59.500000Z",
+            "2027-01-01T00:00:00.000000Z",
+            "9999-12-31T23:59:59.123456Z",
+        ];
+        // In order and back again, so that each is written both after another second and after
+        // the same one (the cache of the second).
+        for text in instants.iter().chain(instants.iter().rev()).chain(instants.iter()) {
+            let at: DateTime<Utc> = text.parse().unwrap();
+            let mut written = String::new();
+            timestamp(&mut written, at.into()).unwrap();
+            assert_eq!(written, *text);
+            assert_eq!(written, at.to_rfc3339_opts(SecondsFormat::Micros, true));
+        }
+        let mut written = String::new();
+        now(&mut written).unwrap();
+        let parsed: DateTime<Utc> = written.parse().expect("now is RFC 3339");
+        assert!((Utc::now() - parsed).num_seconds().abs() < 5, "{written} is now");
+        // Outside what the cache covers, written whole.
+        for (at, text) in [(std::time::UNIX_EPOCH - std::time::Duration::from_micros(1), "1969-12-31T23:59:59.999999Z"), (std::time::UNIX_EPOCH + std::time::Duration::from_secs(253_402_300_800), "+10000-01-01T00:00:00.000000Z")] {
+            let mut written = String::new();
+            timestamp(&mut written, at).unwrap();
+            assert_eq!(written, text);
+        }
     }
 
     #[test]

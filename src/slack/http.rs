@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -118,6 +118,18 @@ impl Endpoint {
             _ => None,
         }
     }
+}
+
+/// A POST to one of Slack's endpoints, answered as the router answers it but without its matching,
+/// its extensions and its boxed handler (`serve`'s gate calls this for every request once it is
+/// open); any other request is handed back, for the router.
+pub(crate) fn slack_post(app: &Arc<SlackApp>, request: Request) -> Result<impl std::future::Future<Output = Response> + Send + 'static, Request> {
+    let endpoint = match (request.method() == Method::POST).then(|| Endpoint::at(request.uri().path())).flatten() {
+        Some(endpoint) => endpoint,
+        None => return Err(request),
+    };
+    let app = app.clone();
+    Ok(async move { read_and_verify(&app, endpoint, request).await })
 }
 
 async fn commands(State(app): State<Arc<SlackApp>>, request: Request) -> Response {

@@ -24,6 +24,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use futures::future::{BoxFuture, Either, FutureExt};
 use rand::RngExt;
 use tokio::task::JoinHandle;
 
@@ -79,7 +80,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
             let listening = listen_service(gate.clone(), &addr, terminated()).await?;
             tracing::info!(addr = %listening.addr, "listening for Slack on /slack/commands, /slack/interactions, /slack/events");
             let started = start(&config).await?;
-            gate.open(router(started.app.clone()), started.built.workflow.store.clone());
+            gate.open(started.app.clone());
             tracing::info!("ready: Slack requests are served");
             listening.task.await.map_err(|e| ServeError::Listen { addr, reason: e.to_string() })?;
             // SIGTERM: the listener has stopped accepting and answered what it had.
@@ -172,16 +173,22 @@ async fn start(config: &Arc<Config>) -> Result<Started, ServeError> {
 }
 
 /// What answers HTTP from the first moment: until the service is assembled, `/healthz` answers,
-/// everything else is `503` with `Retry-After`; once [`Gate::open`] is called, every request goes
-/// to the real router (a path compared, no second routing). `/metrics` (Prometheus) is always
-/// served here, not by the Slack router the Lambda function URL shares: only `serve` has a
-/// scraper.
+/// everything else is `503` with `Retry-After`; once [`Gate::open`] is called, Slack's POSTs go
+/// straight to their handler (`http::slack_post`: three paths compared, no router) and every other
+/// request to the real router. `/metrics` (Prometheus) is always served here, not by the Slack
+/// router the Lambda function URL shares: only `serve` has a scraper.
 #[derive(Clone)]
 struct Gate {
-    router: Arc<OnceLock<Router>>,
+    open: Arc<OnceLock<Opened>>,
     store: Arc<OnceLock<Arc<dyn Store>>>,
     /// `/healthz`, `/metrics`, and `503` for the rest.
     own: Router,
+}
+
+/// The assembled service behind an open [`Gate`].
+struct Opened {
+    app: Arc<SlackApp>,
+    router: Router,
 }
 
 /// How long a scrape waits for the store's live sessions before it answers without them.
@@ -198,28 +205,32 @@ impl Gate {
                 async move { metrics(store.get()).await }
             }))
             .fallback(|| async { (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], "powerpole is starting; try again in a few seconds").into_response() });
-        Gate { router: Arc::default(), store, own }
+        Gate { open: Arc::default(), store, own }
     }
 
-    fn open(&self, router: Router, store: Arc<dyn Store>) {
-        let _ = self.router.set(router);
-        let _ = self.store.set(store);
+    /// From now on, requests are answered by `app` (through [`router`] for all but Slack's POSTs).
+    fn open(&self, app: Arc<SlackApp>) {
+        let _ = self.store.set(app.workflow.store.clone());
+        let _ = self.open.set(Opened { router: router(app.clone()), app });
     }
 }
 
 impl tower::Service<Request> for Gate {
     type Response = Response;
     type Error = std::convert::Infallible;
-    type Future = axum::routing::future::RouteFuture<std::convert::Infallible>;
+    type Future = Either<axum::routing::future::RouteFuture<std::convert::Infallible>, BoxFuture<'static, Result<Response, std::convert::Infallible>>>;
 
     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
         std::task::Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        match self.router.get() {
-            Some(router) if request.uri().path() != "/metrics" => router.clone().call(request),
-            _ => self.own.call(request),
+        match self.open.get() {
+            Some(opened) if request.uri().path() != "/metrics" => match super::http::slack_post(&opened.app, request) {
+                Ok(answer) => Either::Right(Box::pin(answer.map(Ok))),
+                Err(request) => Either::Left(opened.router.clone().call(request)),
+            },
+            _ => Either::Left(self.own.call(request)),
         }
     }
 }
@@ -260,7 +271,7 @@ pub struct Listening {
     pub task: JoinHandle<()>,
 }
 
-/// Serves the router for `app` on `addr` (port 0 picks a free port).
+/// Serves `app` on `addr` as `serve` does once it is ready (port 0 picks a free port).
 pub async fn listen(app: Arc<SlackApp>, addr: &str) -> Result<Listening, ServeError> {
     listen_until(app, addr, std::future::pending()).await
 }
@@ -268,19 +279,17 @@ pub async fn listen(app: Arc<SlackApp>, addr: &str) -> Result<Listening, ServeEr
 /// As [`listen`], until `stop` completes: then no new connection is accepted, requests being
 /// answered are finished, and the task ends.
 pub async fn listen_until(app: Arc<SlackApp>, addr: &str, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<Listening, ServeError> {
-    listen_service(router(app), addr, stop).await
+    let gate = Gate::new();
+    gate.open(app);
+    listen_service(gate, addr, stop).await
 }
 
-/// Serves `service` (a router, or the [`Gate`] in front of one) on `addr`.
-async fn listen_service<S>(service: S, addr: &str, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<Listening, ServeError>
-where
-    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible> + Clone + Send + 'static,
-    S::Future: Send,
-{
+/// Serves `gate` on `addr`.
+async fn listen_service(gate: Gate, addr: &str, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<Listening, ServeError> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| ServeError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
     let bound = listener.local_addr().map_err(|e| ServeError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(service)).with_graceful_shutdown(stop).await {
+        if let Err(e) = axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(gate)).with_graceful_shutdown(stop).await {
             tracing::error!(error = %e, "the HTTP listener stopped");
         }
     });

@@ -128,34 +128,40 @@ impl<'a> CommandForm<'a> {
     /// U+FFFD). Only the five fields above are decoded; the others are skipped as they are. A
     /// missing field other than `text`, or a field given twice, is an error naming it.
     pub fn from_form(body: &'a [u8]) -> Result<CommandForm<'a>, String> {
-        let (mut user_id, mut channel_id, mut text, mut response_url, mut trigger_id) = (None, None, None, None, None);
+        let mut fields: [Option<Cow<'a, str>>; 5] = Default::default();
         for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
-            let (key, value) = match pair.iter().position(|b| *b == b'=') {
+            let (name, value) = match pair.iter().position(|b| *b == b'=') {
                 Some(i) => (&pair[..i], &pair[i + 1..]),
                 None => (pair, &pair[pair.len()..]),
             };
-            // Slack's names need no decoding; one that does is decoded before it is compared.
-            let key = form_decode(key);
-            let slot = match key.as_ref() {
-                "user_id" => &mut user_id,
-                "channel_id" => &mut channel_id,
-                "text" => &mut text,
-                "response_url" => &mut response_url,
-                "trigger_id" => &mut trigger_id,
-                _ => continue,
-            };
-            if slot.replace(form_decode(value)).is_some() {
-                return Err(format!("duplicate field `{key}`"));
+            let Some(at) = field_at(name) else { continue };
+            if fields[at].replace(form_decode(value)).is_some() {
+                return Err(format!("duplicate field `{}`", FIELDS[at]));
             }
         }
-        let required = |field: Option<Cow<'a, str>>, name: &str| field.ok_or_else(|| format!("missing field `{name}`"));
+        let [user_id, channel_id, text, response_url, trigger_id] = fields;
+        let required = |field: Option<Cow<'a, str>>, at: usize| field.ok_or_else(|| format!("missing field `{}`", FIELDS[at]));
         Ok(CommandForm {
-            user_id: required(user_id, "user_id")?,
-            channel_id: required(channel_id, "channel_id")?,
+            user_id: required(user_id, 0)?,
+            channel_id: required(channel_id, 1)?,
             text,
-            response_url: required(response_url, "response_url")?,
-            trigger_id: required(trigger_id, "trigger_id")?,
+            response_url: required(response_url, 3)?,
+            trigger_id: required(trigger_id, 4)?,
         })
+    }
+}
+
+/// The fields [`CommandForm`] reads, in its order.
+const FIELDS: [&str; 5] = ["user_id", "channel_id", "text", "response_url", "trigger_id"];
+
+/// Where in [`FIELDS`] the form's field `name` is. Slack's names need no decoding and are
+/// compared as sent; a name that does is decoded first.
+fn field_at(name: &[u8]) -> Option<usize> {
+    let at = |name: &[u8]| FIELDS.iter().position(|f| f.as_bytes() == name);
+    if name.iter().any(|b| matches!(b, b'%' | b'+')) {
+        at(form_decode(name).as_bytes())
+    } else {
+        at(name)
     }
 }
 
