@@ -120,16 +120,11 @@ impl Endpoint {
     }
 }
 
-/// A POST to one of Slack's endpoints, answered as the router answers it but without its matching,
-/// its extensions and its boxed handler (`serve`'s gate calls this for every request once it is
-/// open); any other request is handed back, for the router.
-pub(crate) fn slack_post(app: &Arc<SlackApp>, request: Request) -> Result<impl std::future::Future<Output = Response> + Send + 'static, Request> {
-    let endpoint = match (request.method() == Method::POST).then(|| Endpoint::at(request.uri().path())).flatten() {
-        Some(endpoint) => endpoint,
-        None => return Err(request),
-    };
-    let app = app.clone();
-    Ok(async move { read_and_verify(&app, endpoint, request).await })
+/// The Slack endpoint `request` is a POST to, if it is one. `serve`'s gate answers these with
+/// [`read_and_verify`] directly, without the router's matching, the extensions it adds and its
+/// boxed handler; any other request goes to the router.
+pub(crate) fn slack_endpoint(request: &Request) -> Option<Endpoint> {
+    (request.method() == Method::POST).then(|| Endpoint::at(request.uri().path())).flatten()
 }
 
 async fn commands(State(app): State<Arc<SlackApp>>, request: Request) -> Response {
@@ -146,7 +141,7 @@ async fn events_route(State(app): State<Arc<SlackApp>>, request: Request) -> Res
 
 /// Reads the body (at most [`MAX_BODY`]) and keeps the request's own headers (the `HeaderMap`
 /// extractor would copy them, on the path every acknowledgement takes).
-async fn read_and_verify(app: &Arc<SlackApp>, endpoint: Endpoint, request: Request) -> Response {
+pub(crate) async fn read_and_verify(app: &Arc<SlackApp>, endpoint: Endpoint, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     match read_body(body).await {
         Ok(body) => verified(app, endpoint, &parts.headers, &body).await,

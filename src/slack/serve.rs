@@ -24,7 +24,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use futures::future::{BoxFuture, Either, FutureExt};
+use futures::future::{BoxFuture, Either};
 use rand::RngExt;
 use tokio::task::JoinHandle;
 
@@ -174,7 +174,7 @@ async fn start(config: &Arc<Config>) -> Result<Started, ServeError> {
 
 /// What answers HTTP from the first moment: until the service is assembled, `/healthz` answers,
 /// everything else is `503` with `Retry-After`; once [`Gate::open`] is called, Slack's POSTs go
-/// straight to their handler (`http::slack_post`: three paths compared, no router) and every other
+/// straight to their handler (`http::slack_endpoint`: three paths compared, no router) and every other
 /// request to the real router. `/metrics` (Prometheus) is always served here, not by the Slack
 /// router the Lambda function URL shares: only `serve` has a scraper.
 #[derive(Clone)]
@@ -226,9 +226,12 @@ impl tower::Service<Request> for Gate {
 
     fn call(&mut self, request: Request) -> Self::Future {
         match self.open.get() {
-            Some(opened) if request.uri().path() != "/metrics" => match super::http::slack_post(&opened.app, request) {
-                Ok(answer) => Either::Right(Box::pin(answer.map(Ok))),
-                Err(request) => Either::Left(opened.router.clone().call(request)),
+            Some(opened) if request.uri().path() != "/metrics" => match super::http::slack_endpoint(&request) {
+                Some(endpoint) => {
+                    let app = opened.app.clone();
+                    Either::Right(Box::pin(async move { Ok(super::http::read_and_verify(&app, endpoint, request).await) }))
+                }
+                None => Either::Left(opened.router.clone().call(request)),
             },
             _ => Either::Left(self.own.call(request)),
         }
