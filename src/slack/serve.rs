@@ -180,7 +180,6 @@ async fn start(config: &Arc<Config>) -> Result<Started, ServeError> {
 #[derive(Clone)]
 struct Gate {
     open: Arc<OnceLock<Opened>>,
-    store: Arc<OnceLock<Arc<dyn Store>>>,
     /// `/healthz`, `/metrics`, and `503` for the rest.
     own: Router,
 }
@@ -196,21 +195,20 @@ const SCRAPE_STORE_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Gate {
     fn new() -> Gate {
-        let store: Arc<OnceLock<Arc<dyn Store>>> = Arc::default();
-        let scraped = store.clone();
+        let open: Arc<OnceLock<Opened>> = Arc::default();
+        let scraped = open.clone();
         let own = Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/metrics", get(move || {
-                let store = scraped.clone();
-                async move { metrics(store.get()).await }
+                let opened = scraped.clone();
+                async move { metrics(opened.get().map(|o| &o.app.workflow.store)).await }
             }))
             .fallback(|| async { (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], "powerpole is starting; try again in a few seconds").into_response() });
-        Gate { open: Arc::default(), store, own }
+        Gate { open, own }
     }
 
     /// From now on, requests are answered by `app` (through [`router`] for all but Slack's POSTs).
     fn open(&self, app: Arc<SlackApp>) {
-        let _ = self.store.set(app.workflow.store.clone());
         let _ = self.open.set(Opened { router: router(app.clone()), app });
     }
 }
